@@ -1,0 +1,106 @@
+//! The one error type of the domain. Adapters turn their driver errors into
+//! it at their seam; the HTTP adapter maps each variant to a status in one
+//! place. Every variant has a stable snake_case [`DomainError::code`].
+
+use thiserror::Error;
+
+/// Everything a use case can refuse or fail with.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DomainError {
+    /// Input failed validation; `field` names the offending input.
+    #[error("{field} {reason}")]
+    Validation {
+        /// Which input was wrong (`username`, `content`, ...).
+        field: &'static str,
+        /// Why, as the end of a sentence ("must be 3-32 characters").
+        reason: String,
+    },
+    /// Registration with a username someone already has (case-insensitive).
+    #[error("username is already taken")]
+    UsernameTaken,
+    /// Registration with an email someone already has (case-insensitive).
+    #[error("email is already registered")]
+    EmailTaken,
+    /// Unknown user or wrong password: deliberately indistinguishable.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// No token, a malformed, forged or expired one.
+    #[error("authentication required: missing, invalid or expired token")]
+    Unauthenticated,
+    /// The token was revoked by logout.
+    #[error("token has been revoked")]
+    TokenRevoked,
+    /// Refresh asked for more than the refresh window before expiry.
+    #[error("token can only be refreshed within 15 minutes of its expiry")]
+    NotEligibleForRefresh,
+    /// A message body named a sender other than the caller.
+    #[error("sender must be the authenticated user")]
+    SenderMismatch,
+    /// The caller is not a member of the room.
+    #[error("you are not a member of this room")]
+    NotAMember,
+    /// The caller may not do this (e.g. read someone else's direct messages).
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The named user does not exist.
+    #[error("user not found")]
+    UserNotFound,
+    /// The named room does not exist.
+    #[error("room not found")]
+    RoomNotFound,
+    /// The named message does not exist or is not visible to the caller.
+    #[error("message not found")]
+    MessageNotFound,
+    /// Too many attempts; retry after the given number of seconds.
+    #[error("too many requests, retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until a retry can succeed.
+        retry_after_secs: u64,
+    },
+    /// The store cannot be reached right now.
+    #[error("the message store is unavailable, try again shortly")]
+    StoreUnavailable,
+    /// A bug or an unexpected failure; the detail is for logs, not clients.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl DomainError {
+    /// A validation error for `field`.
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Validation {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// An internal error carrying a detail for the logs.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Self::Internal(detail.to_string())
+    }
+
+    /// The stable machine-readable code sent to clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation { .. } => "validation_error",
+            Self::UsernameTaken => "username_taken",
+            Self::EmailTaken => "email_taken",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Unauthenticated => "unauthorized",
+            Self::TokenRevoked => "token_revoked",
+            Self::NotEligibleForRefresh => "not_eligible_for_refresh",
+            Self::SenderMismatch => "sender_mismatch",
+            Self::NotAMember => "not_a_member",
+            Self::Forbidden(_) => "forbidden",
+            Self::UserNotFound => "user_not_found",
+            Self::RoomNotFound => "room_not_found",
+            Self::MessageNotFound => "message_not_found",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+}
+
+/// Shorthand for results of domain operations.
+pub type DomainResult<T> = Result<T, DomainError>;

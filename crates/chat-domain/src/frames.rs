@@ -1,0 +1,275 @@
+//! The WebSocket protocol: every text frame, both ways, is exactly one JSON
+//! object with a `type`. These types are the contract of SPEC's WebSocket
+//! section; adapters serialize and parse them, never hand-build JSON.
+
+use serde::{Deserialize, Serialize};
+
+use crate::entities::Message;
+use crate::error::DomainError;
+use crate::ids::{RoomId, UserId};
+use crate::values::Username;
+
+/// A frame a client sends.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Send a message: global, or to `recipient`, or to `room_id`.
+    Message {
+        /// The text (validated by the send use case).
+        content: String,
+        /// A username, for a direct message.
+        #[serde(default)]
+        recipient: Option<String>,
+        /// A room, for a room message.
+        #[serde(default)]
+        room_id: Option<RoomId>,
+        /// An idempotency key; the server answers `ack` with it.
+        #[serde(default)]
+        client_id: Option<String>,
+    },
+    /// Keep-alive; answered by `pong`.
+    Ping,
+    /// "I am typing" to a user or a room; relayed, not stored.
+    Typing {
+        /// A username.
+        #[serde(default)]
+        recipient: Option<String>,
+        /// A room.
+        #[serde(default)]
+        room_id: Option<RoomId>,
+    },
+}
+
+impl ClientFrame {
+    /// Parses one text frame. Errors say what was wrong in a sentence a
+    /// client author can act on (`invalid_frame` / `unknown_type`).
+    pub fn parse(text: &str) -> Result<Self, FrameError> {
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| FrameError::invalid(format!("frame is not valid JSON: {e}")))?;
+        let Some(kind) = value.get("type").and_then(|t| t.as_str()).map(str::to_owned) else {
+            return Err(FrameError::invalid(
+                "frame must be a JSON object with a string \"type\"".into(),
+            ));
+        };
+        if !matches!(kind.as_str(), "message" | "ping" | "typing") {
+            return Err(FrameError {
+                code: "unknown_type",
+                error: format!("unknown frame type {kind:?}; expected message, ping or typing"),
+                client_id: value
+                    .get("client_id")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_owned),
+            });
+        }
+        let client_id = value
+            .get("client_id")
+            .and_then(|c| c.as_str())
+            .map(str::to_owned);
+        serde_json::from_value(value).map_err(|e| FrameError {
+            code: "invalid_frame",
+            error: format!("invalid {kind} frame: {e}"),
+            client_id,
+        })
+    }
+}
+
+/// Why a client frame could not be understood.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameError {
+    /// `invalid_frame` or `unknown_type`.
+    pub code: &'static str,
+    /// A sentence for the client author.
+    pub error: String,
+    /// The frame's `client_id`, when it had one.
+    pub client_id: Option<String>,
+}
+
+impl FrameError {
+    fn invalid(error: String) -> Self {
+        Self {
+            code: "invalid_frame",
+            error,
+            client_id: None,
+        }
+    }
+
+    /// The error frame answering this.
+    pub fn to_frame(&self) -> ServerFrame {
+        ServerFrame::Error {
+            error: self.error.clone(),
+            code: self.code.to_owned(),
+            client_id: self.client_id.clone(),
+        }
+    }
+}
+
+/// Whether a user came or went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceStatus {
+    /// The user's first connection opened.
+    Online,
+    /// The user's last connection closed.
+    Offline,
+}
+
+/// A frame the server sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// Sent once when a connection opens.
+    Connection {
+        /// Always `connected`.
+        status: String,
+        /// The user's id.
+        user_id: UserId,
+        /// The user's name.
+        username: Username,
+    },
+    /// A global or room message.
+    Message {
+        /// The stored message.
+        message: Message,
+    },
+    /// A direct message, to both parties.
+    DirectMessage {
+        /// The stored message.
+        message: Message,
+    },
+    /// A user's first connection opened or last one closed.
+    Presence {
+        /// Who.
+        username: Username,
+        /// Online or offline.
+        status: PresenceStatus,
+    },
+    /// Someone is typing.
+    Typing {
+        /// Who is typing.
+        username: Username,
+        /// To whom, for a direct conversation.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        recipient: Option<Username>,
+        /// Where, for a room.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        room_id: Option<RoomId>,
+    },
+    /// Answer to `ping`.
+    Pong {
+        /// Always `ok`.
+        status: String,
+    },
+    /// The message with this client id is stored.
+    Ack {
+        /// The client's idempotency key.
+        client_id: String,
+        /// The stored (or original) message.
+        message: Message,
+    },
+    /// A frame could not be handled; the connection stays open.
+    Error {
+        /// A sentence.
+        error: String,
+        /// A snake_case code.
+        code: String,
+        /// The offending frame's client id, when it had one.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        client_id: Option<String>,
+    },
+}
+
+impl ServerFrame {
+    /// The frame that carries a stored message: `direct_message` for direct
+    /// messages, `message` otherwise.
+    pub fn for_message(message: Message) -> Self {
+        if message.recipient().is_some() {
+            Self::DirectMessage { message }
+        } else {
+            Self::Message { message }
+        }
+    }
+
+    /// The `error` frame for a refused request.
+    pub fn from_error(error: &DomainError, client_id: Option<String>) -> Self {
+        Self::Error {
+            error: error.to_string(),
+            code: error.code().to_owned(),
+            client_id,
+        }
+    }
+
+    /// The `pong` frame.
+    pub fn pong() -> Self {
+        Self::Pong {
+            status: "ok".into(),
+        }
+    }
+
+    /// Serializes the frame to the JSON text sent on the wire.
+    pub fn to_json(&self) -> String {
+        // Serializing these plain data types cannot fail: no maps with
+        // non-string keys, no custom serializers that error.
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!(
+                r#"{{"type":"error","error":"frame encoding failed: {e}","code":"internal_error"}}"#
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_client_frame() {
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"ping"}"#),
+            Ok(ClientFrame::Ping)
+        );
+        let m = ClientFrame::parse(
+            r#"{"type":"message","content":"hi","recipient":"bob","client_id":"c1"}"#,
+        );
+        assert!(
+            matches!(m, Ok(ClientFrame::Message { ref recipient, .. }) if recipient.as_deref() == Some("bob"))
+        );
+        let t = ClientFrame::parse(r#"{"type":"typing","recipient":"bob"}"#);
+        assert!(matches!(t, Ok(ClientFrame::Typing { .. })));
+    }
+
+    #[test]
+    fn bad_frames_say_why() {
+        assert_eq!(
+            ClientFrame::parse("{nope").map_err(|e| e.code),
+            Err("invalid_frame")
+        );
+        assert_eq!(
+            ClientFrame::parse("[1]").map_err(|e| e.code),
+            Err("invalid_frame")
+        );
+        let unknown =
+            ClientFrame::parse(r#"{"type":"dance","client_id":"x"}"#).expect_err("unknown");
+        assert_eq!(unknown.code, "unknown_type");
+        assert_eq!(unknown.client_id.as_deref(), Some("x"));
+        let wrong = ClientFrame::parse(r#"{"type":"message","content":5,"client_id":"y"}"#)
+            .expect_err("type");
+        assert_eq!(wrong.code, "invalid_frame");
+        assert_eq!(wrong.client_id.as_deref(), Some("y"));
+    }
+
+    #[test]
+    fn server_frames_have_the_spec_shape() {
+        let pong: serde_json::Value =
+            serde_json::from_str(&ServerFrame::pong().to_json()).expect("json");
+        assert_eq!(pong, serde_json::json!({"type":"pong","status":"ok"}));
+        let presence = ServerFrame::Presence {
+            username: Username::parse("bob").expect("valid"),
+            status: PresenceStatus::Offline,
+        };
+        let v: serde_json::Value = serde_json::from_str(&presence.to_json()).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"presence","username":"bob","status":"offline"})
+        );
+    }
+}

@@ -1,0 +1,68 @@
+//! # chat-domain
+//!
+//! The core of the chat service, free of any framework or driver: the
+//! entities ([`User`], [`Room`], [`Message`]), validated values that cannot
+//! hold an invalid username, email, password, content or room name, the one
+//! error type [`DomainError`], the ports (traits) that adapters implement,
+//! and the use cases on [`ChatService`].
+//!
+//! A service is assembled from adapters: stores (memory or PostgreSQL), a
+//! [`Notifier`] (in-process or Redis), a [`PasswordHasher`] and a
+//! [`TokenCodec`]. Every rule of the contract lives here, so any front end
+//! (HTTP, WebSocket, a CLI) gets the same behaviour:
+//!
+//! ```
+//! use chat_domain::{DomainError, MessageContent, Username};
+//!
+//! assert!(Username::parse("alice").is_ok());
+//! assert_eq!(
+//!     Username::parse("a").unwrap_err().code(),
+//!     "validation_error",
+//! );
+//! // Content is trimmed, then must be 1-4000 characters.
+//! assert_eq!(MessageContent::parse("  hi ").map(|c| c.into_inner()), Ok("hi".to_string()));
+//! assert!(matches!(MessageContent::parse("   "), Err(DomainError::Validation { .. })));
+//! ```
+//!
+//! Wiring a service (adapters come from other crates, such as
+//! `chat-store-memory` and `chat-auth`):
+//!
+//! ```ignore
+//! let store = std::sync::Arc::new(MemoryStore::default());
+//! let service = ChatService::new(
+//!     Stores::single(store),
+//!     notifier,
+//!     hasher,
+//!     tokens,
+//!     AuthPolicy::default(),
+//! );
+//! let user = service.register("alice", "alice@example.com", "correct horse").await?;
+//! ```
+
+pub mod auth;
+pub mod entities;
+pub mod error;
+pub mod frames;
+pub mod ids;
+pub mod pagination;
+pub mod ports;
+pub mod service;
+pub mod values;
+
+pub use auth::{Caller, Claims, Session};
+pub use entities::{
+    Message, MessageTarget, MessageWire, NewMessage, Room, Stored, User, UserAccount,
+};
+pub use error::{DomainError, DomainResult};
+pub use frames::{ClientFrame, FrameError, PresenceStatus, ServerFrame};
+pub use ids::{MessageId, RoomId, TokenId, UserId};
+pub use pagination::{Cursor, Page, PageRequest};
+pub use ports::{
+    Audience, Clock, CloseReason, Delivery, Event, MessageStore, Notifier, PasswordHasher,
+    RevocationStore, RoomStore, StoreHealth, Subscription, SystemClock, TokenCodec, TypingTarget,
+    UserStore,
+};
+pub use service::{AuthPolicy, ChatService, SendMessage, Stores};
+pub use values::{
+    ClientId, Email, MessageContent, Password, PasswordHash, RoomDescription, RoomName, Username,
+};

@@ -1,0 +1,270 @@
+//! Ports: what the use cases need from the outside world. Adapters implement
+//! these traits (memory or PostgreSQL stores, an in-process or Redis
+//! notifier, bcrypt, JWT). Every method reports failure as a
+//! [`DomainError`](crate::DomainError): adapters translate driver errors at
+//! their seam, typically into `StoreUnavailable` or `Internal`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::auth::Claims;
+use crate::entities::{Message, NewMessage, Room, Stored, UserAccount};
+use crate::error::DomainResult;
+use crate::ids::{MessageId, RoomId, TokenId, UserId};
+use crate::pagination::{Page, PageRequest};
+use crate::values::{Password, PasswordHash, Username};
+
+/// Registered users.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Stores a new account. Fails with `UsernameTaken` or `EmailTaken` when
+    /// either is already used, compared case-insensitively; atomically, so
+    /// of two concurrent registrations of one name exactly one succeeds.
+    async fn create_user(&self, account: &UserAccount) -> DomainResult<()>;
+
+    /// The account with this id.
+    async fn user_by_id(&self, id: UserId) -> DomainResult<Option<UserAccount>>;
+
+    /// The account with this username, compared case-insensitively.
+    async fn user_by_username(&self, username: &Username) -> DomainResult<Option<UserAccount>>;
+
+    /// Accounts ordered by id (registration order).
+    async fn list_users(&self, page: PageRequest<UserId>) -> DomainResult<Page<UserAccount>>;
+}
+
+/// Rooms and their members.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait RoomStore: Send + Sync {
+    /// Stores a new room with its initial members (all existing users).
+    async fn create_room(&self, room: &Room) -> DomainResult<()>;
+
+    /// The room with this id, with its current members.
+    async fn room_by_id(&self, id: RoomId) -> DomainResult<Option<Room>>;
+
+    /// Adds a member; `Ok(false)` if already one. Fails with `RoomNotFound`
+    /// or `UserNotFound`.
+    async fn add_member(&self, room: RoomId, user: UserId) -> DomainResult<bool>;
+
+    /// Removes a member; `Ok(false)` if not one.
+    async fn remove_member(&self, room: RoomId, user: UserId) -> DomainResult<bool>;
+
+    /// Rooms `member` belongs to that `viewer` also belongs to (every room
+    /// of `member` when they are the same user), ordered by room id.
+    async fn rooms_of_user(
+        &self,
+        member: UserId,
+        viewer: UserId,
+        page: PageRequest<RoomId>,
+    ) -> DomainResult<Page<Room>>;
+}
+
+/// Messages. Lists are ordered by message id, oldest first in a page.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Stores a message, unless its sender already stored one with the same
+    /// client id: then nothing is stored and the original comes back as
+    /// [`Stored::Duplicate`]. Atomic under concurrent resends.
+    async fn insert_message(&self, new: &NewMessage) -> DomainResult<Stored>;
+
+    /// One message by id.
+    async fn message_by_id(&self, id: MessageId) -> DomainResult<Option<Message>>;
+
+    /// What `viewer` may read: global messages, direct messages to or from
+    /// them, and messages of rooms they currently belong to.
+    async fn visible_messages(
+        &self,
+        viewer: UserId,
+        viewer_name: &Username,
+        page: PageRequest<MessageId>,
+    ) -> DomainResult<Page<Message>>;
+
+    /// Direct messages between two users (either direction).
+    async fn direct_messages(
+        &self,
+        a: &Username,
+        b: &Username,
+        page: PageRequest<MessageId>,
+    ) -> DomainResult<Page<Message>>;
+
+    /// Messages of one room.
+    async fn room_messages(
+        &self,
+        room: RoomId,
+        page: PageRequest<MessageId>,
+    ) -> DomainResult<Page<Message>>;
+}
+
+/// Revoked tokens (logout). Kept until the token would have expired anyway.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait RevocationStore: Send + Sync {
+    /// Revokes a token until `expires_at`.
+    async fn revoke(&self, token: TokenId, expires_at: OffsetDateTime) -> DomainResult<()>;
+
+    /// Whether a token was revoked.
+    async fn is_revoked(&self, token: TokenId) -> DomainResult<bool>;
+
+    /// Forgets revocations of tokens that expired before `now`; returns how
+    /// many.
+    async fn purge_expired(&self, now: OffsetDateTime) -> DomainResult<u64>;
+}
+
+/// Whether the store answers, for `/health`.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait StoreHealth: Send + Sync {
+    /// `Ok` when the store can serve requests.
+    async fn check(&self) -> DomainResult<()>;
+}
+
+/// Something to tell connected clients about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A message was stored. Direct messages go out as `direct_message`
+    /// frames, the others as `message` frames.
+    Message(Message),
+    /// Someone is typing to a user or in a room.
+    Typing {
+        /// Who is typing.
+        from: Username,
+        /// Where.
+        target: TypingTarget,
+    },
+}
+
+/// Where someone is typing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TypingTarget {
+    /// To this user.
+    Direct(Username),
+    /// In this room.
+    Room(RoomId),
+}
+
+/// Who an event is for. Computed by the use case from the store at the time
+/// of the event, so membership changes apply at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// Every connected user.
+    Everyone,
+    /// Every connection of these users.
+    Users(Vec<UserId>),
+}
+
+/// The realtime side: delivers events to live connections (in this process
+/// or across instances) and knows who is connected.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Delivers an event to every live connection of its audience. Called
+    /// only after what the event reports is stored. Delivery is best effort
+    /// per connection (a client that missed something recovers from the
+    /// store), so this reports nothing back.
+    async fn publish(&self, event: Event, audience: Audience);
+
+    /// Registers a live connection of a user and returns what it must
+    /// send. The user's first connection makes them online (a `presence`
+    /// frame to everyone); dropping the subscription unregisters it, and the
+    /// last one going makes them offline.
+    async fn connect(
+        &self,
+        user: UserId,
+        username: Username,
+    ) -> DomainResult<Box<dyn Subscription>>;
+
+    /// Usernames with at least one live connection, sorted.
+    async fn connected_users(&self) -> DomainResult<Vec<Username>>;
+
+    /// Which of these users have at least one live connection.
+    async fn online_among(&self, users: &[UserId]) -> DomainResult<HashSet<UserId>>;
+}
+
+/// What a live connection is handed by the notifier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// A serialized server frame (JSON text). One fan-out serializes once
+    /// and every receiver shares the same text.
+    Frame(Arc<str>),
+    /// The connection must close, for this reason.
+    Close(CloseReason),
+}
+
+/// Why the notifier closes a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Its outgoing queue filled up: the client reads too slowly (close
+    /// code 1013, try again later).
+    TooSlow,
+    /// The server is shutting down (close code 1001, going away).
+    ShuttingDown,
+}
+
+impl CloseReason {
+    /// The WebSocket close code for this reason.
+    pub fn close_code(self) -> u16 {
+        match self {
+            Self::TooSlow => 1013,
+            Self::ShuttingDown => 1001,
+        }
+    }
+}
+
+/// One live connection's feed of deliveries. Dropping it unregisters the
+/// connection.
+#[async_trait]
+pub trait Subscription: Send {
+    /// The next delivery, or `None` once the notifier has let go of this
+    /// connection.
+    async fn next(&mut self) -> Option<Delivery>;
+}
+
+/// Password hashing. Slow by design: implementations must not block the
+/// async executor.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait PasswordHasher: Send + Sync {
+    /// Hashes a new password.
+    async fn hash(&self, password: &Password) -> DomainResult<PasswordHash>;
+
+    /// Whether `password` matches `hash`.
+    async fn verify(&self, password: &Password, hash: &PasswordHash) -> DomainResult<bool>;
+
+    /// A hash of the same cost that matches no password, verified against
+    /// when a login names an unknown user so both failures take as long.
+    fn decoy_hash(&self) -> PasswordHash;
+}
+
+/// Signs and checks access tokens.
+#[cfg_attr(test, mockall::automock)]
+pub trait TokenCodec: Send + Sync {
+    /// Signs claims into a token.
+    fn encode(&self, claims: &Claims) -> DomainResult<String>;
+
+    /// Checks a token's signature and algorithm and returns its claims.
+    /// Expiry is checked by the caller against its clock. Any failure is
+    /// `Unauthenticated`.
+    fn decode(&self, token: &str) -> DomainResult<Claims>;
+}
+
+/// The time, injectable so that expiry rules can be tested.
+#[cfg_attr(test, mockall::automock)]
+pub trait Clock: Send + Sync {
+    /// Now, in UTC.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The real clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}

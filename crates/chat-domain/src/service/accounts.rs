@@ -1,0 +1,176 @@
+//! Registration, login, tokens and user look-ups.
+
+use std::collections::HashSet;
+
+use crate::auth::{Caller, Claims, Session};
+use crate::entities::{User, UserAccount};
+use crate::error::{DomainError, DomainResult};
+use crate::ids::{TokenId, UserId};
+use crate::pagination::{Page, PageRequest};
+use crate::values::{Email, Password, Username};
+
+use super::ChatService;
+
+impl ChatService {
+    /// Registers a user. The password is hashed off the async executor by
+    /// the hasher; the store enforces unique username and email.
+    pub async fn register(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+    ) -> DomainResult<User> {
+        let username = Username::parse(username)?;
+        let email = Email::parse(email)?;
+        let password = Password::parse(password)?;
+        let account = UserAccount {
+            id: UserId::generate(),
+            username,
+            email,
+            password_hash: self.hasher.hash(&password).await?,
+            created_at: self.clock.now(),
+        };
+        self.stores.users.create_user(&account).await?;
+        Ok(account.to_user(false))
+    }
+
+    /// Checks a username and password and issues a token. An unknown user
+    /// and a wrong password fail the same way, after the same hashing work.
+    pub async fn login(&self, username: &str, password: &str) -> DomainResult<Session> {
+        // Malformed input cannot match an account; still do the hashing
+        // work so the answer takes as long as any other failure.
+        let password = Password::parse(password).ok();
+        let username = Username::parse(username).ok();
+        let account = match &username {
+            Some(name) => self.stores.users.user_by_username(name).await?,
+            None => None,
+        };
+        let decoy = self.hasher.decoy_hash();
+        let hash = account.as_ref().map_or(&decoy, |a| &a.password_hash);
+        let matches = match &password {
+            Some(p) => self.hasher.verify(p, hash).await?,
+            None => {
+                let filler = Password::parse("decoy-password").map_err(DomainError::internal)?;
+                self.hasher.verify(&filler, &decoy).await?;
+                false
+            }
+        };
+        match account {
+            Some(account) if matches => self.issue_session(&account).await,
+            _ => Err(DomainError::InvalidCredentials),
+        }
+    }
+
+    /// Turns a presented token into the caller's identity: the signature
+    /// must check, the token must not be expired or revoked.
+    pub async fn authenticate(&self, token: &str) -> DomainResult<Caller> {
+        let claims = self.tokens.decode(token)?;
+        let expires_at = time::OffsetDateTime::from_unix_timestamp(claims.exp)
+            .map_err(|_| DomainError::Unauthenticated)?;
+        if expires_at <= self.clock.now() {
+            return Err(DomainError::Unauthenticated);
+        }
+        if self.stores.revocations.is_revoked(claims.jti).await? {
+            return Err(DomainError::TokenRevoked);
+        }
+        Ok(Caller {
+            user_id: claims.user_id,
+            username: claims.username,
+            token_id: claims.jti,
+            expires_at,
+        })
+    }
+
+    /// Issues a new token to a caller whose token expires within the refresh
+    /// window, and revokes the old one so only one of the two stays usable.
+    pub async fn refresh(&self, caller: &Caller) -> DomainResult<Session> {
+        if caller.expires_at - self.clock.now() > self.policy.refresh_window {
+            return Err(DomainError::NotEligibleForRefresh);
+        }
+        let account = self.account(caller.user_id).await?;
+        let session = self.issue_session(&account).await?;
+        self.stores
+            .revocations
+            .revoke(caller.token_id, caller.expires_at)
+            .await?;
+        Ok(session)
+    }
+
+    /// Revokes the caller's token until it would have expired.
+    pub async fn logout(&self, caller: &Caller) -> DomainResult<()> {
+        self.stores
+            .revocations
+            .revoke(caller.token_id, caller.expires_at)
+            .await
+    }
+
+    /// The caller's own profile.
+    pub async fn profile(&self, caller: &Caller) -> DomainResult<User> {
+        self.user(caller.user_id).await
+    }
+
+    /// One user by id.
+    pub async fn user(&self, id: UserId) -> DomainResult<User> {
+        let account = self.account(id).await?;
+        let online = self.notifier.online_among(&[id]).await?;
+        Ok(account.to_user(online.contains(&id)))
+    }
+
+    /// Users in registration order.
+    pub async fn users(&self, page: PageRequest<UserId>) -> DomainResult<Page<User>> {
+        let accounts = self.stores.users.list_users(page).await?;
+        let ids: Vec<UserId> = accounts.items.iter().map(|a| a.id).collect();
+        let online: HashSet<UserId> = self.notifier.online_among(&ids).await?;
+        Ok(accounts.map(|a| a.to_user(online.contains(&a.id))))
+    }
+
+    /// Usernames connected anywhere, sorted.
+    pub async fn connected_users(&self) -> DomainResult<Vec<Username>> {
+        self.notifier.connected_users().await
+    }
+
+    /// Forgets revocations of tokens that have expired (housekeeping).
+    pub async fn purge_expired_revocations(&self) -> DomainResult<u64> {
+        self.stores
+            .revocations
+            .purge_expired(self.clock.now())
+            .await
+    }
+
+    pub(super) async fn account(&self, id: UserId) -> DomainResult<UserAccount> {
+        self.stores
+            .users
+            .user_by_id(id)
+            .await?
+            .ok_or(DomainError::UserNotFound)
+    }
+
+    pub(super) async fn account_named(&self, username: &str) -> DomainResult<UserAccount> {
+        let username = Username::parse(username).map_err(|_| DomainError::UserNotFound)?;
+        self.stores
+            .users
+            .user_by_username(&username)
+            .await?
+            .ok_or(DomainError::UserNotFound)
+    }
+
+    async fn issue_session(&self, account: &UserAccount) -> DomainResult<Session> {
+        let now = self.clock.now();
+        let expires_at = now + self.policy.token_lifetime;
+        let claims = Claims {
+            sub: account.id.to_string(),
+            user_id: account.id,
+            username: account.username.clone(),
+            iat: now.unix_timestamp(),
+            exp: expires_at.unix_timestamp(),
+            jti: TokenId::generate(),
+        };
+        let token = self.tokens.encode(&claims)?;
+        let online = self.notifier.online_among(&[account.id]).await?;
+        Ok(Session {
+            token,
+            user: account.to_user(online.contains(&account.id)),
+            expires_at: claims.exp,
+        })
+    }
+}

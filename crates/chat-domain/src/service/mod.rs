@@ -1,0 +1,119 @@
+//! The use cases. [`ChatService`] holds the ports and implements every rule
+//! of SPEC: who may read, post, join and leave; token lifetimes and
+//! revocation; idempotent sends. Adapters (HTTP, WebSocket) only translate.
+
+mod accounts;
+mod messages;
+mod rooms;
+
+use std::sync::Arc;
+
+use time::Duration;
+
+use crate::ports::{
+    Clock, MessageStore, Notifier, PasswordHasher, RevocationStore, RoomStore, StoreHealth,
+    SystemClock, TokenCodec, UserStore,
+};
+
+pub use messages::SendMessage;
+
+/// The stores the service reads and writes. One adapter usually implements
+/// all of them: see [`Stores::single`].
+#[derive(Clone)]
+pub struct Stores {
+    /// Users.
+    pub users: Arc<dyn UserStore>,
+    /// Rooms and members.
+    pub rooms: Arc<dyn RoomStore>,
+    /// Messages.
+    pub messages: Arc<dyn MessageStore>,
+    /// Revoked tokens.
+    pub revocations: Arc<dyn RevocationStore>,
+    /// Health probe.
+    pub health: Arc<dyn StoreHealth>,
+}
+
+impl Stores {
+    /// Uses one adapter for every store port.
+    pub fn single<S>(store: Arc<S>) -> Self
+    where
+        S: UserStore + RoomStore + MessageStore + RevocationStore + StoreHealth + 'static,
+    {
+        Self {
+            users: store.clone(),
+            rooms: store.clone(),
+            messages: store.clone(),
+            revocations: store.clone(),
+            health: store,
+        }
+    }
+}
+
+/// Token lifetimes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuthPolicy {
+    /// How long an issued token is valid (JWT_EXPIRY_HOURS).
+    pub token_lifetime: Duration,
+    /// How close to expiry a token must be to be refreshed (15 minutes).
+    pub refresh_window: Duration,
+}
+
+impl Default for AuthPolicy {
+    fn default() -> Self {
+        Self {
+            token_lifetime: Duration::hours(24),
+            refresh_window: Duration::minutes(15),
+        }
+    }
+}
+
+/// Everything the use cases need, wired once by the application.
+pub struct ChatService {
+    stores: Stores,
+    notifier: Arc<dyn Notifier>,
+    hasher: Arc<dyn PasswordHasher>,
+    tokens: Arc<dyn TokenCodec>,
+    clock: Arc<dyn Clock>,
+    policy: AuthPolicy,
+}
+
+impl ChatService {
+    /// A service over these ports, on the system clock.
+    pub fn new(
+        stores: Stores,
+        notifier: Arc<dyn Notifier>,
+        hasher: Arc<dyn PasswordHasher>,
+        tokens: Arc<dyn TokenCodec>,
+        policy: AuthPolicy,
+    ) -> Self {
+        Self {
+            stores,
+            notifier,
+            hasher,
+            tokens,
+            clock: Arc::new(SystemClock),
+            policy,
+        }
+    }
+
+    /// Replaces the clock (tests of expiry rules).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The notifier, for adapters that register connections with it.
+    pub fn notifier(&self) -> &Arc<dyn Notifier> {
+        &self.notifier
+    }
+
+    /// The token policy in force.
+    pub fn policy(&self) -> AuthPolicy {
+        self.policy
+    }
+
+    /// Whether the store answers.
+    pub async fn store_health(&self) -> crate::DomainResult<()> {
+        self.stores.health.check().await
+    }
+}
