@@ -46,7 +46,11 @@ impl ClientFrame {
     pub fn parse(text: &str) -> Result<Self, FrameError> {
         let value: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| FrameError::invalid(format!("frame is not valid JSON: {e}")))?;
-        let Some(kind) = value.get("type").and_then(|t| t.as_str()).map(str::to_owned) else {
+        let Some(kind) = value
+            .get("type")
+            .and_then(|t| t.as_str())
+            .map(str::to_owned)
+        else {
             return Err(FrameError::invalid(
                 "frame must be a JSON object with a string \"type\"".into(),
             ));

@@ -45,7 +45,7 @@ macro_rules! id_type {
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 Uuid::parse_str(s).map(Self).map_err(|_| {
-                    DomainError::invalid($what, concat!("must be a UUID"))
+                    DomainError::invalid($what, "must be a UUID")
                 })
             }
         }

@@ -1,0 +1,269 @@
+//! The data behind the lock, with the indexes that keep reads short. Every
+//! method runs under the store's lock, so each is atomic; each one checks
+//! everything before it changes anything, so a failure leaves no trace.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chat_domain::{
+    ClientId, DomainError, DomainResult, Message, MessageId, MessageTarget, NewMessage, Page,
+    PageRequest, Room, RoomId, Stored, TokenId, UserAccount, UserId, Username,
+};
+use time::OffsetDateTime;
+
+use crate::pages::{bounds, page_of, window};
+
+/// Usernames and emails are unique and looked up case-insensitively; both
+/// are ASCII by validation, so ASCII lowercase is their canonical key.
+fn fold(text: &str) -> String {
+    text.to_ascii_lowercase()
+}
+
+/// The two parties of a direct conversation, in a fixed order.
+fn pair(a: &Username, b: &Username) -> (String, String) {
+    let (a, b) = (fold(a.as_str()), fold(b.as_str()));
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub(crate) users: BTreeMap<UserId, UserAccount>,
+    usernames: HashMap<String, UserId>,
+    emails: HashMap<String, UserId>,
+    pub(crate) rooms: HashMap<RoomId, Room>,
+    /// Rooms of each user, ordered by room id.
+    memberships: HashMap<UserId, BTreeSet<RoomId>>,
+    pub(crate) messages: HashMap<MessageId, Message>,
+    global: BTreeSet<MessageId>,
+    by_room: HashMap<RoomId, BTreeSet<MessageId>>,
+    /// Direct messages per conversation (folded usernames, sorted).
+    by_pair: HashMap<(String, String), BTreeSet<MessageId>>,
+    /// Direct messages per party (folded username), sent or received.
+    by_party: HashMap<String, BTreeSet<MessageId>>,
+    client_ids: HashMap<(UserId, ClientId), MessageId>,
+    pub(crate) revocations: HashMap<TokenId, OffsetDateTime>,
+}
+
+impl State {
+    pub(crate) fn create_user(&mut self, account: &UserAccount) -> DomainResult<()> {
+        if self.users.contains_key(&account.id) {
+            return Err(DomainError::internal("a user with this id already exists"));
+        }
+        let name = fold(account.username.as_str());
+        if self.usernames.contains_key(&name) {
+            return Err(DomainError::UsernameTaken);
+        }
+        let email = fold(account.email.as_str());
+        if self.emails.contains_key(&email) {
+            return Err(DomainError::EmailTaken);
+        }
+        self.usernames.insert(name, account.id);
+        self.emails.insert(email, account.id);
+        self.users.insert(account.id, account.clone());
+        Ok(())
+    }
+
+    pub(crate) fn user_by_username(&self, username: &Username) -> Option<&UserAccount> {
+        let id = self.usernames.get(&fold(username.as_str()))?;
+        self.users.get(id)
+    }
+
+    pub(crate) fn list_users(&self, page: &PageRequest<UserId>) -> Page<UserAccount> {
+        let range = self.users.range(bounds(page.cursor)).map(|(id, _)| *id);
+        page_of(window(range, page), page, |id| self.users.get(&id).cloned())
+    }
+
+    pub(crate) fn create_room(&mut self, room: &Room) -> DomainResult<()> {
+        if self.rooms.contains_key(&room.id) {
+            return Err(DomainError::internal("a room with this id already exists"));
+        }
+        if room.members.iter().any(|m| !self.users.contains_key(m)) {
+            return Err(DomainError::UserNotFound);
+        }
+        let mut members: Vec<UserId> = Vec::with_capacity(room.members.len());
+        for &member in &room.members {
+            if !members.contains(&member) {
+                members.push(member);
+                self.memberships.entry(member).or_default().insert(room.id);
+            }
+        }
+        self.rooms.insert(
+            room.id,
+            Room {
+                members,
+                ..room.clone()
+            },
+        );
+        Ok(())
+    }
+
+    pub(crate) fn add_member(&mut self, room_id: RoomId, user: UserId) -> DomainResult<bool> {
+        if !self.users.contains_key(&user) {
+            return Err(DomainError::UserNotFound);
+        }
+        let room = self
+            .rooms
+            .get_mut(&room_id)
+            .ok_or(DomainError::RoomNotFound)?;
+        if !self.memberships.entry(user).or_default().insert(room_id) {
+            return Ok(false);
+        }
+        room.members.push(user);
+        Ok(true)
+    }
+
+    pub(crate) fn remove_member(&mut self, room_id: RoomId, user: UserId) -> bool {
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return false;
+        };
+        let was_member = self
+            .memberships
+            .get_mut(&user)
+            .is_some_and(|rooms| rooms.remove(&room_id));
+        if was_member {
+            room.members.retain(|&m| m != user);
+        }
+        was_member
+    }
+
+    pub(crate) fn rooms_of_user(
+        &self,
+        member: UserId,
+        viewer: UserId,
+        page: &PageRequest<RoomId>,
+    ) -> Page<Room> {
+        let Some(rooms) = self.memberships.get(&member) else {
+            return Page::slice_sorted(Vec::new(), page);
+        };
+        let viewer_rooms = self.memberships.get(&viewer);
+        let visible =
+            |id: &RoomId| member == viewer || viewer_rooms.is_some_and(|mine| mine.contains(id));
+        let ids = window(
+            rooms.range(bounds(page.cursor)).copied().filter(visible),
+            page,
+        );
+        page_of(ids, page, |id| self.rooms.get(&id).cloned())
+    }
+
+    pub(crate) fn insert_message(&mut self, new: &NewMessage) -> DomainResult<Stored> {
+        if let Some(original) = self.original_of(new)? {
+            return Ok(Stored::Duplicate(original));
+        }
+        let message = &new.message;
+        if self.messages.contains_key(&message.id) {
+            return Err(DomainError::internal(
+                "a message with this id already exists",
+            ));
+        }
+        match &message.target {
+            MessageTarget::Global => {
+                self.global.insert(message.id);
+            }
+            MessageTarget::Direct(recipient) => {
+                let key = pair(&message.sender, recipient);
+                self.by_party
+                    .entry(key.0.clone())
+                    .or_default()
+                    .insert(message.id);
+                self.by_party
+                    .entry(key.1.clone())
+                    .or_default()
+                    .insert(message.id);
+                self.by_pair.entry(key).or_default().insert(message.id);
+            }
+            MessageTarget::Room(room) => {
+                self.by_room.entry(*room).or_default().insert(message.id);
+            }
+        }
+        if let Some(client_id) = &new.client_id {
+            self.client_ids
+                .insert((new.sender_id, client_id.clone()), message.id);
+        }
+        self.messages.insert(message.id, message.clone());
+        Ok(Stored::Created(message.clone()))
+    }
+
+    /// The message this sender already stored under this client id.
+    fn original_of(&self, new: &NewMessage) -> DomainResult<Option<Message>> {
+        let Some(client_id) = &new.client_id else {
+            return Ok(None);
+        };
+        let Some(id) = self.client_ids.get(&(new.sender_id, client_id.clone())) else {
+            return Ok(None);
+        };
+        self.messages
+            .get(id)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| DomainError::internal("client id index names a missing message"))
+    }
+
+    pub(crate) fn visible_messages(
+        &self,
+        viewer: UserId,
+        viewer_name: &Username,
+        page: &PageRequest<MessageId>,
+    ) -> Page<Message> {
+        let direct = self.by_party.get(&fold(viewer_name.as_str()));
+        let rooms = self
+            .memberships
+            .get(&viewer)
+            .into_iter()
+            .flatten()
+            .filter_map(|room| self.by_room.get(room));
+        let sources = std::iter::once(&self.global).chain(direct).chain(rooms);
+        let ids = sources
+            .flat_map(|ids| window(ids.range(bounds(page.cursor)).copied(), page))
+            .collect();
+        self.message_page(ids, page)
+    }
+
+    pub(crate) fn direct_messages(
+        &self,
+        a: &Username,
+        b: &Username,
+        page: &PageRequest<MessageId>,
+    ) -> Page<Message> {
+        self.indexed_page(self.by_pair.get(&pair(a, b)), page)
+    }
+
+    pub(crate) fn room_messages(
+        &self,
+        room: RoomId,
+        page: &PageRequest<MessageId>,
+    ) -> Page<Message> {
+        self.indexed_page(self.by_room.get(&room), page)
+    }
+
+    fn indexed_page(
+        &self,
+        ids: Option<&BTreeSet<MessageId>>,
+        page: &PageRequest<MessageId>,
+    ) -> Page<Message> {
+        let ids = ids.map_or_else(Vec::new, |ids| {
+            window(ids.range(bounds(page.cursor)).copied(), page)
+        });
+        self.message_page(ids, page)
+    }
+
+    fn message_page(&self, ids: Vec<MessageId>, page: &PageRequest<MessageId>) -> Page<Message> {
+        page_of(ids, page, |id| self.messages.get(&id).cloned())
+    }
+
+    pub(crate) fn revoke(&mut self, token: TokenId, expires_at: OffsetDateTime) {
+        let until = self.revocations.entry(token).or_insert(expires_at);
+        // Revoked twice: keep it revoked for the longer of the two.
+        if *until < expires_at {
+            *until = expires_at;
+        }
+    }
+
+    pub(crate) fn purge_expired(&mut self, now: OffsetDateTime) -> u64 {
+        let before = self.revocations.len();
+        self.revocations.retain(|_, expires_at| *expires_at >= now);
+        (before - self.revocations.len()) as u64
+    }
+}

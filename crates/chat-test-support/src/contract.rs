@@ -1,0 +1,947 @@
+//! The store contract: what every adapter of the store ports must do, one
+//! public async function per rule. [`store_contract_tests!`](crate::store_contract_tests)
+//! turns each into its own `#[tokio::test]`; they can also be called
+//! directly. Each case expects a fresh, empty store.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+
+use chat_domain::{
+    Cursor, DomainError, DomainResult, Message, MessageId, MessageTarget, NewMessage, Page,
+    PageRequest, RoomId, Stored, TokenId, UserId,
+};
+use time::Duration;
+use tokio::task::JoinSet;
+
+use crate::builders::{
+    account, account_with_email, new_message, new_message_with_client_id, now, page, room,
+    seed_user, to, username,
+};
+use crate::FullStore;
+
+/// How many tasks the concurrency cases race.
+const RACERS: usize = 16;
+
+// ---------------------------------------------------------------- helpers
+
+async fn post<S: FullStore>(store: &S, new: &NewMessage) -> Message {
+    match store.insert_message(new).await.expect("insert succeeds") {
+        Stored::Created(message) => message,
+        Stored::Duplicate(_) => panic!("a message without a used client id is new"),
+    }
+}
+
+fn ids_of(page: &Page<Message>) -> Vec<MessageId> {
+    page.items.iter().map(|m| m.id).collect()
+}
+
+fn sorted<I: Ord>(mut ids: Vec<I>) -> Vec<I> {
+    ids.sort();
+    ids
+}
+
+fn latest<I>() -> PageRequest<I> {
+    page(PageRequest::<I>::MAX_LIMIT, Cursor::Latest)
+}
+
+/// Every item id of a list, read newest page first with `Before` cursors,
+/// checking each page's order and flags on the way.
+async fn walk_back<F, Fut, T>(limit: usize, id: fn(&T) -> MessageId, mut fetch: F) -> Vec<MessageId>
+where
+    F: FnMut(PageRequest<MessageId>) -> Fut,
+    Fut: Future<Output = DomainResult<Page<T>>>,
+{
+    let mut pages: Vec<Vec<MessageId>> = Vec::new();
+    let mut cursor = Cursor::Latest;
+    loop {
+        let got = fetch(page(limit, cursor)).await.expect("page reads");
+        let ids: Vec<MessageId> = got.items.iter().map(id).collect();
+        assert!(ids.len() <= limit, "a page holds at most `limit` items");
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "oldest first in a page"
+        );
+        assert_eq!(got.has_newer, matches!(cursor, Cursor::Before(_)));
+        let Some(&first) = ids.first() else {
+            assert!(!got.has_older, "an empty page has nothing older");
+            break;
+        };
+        pages.push(ids);
+        if !got.has_older {
+            break;
+        }
+        assert!(pages.len() < 1000, "paging terminates");
+        cursor = Cursor::Before(first);
+    }
+    pages.into_iter().rev().flatten().collect()
+}
+
+/// Every item id of a list, read oldest page first with `After` cursors
+/// starting below every id.
+async fn walk_forward<F, Fut, T>(
+    limit: usize,
+    id: fn(&T) -> MessageId,
+    mut fetch: F,
+) -> Vec<MessageId>
+where
+    F: FnMut(PageRequest<MessageId>) -> Fut,
+    Fut: Future<Output = DomainResult<Page<T>>>,
+{
+    let mut all: Vec<MessageId> = Vec::new();
+    let mut cursor = Cursor::After(MessageId::from_uuid(uuid::Uuid::nil()));
+    loop {
+        let got = fetch(page(limit, cursor)).await.expect("page reads");
+        let ids: Vec<MessageId> = got.items.iter().map(id).collect();
+        assert!(ids.len() <= limit, "a page holds at most `limit` items");
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "oldest first in a page"
+        );
+        let Some(&last) = ids.last() else {
+            assert!(!got.has_newer, "an empty page has nothing newer");
+            break;
+        };
+        all.extend(ids);
+        if !got.has_newer {
+            break;
+        }
+        assert!(all.len() < 100_000, "paging terminates");
+        cursor = Cursor::After(last);
+    }
+    all
+}
+
+fn message_id(m: &Message) -> MessageId {
+    m.id
+}
+
+/// Three users, two rooms and one message of every kind, for the
+/// visibility cases. `r1` has alice and bob, `r2` bob and carol.
+struct Scene {
+    alice: chat_domain::UserAccount,
+    bob: chat_domain::UserAccount,
+    carol: chat_domain::UserAccount,
+    r1: RoomId,
+    r2: RoomId,
+    global: Message,
+    alice_to_bob: Message,
+    bob_to_alice: Message,
+    bob_to_carol: Message,
+    in_r1: Message,
+    in_r2: Message,
+}
+
+async fn scene<S: FullStore>(store: &S) -> Scene {
+    let alice = seed_user(store, "alice").await;
+    let bob = seed_user(store, "bob").await;
+    let carol = seed_user(store, "carol").await;
+    let r1 = room("one", alice.id, &[bob.id]);
+    let r2 = room("two", bob.id, &[carol.id]);
+    store.create_room(&r1).await.expect("room stored");
+    store.create_room(&r2).await.expect("room stored");
+    let global = post(
+        store,
+        &new_message(&carol, MessageTarget::Global, "hello all"),
+    )
+    .await;
+    let alice_to_bob = post(store, &new_message(&alice, to(&bob), "hi bob")).await;
+    let bob_to_alice = post(store, &new_message(&bob, to(&alice), "hi alice")).await;
+    let bob_to_carol = post(store, &new_message(&bob, to(&carol), "psst carol")).await;
+    let in_r1 = post(
+        store,
+        &new_message(&bob, MessageTarget::Room(r1.id), "in one"),
+    )
+    .await;
+    let in_r2 = post(
+        store,
+        &new_message(&carol, MessageTarget::Room(r2.id), "in two"),
+    )
+    .await;
+    Scene {
+        alice,
+        bob,
+        carol,
+        r1: r1.id,
+        r2: r2.id,
+        global,
+        alice_to_bob,
+        bob_to_alice,
+        bob_to_carol,
+        in_r1,
+        in_r2,
+    }
+}
+
+async fn visible_ids<S: FullStore>(store: &S, user: &chat_domain::UserAccount) -> Vec<MessageId> {
+    let got = store
+        .visible_messages(user.id, &user.username, latest())
+        .await
+        .expect("visible messages read");
+    ids_of(&got)
+}
+
+// ------------------------------------------------------------------ users
+
+/// A stored user comes back whole by id.
+pub async fn users_are_found_by_id<S: FullStore>(store: Arc<S>) {
+    let alice = account("Alice");
+    store.create_user(&alice).await.expect("stored");
+    let found = store.user_by_id(alice.id).await.expect("reads");
+    assert_eq!(found, Some(alice));
+}
+
+/// Look-up by name ignores case and returns the spelling given at
+/// registration.
+pub async fn users_are_found_by_username_ignoring_case<S: FullStore>(store: Arc<S>) {
+    let alice = account("Alice.B");
+    store.create_user(&alice).await.expect("stored");
+    for spelling in ["Alice.B", "alice.b", "ALICE.B", "aLiCe.b"] {
+        let found = store
+            .user_by_username(&username(spelling))
+            .await
+            .expect("reads");
+        assert_eq!(found.as_ref(), Some(&alice), "{spelling}");
+    }
+}
+
+/// Unknown ids and names give `None`, not an error.
+pub async fn unknown_users_are_not_found<S: FullStore>(store: Arc<S>) {
+    seed_user(&*store, "alice").await;
+    assert_eq!(
+        store.user_by_id(UserId::generate()).await.expect("reads"),
+        None
+    );
+    let nobody = store
+        .user_by_username(&username("nobody"))
+        .await
+        .expect("reads");
+    assert_eq!(nobody, None);
+}
+
+/// A username differing only in case is taken; nothing is stored.
+pub async fn usernames_are_unique_ignoring_case<S: FullStore>(store: Arc<S>) {
+    seed_user(&*store, "alice").await;
+    let twin = account_with_email("ALICE", "other@example.com");
+    assert_eq!(
+        store.create_user(&twin).await,
+        Err(DomainError::UsernameTaken)
+    );
+    assert_eq!(store.user_by_id(twin.id).await.expect("reads"), None);
+    let all = store.list_users(latest()).await.expect("reads");
+    assert_eq!(all.items.len(), 1);
+}
+
+/// An email differing only in case is taken; nothing is stored.
+pub async fn emails_are_unique_ignoring_case<S: FullStore>(store: Arc<S>) {
+    store
+        .create_user(&account_with_email("alice", "alice@example.com"))
+        .await
+        .expect("stored");
+    let twin = account_with_email("bob", "ALICE@Example.COM");
+    assert_eq!(store.create_user(&twin).await, Err(DomainError::EmailTaken));
+    assert_eq!(store.user_by_id(twin.id).await.expect("reads"), None);
+    // The name is still free for a registration with a fresh email.
+    store
+        .create_user(&account_with_email("bob", "bob@example.com"))
+        .await
+        .expect("stored");
+}
+
+/// Sixteen simultaneous registrations of one name, spelled in different
+/// cases: exactly one succeeds, the others are `UsernameTaken`.
+pub async fn concurrent_registrations_of_one_name_admit_exactly_one<S: FullStore>(store: Arc<S>) {
+    let mut tasks = JoinSet::new();
+    for i in 0..RACERS {
+        // Upper-case the letters whose bit is set in i: 16 spellings.
+        let name: String = "racer"
+            .chars()
+            .enumerate()
+            .map(|(bit, c)| {
+                if i >> bit & 1 == 1 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let account = account_with_email(&name, &format!("racer{i}@example.com"));
+        let store = store.clone();
+        tasks.spawn(async move { store.create_user(&account).await.map(|()| account) });
+    }
+    let mut winners = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined.expect("task ran") {
+            Ok(account) => winners.push(account),
+            Err(e) => assert_eq!(e, DomainError::UsernameTaken),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one registration wins");
+    let stored = store
+        .user_by_username(&username("racer"))
+        .await
+        .expect("reads");
+    assert_eq!(stored.as_ref(), winners.first());
+    assert_eq!(
+        store.list_users(latest()).await.expect("reads").items.len(),
+        1
+    );
+}
+
+/// Users are listed by id; `Latest`, `Before` and `After` pages and their
+/// flags follow the pagination rules.
+pub async fn users_are_listed_in_id_order_and_paged<S: FullStore>(store: Arc<S>) {
+    let mut ids = Vec::new();
+    for name in ["user0", "user1", "user2", "user3", "user4"] {
+        ids.push(seed_user(&*store, name).await.id);
+    }
+    let ids = sorted(ids);
+    let list = |request: PageRequest<UserId>| {
+        let store = store.clone();
+        async move {
+            let got = store.list_users(request).await.expect("reads");
+            let ids: Vec<UserId> = got.items.iter().map(|a| a.id).collect();
+            (ids, got.has_older, got.has_newer)
+        }
+    };
+    assert_eq!(list(latest()).await, (ids.clone(), false, false));
+    assert_eq!(
+        list(page(2, Cursor::Latest)).await,
+        (ids[3..].to_vec(), true, false)
+    );
+    assert_eq!(
+        list(page(2, Cursor::Before(ids[3]))).await,
+        (ids[1..3].to_vec(), true, true)
+    );
+    assert_eq!(
+        list(page(2, Cursor::Before(ids[1]))).await,
+        (ids[..1].to_vec(), false, true)
+    );
+    assert_eq!(
+        list(page(2, Cursor::After(ids[0]))).await,
+        (ids[1..3].to_vec(), true, true)
+    );
+    assert_eq!(
+        list(page(2, Cursor::After(ids[2]))).await,
+        (ids[3..].to_vec(), true, false)
+    );
+    assert_eq!(
+        list(page(2, Cursor::After(ids[4]))).await,
+        (Vec::new(), true, false)
+    );
+}
+
+// ------------------------------------------------------------------ rooms
+
+/// A room comes back with its fields and members in the order given.
+pub async fn rooms_are_stored_with_their_members<S: FullStore>(store: Arc<S>) {
+    let alice = seed_user(&*store, "alice").await;
+    let bob = seed_user(&*store, "bob").await;
+    let carol = seed_user(&*store, "carol").await;
+    let created = room("general", alice.id, &[carol.id, bob.id]);
+    store.create_room(&created).await.expect("stored");
+    let found = store.room_by_id(created.id).await.expect("reads");
+    assert_eq!(found.as_ref(), Some(&created));
+    let members = found.map(|r| r.members).unwrap_or_default();
+    assert_eq!(members, vec![alice.id, carol.id, bob.id]);
+}
+
+/// An unknown room id gives `None`.
+pub async fn unknown_rooms_are_not_found<S: FullStore>(store: Arc<S>) {
+    let alice = seed_user(&*store, "alice").await;
+    store
+        .create_room(&room("general", alice.id, &[]))
+        .await
+        .expect("stored");
+    assert_eq!(
+        store.room_by_id(RoomId::generate()).await.expect("reads"),
+        None
+    );
+}
+
+/// Adding a member says `true` once, then `false`; members are listed in
+/// the order they joined.
+pub async fn adding_a_member_is_idempotent<S: FullStore>(store: Arc<S>) {
+    let alice = seed_user(&*store, "alice").await;
+    let bob = seed_user(&*store, "bob").await;
+    let created = room("general", alice.id, &[]);
+    store.create_room(&created).await.expect("stored");
+    assert!(store.add_member(created.id, bob.id).await.expect("adds"));
+    assert!(!store.add_member(created.id, bob.id).await.expect("adds"));
+    assert!(!store.add_member(created.id, alice.id).await.expect("adds"));
+    let found = store.room_by_id(created.id).await.expect("reads");
+    assert_eq!(found.map(|r| r.members), Some(vec![alice.id, bob.id]));
+}
+
+/// Removing a member says `true` once, then `false`.
+pub async fn removing_a_member_reports_whether_they_were_one<S: FullStore>(store: Arc<S>) {
+    let alice = seed_user(&*store, "alice").await;
+    let bob = seed_user(&*store, "bob").await;
+    let carol = seed_user(&*store, "carol").await;
+    let created = room("general", alice.id, &[bob.id]);
+    store.create_room(&created).await.expect("stored");
+    assert!(store
+        .remove_member(created.id, bob.id)
+        .await
+        .expect("removes"));
+    assert!(!store
+        .remove_member(created.id, bob.id)
+        .await
+        .expect("removes"));
+    assert!(!store
+        .remove_member(created.id, carol.id)
+        .await
+        .expect("removes"));
+    let found = store.room_by_id(created.id).await.expect("reads");
+    assert_eq!(found.map(|r| r.members), Some(vec![alice.id]));
+    // Leaving and coming back is a fresh join, at the end of the list.
+    assert!(store.add_member(created.id, bob.id).await.expect("adds"));
+    assert!(store
+        .remove_member(created.id, alice.id)
+        .await
+        .expect("removes"));
+    assert!(store.add_member(created.id, alice.id).await.expect("adds"));
+    let found = store.room_by_id(created.id).await.expect("reads");
+    assert_eq!(found.map(|r| r.members), Some(vec![bob.id, alice.id]));
+}
+
+/// Adding to an unknown room is `RoomNotFound`; adding an unknown user is
+/// `UserNotFound`.
+pub async fn adding_to_an_unknown_room_or_an_unknown_user_fails<S: FullStore>(store: Arc<S>) {
+    let alice = seed_user(&*store, "alice").await;
+    let created = room("general", alice.id, &[]);
+    store.create_room(&created).await.expect("stored");
+    assert_eq!(
+        store.add_member(RoomId::generate(), alice.id).await,
+        Err(DomainError::RoomNotFound)
+    );
+    assert_eq!(
+        store.add_member(created.id, UserId::generate()).await,
+        Err(DomainError::UserNotFound)
+    );
+    let found = store.room_by_id(created.id).await.expect("reads");
+    assert_eq!(found.map(|r| r.members), Some(vec![alice.id]));
+}
+
+/// Sixteen simultaneous joins of one user: one says `true`, and the user
+/// is a member once.
+pub async fn concurrent_joins_of_one_user_add_them_once<S: FullStore>(store: Arc<S>) {
+    let alice = seed_user(&*store, "alice").await;
+    let bob = seed_user(&*store, "bob").await;
+    let created = room("general", alice.id, &[]);
+    store.create_room(&created).await.expect("stored");
+    let mut tasks = JoinSet::new();
+    for _ in 0..RACERS {
+        let store = store.clone();
+        tasks.spawn(async move { store.add_member(created.id, bob.id).await });
+    }
+    let mut added = 0;
+    while let Some(joined) = tasks.join_next().await {
+        if joined.expect("task ran").expect("join succeeds") {
+            added += 1;
+        }
+    }
+    assert_eq!(added, 1, "exactly one join adds");
+    let found = store.room_by_id(created.id).await.expect("reads");
+    assert_eq!(found.map(|r| r.members), Some(vec![alice.id, bob.id]));
+}
+
+/// Sixteen users joining at once: every join succeeds and every user is a
+/// member exactly once.
+pub async fn concurrent_joins_of_many_users_add_each_once<S: FullStore>(store: Arc<S>) {
+    let alice = seed_user(&*store, "alice").await;
+    let created = room("general", alice.id, &[]);
+    store.create_room(&created).await.expect("stored");
+    let mut joiners = Vec::new();
+    for i in 0..RACERS {
+        joiners.push(seed_user(&*store, &format!("joiner{i}")).await.id);
+    }
+    let mut tasks = JoinSet::new();
+    for &user in &joiners {
+        let store = store.clone();
+        tasks.spawn(async move { store.add_member(created.id, user).await });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        assert!(joined.expect("task ran").expect("join succeeds"));
+    }
+    let members = store
+        .room_by_id(created.id)
+        .await
+        .expect("reads")
+        .map(|r| r.members)
+        .unwrap_or_default();
+    assert_eq!(members.len(), RACERS + 1);
+    assert_eq!(members.first(), Some(&alice.id));
+    let unique: HashSet<UserId> = members.iter().copied().collect();
+    assert_eq!(unique.len(), members.len(), "nobody twice");
+    assert!(joiners.iter().all(|j| unique.contains(j)));
+}
+
+/// A user sees all their own rooms; another user sees only the rooms they
+/// share, and stops seeing one once they leave it.
+pub async fn rooms_of_a_user_show_all_to_them_and_shared_ones_to_others<S: FullStore>(
+    store: Arc<S>,
+) {
+    let alice = seed_user(&*store, "alice").await;
+    let bob = seed_user(&*store, "bob").await;
+    let carol = seed_user(&*store, "carol").await;
+    let only_alice = room("a", alice.id, &[]);
+    let shared = room("ab", bob.id, &[alice.id]);
+    let only_bob = room("b", bob.id, &[]);
+    for r in [&only_alice, &shared, &only_bob] {
+        store.create_room(r).await.expect("stored");
+    }
+    let rooms = |member: UserId, viewer: UserId| {
+        let store = store.clone();
+        async move {
+            let got = store
+                .rooms_of_user(member, viewer, latest())
+                .await
+                .expect("reads");
+            got.items.iter().map(|r| r.id).collect::<Vec<RoomId>>()
+        }
+    };
+    assert_eq!(
+        rooms(alice.id, alice.id).await,
+        sorted(vec![only_alice.id, shared.id])
+    );
+    assert_eq!(rooms(alice.id, bob.id).await, vec![shared.id]);
+    assert_eq!(rooms(bob.id, alice.id).await, vec![shared.id]);
+    assert_eq!(rooms(alice.id, carol.id).await, Vec::<RoomId>::new());
+    assert_eq!(rooms(carol.id, carol.id).await, Vec::<RoomId>::new());
+    assert!(store
+        .remove_member(shared.id, alice.id)
+        .await
+        .expect("removes"));
+    assert_eq!(rooms(bob.id, alice.id).await, Vec::<RoomId>::new());
+    assert_eq!(
+        rooms(bob.id, bob.id).await,
+        sorted(vec![shared.id, only_bob.id])
+    );
+    let full = store
+        .rooms_of_user(bob.id, bob.id, latest())
+        .await
+        .expect("reads");
+    assert_eq!(full.items.first().map(|r| r.members.len()), Some(1));
+}
+
+/// A user's rooms come in room-id order and page like every list.
+pub async fn rooms_of_a_user_are_paged_in_id_order<S: FullStore>(store: Arc<S>) {
+    let alice = seed_user(&*store, "alice").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let r = room(&format!("room {i}"), alice.id, &[]);
+        store.create_room(&r).await.expect("stored");
+        ids.push(r.id);
+    }
+    let ids = sorted(ids);
+    let rooms = |request: PageRequest<RoomId>| {
+        let store = store.clone();
+        async move {
+            let got = store
+                .rooms_of_user(alice.id, alice.id, request)
+                .await
+                .expect("reads");
+            let ids: Vec<RoomId> = got.items.iter().map(|r| r.id).collect();
+            (ids, got.has_older, got.has_newer)
+        }
+    };
+    assert_eq!(
+        rooms(page(2, Cursor::Latest)).await,
+        (ids[3..].to_vec(), true, false)
+    );
+    assert_eq!(
+        rooms(page(2, Cursor::Before(ids[3]))).await,
+        (ids[1..3].to_vec(), true, true)
+    );
+    assert_eq!(
+        rooms(page(3, Cursor::After(ids[1]))).await,
+        (ids[2..].to_vec(), true, false)
+    );
+}
+
+// --------------------------------------------------------------- messages
+
+/// Messages of every kind come back whole by id; unknown ids give `None`.
+pub async fn messages_are_stored_and_found_by_id<S: FullStore>(store: Arc<S>) {
+    let alice = seed_user(&*store, "alice").await;
+    let bob = seed_user(&*store, "bob").await;
+    let general = room("general", alice.id, &[bob.id]);
+    store.create_room(&general).await.expect("stored");
+    for target in [
+        MessageTarget::Global,
+        to(&bob),
+        MessageTarget::Room(general.id),
+    ] {
+        let new = new_message(&alice, target, "héllo ✓ with unicode");
+        let stored = store.insert_message(&new).await.expect("stores");
+        assert_eq!(stored, Stored::Created(new.message.clone()));
+        let found = store.message_by_id(new.message.id).await.expect("reads");
+        assert_eq!(found, Some(new.message));
+    }
+    let unknown = store
+        .message_by_id(MessageId::generate())
+        .await
+        .expect("reads");
+    assert_eq!(unknown, None);
+}
+
+/// A resend with a used client id returns the original and stores nothing,
+/// even with other content.
+pub async fn a_resent_client_id_returns_the_original_and_stores_nothing<S: FullStore>(
+    store: Arc<S>,
+) {
+    let alice = seed_user(&*store, "alice").await;
+    let first = new_message_with_client_id(&alice, MessageTarget::Global, "once", "c-1");
+    let original = first.message.clone();
+    assert_eq!(
+        store.insert_message(&first).await.expect("stores"),
+        Stored::Created(original.clone())
+    );
+    let resend = new_message_with_client_id(&alice, MessageTarget::Global, "twice", "c-1");
+    assert_eq!(
+        store.insert_message(&resend).await.expect("stores"),
+        Stored::Duplicate(original.clone())
+    );
+    assert_eq!(
+        store.message_by_id(resend.message.id).await.expect("reads"),
+        None
+    );
+    assert_eq!(visible_ids(&*store, &alice).await, vec![original.id]);
+}
+
+/// Two senders may use the same client id; messages without one are never
+/// deduplicated.
+pub async fn client_ids_belong_to_their_sender<S: FullStore>(store: Arc<S>) {
+    let alice = seed_user(&*store, "alice").await;
+    let bob = seed_user(&*store, "bob").await;
+    let mut expected = Vec::new();
+    for sender in [&alice, &bob] {
+        let new = new_message_with_client_id(sender, MessageTarget::Global, "hi", "same");
+        expected.push(post(&*store, &new).await.id);
+    }
+    for _ in 0..2 {
+        let new = new_message(&alice, MessageTarget::Global, "hi");
+        expected.push(post(&*store, &new).await.id);
+    }
+    assert_eq!(visible_ids(&*store, &alice).await, sorted(expected));
+}
+
+/// Sixteen simultaneous sends with one client id (each with its own message
+/// id, as real resends have): one is `Created`, the rest are `Duplicate` of
+/// it, and one message is stored.
+pub async fn concurrent_resends_store_exactly_one_message<S: FullStore>(store: Arc<S>) {
+    let alice = seed_user(&*store, "alice").await;
+    let bob = seed_user(&*store, "bob").await;
+    let mut tasks = JoinSet::new();
+    for i in 0..RACERS {
+        let new = new_message_with_client_id(&alice, to(&bob), &format!("try {i}"), "retry-me");
+        let store = store.clone();
+        tasks.spawn(async move { store.insert_message(&new).await });
+    }
+    let mut created = Vec::new();
+    let mut duplicates = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined.expect("task ran").expect("insert succeeds") {
+            Stored::Created(m) => created.push(m),
+            Stored::Duplicate(m) => duplicates.push(m),
+        }
+    }
+    assert_eq!(created.len(), 1, "exactly one send stores");
+    let original = created.remove(0);
+    assert!(duplicates.iter().all(|d| *d == original));
+    assert_eq!(visible_ids(&*store, &bob).await, vec![original.id]);
+}
+
+/// A user sees global messages, direct messages to and from them, and the
+/// messages of their rooms; not others' direct messages nor other rooms.
+pub async fn visible_messages_are_global_own_direct_and_joined_rooms<S: FullStore>(store: Arc<S>) {
+    let s = scene(&*store).await;
+    assert_eq!(
+        visible_ids(&*store, &s.alice).await,
+        sorted(vec![
+            s.global.id,
+            s.alice_to_bob.id,
+            s.bob_to_alice.id,
+            s.in_r1.id
+        ])
+    );
+    assert_eq!(
+        visible_ids(&*store, &s.carol).await,
+        sorted(vec![s.global.id, s.bob_to_carol.id, s.in_r2.id])
+    );
+    assert_eq!(
+        visible_ids(&*store, &s.bob).await,
+        sorted(vec![
+            s.global.id,
+            s.alice_to_bob.id,
+            s.bob_to_alice.id,
+            s.bob_to_carol.id,
+            s.in_r1.id,
+            s.in_r2.id,
+        ])
+    );
+    let whole = store
+        .visible_messages(s.alice.id, &s.alice.username, latest())
+        .await
+        .expect("reads");
+    assert!(
+        whole.items.contains(&s.alice_to_bob),
+        "messages come back whole"
+    );
+}
+
+/// Direct messages are matched to the viewer's name ignoring case.
+pub async fn visible_direct_messages_match_the_name_ignoring_case<S: FullStore>(store: Arc<S>) {
+    let s = scene(&*store).await;
+    let shouted = store
+        .visible_messages(s.alice.id, &username("ALICE"), latest())
+        .await
+        .expect("reads");
+    assert_eq!(
+        ids_of(&shouted),
+        sorted(vec![
+            s.global.id,
+            s.alice_to_bob.id,
+            s.bob_to_alice.id,
+            s.in_r1.id
+        ])
+    );
+}
+
+/// Visibility of room messages follows current membership: leaving hides
+/// the room's whole history, joining shows it.
+pub async fn room_messages_are_visible_only_while_a_member<S: FullStore>(store: Arc<S>) {
+    let s = scene(&*store).await;
+    assert!(store
+        .remove_member(s.r1, s.alice.id)
+        .await
+        .expect("removes"));
+    assert_eq!(
+        visible_ids(&*store, &s.alice).await,
+        sorted(vec![s.global.id, s.alice_to_bob.id, s.bob_to_alice.id])
+    );
+    assert!(store.add_member(s.r2, s.alice.id).await.expect("adds"));
+    assert_eq!(
+        visible_ids(&*store, &s.alice).await,
+        sorted(vec![
+            s.global.id,
+            s.alice_to_bob.id,
+            s.bob_to_alice.id,
+            s.in_r2.id
+        ])
+    );
+}
+
+/// Direct messages between two users, both directions, whatever the order
+/// and case of the names; nobody else's.
+pub async fn direct_messages_are_those_between_the_pair<S: FullStore>(store: Arc<S>) {
+    let s = scene(&*store).await;
+    let between = |a: &str, b: &str| {
+        let (store, a, b) = (store.clone(), username(a), username(b));
+        async move {
+            let got = store
+                .direct_messages(&a, &b, latest())
+                .await
+                .expect("reads");
+            ids_of(&got)
+        }
+    };
+    let alice_bob = sorted(vec![s.alice_to_bob.id, s.bob_to_alice.id]);
+    assert_eq!(between("alice", "bob").await, alice_bob);
+    assert_eq!(between("bob", "alice").await, alice_bob);
+    assert_eq!(between("BOB", "Alice").await, alice_bob);
+    assert_eq!(between("carol", "bob").await, vec![s.bob_to_carol.id]);
+    assert_eq!(between("alice", "carol").await, Vec::<MessageId>::new());
+    let whole = store
+        .direct_messages(&s.bob.username, &s.carol.username, latest())
+        .await
+        .expect("reads");
+    assert_eq!(whole.items, vec![s.bob_to_carol]);
+}
+
+/// A room's messages are that room's only; an unknown room has none.
+pub async fn room_messages_are_those_of_the_room<S: FullStore>(store: Arc<S>) {
+    let s = scene(&*store).await;
+    let r1 = store.room_messages(s.r1, latest()).await.expect("reads");
+    assert_eq!(r1.items, vec![s.in_r1]);
+    let r2 = store.room_messages(s.r2, latest()).await.expect("reads");
+    assert_eq!(r2.items, vec![s.in_r2]);
+    let none = store
+        .room_messages(RoomId::generate(), latest())
+        .await
+        .expect("reads");
+    assert!(none.items.is_empty());
+    assert!(!none.has_older && !none.has_newer);
+}
+
+/// Paging back with `Before` and forward with `After` through visible,
+/// direct and room messages (interleaved with messages the list must skip)
+/// yields every message exactly once, in id order.
+pub async fn message_pages_walk_each_history_exactly_once<S: FullStore>(store: Arc<S>) {
+    let alice = seed_user(&*store, "alice").await;
+    let bob = seed_user(&*store, "bob").await;
+    let carol = seed_user(&*store, "carol").await;
+    let ab = room("ab", alice.id, &[bob.id]);
+    let bc = room("bc", bob.id, &[carol.id]);
+    store.create_room(&ab).await.expect("stored");
+    store.create_room(&bc).await.expect("stored");
+    let (mut visible, mut direct, mut in_room) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..23 {
+        let text = format!("message {i}");
+        let id = match i % 5 {
+            0 => {
+                post(&*store, &new_message(&carol, MessageTarget::Global, &text))
+                    .await
+                    .id
+            }
+            1 => {
+                post(&*store, &new_message(&alice, to(&bob), &text))
+                    .await
+                    .id
+            }
+            2 => {
+                post(
+                    &*store,
+                    &new_message(&bob, MessageTarget::Room(ab.id), &text),
+                )
+                .await
+                .id
+            }
+            3 => {
+                post(&*store, &new_message(&bob, to(&carol), &text))
+                    .await
+                    .id
+            }
+            _ => {
+                post(
+                    &*store,
+                    &new_message(&carol, MessageTarget::Room(bc.id), &text),
+                )
+                .await
+                .id
+            }
+        };
+        match i % 5 {
+            0 => visible.push(id),
+            1 => {
+                visible.push(id);
+                direct.push(id);
+            }
+            2 => {
+                visible.push(id);
+                in_room.push(id);
+            }
+            _ => {}
+        }
+    }
+    let (visible, direct, in_room) = (sorted(visible), sorted(direct), sorted(in_room));
+    for limit in [1, 2, 3, 7, 50] {
+        let fetch_visible = |request| {
+            let (store, alice) = (store.clone(), alice.clone());
+            async move {
+                store
+                    .visible_messages(alice.id, &alice.username, request)
+                    .await
+            }
+        };
+        let fetch_direct = |request| {
+            let (store, a, b) = (store.clone(), bob.username.clone(), alice.username.clone());
+            async move { store.direct_messages(&a, &b, request).await }
+        };
+        let fetch_room = |request| {
+            let store = store.clone();
+            async move { store.room_messages(ab.id, request).await }
+        };
+        assert_eq!(walk_back(limit, message_id, fetch_visible).await, visible);
+        assert_eq!(
+            walk_forward(limit, message_id, fetch_visible).await,
+            visible
+        );
+        assert_eq!(walk_back(limit, message_id, fetch_direct).await, direct);
+        assert_eq!(walk_forward(limit, message_id, fetch_direct).await, direct);
+        assert_eq!(walk_back(limit, message_id, fetch_room).await, in_room);
+        assert_eq!(walk_forward(limit, message_id, fetch_room).await, in_room);
+    }
+}
+
+/// A fresh store lists nothing, with neither flag set.
+pub async fn empty_lists_are_empty_pages<S: FullStore>(store: Arc<S>) {
+    let users = store.list_users(latest()).await.expect("reads");
+    assert!(users.items.is_empty() && !users.has_older && !users.has_newer);
+    let alice = account("alice");
+    let visible = store
+        .visible_messages(alice.id, &alice.username, latest())
+        .await
+        .expect("reads");
+    assert!(visible.items.is_empty() && !visible.has_older && !visible.has_newer);
+    let direct = store
+        .direct_messages(&alice.username, &username("bob"), latest())
+        .await
+        .expect("reads");
+    assert!(direct.items.is_empty() && !direct.has_older && !direct.has_newer);
+    let rooms = store
+        .rooms_of_user(alice.id, alice.id, latest())
+        .await
+        .expect("reads");
+    assert!(rooms.items.is_empty() && !rooms.has_older && !rooms.has_newer);
+}
+
+// ------------------------------------------------------------ revocations
+
+/// Revoked tokens stay revoked until purged after their expiry; purging
+/// counts what it forgot and leaves unexpired ones.
+pub async fn revoked_tokens_are_remembered_until_purged<S: FullStore>(store: Arc<S>) {
+    let t = now();
+    let (live, expired, never) = (
+        TokenId::generate(),
+        TokenId::generate(),
+        TokenId::generate(),
+    );
+    store
+        .revoke(live, t + Duration::hours(1))
+        .await
+        .expect("revokes");
+    store
+        .revoke(expired, t - Duration::hours(1))
+        .await
+        .expect("revokes");
+    assert!(store.is_revoked(live).await.expect("reads"));
+    assert!(store.is_revoked(expired).await.expect("reads"));
+    assert!(!store.is_revoked(never).await.expect("reads"));
+    assert_eq!(store.purge_expired(t).await.expect("purges"), 1);
+    assert!(store.is_revoked(live).await.expect("reads"));
+    assert!(!store.is_revoked(expired).await.expect("reads"));
+    assert_eq!(store.purge_expired(t).await.expect("purges"), 0);
+    assert_eq!(
+        store
+            .purge_expired(t + Duration::hours(2))
+            .await
+            .expect("purges"),
+        1
+    );
+    assert!(!store.is_revoked(live).await.expect("reads"));
+}
+
+/// Revoking a token twice is fine; it stays revoked.
+pub async fn revoking_twice_is_harmless<S: FullStore>(store: Arc<S>) {
+    let t = now();
+    let token = TokenId::generate();
+    store
+        .revoke(token, t + Duration::hours(1))
+        .await
+        .expect("revokes");
+    store
+        .revoke(token, t + Duration::hours(1))
+        .await
+        .expect("revokes again");
+    assert!(store.is_revoked(token).await.expect("reads"));
+    assert_eq!(store.purge_expired(t).await.expect("purges"), 0);
+}
+
+// ----------------------------------------------------------------- health
+
+/// A working store says so.
+pub async fn the_health_check_passes<S: FullStore>(store: Arc<S>) {
+    assert_eq!(store.check().await, Ok(()));
+}
