@@ -1,0 +1,559 @@
+//! The [`Notifier`] contract: cases any notifier must pass, so the
+//! in-process [`Hub`](crate::Hub) and a cross-instance (Redis) notifier are
+//! held to one behaviour. Enabled by the `contract` feature.
+//!
+//! Every case takes two handles, `a` and `b`: two instances sharing a
+//! backend (a multi-instance notifier), or the same notifier twice. Events
+//! are published on `a`; connections are spread over both. Each case uses
+//! fresh users whose names carry a random tag and ignores every frame
+//! without that tag, so cases may run in parallel against one shared
+//! backend. A case panics (with a message) when the notifier breaks the
+//! contract.
+//!
+//! What the cases require of a notifier, beyond the trait's docs:
+//! - once `connect` returns, the subscription receives every event
+//!   published afterwards, on any instance, for its user;
+//! - frames from one publisher reach one connection in publish order;
+//! - a user's first connection gets the user's own `presence` `online`
+//!   frame too (SPEC: "to every connected user");
+//! - one fan-out shares one text: receivers on one instance get the same
+//!   `Arc<str>`;
+//! - a connection whose queue overflows gets `Close(TooSlow)` on its next
+//!   `next()` (not after its backlog), then `None`, and is unregistered;
+//! - `connected_users` is sorted by byte order of the usernames.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let hub = chat_realtime::Hub::default();
+//! chat_realtime::contract::run_all(&hub, &hub, 256).await;
+//! # }
+//! ```
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_domain::{
+    Audience, CloseReason, Delivery, Event, Message, MessageContent, MessageId, MessageTarget,
+    Notifier, PresenceStatus, RoomId, ServerFrame, Subscription, TypingTarget, UserId, Username,
+};
+use time::OffsetDateTime;
+
+/// How long an expected frame may take to arrive.
+const PATIENCE: Duration = Duration::from_secs(5);
+/// Time given to an asynchronous implementation to act on a drop before
+/// checking that it did not announce anything.
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// Runs every case, one after the other. `queue_capacity` is the notifier's
+/// per-connection queue size in frames (at least 128 for the ordering case).
+pub async fn run_all<A, B>(a: &A, b: &B, queue_capacity: usize)
+where
+    A: Notifier + ?Sized,
+    B: Notifier + ?Sized,
+{
+    global_message_reaches_every_connection(a, b).await;
+    users_audience_reaches_only_those_users(a, b).await;
+    every_connection_of_a_user_gets_the_event(a, b).await;
+    typing_frames_have_the_spec_shape(a, b).await;
+    presence_online_on_first_connection_only(a, b).await;
+    presence_offline_on_last_close_only(a, b).await;
+    connected_users_and_online_among(a, b).await;
+    frames_from_one_publisher_arrive_in_order(a, b).await;
+    one_fan_out_shares_one_text(a).await;
+    slow_reader_is_closed_without_slowing_others(a, b, queue_capacity).await;
+}
+
+/// A global message (`Audience::Everyone`) reaches every connection as a
+/// `message` frame.
+pub async fn global_message_reaches_every_connection<A, B>(a: &A, b: &B)
+where
+    A: Notifier + ?Sized,
+    B: Notifier + ?Sized,
+{
+    let s = Scope::new();
+    let mut alice = s.connect_quiet(a, "alice").await;
+    let mut bob = s.connect_quiet(b, "bob").await;
+    let message = s.message(&alice.name, MessageTarget::Global, "hello all");
+    a.publish(Event::Message(message.clone()), Audience::Everyone)
+        .await;
+    let expected = ServerFrame::Message { message };
+    alice.expect(&expected).await;
+    bob.expect(&expected).await;
+}
+
+/// `Audience::Users` reaches those users' connections and nobody else; a
+/// direct message goes out as `direct_message`.
+pub async fn users_audience_reaches_only_those_users<A, B>(a: &A, b: &B)
+where
+    A: Notifier + ?Sized,
+    B: Notifier + ?Sized,
+{
+    let s = Scope::new();
+    let mut alice = s.connect_quiet(a, "alice").await;
+    let mut bob = s.connect_quiet(b, "bob").await;
+    let mut carol = s.connect_quiet(b, "carol").await;
+    let dm = s.message(
+        &alice.name,
+        MessageTarget::Direct(bob.name.clone()),
+        "just us",
+    );
+    let audience = Audience::Users(vec![alice.id, bob.id]);
+    a.publish(Event::Message(dm.clone()), audience).await;
+    let expected = ServerFrame::DirectMessage { message: dm };
+    alice.expect(&expected).await;
+    bob.expect(&expected).await;
+    s.expect_nothing_before_marker(a, &mut carol).await;
+}
+
+/// A user with several connections (tabs, devices, instances) gets the
+/// event on each.
+pub async fn every_connection_of_a_user_gets_the_event<A, B>(a: &A, b: &B)
+where
+    A: Notifier + ?Sized,
+    B: Notifier + ?Sized,
+{
+    let s = Scope::new();
+    let mut tab1 = s.connect_quiet(a, "bob").await;
+    let mut tab2 = s.reconnect(b, &tab1).await;
+    let mut tab3 = s.reconnect(a, &tab1).await;
+    let room = RoomId::generate();
+    let message = s.message(&tab1.name, MessageTarget::Room(room), "in the room");
+    a.publish(
+        Event::Message(message.clone()),
+        Audience::Users(vec![tab1.id]),
+    )
+    .await;
+    let expected = ServerFrame::Message { message };
+    tab1.expect(&expected).await;
+    tab2.expect(&expected).await;
+    tab3.expect(&expected).await;
+}
+
+/// `Event::Typing` goes out as `{type:"typing", username, recipient}` or
+/// `{type:"typing", username, room_id}`.
+pub async fn typing_frames_have_the_spec_shape<A, B>(a: &A, b: &B)
+where
+    A: Notifier + ?Sized,
+    B: Notifier + ?Sized,
+{
+    let s = Scope::new();
+    let alice = s.connect_quiet(a, "alice").await;
+    let mut bob = s.connect_quiet(b, "bob").await;
+    let to_bob = Event::Typing {
+        from: alice.name.clone(),
+        target: TypingTarget::Direct(bob.name.clone()),
+    };
+    a.publish(to_bob, Audience::Users(vec![bob.id])).await;
+    let json = bob.json().await;
+    let want = serde_json::json!({
+        "type": "typing", "username": alice.name.as_str(), "recipient": bob.name.as_str(),
+    });
+    assert_eq!(json, want, "direct typing frame");
+
+    let room = RoomId::generate();
+    let in_room = Event::Typing {
+        from: alice.name.clone(),
+        target: TypingTarget::Room(room),
+    };
+    a.publish(in_room, Audience::Users(vec![bob.id])).await;
+    let json = bob.json().await;
+    let want = serde_json::json!({
+        "type": "typing", "username": alice.name.as_str(), "room_id": room.to_string(),
+    });
+    assert_eq!(json, want, "room typing frame");
+}
+
+/// A user's first connection announces them `online` to every connected
+/// user, their own new connection included; a second connection announces
+/// nothing.
+pub async fn presence_online_on_first_connection_only<A, B>(a: &A, b: &B)
+where
+    A: Notifier + ?Sized,
+    B: Notifier + ?Sized,
+{
+    let s = Scope::new();
+    let mut watcher = s.connect_quiet(a, "watcher").await.watching_presence();
+    let mut first = s.connect(b, "alice").await;
+    let online = presence(&first.name, PresenceStatus::Online);
+    first.expect(&online).await;
+    watcher.expect(&online).await;
+    let _second = s.reconnect(a, &first).await;
+    tokio::time::sleep(SETTLE).await;
+    s.expect_nothing_before_marker(a, &mut watcher).await;
+    s.expect_nothing_before_marker(a, &mut first).await;
+}
+
+/// Closing one of several connections announces nothing; closing the last
+/// announces `offline` to the users still connected.
+pub async fn presence_offline_on_last_close_only<A, B>(a: &A, b: &B)
+where
+    A: Notifier + ?Sized,
+    B: Notifier + ?Sized,
+{
+    let s = Scope::new();
+    let mut watcher = s.connect_quiet(a, "watcher").await.watching_presence();
+    let first = s.connect(b, "alice").await;
+    let second = s.reconnect(a, &first).await;
+    watcher
+        .expect(&presence(&first.name, PresenceStatus::Online))
+        .await;
+    let name = first.name.clone();
+    drop(first);
+    tokio::time::sleep(SETTLE).await;
+    s.expect_nothing_before_marker(a, &mut watcher).await;
+    drop(second);
+    watcher
+        .expect(&presence(&name, PresenceStatus::Offline))
+        .await;
+}
+
+/// `connected_users` and `online_among` see connections on every instance,
+/// and forget a user once their last connection is dropped.
+pub async fn connected_users_and_online_among<A, B>(a: &A, b: &B)
+where
+    A: Notifier + ?Sized,
+    B: Notifier + ?Sized,
+{
+    let s = Scope::new();
+    let alice1 = s.connect_quiet(a, "alice").await;
+    let alice2 = s.reconnect(b, &alice1).await;
+    let bob = s.connect_quiet(b, "bob").await;
+    let carol = s.user("carol");
+    let everyone_sees = [&alice1.name, &bob.name];
+    check_names(a.connected_users().await, &everyone_sees, &carol.1);
+    check_names(b.connected_users().await, &everyone_sees, &carol.1);
+    let ids = [alice1.id, bob.id, carol.0];
+    let online = a.online_among(&ids).await.expect("online_among");
+    assert_eq!(online, HashSet::from([alice1.id, bob.id]));
+
+    let alice = (alice1.id, alice1.name.clone());
+    drop(alice1);
+    tokio::time::sleep(SETTLE).await;
+    let online = b.online_among(&[alice.0]).await.expect("online_among");
+    assert!(online.contains(&alice.0), "alice still has a connection");
+    drop(alice2);
+    eventually("alice goes offline", || async {
+        let online = a.online_among(&[alice.0]).await.expect("online_among");
+        let names = b.connected_users().await.expect("connected_users");
+        online.is_empty() && !names.contains(&alice.1)
+    })
+    .await;
+}
+
+/// Frames one publisher sends reach each connection in publish order.
+pub async fn frames_from_one_publisher_arrive_in_order<A, B>(a: &A, b: &B)
+where
+    A: Notifier + ?Sized,
+    B: Notifier + ?Sized,
+{
+    const COUNT: usize = 100;
+    let s = Scope::new();
+    let mut near = s.connect_quiet(a, "near").await;
+    let mut far = s.connect_quiet(b, "far").await;
+    let audience = Audience::Users(vec![near.id, far.id]);
+    let sent = s.publish_numbered(a, &near.name, &audience, 0..COUNT).await;
+    for probe in [&mut near, &mut far] {
+        for expected in &sent {
+            probe.expect(expected).await;
+        }
+    }
+}
+
+/// One fan-out serializes once: two receivers get the very same `Arc<str>`.
+pub async fn one_fan_out_shares_one_text<A>(a: &A)
+where
+    A: Notifier + ?Sized,
+{
+    let s = Scope::new();
+    let mut alice = s.connect_quiet(a, "alice").await;
+    let mut bob = s.connect_quiet(a, "bob").await;
+    let message = s.message(&alice.name, MessageTarget::Global, "shared");
+    let audience = Audience::Users(vec![alice.id, bob.id]);
+    a.publish(Event::Message(message), audience).await;
+    let (one, two) = (alice.text().await, bob.text().await);
+    assert!(
+        Arc::ptr_eq(&one, &two),
+        "receivers of one fan-out must share one serialized text"
+    );
+}
+
+/// A connection that never reads is closed with `TooSlow` as soon as its
+/// queue (`queue_capacity` frames) overflows, and unregistered, while the
+/// others receive every frame, in order, unslowed.
+pub async fn slow_reader_is_closed_without_slowing_others<A, B>(a: &A, b: &B, queue_capacity: usize)
+where
+    A: Notifier + ?Sized,
+    B: Notifier + ?Sized,
+{
+    let total = (queue_capacity * 4).max(2000);
+    // Half a queue per round, read before the next: the fast readers never
+    // come near their limit, whatever the scheduling.
+    let batch = (queue_capacity / 2).max(1);
+    let s = Scope::new();
+    let mut fast1 = s.connect_quiet(a, "fast1").await;
+    let mut fast2 = s.connect_quiet(b, "fast2").await;
+    let mut slow = s.connect_quiet(a, "slow").await;
+    let audience = Audience::Users(vec![fast1.id, fast2.id, slow.id]);
+    let mut start = 0;
+    while start < total {
+        let end = (start + batch).min(total);
+        let sent = s
+            .publish_numbered(a, &fast1.name, &audience, start..end)
+            .await;
+        for probe in [&mut fast1, &mut fast2] {
+            for expected in &sent {
+                probe.expect(expected).await;
+            }
+        }
+        start = end;
+    }
+    let first = tokio::time::timeout(PATIENCE, slow.sub.next())
+        .await
+        .expect("the slow reader is told promptly");
+    assert_eq!(
+        first,
+        Some(Delivery::Close(CloseReason::TooSlow)),
+        "the slow reader's first delivery is the close, not its backlog"
+    );
+    let after = tokio::time::timeout(PATIENCE, slow.sub.next())
+        .await
+        .expect("the subscription ends");
+    assert_eq!(after, None, "nothing after the close");
+    let (slow_id, fast_ids) = (slow.id, [fast1.id, fast2.id]);
+    eventually("the slow reader is unregistered", || async {
+        let online = a.online_among(&[slow_id]).await.expect("online_among");
+        online.is_empty()
+    })
+    .await;
+    let online = b.online_among(&fast_ids).await.expect("online_among");
+    assert_eq!(online, HashSet::from(fast_ids), "fast readers stay");
+}
+
+/// One case's users, all named with the same random tag.
+struct Scope {
+    tag: String,
+}
+
+/// A test user's live connection.
+struct Probe {
+    id: UserId,
+    name: Username,
+    tag: String,
+    sub: Box<dyn Subscription>,
+    /// Whether `presence` frames are expected; other probes skip them, as
+    /// the users of one case come and go.
+    presence: bool,
+}
+
+impl Scope {
+    fn new() -> Self {
+        // The tail of a UUIDv7 is random (its head is the clock).
+        let uuid = UserId::generate().as_uuid().simple().to_string();
+        let tag = uuid.get(uuid.len() - 10..).unwrap_or("0000000000");
+        Self {
+            tag: tag.to_owned(),
+        }
+    }
+
+    fn user(&self, role: &str) -> (UserId, Username) {
+        let name = Username::parse(format!("{role}_{}", self.tag)).expect("valid test username");
+        (UserId::generate(), name)
+    }
+
+    /// Connects a new user, watching presence; its first frame (its own
+    /// `online`) is left unread.
+    async fn connect<N: Notifier + ?Sized>(&self, notifier: &N, role: &str) -> Probe {
+        let (id, name) = self.user(role);
+        let mut probe = self.attach(notifier, id, name).await;
+        probe.presence = true;
+        probe
+    }
+
+    /// Connects a new user, consumes its own `online` frame, and ignores
+    /// presence from then on.
+    async fn connect_quiet<N: Notifier + ?Sized>(&self, notifier: &N, role: &str) -> Probe {
+        let mut probe = self.connect(notifier, role).await;
+        probe
+            .expect(&presence(&probe.name, PresenceStatus::Online))
+            .await;
+        probe.presence = false;
+        probe
+    }
+
+    /// Another connection of the same user (no presence expected).
+    /// Not `async fn`: holding `&Probe` across an await would make the
+    /// cases' futures `!Send` (a subscription is not `Sync`).
+    fn reconnect<'a, N: Notifier + ?Sized>(
+        &'a self,
+        notifier: &'a N,
+        of: &Probe,
+    ) -> impl std::future::Future<Output = Probe> + Send + 'a {
+        self.attach(notifier, of.id, of.name.clone())
+    }
+
+    async fn attach<N: Notifier + ?Sized>(
+        &self,
+        notifier: &N,
+        id: UserId,
+        name: Username,
+    ) -> Probe {
+        let sub = notifier
+            .connect(id, name.clone())
+            .await
+            .expect("connect succeeds");
+        Probe {
+            id,
+            name,
+            tag: self.tag.clone(),
+            sub,
+            presence: false,
+        }
+    }
+
+    fn message(&self, sender: &Username, target: MessageTarget, text: &str) -> Message {
+        // Whole seconds, so the timestamp survives a JSON round trip as is.
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        Message {
+            id: MessageId::generate(),
+            sender: sender.clone(),
+            target,
+            content: MessageContent::parse(format!("{text} [{}]", self.tag))
+                .expect("valid content"),
+            created_at: OffsetDateTime::from_unix_timestamp(now).expect("valid time"),
+        }
+    }
+
+    /// Publishes numbered messages; returns the frames each receiver expects.
+    async fn publish_numbered<N: Notifier + ?Sized>(
+        &self,
+        notifier: &N,
+        sender: &Username,
+        audience: &Audience,
+        numbers: std::ops::Range<usize>,
+    ) -> Vec<ServerFrame> {
+        let mut sent = Vec::with_capacity(numbers.len());
+        for n in numbers {
+            let message = self.message(sender, MessageTarget::Global, &format!("#{n}"));
+            notifier
+                .publish(Event::Message(message.clone()), audience.clone())
+                .await;
+            sent.push(ServerFrame::Message { message });
+        }
+        sent
+    }
+
+    /// Proves `probe` received nothing so far: a marker sent to it now
+    /// must be the next frame (frames from one publisher keep their order).
+    async fn expect_nothing_before_marker<N: Notifier + ?Sized>(
+        &self,
+        notifier: &N,
+        probe: &mut Probe,
+    ) {
+        let marker = self.message(&probe.name, MessageTarget::Global, "marker");
+        notifier
+            .publish(
+                Event::Message(marker.clone()),
+                Audience::Users(vec![probe.id]),
+            )
+            .await;
+        probe
+            .expect(&ServerFrame::Message { message: marker })
+            .await;
+    }
+}
+
+impl Probe {
+    /// Watches `presence` frames from now on.
+    fn watching_presence(mut self) -> Self {
+        self.presence = true;
+        self
+    }
+
+    /// The next frame of this case (frames of other cases, and presence
+    /// unless watched, are skipped).
+    async fn text(&mut self) -> Arc<str> {
+        loop {
+            let text = self.tagged_text().await;
+            if self.presence || !is_presence(&text) {
+                return text;
+            }
+        }
+    }
+
+    async fn tagged_text(&mut self) -> Arc<str> {
+        loop {
+            let delivery = tokio::time::timeout(PATIENCE, self.sub.next())
+                .await
+                .unwrap_or_else(|_| panic!("{}: no frame within {PATIENCE:?}", self.name));
+            match delivery {
+                Some(Delivery::Frame(text)) if text.contains(self.tag.as_str()) => return text,
+                Some(Delivery::Frame(_)) => continue,
+                other => panic!("{}: expected a frame, got {other:?}", self.name),
+            }
+        }
+    }
+
+    async fn json(&mut self) -> serde_json::Value {
+        let text = self.text().await;
+        serde_json::from_str(&text).expect("every frame is one JSON object")
+    }
+
+    async fn frame(&mut self) -> ServerFrame {
+        let text = self.text().await;
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: not a server frame ({e}): {text}", self.name))
+    }
+
+    async fn expect(&mut self, expected: &ServerFrame) {
+        let got = self.frame().await;
+        assert_eq!(&got, expected, "{}: unexpected frame", self.name);
+    }
+}
+
+fn is_presence(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text)
+        .map(|v| v["type"] == "presence")
+        .unwrap_or(false)
+}
+
+fn presence(username: &Username, status: PresenceStatus) -> ServerFrame {
+    ServerFrame::Presence {
+        username: username.clone(),
+        status,
+    }
+}
+
+/// Polls `check` until it holds, for asynchronous implementations.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Checks a `connected_users` answer: sorted, with `present`, without
+/// `absent`.
+fn check_names(
+    names: chat_domain::DomainResult<Vec<Username>>,
+    present: &[&Username],
+    absent: &Username,
+) {
+    let names = names.expect("connected_users");
+    assert!(
+        names.windows(2).all(|w| w[0].as_str() <= w[1].as_str()),
+        "connected_users must be sorted: {names:?}"
+    );
+    for who in present {
+        assert!(names.contains(who), "{who} missing from {names:?}");
+    }
+    assert!(!names.contains(absent), "never connected: {names:?}");
+}

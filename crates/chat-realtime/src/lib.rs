@@ -1,0 +1,104 @@
+//! # chat-realtime
+//!
+//! The in-process implementation of the domain's [`Notifier`](chat_domain::Notifier) port: the
+//! hub that fans events out to this process's WebSocket connections, tracks
+//! who is online, and closes connections that read too slowly.
+//!
+//! ```
+//! use chat_domain::{Audience, Delivery, Event, Message, MessageContent, MessageId,
+//!     MessageTarget, Notifier, UserId, Username};
+//! use chat_realtime::{Hub, HubConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), chat_domain::DomainError> {
+//! let hub = Hub::new(HubConfig { queue_capacity: 256 });
+//! let alice = Username::parse("alice")?;
+//!
+//! // One subscription per WebSocket; the session loops on `next()`.
+//! let mut socket = hub.connect(UserId::generate(), alice.clone()).await?;
+//! // Alice's first connection announced her to everyone connected, herself included.
+//! let Some(Delivery::Frame(text)) = socket.next().await else { panic!() };
+//! assert_eq!(&*text, r#"{"type":"presence","username":"alice","status":"online"}"#);
+//!
+//! let message = Message {
+//!     id: MessageId::generate(),
+//!     sender: alice,
+//!     target: MessageTarget::Global,
+//!     content: MessageContent::parse("hello")?,
+//!     created_at: time::OffsetDateTime::now_utc(),
+//! };
+//! hub.publish(Event::Message(message), Audience::Everyone).await;
+//! let Some(Delivery::Frame(text)) = socket.next().await else { panic!() };
+//! assert!(text.starts_with(r#"{"type":"message","message":{"#));
+//!
+//! // On `Delivery::Close(reason)` the session closes with `reason.close_code()`.
+//! hub.shutdown();
+//! assert_eq!(
+//!     socket.next().await,
+//!     Some(Delivery::Close(chat_domain::CloseReason::ShuttingDown)),
+//! );
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Design
+//!
+//! **A shared registry, not a hub task.** The [`Hub`] is a cheap handle
+//! (`Arc`) on a registry of connections indexed by user id (a user may hold
+//! many), behind one `std::sync::RwLock`. An actor-style hub task was the
+//! alternative; it funnels every publish through one task (one core) and
+//! makes `connected_users` and the synchronous unregister-on-drop go
+//! through a channel. Here:
+//! - `publish` takes the **read** lock, so publishers running on many tasks
+//!   fan out in parallel; `connect` and a subscription's drop take the
+//!   **write** lock, briefly. Connections themselves never touch the lock:
+//!   each reads its own queue.
+//! - The lock is never held across an `.await` and nothing done under it
+//!   waits: a delivery is a `try_send` of an `Arc<str>` into the
+//!   connection's bounded `tokio::sync::mpsc` queue. A hot lock held for a
+//!   bounded burst of non-blocking work is cheaper than a task hop per
+//!   event; sharding the map would be the next step if fan-out to very
+//!   large audiences ever made connects wait.
+//!
+//! **Serialize once.** An event is turned into its `ServerFrame` JSON once
+//! per fan-out, into an `Arc<str>`; each receiver gets a clone of that
+//! `Arc` (a reference-count increment, no allocation per delivery).
+//!
+//! **Back-pressure.** Each connection's queue holds
+//! [`HubConfig::queue_capacity`] frames (default 256). `publish` never
+//! waits for a reader: when a queue is full the connection is marked too
+//! slow and removed from the registry, and its subscription's next `next()`
+//! returns `Delivery::Close(CloseReason::TooSlow)` (close code 1013) at
+//! once, without first handing over the backlog. No publisher or other
+//! connection is slowed and no memory grows; the client reconnects with
+//! `?since=` and catches up from the store.
+//!
+//! **Ordering.** Frames from one publisher reach each connection in
+//! publish order (one FIFO queue per connection). Two concurrent
+//! publishers' frames may interleave differently on different connections.
+//!
+//! **Presence.** A user's first connection sends
+//! `{"type":"presence","username","status":"online"}` to every connection,
+//! the new one included (SPEC: "to every connected user"; it is connected).
+//! Their last connection closing sends `offline` to everyone remaining.
+//! Presence frames are sent under the write lock, so they keep the order
+//! of the connects and disconnects they report.
+//!
+//! **Shutdown.** [`Hub::shutdown`] closes every connection with
+//! `CloseReason::ShuttingDown` (close code 1001) after the frames already
+//! queued for it, and `connect` fails afterwards with
+//! `DomainError::StoreUnavailable` (503, "try again shortly"). Dropping
+//! every `Hub` handle without shutting down ends each subscription with
+//! `None`.
+//!
+//! **Contract.** With the `contract` feature, the `contract` module holds the
+//! test cases every `Notifier` (this hub, the Redis notifier) must pass.
+
+mod hub;
+mod registry;
+mod subscription;
+
+#[cfg(feature = "contract")]
+pub mod contract;
+
+pub use hub::{Hub, HubConfig};

@@ -1,0 +1,229 @@
+//! Who is connected, and the fan-out to their queues. Every method here is
+//! synchronous and never waits on a connection: a delivery is a `try_send`,
+//! so the registry lock is only ever held for a bounded burst of
+//! non-blocking work, never across an `.await`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use chat_domain::{Audience, CloseReason, PresenceStatus, ServerFrame, UserId, Username};
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+/// Identifies one connection: its user and a number unique in the hub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ConnKey {
+    pub(crate) user: UserId,
+    pub(crate) id: u64,
+}
+
+/// What the hub and a subscription share about one connection: whether,
+/// and why, the hub has closed it. Separate from the queue so that a full
+/// queue can still be told to close at once.
+#[derive(Debug, Default)]
+pub(crate) struct ConnState(AtomicU8);
+
+const OPEN: u8 = 0;
+const TOO_SLOW: u8 = 1;
+const SHUTTING_DOWN: u8 = 2;
+
+impl ConnState {
+    /// Records why the connection closes; the first reason wins.
+    pub(crate) fn close(&self, reason: CloseReason) {
+        let code = match reason {
+            CloseReason::TooSlow => TOO_SLOW,
+            CloseReason::ShuttingDown => SHUTTING_DOWN,
+        };
+        // A failed exchange means a reason is already recorded: keep it.
+        let _ = self
+            .0
+            .compare_exchange(OPEN, code, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Why the hub closed the connection, if it did.
+    pub(crate) fn reason(&self) -> Option<CloseReason> {
+        match self.0.load(Ordering::Acquire) {
+            TOO_SLOW => Some(CloseReason::TooSlow),
+            SHUTTING_DOWN => Some(CloseReason::ShuttingDown),
+            _ => None,
+        }
+    }
+}
+
+/// The hub's end of one connection.
+struct Conn {
+    id: u64,
+    queue: mpsc::Sender<Arc<str>>,
+    state: Arc<ConnState>,
+}
+
+impl Conn {
+    /// Queues a frame without waiting. Returns `false` when the queue was
+    /// full: the connection is then marked too slow and must be evicted.
+    fn offer(&self, text: &Arc<str>) -> bool {
+        if self.state.reason().is_some() {
+            return true; // already closing: its frames no longer matter
+        }
+        match self.queue.try_send(Arc::clone(text)) {
+            // Closed: the subscription is being dropped and unregisters itself.
+            Ok(()) | Err(TrySendError::Closed(_)) => true,
+            Err(TrySendError::Full(_)) => {
+                self.state.close(CloseReason::TooSlow);
+                false
+            }
+        }
+    }
+}
+
+/// The live connections of one user (usually one to a handful).
+struct UserConns {
+    username: Username,
+    conns: Vec<Conn>,
+}
+
+/// Every live connection, by user.
+#[derive(Default)]
+pub(crate) struct Registry {
+    users: HashMap<UserId, UserConns>,
+    connections: usize,
+    next_id: u64,
+    shut_down: bool,
+}
+
+impl Registry {
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shut_down
+    }
+
+    pub(crate) fn connection_count(&self) -> usize {
+        self.connections
+    }
+
+    /// Registers a connection. Returns its key and whether it is the user's
+    /// first (the user just came online).
+    pub(crate) fn add(
+        &mut self,
+        user: UserId,
+        username: Username,
+        queue: mpsc::Sender<Arc<str>>,
+        state: Arc<ConnState>,
+    ) -> (ConnKey, bool) {
+        self.next_id += 1;
+        let id = self.next_id;
+        let entry = self.users.entry(user).or_insert_with(|| UserConns {
+            username,
+            conns: Vec::new(),
+        });
+        let first = entry.conns.is_empty();
+        entry.conns.push(Conn { id, queue, state });
+        self.connections += 1;
+        (ConnKey { user, id }, first)
+    }
+
+    /// Queues `text` for every connection in `audience`. Returns the
+    /// connections whose queue was full.
+    pub(crate) fn deliver(&self, audience: Audience, text: &Arc<str>) -> Vec<ConnKey> {
+        match audience {
+            Audience::Everyone => self.deliver_to_all(text),
+            Audience::Users(mut users) => {
+                // Owned, so de-duplicating costs no allocation; a user named
+                // twice must still get the frame once.
+                users.sort_unstable();
+                users.dedup();
+                let mut slow = Vec::new();
+                for user in users {
+                    if let Some(entry) = self.users.get(&user) {
+                        offer_all(user, entry, text, &mut slow);
+                    }
+                }
+                slow
+            }
+        }
+    }
+
+    /// Queues `text` for every connection.
+    pub(crate) fn deliver_to_all(&self, text: &Arc<str>) -> Vec<ConnKey> {
+        let mut slow = Vec::new();
+        for (&user, entry) in &self.users {
+            offer_all(user, entry, text, &mut slow);
+        }
+        slow
+    }
+
+    /// Tells every connection that `username` came or went.
+    pub(crate) fn announce(&self, username: &Username, status: PresenceStatus) -> Vec<ConnKey> {
+        self.deliver_to_all(&presence_text(username, status))
+    }
+
+    /// Removes connections; a user losing their last one goes offline, which
+    /// is announced to the rest (and may overflow more queues, removed in
+    /// turn). Keys already gone are ignored, so removal is idempotent.
+    pub(crate) fn remove_all(&mut self, mut keys: Vec<ConnKey>) {
+        while let Some(key) = keys.pop() {
+            if let Some(gone) = self.remove(key) {
+                keys.extend(self.announce(&gone, PresenceStatus::Offline));
+            }
+        }
+    }
+
+    /// Removes one connection (dropping its queue's sender, which wakes a
+    /// waiting subscription). Returns the username if that was the user's
+    /// last connection.
+    fn remove(&mut self, key: ConnKey) -> Option<Username> {
+        let entry = self.users.get_mut(&key.user)?;
+        let index = entry.conns.iter().position(|c| c.id == key.id)?;
+        entry.conns.swap_remove(index);
+        self.connections -= 1;
+        if !entry.conns.is_empty() {
+            return None;
+        }
+        self.users.remove(&key.user).map(|e| e.username)
+    }
+
+    /// Closes every connection with `ShuttingDown` and refuses new ones.
+    /// Dropping the senders lets each subscription drain what is queued and
+    /// then report the close.
+    pub(crate) fn shut_down(&mut self) {
+        self.shut_down = true;
+        for entry in self.users.values() {
+            for conn in &entry.conns {
+                conn.state.close(CloseReason::ShuttingDown);
+            }
+        }
+        self.users.clear();
+        self.connections = 0;
+    }
+
+    /// Connected usernames in byte order.
+    pub(crate) fn usernames(&self) -> Vec<Username> {
+        let mut names: Vec<Username> = self.users.values().map(|e| e.username.clone()).collect();
+        names.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        names
+    }
+
+    /// Which of `users` have a live connection.
+    pub(crate) fn online_among(&self, users: &[UserId]) -> HashSet<UserId> {
+        users
+            .iter()
+            .filter(|u| self.users.contains_key(u))
+            .copied()
+            .collect()
+    }
+}
+
+fn offer_all(user: UserId, entry: &UserConns, text: &Arc<str>, slow: &mut Vec<ConnKey>) {
+    for conn in &entry.conns {
+        if !conn.offer(text) {
+            slow.push(ConnKey { user, id: conn.id });
+        }
+    }
+}
+
+/// The serialized `presence` frame.
+pub(crate) fn presence_text(username: &Username, status: PresenceStatus) -> Arc<str> {
+    let frame = ServerFrame::Presence {
+        username: username.clone(),
+        status,
+    };
+    Arc::from(frame.to_json())
+}
