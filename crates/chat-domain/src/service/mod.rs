@@ -5,6 +5,8 @@
 mod accounts;
 mod messages;
 mod rooms;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

@@ -1,0 +1,427 @@
+//! Sending and reading messages.
+
+use mockall::Sequence;
+
+use super::*;
+use crate::error::DomainError;
+use crate::pagination::PageRequest;
+use crate::service::SendMessage;
+
+fn text(content: &str) -> SendMessage {
+    SendMessage {
+        content: content.to_owned(),
+        ..SendMessage::default()
+    }
+}
+
+/// A harness whose store and notifier must not be touched by the send.
+fn refusing() -> Harness {
+    let mut h = Harness::new();
+    h.messages.expect_insert_message().times(0);
+    h.notifier.expect_publish().times(0);
+    h
+}
+
+/// Sends as alice through a harness that must refuse, and returns the error.
+async fn refused(h: Harness, request: SendMessage) -> DomainError {
+    h.build()
+        .send_message(&caller(&alice()), request)
+        .await
+        .expect_err("the send is refused")
+}
+
+#[tokio::test]
+async fn a_spoofed_sender_is_refused_and_nothing_happens() {
+    let request = SendMessage {
+        sender: Some("bob".into()),
+        ..text("hi")
+    };
+    assert_eq!(
+        refused(refusing(), request).await,
+        DomainError::SenderMismatch
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_sender_is_a_mismatch() {
+    let request = SendMessage {
+        sender: Some("<alice>".into()),
+        ..text("hi")
+    };
+    assert_eq!(
+        refused(refusing(), request).await,
+        DomainError::SenderMismatch
+    );
+}
+
+#[tokio::test]
+async fn the_callers_own_name_in_another_case_is_accepted_as_sender() {
+    let mut h = Harness::new();
+    let inserts = record_inserts(&mut h.messages);
+    let published = record_publishes(&mut h.notifier);
+    let request = SendMessage {
+        sender: Some("ALICE".into()),
+        ..text("hi")
+    };
+
+    let stored = h
+        .build()
+        .send_message(&caller(&alice()), request)
+        .await
+        .expect("sends");
+
+    assert_eq!(inserts.calls().len(), 1);
+    assert_eq!(published.calls().len(), 1);
+    assert_eq!(stored.message().sender, alice().username);
+}
+
+#[tokio::test]
+async fn empty_or_blank_content_is_refused() {
+    for blank in ["", "   ", "\n\t "] {
+        let err = refused(refusing(), text(blank)).await;
+        assert!(
+            matches!(
+                err,
+                DomainError::Validation {
+                    field: "content",
+                    ..
+                }
+            ),
+            "{blank:?}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn content_over_4000_characters_is_refused() {
+    let err = refused(refusing(), text(&"x".repeat(4001))).await;
+    assert!(matches!(
+        err,
+        DomainError::Validation {
+            field: "content",
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn a_recipient_and_a_room_together_are_refused() {
+    let mut h = refusing();
+    h.rooms.expect_room_by_id().times(0);
+    let request = SendMessage {
+        recipient: Some("bob".into()),
+        room_id: Some(room_id(1)),
+        ..text("hi")
+    };
+    assert!(matches!(
+        refused(h, request).await,
+        DomainError::Validation { .. }
+    ));
+}
+
+#[tokio::test]
+async fn an_unknown_recipient_is_user_not_found() {
+    let request = SendMessage {
+        recipient: Some("nobody".into()),
+        ..text("hi")
+    };
+    assert_eq!(
+        refused(refusing(), request).await,
+        DomainError::UserNotFound
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_room_is_room_not_found() {
+    let request = SendMessage {
+        room_id: Some(room_id(1)),
+        ..text("hi")
+    };
+    assert_eq!(
+        refused(refusing(), request).await,
+        DomainError::RoomNotFound
+    );
+}
+
+#[tokio::test]
+async fn a_room_the_sender_is_not_in_is_not_a_member() {
+    let h = refusing().with_room(room(1, &bob(), &[&bob(), &carol()]));
+    let request = SendMessage {
+        room_id: Some(room_id(1)),
+        ..text("hi")
+    };
+    assert_eq!(refused(h, request).await, DomainError::NotAMember);
+}
+
+#[tokio::test]
+async fn an_invalid_client_id_is_refused() {
+    for bad in ["", "has space", &"k".repeat(65)] {
+        let request = SendMessage {
+            client_id: Some(bad.to_owned()),
+            ..text("hi")
+        };
+        let err = refused(refusing(), request).await;
+        assert!(
+            matches!(
+                err,
+                DomainError::Validation {
+                    field: "client_id",
+                    ..
+                }
+            ),
+            "{bad:?}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_direct_message_is_stored_then_sent_to_exactly_its_two_parties() {
+    let mut h = Harness::new();
+    let inserts = record_inserts(&mut h.messages);
+    let published = record_publishes(&mut h.notifier);
+    let request = SendMessage {
+        recipient: Some("BOB".into()),
+        client_id: Some("k-1".into()),
+        ..text("  hello bob  ")
+    };
+
+    let stored = h
+        .build()
+        .send_message(&caller(&alice()), request)
+        .await
+        .expect("sends");
+
+    let Stored::Created(message) = &stored else {
+        panic!("expected a new message, got {stored:?}");
+    };
+    assert_eq!(
+        inserts.calls(),
+        [NewMessage {
+            message: Message {
+                id: message.id,
+                sender: alice().username,
+                target: MessageTarget::Direct(bob().username),
+                content: MessageContent::parse("hello bob").expect("valid"),
+                created_at: now(),
+            },
+            sender_id: alice().id,
+            client_id: Some(crate::values::ClientId::parse("k-1").expect("valid")),
+        }]
+    );
+    assert_eq!(
+        published.calls(),
+        [(
+            Event::Message(message.clone()),
+            Audience::Users(vec![alice().id, bob().id])
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_direct_message_to_oneself_reaches_only_oneself() {
+    let mut h = Harness::new();
+    record_inserts(&mut h.messages);
+    let published = record_publishes(&mut h.notifier);
+    let request = SendMessage {
+        recipient: Some("alice".into()),
+        ..text("note to self")
+    };
+
+    h.build()
+        .send_message(&caller(&alice()), request)
+        .await
+        .expect("sends");
+
+    let calls = published.calls();
+    let [(_, audience)] = calls.as_slice() else {
+        panic!("expected one publish, got {calls:?}");
+    };
+    assert_eq!(*audience, Audience::Users(vec![alice().id]));
+}
+
+#[tokio::test]
+async fn a_room_message_goes_to_the_rooms_members() {
+    let mut h = Harness::new().with_room(room(1, &bob(), &[&bob(), &alice(), &carol()]));
+    record_inserts(&mut h.messages);
+    let published = record_publishes(&mut h.notifier);
+    let request = SendMessage {
+        room_id: Some(room_id(1)),
+        ..text("hi all")
+    };
+
+    let stored = h
+        .build()
+        .send_message(&caller(&alice()), request)
+        .await
+        .expect("sends");
+
+    assert_eq!(stored.message().target, MessageTarget::Room(room_id(1)));
+    assert_eq!(
+        published.calls(),
+        [(
+            Event::Message(stored.message().clone()),
+            Audience::Users(vec![bob().id, alice().id, carol().id])
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_global_message_goes_to_everyone() {
+    let mut h = Harness::new();
+    record_inserts(&mut h.messages);
+    let published = record_publishes(&mut h.notifier);
+
+    let stored = h
+        .build()
+        .send_message(&caller(&alice()), text("hello world"))
+        .await
+        .expect("sends");
+
+    assert_eq!(stored.message().target, MessageTarget::Global);
+    assert_eq!(
+        published.calls(),
+        [(Event::Message(stored.message().clone()), Audience::Everyone)]
+    );
+}
+
+#[tokio::test]
+async fn a_message_is_published_only_after_it_is_stored() {
+    let mut h = Harness::new();
+    let mut order = Sequence::new();
+    h.messages
+        .expect_insert_message()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(created);
+    h.notifier
+        .expect_publish()
+        .times(1)
+        .in_sequence(&mut order)
+        .return_const(());
+
+    h.build()
+        .send_message(&caller(&alice()), text("in order"))
+        .await
+        .expect("sends");
+}
+
+#[tokio::test]
+async fn a_failed_insert_publishes_nothing() {
+    let mut h = Harness::new();
+    h.messages
+        .expect_insert_message()
+        .times(1)
+        .returning(|_| Err(DomainError::StoreUnavailable));
+    h.notifier.expect_publish().times(0);
+
+    let result = h
+        .build()
+        .send_message(&caller(&alice()), text("lost"))
+        .await;
+
+    assert_eq!(result, Err(DomainError::StoreUnavailable));
+}
+
+#[tokio::test]
+async fn a_duplicate_client_id_returns_the_original_and_publishes_nothing() {
+    let original = stored_message(&alice(), MessageTarget::Global, "first");
+    let mut h = Harness::new();
+    let answer = original.clone();
+    h.messages
+        .expect_insert_message()
+        .times(1)
+        .withf(|new| new.client_id.as_ref().map(|c| c.as_str()) == Some("k-1"))
+        .returning(move |_| Ok(Stored::Duplicate(answer.clone())));
+    h.notifier.expect_publish().times(0);
+    let request = SendMessage {
+        client_id: Some("k-1".into()),
+        ..text("first")
+    };
+
+    let stored = h
+        .build()
+        .send_message(&caller(&alice()), request)
+        .await
+        .expect("a resend succeeds");
+
+    assert_eq!(stored, Stored::Duplicate(original));
+}
+
+#[tokio::test]
+async fn messages_between_others_are_forbidden_and_not_read() {
+    let mut h = Harness::new();
+    h.messages.expect_direct_messages().times(0);
+
+    let result = h
+        .build()
+        .messages_between(&caller(&carol()), "alice", "bob", PageRequest::latest())
+        .await;
+
+    assert!(matches!(result, Err(DomainError::Forbidden(_))));
+}
+
+#[tokio::test]
+async fn a_party_reads_direct_messages_under_canonical_names() {
+    let mut h = Harness::new();
+    h.messages
+        .expect_direct_messages()
+        .times(1)
+        .withf(|a, b, page| {
+            a.as_str() == "alice" && b.as_str() == "bob" && *page == PageRequest::latest()
+        })
+        .returning(|_, _, _| Ok(empty_page()));
+
+    let page = h
+        .build()
+        .messages_between(&caller(&alice()), "ALICE", "Bob", PageRequest::latest())
+        .await;
+
+    assert_eq!(page, Ok(empty_page()));
+}
+
+#[tokio::test]
+async fn the_second_party_may_read_too() {
+    let mut h = Harness::new();
+    h.messages
+        .expect_direct_messages()
+        .times(1)
+        .withf(|a, b, _| a.as_str() == "alice" && b.as_str() == "bob")
+        .returning(|_, _, _| Ok(empty_page()));
+
+    let page = h
+        .build()
+        .messages_between(&caller(&bob()), "alice", "BOB", PageRequest::latest())
+        .await;
+
+    assert_eq!(page, Ok(empty_page()));
+}
+
+#[tokio::test]
+async fn messages_with_an_unknown_user_are_user_not_found() {
+    let mut h = Harness::new();
+    h.messages.expect_direct_messages().times(0);
+
+    let result = h
+        .build()
+        .messages_between(&caller(&alice()), "alice", "nobody", PageRequest::latest())
+        .await;
+
+    assert_eq!(result, Err(DomainError::UserNotFound));
+}
+
+#[tokio::test]
+async fn visible_messages_are_asked_for_the_caller() {
+    let mut h = Harness::new();
+    let page = PageRequest::new(Some(10), None, Some(MessageId::generate())).expect("valid");
+    h.messages
+        .expect_visible_messages()
+        .times(1)
+        .withf(move |viewer, viewer_name, asked| {
+            *viewer == alice().id && *viewer_name == alice().username && *asked == page
+        })
+        .returning(|_, _, _| Ok(empty_page()));
+
+    let result = h.build().visible_messages(&caller(&alice()), page).await;
+
+    assert_eq!(result, Ok(empty_page()));
+}
