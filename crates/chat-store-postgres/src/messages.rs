@@ -1,0 +1,242 @@
+//! [`MessageStore`] on the `messages` table. Every read is a backward (or
+//! forward) scan of an index ending in `id`, stopped after `limit + 1` rows.
+
+use async_trait::async_trait;
+use chat_domain::{
+    Cursor, DomainError, DomainResult, Message, MessageId, MessageStore, NewMessage, Page,
+    PageRequest, RoomId, Stored, UserId, Username,
+};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::error::{db_error, foreign_key_violation};
+use crate::merge::MergedPages;
+use crate::paging::{paged, probe_limit};
+use crate::rows::{MessageRow, NewMessageRow};
+use crate::schema::{messages, room_members, users};
+use crate::sql::{greatest, least, lower};
+use crate::store::PgStore;
+
+/// A boxed `SELECT <message columns> FROM messages`, to add filters to.
+type MessageQuery<'a> = messages::BoxedQuery<'a, Pg, diesel::dsl::AsSelect<MessageRow, Pg>>;
+
+fn select_messages<'a>() -> MessageQuery<'a> {
+    messages::table.select(MessageRow::as_select()).into_boxed()
+}
+
+fn message_uuid(id: MessageId) -> Uuid {
+    id.as_uuid()
+}
+
+#[async_trait]
+impl MessageStore for PgStore {
+    async fn insert_message(&self, new: &NewMessage) -> DomainResult<Stored> {
+        let mut conn = self.conn().await?;
+        let recipient = match new.message.recipient() {
+            Some(name) => Some(account_named(&mut conn, name).await?),
+            None => None,
+        };
+        let mut row = NewMessageRow::new(new, recipient.as_ref().map(|(id, _)| *id));
+        // The stored name is the account's own spelling, which the composite
+        // foreign key (recipient_id, recipient) requires.
+        row.recipient = recipient.as_ref().map(|(_, name)| name.as_str());
+        match new.client_id {
+            None => insert(&mut conn, &row).await.map(Stored::Created),
+            Some(_) => insert_once(&mut conn, &row).await,
+        }
+    }
+
+    async fn message_by_id(&self, id: MessageId) -> DomainResult<Option<Message>> {
+        let mut conn = self.conn().await?;
+        select_messages()
+            .filter(messages::id.eq(id.as_uuid()))
+            .first::<MessageRow>(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?
+            .map(Message::try_from)
+            .transpose()
+    }
+
+    /// Direct messages are matched by the viewer's id (the name is for
+    /// stores that key on names).
+    async fn visible_messages(
+        &self,
+        viewer: UserId,
+        _viewer_name: &Username,
+        page: PageRequest<MessageId>,
+    ) -> DomainResult<Page<Message>> {
+        let mut conn = self.conn().await?;
+        // The rooms first, so that each gets its own branch on the
+        // (room_id, id) index: a single `room_id IN (...)` branch cannot be
+        // read in id order and makes PostgreSQL scan far more rows.
+        let rooms: Vec<Uuid> = room_members::table
+            .filter(room_members::user_id.eq(viewer.as_uuid()))
+            .select(room_members::room_id)
+            .load(&mut conn)
+            .await
+            .map_err(db_error)?;
+        let branches = visible_sources(viewer.as_uuid(), rooms)
+            .into_iter()
+            .map(|source| paged!(source, messages::id, &page, message_uuid))
+            .collect();
+        let newest_first = !matches!(page.cursor, Cursor::After(_));
+        let rows = MergedPages::new(branches, newest_first, probe_limit(&page))
+            .load(&mut conn)
+            .await
+            .map_err(db_error)?;
+        to_page(rows, &page)
+    }
+
+    async fn direct_messages(
+        &self,
+        a: &Username,
+        b: &Username,
+        page: PageRequest<MessageId>,
+    ) -> DomainResult<Page<Message>> {
+        let mut conn = self.conn().await?;
+        let (Some(a), Some(b)) = (
+            account_id(&mut conn, a).await?,
+            account_id(&mut conn, b).await?,
+        ) else {
+            return Ok(Page::from_probe(Vec::new(), &page));
+        };
+        // Same expressions as the messages_direct_pair_id_idx index, so the
+        // whole conversation is one index range in id order. Rust and
+        // PostgreSQL both order UUIDs by their bytes.
+        let (low, high) = if a <= b { (a, b) } else { (b, a) };
+        let query = select_messages()
+            .filter(messages::recipient_id.is_not_null())
+            .filter(least(messages::sender_id.nullable(), messages::recipient_id).eq(low))
+            .filter(greatest(messages::sender_id.nullable(), messages::recipient_id).eq(high));
+        let rows = paged!(query, messages::id, &page, message_uuid)
+            .load(&mut conn)
+            .await
+            .map_err(db_error)?;
+        to_page(rows, &page)
+    }
+
+    async fn room_messages(
+        &self,
+        room: RoomId,
+        page: PageRequest<MessageId>,
+    ) -> DomainResult<Page<Message>> {
+        let mut conn = self.conn().await?;
+        let query = select_messages().filter(messages::room_id.eq(room.as_uuid()));
+        let rows = paged!(query, messages::id, &page, message_uuid)
+            .load(&mut conn)
+            .await
+            .map_err(db_error)?;
+        to_page(rows, &page)
+    }
+}
+
+/// What `viewer` may read, as disjoint sources (so merging them needs no
+/// de-duplication), each matching one partial index: global messages,
+/// direct messages sent, direct messages received from others, and each
+/// room in `rooms`.
+fn visible_sources<'a>(viewer: Uuid, rooms: Vec<Uuid>) -> Vec<MessageQuery<'a>> {
+    let mut sources = vec![
+        select_messages()
+            .filter(messages::recipient_id.is_null())
+            .filter(messages::room_id.is_null()),
+        select_messages()
+            .filter(messages::recipient_id.is_not_null())
+            .filter(messages::sender_id.eq(viewer)),
+        select_messages()
+            .filter(messages::recipient_id.eq(viewer))
+            .filter(messages::sender_id.ne(viewer)),
+    ];
+    sources.extend(
+        rooms
+            .into_iter()
+            .map(|room| select_messages().filter(messages::room_id.eq(room))),
+    );
+    sources
+}
+
+/// Stores a message without an idempotency key.
+async fn insert(conn: &mut AsyncPgConnection, row: &NewMessageRow<'_>) -> DomainResult<Message> {
+    let stored: MessageRow = diesel::insert_into(messages::table)
+        .values(row)
+        .returning(MessageRow::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(message_error)?;
+    Message::try_from(stored)
+}
+
+/// Stores a message with a client id unless the sender already used that id:
+/// `ON CONFLICT DO NOTHING` on the (sender_id, client_id) unique index, so
+/// concurrent resends store one message; the losers read the winner's.
+async fn insert_once(
+    conn: &mut AsyncPgConnection,
+    row: &NewMessageRow<'_>,
+) -> DomainResult<Stored> {
+    let inserted: Option<MessageRow> = diesel::insert_into(messages::table)
+        .values(row)
+        .on_conflict((messages::sender_id, messages::client_id))
+        .filter_target(messages::client_id.is_not_null())
+        .do_nothing()
+        .returning(MessageRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+        .map_err(message_error)?;
+    if let Some(created) = inserted {
+        return Message::try_from(created).map(Stored::Created);
+    }
+    let original: MessageRow = select_messages()
+        .filter(messages::sender_id.eq(row.sender_id))
+        .filter(messages::client_id.eq(row.client_id))
+        .first(conn)
+        .await
+        .map_err(db_error)?;
+    Message::try_from(original).map(Stored::Duplicate)
+}
+
+/// The id and stored spelling of the account named `name`
+/// (case-insensitively); `UserNotFound` if there is none.
+async fn account_named(
+    conn: &mut AsyncPgConnection,
+    name: &Username,
+) -> DomainResult<(Uuid, String)> {
+    users::table
+        .filter(lower(users::username).eq(name.as_str().to_ascii_lowercase()))
+        .select((users::id, users::username))
+        .first(conn)
+        .await
+        .optional()
+        .map_err(db_error)?
+        .ok_or(DomainError::UserNotFound)
+}
+
+/// The id of the account named `name`, if any.
+async fn account_id(conn: &mut AsyncPgConnection, name: &Username) -> DomainResult<Option<Uuid>> {
+    users::table
+        .filter(lower(users::username).eq(name.as_str().to_ascii_lowercase()))
+        .select(users::id)
+        .first(conn)
+        .await
+        .optional()
+        .map_err(db_error)
+}
+
+fn to_page(rows: Vec<MessageRow>, page: &PageRequest<MessageId>) -> DomainResult<Page<Message>> {
+    let messages = rows
+        .into_iter()
+        .map(Message::try_from)
+        .collect::<DomainResult<Vec<_>>>()?;
+    Ok(Page::from_probe(messages, page))
+}
+
+/// A message naming a sender, recipient or room that does not exist.
+fn message_error(err: diesel::result::Error) -> DomainError {
+    match foreign_key_violation(&err) {
+        Some("messages_room_id_fkey") => DomainError::RoomNotFound,
+        Some("messages_sender_fkey" | "messages_recipient_fkey") => DomainError::UserNotFound,
+        _ => db_error(err),
+    }
+}

@@ -1,0 +1,58 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    messages (id) {
+        id -> Uuid,
+        sender_id -> Uuid,
+        sender -> Text,
+        recipient_id -> Nullable<Uuid>,
+        recipient -> Nullable<Text>,
+        room_id -> Nullable<Uuid>,
+        content -> Text,
+        client_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    revoked_tokens (jti) {
+        jti -> Uuid,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    room_members (room_id, user_id) {
+        room_id -> Uuid,
+        user_id -> Uuid,
+        joined_at -> Timestamptz,
+        join_seq -> Int8,
+    }
+}
+
+diesel::table! {
+    rooms (id) {
+        id -> Uuid,
+        name -> Text,
+        description -> Text,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        username -> Text,
+        email -> Text,
+        password_hash -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(messages -> rooms (room_id));
+diesel::joinable!(room_members -> rooms (room_id));
+diesel::joinable!(room_members -> users (user_id));
+diesel::joinable!(rooms -> users (created_by));
+
+diesel::allow_tables_to_appear_in_same_query!(messages, revoked_tokens, room_members, rooms, users,);

@@ -1,0 +1,227 @@
+//! The store handle: a deadpool pool of `AsyncPgConnection`s, built after
+//! the embedded migrations ran.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chat_domain::DomainResult;
+use deadpool::Runtime;
+use diesel::RunQueryDsl as _;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::error::{pool_error, StartupError};
+use crate::sql::{pg_advisory_lock, pg_advisory_unlock};
+
+/// The schema migrations (the workspace's `migrations/` directory), compiled
+/// into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+/// How long opening one connection may take, at start and in the pool.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a request waits for a free pooled connection before the store
+/// reports itself unavailable.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Advisory lock key held while migrating, so instances starting together
+/// migrate one after the other (the second then finds nothing to do).
+/// Arbitrary, but fixed forever: it is the ASCII of "chatmigr".
+const MIGRATION_LOCK_KEY: i64 = 0x6368_6174_6d69_6772;
+
+/// Every store port of `chat-domain`, on PostgreSQL. Cheap to clone (the
+/// pool is shared); one per process.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool<AsyncPgConnection>,
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.pool.status();
+        f.debug_struct("PgStore")
+            .field("max_size", &status.max_size)
+            .field("size", &status.size)
+            .field("available", &status.available)
+            .finish()
+    }
+}
+
+impl PgStore {
+    /// Applies pending migrations, then opens a pool of at most `pool_size`
+    /// connections (at least 1). Fails within about
+    /// [`CONNECT_TIMEOUT`] when the database cannot be reached, with a
+    /// message naming host, port and database.
+    pub async fn connect(url: &str, pool_size: usize) -> Result<Self, StartupError> {
+        run_migrations(url).await?;
+        let store = Self::from_pool(build_pool(url, pool_size)?);
+        tracing::info!(
+            database = %database_target(url),
+            pool_size = pool_size.max(1),
+            "PostgreSQL store ready"
+        );
+        Ok(store)
+    }
+
+    /// Wraps an existing pool; runs no migrations. The pool should have a
+    /// runtime and timeouts set, or an unreachable database makes requests
+    /// wait instead of failing with `StoreUnavailable`.
+    pub fn from_pool(pool: Pool<AsyncPgConnection>) -> Self {
+        Self { pool }
+    }
+
+    /// The underlying pool (for metrics or ad-hoc queries in tests).
+    pub fn pool(&self) -> &Pool<AsyncPgConnection> {
+        &self.pool
+    }
+
+    /// A pooled connection; `StoreUnavailable` when none comes in time.
+    pub(crate) async fn conn(&self) -> DomainResult<Object<AsyncPgConnection>> {
+        self.pool.get().await.map_err(pool_error)
+    }
+}
+
+/// A pool that never blocks a request for long: checking out, opening and
+/// recycling a connection all have time limits, so a dead database turns
+/// into `StoreUnavailable` promptly, and broken connections are replaced on
+/// the next checkout, so the store recovers by itself when the database
+/// comes back.
+pub fn build_pool(url: &str, pool_size: usize) -> Result<Pool<AsyncPgConnection>, StartupError> {
+    let mut config = ManagerConfig::default();
+    // A connection the server closed (restart, failover) is seen as broken
+    // and replaced without a round trip; a ping on every checkout would cost
+    // a query per request.
+    config.recycling_method = RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+    Pool::builder(manager)
+        .max_size(pool_size.max(1))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(CHECKOUT_TIMEOUT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .recycle_timeout(Some(CONNECT_TIMEOUT))
+        .build()
+        .map_err(|err| StartupError::Pool(err.to_string()))
+}
+
+/// Applies every pending migration to the database at `url` and returns the
+/// versions it applied (empty when up to date). Safe to run from several
+/// processes at once: a PostgreSQL advisory lock makes them take turns.
+/// This is what `chat-server migrate` runs.
+pub async fn run_migrations(url: &str) -> Result<Vec<String>, StartupError> {
+    let target = database_target(url);
+    let conn = establish(url).await?;
+    let migrate = move || migrate_locked(conn);
+    tokio::task::spawn_blocking(migrate)
+        .await
+        .map_err(|err| StartupError::Migration {
+            target: target.clone(),
+            reason: format!("migration task failed: {err}"),
+        })?
+        .map_err(|reason| StartupError::Migration { target, reason })
+}
+
+/// Whether a connection to `url` can be opened, within
+/// [`CONNECT_TIMEOUT`]; the error says why not (refused, timed out,
+/// authentication) and names `host:port/database`.
+pub async fn check_reachable(url: &str) -> Result<(), StartupError> {
+    establish(url).await.map(drop)
+}
+
+/// Opens one connection, giving up after [`CONNECT_TIMEOUT`].
+async fn establish(url: &str) -> Result<AsyncPgConnection, StartupError> {
+    let target = database_target_checked(url)?;
+    let reason =
+        match tokio::time::timeout(CONNECT_TIMEOUT, AsyncPgConnection::establish(url)).await {
+            Ok(Ok(conn)) => return Ok(conn),
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+        };
+    // The driver's message is often just "error connecting to server";
+    // a plain TCP attempt tells "connection refused" from a timeout.
+    let reason = match tcp_failure(url).await {
+        Some(cause) => format!("{reason} ({cause})"),
+        None => reason,
+    };
+    Err(StartupError::Unreachable { target, reason })
+}
+
+/// Why a TCP connection to the first host of `url` fails, if it does.
+async fn tcp_failure(url: &str) -> Option<String> {
+    let config = tokio_postgres::Config::from_str(url).ok()?;
+    let tokio_postgres::config::Host::Tcp(host) = config.get_hosts().first()? else {
+        return None;
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let connecting = tokio::net::TcpStream::connect((host.as_str(), port));
+    match tokio::time::timeout(Duration::from_secs(2), connecting).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(err)) => Some(err.to_string()),
+        Err(_) => Some("no TCP answer within 2 s".to_owned()),
+    }
+}
+
+/// Runs the migrations over a blocking wrapper of an async connection
+/// (diesel_migrations is synchronous), holding the migration lock. Call on
+/// a blocking thread of a tokio runtime.
+fn migrate_locked(conn: AsyncPgConnection) -> Result<Vec<String>, String> {
+    let mut conn: AsyncConnectionWrapper<AsyncPgConnection> = conn.into();
+    diesel::select(pg_advisory_lock(MIGRATION_LOCK_KEY))
+        .execute(&mut conn)
+        .map_err(|err| format!("taking the migration lock: {err}"))?;
+    let applied = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map(|versions| versions.iter().map(ToString::to_string).collect())
+        .map_err(|err| err.to_string());
+    // Closing the connection releases the lock anyway; unlocking explicitly
+    // just lets a waiting instance go on a little sooner.
+    let _ = diesel::select(pg_advisory_unlock(MIGRATION_LOCK_KEY)).execute(&mut conn);
+    applied
+}
+
+/// `host:port/database` of a connection string, for messages and logs.
+/// Never includes the password. Unparsable strings give `"<invalid URL>"`.
+pub fn database_target(url: &str) -> String {
+    database_target_checked(url).unwrap_or_else(|_| "<invalid URL>".to_owned())
+}
+
+fn database_target_checked(url: &str) -> Result<String, StartupError> {
+    let config = tokio_postgres::Config::from_str(url)
+        .map_err(|err| StartupError::InvalidUrl(err.to_string()))?;
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|host| match host {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".to_owned());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let database = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres");
+    Ok(format!("{host}:{port}/{database}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_names_host_port_and_database_but_not_the_password() {
+        let target = database_target("postgres://chat:s3cret@db.internal:6543/chat_prod");
+        assert_eq!(target, "db.internal:6543/chat_prod");
+        assert_eq!(
+            database_target("host=10.0.0.5 user=chat dbname=chat password=s3cret"),
+            "10.0.0.5:5432/chat"
+        );
+        assert_eq!(database_target("not a url"), "<invalid URL>");
+    }
+}

@@ -1,0 +1,81 @@
+//! [`UserStore`] on the `users` table.
+
+use async_trait::async_trait;
+use chat_domain::{
+    DomainError, DomainResult, Page, PageRequest, UserAccount, UserId, UserStore, Username,
+};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::error::{db_error, unique_violation};
+use crate::paging::paged;
+use crate::rows::UserRow;
+use crate::schema::users;
+use crate::sql::lower;
+use crate::store::PgStore;
+
+#[async_trait]
+impl UserStore for PgStore {
+    async fn create_user(&self, account: &UserAccount) -> DomainResult<()> {
+        let mut conn = self.conn().await?;
+        diesel::insert_into(users::table)
+            .values(UserRow::from(account))
+            .execute(&mut conn)
+            .await
+            .map(drop)
+            .map_err(registration_error)
+    }
+
+    async fn user_by_id(&self, id: UserId) -> DomainResult<Option<UserAccount>> {
+        let mut conn = self.conn().await?;
+        users::table
+            .find(id.as_uuid())
+            .select(UserRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?
+            .map(UserAccount::try_from)
+            .transpose()
+    }
+
+    async fn user_by_username(&self, username: &Username) -> DomainResult<Option<UserAccount>> {
+        let mut conn = self.conn().await?;
+        // Usernames are ASCII, so Rust's and PostgreSQL's lower() agree; the
+        // comparison is on lower(username), the unique index's expression.
+        let folded = username.as_str().to_ascii_lowercase();
+        users::table
+            .filter(lower(users::username).eq(folded))
+            .select(UserRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?
+            .map(UserAccount::try_from)
+            .transpose()
+    }
+
+    async fn list_users(&self, page: PageRequest<UserId>) -> DomainResult<Page<UserAccount>> {
+        let mut conn = self.conn().await?;
+        let query = users::table.select(UserRow::as_select()).into_boxed();
+        let rows: Vec<UserRow> = paged!(query, users::id, &page, |id: UserId| id.as_uuid())
+            .load(&mut conn)
+            .await
+            .map_err(db_error)?;
+        let accounts = rows
+            .into_iter()
+            .map(UserAccount::try_from)
+            .collect::<DomainResult<Vec<_>>>()?;
+        Ok(Page::from_probe(accounts, &page))
+    }
+}
+
+/// A registration that lost a race (or repeated a name) hits a unique index:
+/// that is a 409, not a 500.
+fn registration_error(err: diesel::result::Error) -> DomainError {
+    match unique_violation(&err) {
+        Some("users_username_lower_key") => DomainError::UsernameTaken,
+        Some("users_email_lower_key") => DomainError::EmailTaken,
+        _ => db_error(err),
+    }
+}
