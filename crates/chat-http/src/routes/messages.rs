@@ -1,0 +1,155 @@
+//! Sending and reading messages.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chat_domain::{Message, MessageWire, RoomId, SendMessage, Stored};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::auth::Authenticated;
+use crate::error::{ApiError, ErrorBody};
+use crate::pagination::{page_response, PageParams};
+use crate::state::ApiState;
+
+/// A message to send: global (no `recipient`, no `room_id`), direct
+/// (`recipient`) or to a room (`room_id`). Empty strings count as absent.
+#[derive(Deserialize, ToSchema)]
+pub struct SendMessageRequest {
+    /// 1-4000 characters after trimming.
+    #[schema(example = "Hello!")]
+    pub content: String,
+    /// A username, for a direct message.
+    #[serde(default)]
+    #[schema(example = "bob")]
+    pub recipient: Option<String>,
+    /// A room the caller belongs to, for a room message.
+    #[serde(default)]
+    #[schema(format = Uuid)]
+    pub room_id: Option<String>,
+    /// Optional; if given it must be the caller's username (else 403
+    /// `sender_mismatch`). The sender is always the authenticated user.
+    #[serde(default)]
+    pub sender: Option<String>,
+    /// Optional idempotency key (1-64 visible ASCII characters): a resend
+    /// with the same key returns the original message (200) and stores
+    /// nothing.
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+fn present(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+/// Sends a message.
+///
+/// Stored, then delivered live to whoever may see it.
+#[utoipa::path(
+    post,
+    path = "/api/messages",
+    tag = "messages",
+    request_body = SendMessageRequest,
+    responses(
+        (status = 201, description = "Stored and delivered", body = MessageWire),
+        (status = 200, description = "A resend of a `client_id` already used by the caller: the original message; nothing stored", body = MessageWire),
+        (status = 400, description = "`validation_error` or `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+        (status = 403, description = "`sender_mismatch`, or `not_a_member` of the room", body = ErrorBody),
+        (status = 404, description = "`user_not_found` (recipient) or `room_not_found`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+    ),
+    security(("bearer_auth" = []), ("cookie_auth" = []))
+)]
+pub async fn send_message(
+    state: web::Data<ApiState>,
+    caller: Authenticated,
+    body: web::Json<SendMessageRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let room_id = present(body.room_id)
+        .map(|raw| raw.parse::<RoomId>())
+        .transpose()?;
+    let request = SendMessage {
+        content: body.content,
+        recipient: present(body.recipient),
+        room_id,
+        sender: present(body.sender),
+        client_id: present(body.client_id),
+    };
+    Ok(
+        match state.service().send_message(&caller, request).await? {
+            Stored::Created(message) => HttpResponse::Created().json(message),
+            Stored::Duplicate(message) => HttpResponse::Ok().json(message),
+        },
+    )
+}
+
+/// The messages the caller may read.
+///
+/// Global messages, direct messages to or from the caller, and messages of
+/// rooms the caller belongs to. Paginated: the body is a JSON array, oldest first; the `Link` header
+/// holds `rel="prev"` (older: `?before=<first id>&limit=N`) when older
+/// messages exist and `rel="next"` (newer: `?after=<last id>&limit=N`) when
+/// newer ones existed at the time of the read.
+#[utoipa::path(
+    get,
+    path = "/api/messages",
+    tag = "messages",
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of messages, oldest first", body = [MessageWire],
+            headers(("Link" = String, description = "RFC 8288 links to the previous (older) and next (newer) pages"))),
+        (status = 400, description = "`validation_error` (bad cursor, limit 0, both cursors) or `invalid_query`", body = ErrorBody),
+        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+    ),
+    security(("bearer_auth" = []), ("cookie_auth" = []))
+)]
+pub async fn list_messages(
+    state: web::Data<ApiState>,
+    caller: Authenticated,
+    req: HttpRequest,
+    query: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    let request = query.to_request()?;
+    let page = state.service().visible_messages(&caller, request).await?;
+    Ok(page_response(&req, &request, page, |m: &Message| m.id))
+}
+
+/// Direct messages between two users.
+///
+/// Both directions, oldest first. Only those two users may read them.
+/// Paginated like `GET /api/messages`.
+#[utoipa::path(
+    get,
+    path = "/api/messages/between/{user1}/{user2}",
+    tag = "messages",
+    params(
+        ("user1" = String, Path, description = "A username"),
+        ("user2" = String, Path, description = "Another username"),
+        PageParams,
+    ),
+    responses(
+        (status = 200, description = "A page of direct messages, oldest first", body = [MessageWire],
+            headers(("Link" = String, description = "RFC 8288 links to the previous (older) and next (newer) pages"))),
+        (status = 400, description = "`validation_error` or `invalid_query`", body = ErrorBody),
+        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the caller is neither user", body = ErrorBody),
+        (status = 404, description = "`user_not_found`", body = ErrorBody),
+    ),
+    security(("bearer_auth" = []), ("cookie_auth" = []))
+)]
+pub async fn messages_between(
+    state: web::Data<ApiState>,
+    caller: Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    query: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    let (user1, user2) = path.into_inner();
+    let request = query.to_request()?;
+    let page = state
+        .service()
+        .messages_between(&caller, &user1, &user2, request)
+        .await?;
+    Ok(page_response(&req, &request, page, |m: &Message| m.id))
+}

@@ -1,0 +1,71 @@
+//! The route table: every path of the API, in one place.
+
+pub mod auth;
+pub mod messages;
+pub mod rooms;
+pub mod system;
+pub mod users;
+
+use std::str::FromStr;
+
+use actix_web::{web, HttpResponse, Resource};
+use chat_domain::DomainError;
+
+use crate::error::ApiError;
+
+/// Mounts every route. Paths are relative to wherever the caller mounts the
+/// API (the root, or a scope such as `/chat`).
+pub(crate) fn route_table(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/health", "GET").route(web::get().to(system::health)))
+        .service(resource("/api/openapi.json", "GET").route(web::get().to(system::openapi_json)))
+        // Accounts and tokens.
+        .service(resource("/api/auth/register", "POST").route(web::post().to(auth::register)))
+        .service(resource("/api/auth/login", "POST").route(web::post().to(auth::login)))
+        .service(resource("/api/auth/refresh", "POST").route(web::post().to(auth::refresh)))
+        .service(resource("/api/auth/logout", "POST").route(web::post().to(auth::logout)))
+        .service(resource("/api/auth/profile", "GET").route(web::get().to(auth::profile)))
+        // Messages.
+        .service(
+            resource("/api/messages", "GET, POST")
+                .route(web::get().to(messages::list_messages))
+                .route(web::post().to(messages::send_message)),
+        )
+        .service(
+            resource("/api/messages/between/{user1}/{user2}", "GET")
+                .route(web::get().to(messages::messages_between)),
+        )
+        // Realtime. The WebSocket module registers its upgrade route here:
+        // .service(resource("/api/ws/connect", "GET").route(web::get().to(ws::connect)))
+        .service(resource("/api/ws/users", "GET").route(web::get().to(system::ws_users)))
+        // Users.
+        .service(resource("/api/users", "GET").route(web::get().to(users::list_users)))
+        .service(resource("/api/users/{userId}", "GET").route(web::get().to(users::get_user)))
+        .service(
+            resource("/api/users/{userId}/rooms", "GET").route(web::get().to(users::user_rooms)),
+        )
+        // Rooms.
+        .service(resource("/api/rooms", "POST").route(web::post().to(rooms::create_room)))
+        .service(resource("/api/rooms/{roomId}", "GET").route(web::get().to(rooms::get_room)))
+        .service(
+            resource("/api/rooms/{roomId}/messages", "GET")
+                .route(web::get().to(rooms::room_messages)),
+        )
+        .service(
+            resource("/api/rooms/{roomId}/members/{userId}", "POST, DELETE")
+                .route(web::post().to(rooms::add_member))
+                .route(web::delete().to(rooms::remove_member)),
+        );
+}
+
+/// A resource that answers a method it does not route with a JSON 405 and
+/// an `Allow` header.
+fn resource(path: &str, allow: &'static str) -> Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        Err::<HttpResponse, ApiError>(ApiError::MethodNotAllowed { allow })
+    }))
+}
+
+/// Parses an id from a path segment: 400 `validation_error` if malformed.
+fn path_id<I: FromStr<Err = DomainError>>(raw: &str) -> Result<I, ApiError> {
+    Ok(raw.parse::<I>()?)
+}

@@ -1,0 +1,115 @@
+//! Health, connected users and the OpenAPI document.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::auth::Authenticated;
+use crate::error::{ApiError, ErrorBody};
+use crate::openapi::document_for;
+use crate::state::ApiState;
+
+/// Whether the service can serve requests.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// `healthy` or `unhealthy`.
+    #[schema(example = "healthy")]
+    pub status: &'static str,
+    /// `connected` or `unavailable`.
+    #[schema(example = "connected")]
+    pub database: &'static str,
+    /// Always `ready`.
+    #[schema(example = "ready")]
+    pub websocket: &'static str,
+}
+
+/// Users with at least one live WebSocket connection, on any instance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectedUsersResponse {
+    /// Usernames, sorted.
+    pub connected_users: Vec<String>,
+    /// How many.
+    pub count: usize,
+    /// When this was read (RFC 3339, UTC).
+    #[schema(format = DateTime)]
+    pub timestamp: String,
+}
+
+/// Health.
+///
+/// 200 when the store answers, 503 when it does not.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "system",
+    responses(
+        (status = 200, description = "Healthy", body = HealthResponse,
+            example = json!({"status": "healthy", "database": "connected", "websocket": "ready"})),
+        (status = 503, description = "The store is unavailable", body = HealthResponse,
+            example = json!({"status": "unhealthy", "database": "unavailable", "websocket": "ready"})),
+    )
+)]
+pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
+    match state.service().store_health().await {
+        Ok(()) => HttpResponse::Ok().json(HealthResponse {
+            status: "healthy",
+            database: "connected",
+            websocket: "ready",
+        }),
+        Err(err) => {
+            tracing::warn!(code = err.code(), "health check: store unavailable");
+            HttpResponse::ServiceUnavailable().json(HealthResponse {
+                status: "unhealthy",
+                database: "unavailable",
+                websocket: "ready",
+            })
+        }
+    }
+}
+
+/// Who is connected over WebSocket right now.
+#[utoipa::path(
+    get,
+    path = "/api/ws/users",
+    tag = "realtime",
+    responses(
+        (status = 200, description = "Connected usernames", body = ConnectedUsersResponse),
+        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+    ),
+    security(("bearer_auth" = []), ("cookie_auth" = []))
+)]
+pub async fn ws_users(
+    state: web::Data<ApiState>,
+    _caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let users = state.service().connected_users().await?;
+    let connected_users: Vec<String> = users.into_iter().map(|u| u.into_inner()).collect();
+    let timestamp = OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .map_err(chat_domain::DomainError::internal)?;
+    Ok(HttpResponse::Ok().json(ConnectedUsersResponse {
+        count: connected_users.len(),
+        connected_users,
+        timestamp,
+    }))
+}
+
+/// This API's OpenAPI 3.1 document.
+///
+/// When the API is mounted under a prefix (such as `/chat`), the
+/// document's `servers` names it.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "system",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json"))
+)]
+pub async fn openapi_json(req: HttpRequest) -> HttpResponse {
+    let prefix = req
+        .path()
+        .strip_suffix("/api/openapi.json")
+        .unwrap_or_default();
+    HttpResponse::Ok().json(document_for(prefix))
+}

@@ -1,0 +1,127 @@
+//! What every handler shares: the service, the HTTP settings and the
+//! login/register rate limiter.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+use chat_domain::{ChatService, DomainResult};
+
+use crate::client_addr::client_addr;
+use crate::rate_limit::AuthRateLimiter;
+
+/// Request bodies up to this size are read (64 KiB: a message of 4000
+/// characters fits even with every character escaped).
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// WebSocket settings (SPEC's `WEBSOCKET_*` variables), kept here for the
+/// WebSocket handler.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WsSettings {
+    /// Largest frame accepted, in bytes; bigger ones close with 1009.
+    pub max_message_size: usize,
+    /// How often the server pings each connection.
+    pub ping_period: Duration,
+    /// How long without a pong before the server closes the connection.
+    pub pong_wait: Duration,
+    /// Read buffer size in bytes.
+    pub read_buffer_size: usize,
+    /// Write buffer size in bytes.
+    pub write_buffer_size: usize,
+}
+
+impl Default for WsSettings {
+    fn default() -> Self {
+        Self {
+            max_message_size: 4096,
+            ping_period: Duration::from_secs(54),
+            pong_wait: Duration::from_secs(60),
+            read_buffer_size: 1024,
+            write_buffer_size: 1024,
+        }
+    }
+}
+
+/// How the HTTP adapter behaves; the binary fills it from the environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// `ENVIRONMENT=production`: the token cookie is marked `Secure`.
+    pub production: bool,
+    /// Origins allowed to call the API from a browser (exact matches, such
+    /// as `https://chat.example.com`); `*` allows any origin, without
+    /// credentials. Empty: same-origin only.
+    pub cors_allowed_origins: Vec<String>,
+    /// Login and register attempts per minute per client address; 0 turns
+    /// the limit off.
+    pub auth_rate_limit: u32,
+    /// Proxies (such as nginx) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// WebSocket settings.
+    pub ws: WsSettings,
+    /// Largest request body read, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            production: false,
+            cors_allowed_origins: Vec::new(),
+            auth_rate_limit: 20,
+            trusted_proxies: Vec::new(),
+            ws: WsSettings::default(),
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+}
+
+/// The state every route shares. Cheap to clone: all parts are shared.
+#[derive(Clone)]
+pub struct ApiState {
+    service: Arc<ChatService>,
+    settings: Arc<HttpSettings>,
+    auth_limiter: Arc<AuthRateLimiter>,
+}
+
+impl ApiState {
+    /// State for a service and its HTTP settings.
+    pub fn new(service: Arc<ChatService>, settings: HttpSettings) -> Self {
+        let auth_limiter = Arc::new(AuthRateLimiter::new(settings.auth_rate_limit));
+        Self {
+            service,
+            settings: Arc::new(settings),
+            auth_limiter,
+        }
+    }
+
+    /// The use cases.
+    pub fn service(&self) -> &Arc<ChatService> {
+        &self.service
+    }
+
+    /// The HTTP settings.
+    pub fn settings(&self) -> &HttpSettings {
+        &self.settings
+    }
+
+    /// The client's address: the peer, or what a trusted proxy says in
+    /// `X-Forwarded-For`.
+    pub fn client_addr(&self, req: &HttpRequest) -> IpAddr {
+        client_addr(req, &self.settings.trusted_proxies)
+    }
+
+    /// Counts a login or register attempt from this request's client;
+    /// `RateLimited` when over `auth_rate_limit` per minute.
+    pub fn check_auth_attempt(&self, req: &HttpRequest) -> DomainResult<()> {
+        self.auth_limiter.check(self.client_addr(req))
+    }
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,237 @@
+//! # chat-server
+//!
+//! The composition root of the chat service: reads the [`Config`], picks
+//! the adapters (PostgreSQL or in-memory store, the in-process realtime
+//! hub, bcrypt, HS256 JWTs), and serves the HTTP API of `chat-http`.
+//!
+//! The `chat-server` binary is [`Config::from_env`] then [`run`]. Tests and
+//! other embedders start the real app on a port of their choice:
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use chat_server::{build, Config};
+//!
+//! let mut vars = chat_server::config::Vars::new();
+//! vars.insert("PORT".into(), "0".into());
+//! vars.insert("BCRYPT_COST".into(), "4".into());
+//! let mut config = Config::from_vars(&vars).expect("valid configuration");
+//! config.bind_address = [127, 0, 0, 1].into();
+//!
+//! let app = build(config).await?;
+//! println!("listening on {}", app.local_addr());
+//! let stop = app.shutdown_handle();
+//! tokio::spawn(app.run_until_stopped());
+//! // ... talk to it over HTTP ...
+//! stop.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod config;
+pub mod telemetry;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::HttpServer;
+use chat_auth::{BcryptHasher, JwtCodec};
+use chat_domain::{AuthPolicy, ChatService, Stores};
+use chat_http::ApiState;
+use chat_realtime::{Hub, HubConfig};
+use chat_store_memory::MemoryStore;
+use tokio::task::JoinHandle;
+
+pub use config::{Config, ConfigError, Environment, LogFormat};
+
+/// How often revocations of expired tokens are purged.
+pub const PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
+
+/// A built, bound, not yet awaited server.
+pub struct Application {
+    server: Server,
+    addr: SocketAddr,
+    stop: ShutdownHandle,
+    purge: JoinHandle<()>,
+}
+
+/// Stops a running [`Application`]: closes every WebSocket (1001, going
+/// away), then stops accepting and drains in-flight requests. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    hub: Hub,
+    server: ServerHandle,
+}
+
+impl ShutdownHandle {
+    /// Shuts the application down gracefully.
+    pub async fn shutdown(&self) {
+        self.hub.shutdown();
+        self.server.stop(true).await;
+    }
+
+    /// Starts stopping the application without waiting (for `Drop`).
+    pub fn stop_now(&self) {
+        self.hub.shutdown();
+        // The stop command is sent when `stop` is called; awaiting only waits
+        // for it to complete.
+        drop(self.server.stop(false));
+    }
+}
+
+impl Application {
+    /// The address the server listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle that stops the application.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.stop.clone()
+    }
+
+    /// Serves until stopped (by a [`ShutdownHandle`]), then closes what is
+    /// left.
+    pub async fn run_until_stopped(self) -> io::Result<()> {
+        let result = self.server.await;
+        self.stop.hub.shutdown();
+        self.purge.abort();
+        result
+    }
+}
+
+/// Opens the store, wires the service and binds the HTTP server. Logs which
+/// store, notifier and address it uses.
+pub async fn build(config: Config) -> io::Result<Application> {
+    let stores = open_store(&config).await?;
+    let hub = Hub::new(HubConfig::default());
+    tracing::info!("notifier: in-process hub (live delivery within this instance)");
+    let service = Arc::new(service(&config, stores, hub.clone())?);
+    let state = ApiState::new(service.clone(), config.http_settings());
+
+    let mut server = HttpServer::new(move || chat_http::app(state.clone()))
+        // Signals are handled by `run`, which closes the WebSockets first:
+        // actix's own handler would wait for them to end by themselves.
+        .disable_signals();
+    if let Some(workers) = config.workers {
+        server = server.workers(workers);
+    }
+    let server = server.bind((config.bind_address, config.port))?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| io::Error::other("the server bound no address"))?;
+    let server = server.run();
+    tracing::info!(environment = ?config.environment, "listening on http://{addr}");
+    let stop = ShutdownHandle {
+        hub,
+        server: server.handle(),
+    };
+    let purge = tokio::spawn(purge_revocations(service));
+    Ok(Application {
+        server,
+        addr,
+        stop,
+        purge,
+    })
+}
+
+/// [`build`], then serve until SIGINT or SIGTERM; on either, WebSockets are
+/// closed with 1001 and in-flight requests drained.
+pub async fn run(config: Config) -> io::Result<()> {
+    // Listen before anything else, so a signal during start-up is not lost.
+    let signal = shutdown_signal()?;
+    let app = build(config).await?;
+    let stop = app.shutdown_handle();
+    tokio::spawn(async move {
+        signal.await;
+        tracing::info!("shutdown signal received: closing WebSockets, draining requests");
+        stop.shutdown().await;
+    });
+    app.run_until_stopped().await
+}
+
+async fn open_store(config: &Config) -> io::Result<Stores> {
+    match &config.database {
+        None => {
+            tracing::warn!(
+                "store: IN-MEMORY. Every user, room and message is LOST when the process \
+                 stops. Set DATABASE_URL (or DB_HOST ...) to use PostgreSQL."
+            );
+            Ok(Stores::single(Arc::new(MemoryStore::new())))
+        }
+        Some(db) => {
+            let target = chat_store_postgres::database_target(&db.url);
+            tracing::info!(database = %target, pool_size = db.pool_size, "store: PostgreSQL");
+            let store = chat_store_postgres::PgStore::connect(&db.url, db.pool_size)
+                .await
+                .map_err(io::Error::other)?;
+            Ok(Stores::single(Arc::new(store)))
+        }
+    }
+}
+
+fn service(config: &Config, stores: Stores, hub: Hub) -> io::Result<ChatService> {
+    let hasher = BcryptHasher::new(config.bcrypt_cost).map_err(io::Error::other)?;
+    let policy = AuthPolicy {
+        token_lifetime: time_hours(config.jwt_expiry_hours),
+        ..AuthPolicy::default()
+    };
+    Ok(ChatService::new(
+        stores,
+        Arc::new(hub),
+        Arc::new(hasher),
+        Arc::new(JwtCodec::new(config.jwt_secret.as_bytes())),
+        policy,
+    ))
+}
+
+fn time_hours(hours: u32) -> time::Duration {
+    time::Duration::hours(i64::from(hours))
+}
+
+/// Forgets revocations of tokens that expired anyway, every
+/// [`PURGE_EVERY`].
+async fn purge_revocations(service: Arc<ChatService>) {
+    let mut ticks = tokio::time::interval(PURGE_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match service.purge_expired_revocations().await {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "purged expired token revocations"),
+            Err(err) => {
+                tracing::warn!(code = err.code(), error = %err, "purging revocations failed")
+            }
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled.
+#[cfg(unix)]
+fn shutdown_signal() -> io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+/// Resolves on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    })
+}
