@@ -34,3 +34,11 @@ setup:
 # Apply database migrations (chat-server migrate).
 migrate *args:
     scripts/migrate.sh "$@"
+
+# Fuzz the frame decoder and request bodies (FUZZ_SECONDS per target, default 60).
+fuzz *targets:
+    scripts/fuzz.sh "$@"
+
+# Build and start docker/docker-compose.yml (needs Docker and JWT_SECRET).
+compose-up *args:
+    scripts/compose-up.sh "$@"
