@@ -11,7 +11,7 @@ use chat_domain::{
 };
 use tokio::sync::mpsc;
 
-use crate::registry::{presence_text, ConnKey, ConnState, Registry};
+use crate::registry::{ConnKey, ConnState, Registry};
 use crate::subscription::HubSubscription;
 
 /// How the hub treats connections.
@@ -34,6 +34,19 @@ impl Default for HubConfig {
             queue_capacity: Self::DEFAULT_QUEUE_CAPACITY,
         }
     }
+}
+
+/// A user's first connection to a hub opened, or their last one closed,
+/// as a hub made with [`Hub::reporting_presence`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PresenceChange {
+    /// Who.
+    pub user: UserId,
+    /// Their name.
+    pub username: Username,
+    /// `Online`: their first connection to this hub opened; `Offline`:
+    /// their last one closed (or was evicted as too slow).
+    pub status: PresenceStatus,
 }
 
 /// The in-process [`Notifier`]: delivers events to the live connections of
@@ -87,12 +100,41 @@ impl Inner {
 impl Hub {
     /// A hub with no connections.
     pub fn new(config: HubConfig) -> Self {
+        Self::with_registry(config, Registry::default())
+    }
+
+    /// A hub that reports presence changes instead of announcing them, for
+    /// a notifier that decides presence itself (across instances): a user's
+    /// first connection opening and last closing send no `presence` frame
+    /// but a [`PresenceChange`] on the returned channel, in the order they
+    /// happened. The channel is unbounded; it holds one entry per change
+    /// not yet read, and sends are dropped once the receiver is.
+    pub fn reporting_presence(
+        config: HubConfig,
+    ) -> (Self, mpsc::UnboundedReceiver<PresenceChange>) {
+        let (reporter, changes) = mpsc::unbounded_channel();
+        let hub = Self::with_registry(config, Registry::reporting_to(reporter));
+        (hub, changes)
+    }
+
+    fn with_registry(config: HubConfig, registry: Registry) -> Self {
         Self {
             inner: Arc::new(Inner {
-                registry: RwLock::new(Registry::default()),
+                registry: RwLock::new(registry),
                 queue_capacity: config.queue_capacity.max(1),
             }),
         }
+    }
+
+    /// Queues an already serialized frame for every connection of
+    /// `audience` in this process, without waiting on any of them;
+    /// connections whose queue is full are closed as too slow. Every
+    /// receiver gets a clone of `frame`. [`Notifier::publish`] is this
+    /// after serializing the event; a cross-instance notifier calls it with
+    /// frames received from other instances.
+    pub fn deliver_frame(&self, frame: Arc<str>, audience: Audience) {
+        let slow = self.inner.read().deliver(audience, &frame);
+        self.inner.evict_slow(slow);
     }
 
     /// Closes every connection with `CloseReason::ShuttingDown` (each
@@ -115,17 +157,15 @@ impl Hub {
     fn register(&self, user: UserId, username: Username) -> DomainResult<HubSubscription> {
         let (sender, queue) = mpsc::channel(self.inner.queue_capacity);
         let state = Arc::new(ConnState::default());
-        // Built before taking the lock, to keep the write section short.
-        let online = presence_text(&username, PresenceStatus::Online);
         let mut registry = self.inner.write();
         if registry.is_shut_down() {
             return Err(shut_down_error());
         }
-        let (key, first) = registry.add(user, username, sender, Arc::clone(&state));
+        let (key, first) = registry.add(user, username.clone(), sender, Arc::clone(&state));
         if first {
-            // Under the write lock, so presence frames keep the order of the
-            // connects and disconnects they report.
-            let slow = registry.deliver_to_all(&online);
+            // Under the write lock, so presence frames (or reports) keep the
+            // order of the connects and disconnects they tell of.
+            let slow = registry.presence_changed(user, &username, PresenceStatus::Online);
             registry.remove_all(slow);
         }
         drop(registry);
@@ -160,9 +200,7 @@ impl fmt::Debug for Hub {
 impl Notifier for Hub {
     async fn publish(&self, event: Event, audience: Audience) {
         // Serialized once; every receiver gets a clone of the same Arc.
-        let text: Arc<str> = Arc::from(event_frame(event).to_json());
-        let slow = self.inner.read().deliver(audience, &text);
-        self.inner.evict_slow(slow);
+        self.deliver_frame(Arc::from(event_frame(event).to_json()), audience);
     }
 
     async fn connect(
@@ -182,8 +220,10 @@ impl Notifier for Hub {
     }
 }
 
-/// The frame an event goes out as.
-fn event_frame(event: Event) -> ServerFrame {
+/// The frame an event goes out as: `message` or `direct_message` for a
+/// message, `typing` for typing. What [`Notifier::publish`] serializes;
+/// public so that a cross-instance notifier serializes events the same way.
+pub fn event_frame(event: Event) -> ServerFrame {
     match event {
         Event::Message(message) => ServerFrame::for_message(message),
         Event::Typing { from, target } => {

@@ -91,6 +91,15 @@
 //! every `Hub` handle without shutting down ends each subscription with
 //! `None`.
 //!
+//! **Building block for a cluster.** A cross-instance notifier (the Redis
+//! one) wraps a hub holding its own process's connections: it sends frames
+//! received from other instances through [`Hub::deliver_frame`] (the same
+//! path `publish` takes after serializing with [`event_frame`]), and makes
+//! the hub with [`Hub::reporting_presence`], which reports each user's
+//! first connection opening and last closing as a [`PresenceChange`] on a
+//! channel instead of announcing it, since only the cluster knows whether
+//! the user is connected elsewhere.
+//!
 //! **Contract.** With the `contract` feature, the `contract` module holds the
 //! test cases every `Notifier` (this hub, the Redis notifier) must pass.
 
@@ -101,4 +110,4 @@ mod subscription;
 #[cfg(feature = "contract")]
 pub mod contract;
 
-pub use hub::{Hub, HubConfig};
+pub use hub::{event_frame, Hub, HubConfig, PresenceChange};

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use chat_domain::{Audience, CloseReason, PresenceStatus, ServerFrame, UserId, Username};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
+use crate::hub::PresenceChange;
+
 /// Identifies one connection: its user and a number unique in the hub.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ConnKey {
@@ -88,9 +90,20 @@ pub(crate) struct Registry {
     connections: usize,
     next_id: u64,
     shut_down: bool,
+    /// Where presence changes go instead of being announced, when set.
+    reporter: Option<mpsc::UnboundedSender<PresenceChange>>,
 }
 
 impl Registry {
+    /// A registry that reports presence changes to `reporter` instead of
+    /// announcing them.
+    pub(crate) fn reporting_to(reporter: mpsc::UnboundedSender<PresenceChange>) -> Self {
+        Self {
+            reporter: Some(reporter),
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn is_shut_down(&self) -> bool {
         self.shut_down
     }
@@ -150,9 +163,27 @@ impl Registry {
         slow
     }
 
-    /// Tells every connection that `username` came or went.
-    pub(crate) fn announce(&self, username: &Username, status: PresenceStatus) -> Vec<ConnKey> {
-        self.deliver_to_all(&presence_text(username, status))
+    /// A user's first connection opened or last one closed: reported when
+    /// the hub has a reporter, else announced to every connection. Returns
+    /// the connections whose queue was full.
+    pub(crate) fn presence_changed(
+        &self,
+        user: UserId,
+        username: &Username,
+        status: PresenceStatus,
+    ) -> Vec<ConnKey> {
+        let Some(reporter) = &self.reporter else {
+            return self.deliver_to_all(&presence_text(username, status));
+        };
+        let change = PresenceChange {
+            user,
+            username: username.clone(),
+            status,
+        };
+        // A send fails only once the receiver is dropped: nobody listens
+        // any more, so there is nobody to tell.
+        let _ = reporter.send(change);
+        Vec::new()
     }
 
     /// Removes connections; a user losing their last one goes offline, which
@@ -161,7 +192,7 @@ impl Registry {
     pub(crate) fn remove_all(&mut self, mut keys: Vec<ConnKey>) {
         while let Some(key) = keys.pop() {
             if let Some(gone) = self.remove(key) {
-                keys.extend(self.announce(&gone, PresenceStatus::Offline));
+                keys.extend(self.presence_changed(key.user, &gone, PresenceStatus::Offline));
             }
         }
     }

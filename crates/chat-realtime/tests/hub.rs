@@ -12,7 +12,7 @@ use chat_domain::{
     MessageTarget, Notifier, PresenceStatus, RoomId, ServerFrame, Subscription, TypingTarget,
     UserId, Username,
 };
-use chat_realtime::{Hub, HubConfig};
+use chat_realtime::{Hub, HubConfig, PresenceChange};
 use time::OffsetDateTime;
 
 const PATIENCE: Duration = Duration::from_secs(5);
@@ -416,4 +416,44 @@ async fn a_zero_capacity_is_taken_as_one() {
         alice.frame().await,
         presence(&alice.name, PresenceStatus::Online)
     );
+}
+
+#[tokio::test]
+async fn a_reporting_hub_reports_presence_changes_instead_of_announcing_them() {
+    let (hub, mut changes) = Hub::reporting_presence(HubConfig::default());
+    let alice = user("alice");
+    let mut tab1 = connect(&hub, &alice).await;
+    let tab2 = connect(&hub, &alice).await;
+    let change = |status| PresenceChange {
+        user: alice.0,
+        username: alice.1.clone(),
+        status,
+    };
+    assert_eq!(
+        changes.try_recv().ok(),
+        Some(change(PresenceStatus::Online))
+    );
+    drop(tab2);
+    assert!(changes.try_recv().is_err(), "alice still has a connection");
+    let m = message(&alice.1, MessageTarget::Global, "no presence before me");
+    hub.publish(Event::Message(m.clone()), Audience::Everyone)
+        .await;
+    assert_eq!(tab1.frame().await, ServerFrame::Message { message: m });
+    drop(tab1);
+    assert_eq!(
+        changes.try_recv().ok(),
+        Some(change(PresenceStatus::Offline))
+    );
+}
+
+#[tokio::test]
+async fn deliver_frame_hands_the_given_text_to_the_audience() {
+    let hub = Hub::default();
+    let mut alice = connect_new(&hub, "alice").await;
+    let mut bob = connect_new(&hub, "bob").await;
+    alice.frame().await; // bob's online
+    let text: Arc<str> = Arc::from(r#"{"type":"pong","status":"ok"}"#);
+    hub.deliver_frame(Arc::clone(&text), Audience::Users(vec![bob.id]));
+    assert!(Arc::ptr_eq(&bob.text().await, &text), "the very same text");
+    alice.assert_silent().await;
 }

@@ -1,0 +1,247 @@
+//! Shared by the integration tests: the test Redis, per-test prefixes,
+//! fast options, private `redis-server` processes, and a connection probe.
+
+#![allow(dead_code)] // each test binary uses part of this
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_domain::{
+    Delivery, Notifier, PresenceStatus, ServerFrame, Subscription, UserId, Username,
+};
+use chat_realtime_redis::{RedisNotifier, RedisOptions};
+
+pub const PATIENCE: Duration = Duration::from_secs(5);
+
+/// The shared test Redis: `TEST_REDIS_URL`, else the local default.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Fails the test, saying why, when the test Redis does not answer: these
+/// tests never skip.
+pub async fn require_redis(url: &str) {
+    let client = redis::Client::open(url).expect("TEST_REDIS_URL is a valid Redis URL");
+    let ping = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    match tokio::time::timeout(Duration::from_secs(3), ping).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => panic!("the test Redis at {url} is unreachable ({e}); start it (scripts/test.sh does) or set TEST_REDIS_URL"),
+        Err(_) => panic!("the test Redis at {url} did not answer PING within 3 s"),
+    }
+}
+
+/// A key prefix no other test uses.
+pub fn unique_prefix() -> String {
+    format!("test-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Short heartbeat and lifetime, so expiry tests take a second, and quick
+/// reconnection.
+pub fn fast_options(prefix: &str) -> RedisOptions {
+    RedisOptions {
+        heartbeat: Duration::from_millis(200),
+        presence_ttl: Duration::from_millis(600),
+        io_timeout: Duration::from_millis(500),
+        max_backoff: Duration::from_millis(300),
+        ..RedisOptions::with_prefix(prefix)
+    }
+}
+
+/// Logs to the test output when `RUST_LOG` is set (`RUST_LOG=debug`).
+pub fn init_logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// Two instances of one cluster on the test Redis.
+pub async fn cluster_of_two(options: RedisOptions) -> (RedisNotifier, RedisNotifier) {
+    init_logs();
+    let url = redis_url();
+    require_redis(&url).await;
+    let a = RedisNotifier::connect(&url, options.clone())
+        .await
+        .expect("instance a starts");
+    let b = RedisNotifier::connect(&url, options)
+        .await
+        .expect("instance b starts");
+    assert!(
+        !a.is_degraded() && !b.is_degraded(),
+        "both reach the test Redis"
+    );
+    (a, b)
+}
+
+/// A port nothing listens on (just released by the OS).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// A private `redis-server`, killed on drop.
+pub struct PrivateRedis {
+    pub port: u16,
+    child: Child,
+}
+
+impl PrivateRedis {
+    pub async fn start(port: u16) -> Self {
+        init_logs();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (/usr/bin/redis-server)");
+        let server = Self { port, child };
+        let url = server.url();
+        let client = redis::Client::open(url.as_str()).expect("valid URL");
+        for _ in 0..100 {
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                if redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+                {
+                    return server;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the private redis-server on port {port} did not start");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to exit.
+    pub fn kill(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Polls `check` until it holds, or fails after `within`.
+pub async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A test user's live connection.
+pub struct Probe {
+    pub id: UserId,
+    pub name: Username,
+    pub sub: Box<dyn Subscription>,
+}
+
+impl Probe {
+    pub async fn connect(notifier: &RedisNotifier, name: &str) -> Self {
+        Self::attach(notifier, UserId::generate(), name).await
+    }
+
+    pub async fn attach(notifier: &RedisNotifier, id: UserId, name: &str) -> Self {
+        let name = Username::parse(name).expect("valid test username");
+        let sub = notifier.connect(id, name.clone()).await.expect("connects");
+        Self { id, name, sub }
+    }
+
+    pub async fn delivery(&mut self) -> Option<Delivery> {
+        tokio::time::timeout(PATIENCE, self.sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("{}: nothing within {PATIENCE:?}", self.name))
+    }
+
+    pub async fn text(&mut self) -> Arc<str> {
+        match self.delivery().await {
+            Some(Delivery::Frame(text)) => text,
+            other => panic!("{}: expected a frame, got {other:?}", self.name),
+        }
+    }
+
+    pub async fn frame(&mut self) -> ServerFrame {
+        let text = self.text().await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not a server frame ({e}): {text}"))
+    }
+
+    pub async fn expect(&mut self, expected: &ServerFrame) {
+        assert_eq!(
+            &self.frame().await,
+            expected,
+            "{}: unexpected frame",
+            self.name
+        );
+    }
+
+    /// Nothing arrives for `quiet`.
+    pub async fn assert_silent(&mut self, quiet: Duration) {
+        let next = tokio::time::timeout(quiet, self.sub.next()).await;
+        assert!(next.is_err(), "{}: unexpected {next:?}", self.name);
+    }
+}
+
+pub fn presence(name: &Username, status: PresenceStatus) -> ServerFrame {
+    ServerFrame::Presence {
+        username: name.clone(),
+        status,
+    }
+}
+
+pub fn global_message(sender: &Username, text: &str) -> chat_domain::Message {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    chat_domain::Message {
+        id: chat_domain::MessageId::generate(),
+        sender: sender.clone(),
+        target: chat_domain::MessageTarget::Global,
+        content: chat_domain::MessageContent::parse(text).expect("valid content"),
+        created_at: time::OffsetDateTime::from_unix_timestamp(now).expect("valid time"),
+    }
+}
+
+/// Sorted names, as `connected_users` answers.
+pub async fn names(notifier: &RedisNotifier) -> Vec<String> {
+    notifier
+        .connected_users()
+        .await
+        .expect("connected_users")
+        .into_iter()
+        .map(|n| n.as_str().to_owned())
+        .collect()
+}
