@@ -1,5 +1,7 @@
 //! Identifiers. All are UUIDs; message, user and room ids are version 7
-//! (time-ordered) so that lists can be paged by id.
+//! (time-ordered). Users and rooms are paged by id; messages are paged in
+//! the store's commit order, with ids as cursors (see
+//! [`MessageStore`](crate::MessageStore)).
 
 use std::fmt;
 use std::str::FromStr;
@@ -61,8 +63,9 @@ id_type!(
     RoomId, "room_id"
 );
 id_type!(
-    /// Identifies a message. Ids are time-ordered, so ordering by id is
-    /// ordering by creation time (to the millisecond, then random).
+    /// Identifies a message. Ids are time-ordered (to the millisecond, then
+    /// random) but histories are not sorted by them: two writers can store
+    /// messages out of id order, and lists follow the store's order.
     MessageId, "message_id"
 );
 id_type!(

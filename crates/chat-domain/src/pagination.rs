@@ -6,7 +6,8 @@
 
 use crate::error::{DomainError, DomainResult};
 
-/// Which slice of a list to read. `I` is the id type the list is ordered by.
+/// Which slice of a list to read. `I` is the id type of the list's items,
+/// which cursors name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cursor<I> {
     /// The newest items.

@@ -63,7 +63,20 @@ pub trait RoomStore: Send + Sync {
     ) -> DomainResult<Page<Room>>;
 }
 
-/// Messages. Lists are ordered by message id, oldest first in a page.
+/// Messages.
+///
+/// Lists are in the store's order: the order in which messages became
+/// readable (commit order), oldest first in a page. It is one order shared
+/// by every list, so a page of one list can be continued in another. It is
+/// not id order: ids are made before the insert, and two writers can store
+/// them out of order. A store must guarantee that a reader who has read a
+/// message will never later find a new message placed before it, so that
+/// paging forward with [`Cursor::After`](crate::Cursor::After) while others
+/// write never skips or repeats a message.
+///
+/// Cursors are message ids. Any stored message is a valid cursor in any
+/// list (it names a position); an id that names no stored message is
+/// [`DomainError::MessageNotFound`](crate::DomainError::MessageNotFound).
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait MessageStore: Send + Sync {
@@ -221,6 +234,10 @@ impl CloseReason {
 pub trait Subscription: Send {
     /// The next delivery, or `None` once the notifier has let go of this
     /// connection.
+    ///
+    /// Must be cancel safe: a WebSocket session awaits it in a
+    /// `tokio::select!` with the client's frames and timers, so a call
+    /// dropped before it completes must not lose a delivery.
     async fn next(&mut self) -> Option<Delivery>;
 }
 

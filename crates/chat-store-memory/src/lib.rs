@@ -27,9 +27,13 @@
 //!
 //! All state sits behind one `tokio::sync::RwLock`, so each operation is
 //! atomic: of two concurrent registrations of one name exactly one wins, and
-//! concurrent resends of one `client_id` store one message. Reads of a room,
-//! a conversation or a user's visible messages use per-conversation indexes
-//! and touch about `limit` messages per source, not the whole history.
+//! concurrent resends of one `client_id` store one message. Each message
+//! gets its position in the history under that same lock, so histories are
+//! in the order messages were stored and a reader paging forward with
+//! `after=` never skips one stored later (see `docs/decisions.md`, "Ordering
+//! and pagination"). Reads of a room, a conversation or a user's visible
+//! messages use per-conversation indexes and touch about `limit` messages
+//! per source, not the whole history.
 
 mod pages;
 mod state;
@@ -118,7 +122,7 @@ impl MessageStore for MemoryStore {
     }
 
     async fn message_by_id(&self, id: MessageId) -> DomainResult<Option<Message>> {
-        Ok(self.state.read().await.messages.get(&id).cloned())
+        Ok(self.state.read().await.message_by_id(id))
     }
 
     async fn visible_messages(
@@ -127,11 +131,10 @@ impl MessageStore for MemoryStore {
         viewer_name: &Username,
         page: PageRequest<MessageId>,
     ) -> DomainResult<Page<Message>> {
-        Ok(self
-            .state
+        self.state
             .read()
             .await
-            .visible_messages(viewer, viewer_name, &page))
+            .visible_messages(viewer, viewer_name, &page)
     }
 
     async fn direct_messages(
@@ -140,7 +143,7 @@ impl MessageStore for MemoryStore {
         b: &Username,
         page: PageRequest<MessageId>,
     ) -> DomainResult<Page<Message>> {
-        Ok(self.state.read().await.direct_messages(a, b, &page))
+        self.state.read().await.direct_messages(a, b, &page)
     }
 
     async fn room_messages(
@@ -148,7 +151,7 @@ impl MessageStore for MemoryStore {
         room: RoomId,
         page: PageRequest<MessageId>,
     ) -> DomainResult<Page<Message>> {
-        Ok(self.state.read().await.room_messages(room, &page))
+        self.state.read().await.room_messages(room, &page)
     }
 }
 

@@ -1,12 +1,18 @@
 //! The data behind the lock, with the indexes that keep reads short. Every
 //! method runs under the store's lock, so each is atomic; each one checks
 //! everything before it changes anything, so a failure leaves no trace.
+//!
+//! Messages are kept and indexed by their position ([`Seq`]), assigned
+//! under the write lock that stores them: positions follow the order in
+//! which messages became readable, so a reader paging forward never skips
+//! one that was stored after it read (ids, made before the insert, do not
+//! have that property).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chat_domain::{
-    ClientId, DomainError, DomainResult, Message, MessageId, MessageTarget, NewMessage, Page,
-    PageRequest, Room, RoomId, Stored, TokenId, UserAccount, UserId, Username,
+    ClientId, Cursor, DomainError, DomainResult, Message, MessageId, MessageTarget, NewMessage,
+    Page, PageRequest, Room, RoomId, Stored, TokenId, UserAccount, UserId, Username,
 };
 use time::OffsetDateTime;
 
@@ -28,6 +34,9 @@ fn pair(a: &Username, b: &Username) -> (String, String) {
     }
 }
 
+/// A message's position in the order messages were stored.
+pub(crate) type Seq = u64;
+
 #[derive(Default)]
 pub(crate) struct State {
     pub(crate) users: BTreeMap<UserId, UserAccount>,
@@ -36,14 +45,19 @@ pub(crate) struct State {
     pub(crate) rooms: HashMap<RoomId, Room>,
     /// Rooms of each user, ordered by room id.
     memberships: HashMap<UserId, BTreeSet<RoomId>>,
-    pub(crate) messages: HashMap<MessageId, Message>,
-    global: BTreeSet<MessageId>,
-    by_room: HashMap<RoomId, BTreeSet<MessageId>>,
+    /// Every message, by position.
+    messages: BTreeMap<Seq, Message>,
+    /// The position of each message id.
+    positions: HashMap<MessageId, Seq>,
+    /// The position the next stored message gets.
+    next_seq: Seq,
+    global: BTreeSet<Seq>,
+    by_room: HashMap<RoomId, BTreeSet<Seq>>,
     /// Direct messages per conversation (folded usernames, sorted).
-    by_pair: HashMap<(String, String), BTreeSet<MessageId>>,
+    by_pair: HashMap<(String, String), BTreeSet<Seq>>,
     /// Direct messages per party (folded username), sent or received.
-    by_party: HashMap<String, BTreeSet<MessageId>>,
-    client_ids: HashMap<(UserId, ClientId), MessageId>,
+    by_party: HashMap<String, BTreeSet<Seq>>,
+    client_ids: HashMap<(UserId, ClientId), Seq>,
     pub(crate) revocations: HashMap<TokenId, OffsetDateTime>,
 }
 
@@ -153,36 +167,33 @@ impl State {
             return Ok(Stored::Duplicate(original));
         }
         let message = &new.message;
-        if self.messages.contains_key(&message.id) {
+        if self.positions.contains_key(&message.id) {
             return Err(DomainError::internal(
                 "a message with this id already exists",
             ));
         }
+        let seq = self.next_seq;
+        self.next_seq += 1;
         match &message.target {
             MessageTarget::Global => {
-                self.global.insert(message.id);
+                self.global.insert(seq);
             }
             MessageTarget::Direct(recipient) => {
                 let key = pair(&message.sender, recipient);
-                self.by_party
-                    .entry(key.0.clone())
-                    .or_default()
-                    .insert(message.id);
-                self.by_party
-                    .entry(key.1.clone())
-                    .or_default()
-                    .insert(message.id);
-                self.by_pair.entry(key).or_default().insert(message.id);
+                self.by_party.entry(key.0.clone()).or_default().insert(seq);
+                self.by_party.entry(key.1.clone()).or_default().insert(seq);
+                self.by_pair.entry(key).or_default().insert(seq);
             }
             MessageTarget::Room(room) => {
-                self.by_room.entry(*room).or_default().insert(message.id);
+                self.by_room.entry(*room).or_default().insert(seq);
             }
         }
         if let Some(client_id) = &new.client_id {
             self.client_ids
-                .insert((new.sender_id, client_id.clone()), message.id);
+                .insert((new.sender_id, client_id.clone()), seq);
         }
-        self.messages.insert(message.id, message.clone());
+        self.positions.insert(message.id, seq);
+        self.messages.insert(seq, message.clone());
         Ok(Stored::Created(message.clone()))
     }
 
@@ -191,14 +202,19 @@ impl State {
         let Some(client_id) = &new.client_id else {
             return Ok(None);
         };
-        let Some(id) = self.client_ids.get(&(new.sender_id, client_id.clone())) else {
+        let Some(seq) = self.client_ids.get(&(new.sender_id, client_id.clone())) else {
             return Ok(None);
         };
         self.messages
-            .get(id)
+            .get(seq)
             .cloned()
             .map(Some)
             .ok_or_else(|| DomainError::internal("client id index names a missing message"))
+    }
+
+    pub(crate) fn message_by_id(&self, id: MessageId) -> Option<Message> {
+        let seq = self.positions.get(&id)?;
+        self.messages.get(seq).cloned()
     }
 
     pub(crate) fn visible_messages(
@@ -206,7 +222,8 @@ impl State {
         viewer: UserId,
         viewer_name: &Username,
         page: &PageRequest<MessageId>,
-    ) -> Page<Message> {
+    ) -> DomainResult<Page<Message>> {
+        let page = self.positioned(page)?;
         let direct = self.by_party.get(&fold(viewer_name.as_str()));
         let rooms = self
             .memberships
@@ -215,10 +232,10 @@ impl State {
             .flatten()
             .filter_map(|room| self.by_room.get(room));
         let sources = std::iter::once(&self.global).chain(direct).chain(rooms);
-        let ids = sources
-            .flat_map(|ids| window(ids.range(bounds(page.cursor)).copied(), page))
+        let seqs = sources
+            .flat_map(|seqs| window(seqs.range(bounds(page.cursor)).copied(), &page))
             .collect();
-        self.message_page(ids, page)
+        Ok(self.message_page(seqs, &page))
     }
 
     pub(crate) fn direct_messages(
@@ -226,7 +243,7 @@ impl State {
         a: &Username,
         b: &Username,
         page: &PageRequest<MessageId>,
-    ) -> Page<Message> {
+    ) -> DomainResult<Page<Message>> {
         self.indexed_page(self.by_pair.get(&pair(a, b)), page)
     }
 
@@ -234,23 +251,45 @@ impl State {
         &self,
         room: RoomId,
         page: &PageRequest<MessageId>,
-    ) -> Page<Message> {
+    ) -> DomainResult<Page<Message>> {
         self.indexed_page(self.by_room.get(&room), page)
+    }
+
+    /// The request with its cursor turned from a message id into that
+    /// message's position. Any stored message is a valid position, whichever
+    /// list it belongs to; an id naming no message is `MessageNotFound`.
+    fn positioned(&self, page: &PageRequest<MessageId>) -> DomainResult<PageRequest<Seq>> {
+        let seq = |id: MessageId| {
+            self.positions
+                .get(&id)
+                .copied()
+                .ok_or(DomainError::MessageNotFound)
+        };
+        let cursor = match page.cursor {
+            Cursor::Latest => Cursor::Latest,
+            Cursor::Before(id) => Cursor::Before(seq(id)?),
+            Cursor::After(id) => Cursor::After(seq(id)?),
+        };
+        Ok(PageRequest {
+            limit: page.limit,
+            cursor,
+        })
     }
 
     fn indexed_page(
         &self,
-        ids: Option<&BTreeSet<MessageId>>,
+        seqs: Option<&BTreeSet<Seq>>,
         page: &PageRequest<MessageId>,
-    ) -> Page<Message> {
-        let ids = ids.map_or_else(Vec::new, |ids| {
-            window(ids.range(bounds(page.cursor)).copied(), page)
+    ) -> DomainResult<Page<Message>> {
+        let page = self.positioned(page)?;
+        let seqs = seqs.map_or_else(Vec::new, |seqs| {
+            window(seqs.range(bounds(page.cursor)).copied(), &page)
         });
-        self.message_page(ids, page)
+        Ok(self.message_page(seqs, &page))
     }
 
-    fn message_page(&self, ids: Vec<MessageId>, page: &PageRequest<MessageId>) -> Page<Message> {
-        page_of(ids, page, |id| self.messages.get(&id).cloned())
+    fn message_page(&self, seqs: Vec<Seq>, page: &PageRequest<Seq>) -> Page<Message> {
+        page_of(seqs, page, |seq| self.messages.get(&seq).cloned())
     }
 
     pub(crate) fn revoke(&mut self, token: TokenId, expires_at: OffsetDateTime) {

@@ -41,6 +41,12 @@
 //!   usernames and emails (a registration race is `UsernameTaken`, never an
 //!   internal error), foreign keys, and a CHECK that a message is exactly one
 //!   of global, direct or room.
+//! - **Histories are in commit order**: an insert trigger gives each message
+//!   its position `seq` under an advisory lock held until commit, so a
+//!   reader paging forward with `after=` never skips a message that commits
+//!   later, at the price of message inserts committing one at a time (see
+//!   `docs/decisions.md`, "Ordering and pagination"). Insert messages only
+//!   through [`PgStore`] or in transactions of their own.
 
 mod error;
 mod merge;

@@ -2,13 +2,13 @@
 //!
 //! A viewer's visible messages come from several sources (global, direct
 //! sent, direct received, each joined room), each with its own index ending
-//! in `id`. Diesel's `union_all` cannot take a number of branches known only
+//! in `seq` (the commit-order position). Diesel's `union_all` cannot take a number of branches known only
 //! at run time, nor order and limit the union, so this is a small
 //! [`QueryFragment`] of the kind Diesel's guide uses for pagination:
 //!
 //! ```sql
 //! SELECT * FROM ((branch 1) UNION ALL (branch 2) ...) AS merged
-//! ORDER BY merged.id DESC LIMIT $n
+//! ORDER BY merged.seq DESC LIMIT $n
 //! ```
 //!
 //! Every branch is a builder query already ordered and limited the same
@@ -21,7 +21,7 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::BigInt;
 use diesel::QueryResult;
 
-/// `(b1) UNION ALL (b2) …`, ordered by `id` and limited.
+/// `(b1) UNION ALL (b2) …`, ordered by `seq` and limited.
 pub(crate) struct MergedPages<Q> {
     branches: Vec<Q>,
     newest_first: bool,
@@ -30,7 +30,7 @@ pub(crate) struct MergedPages<Q> {
 
 impl<Q> MergedPages<Q> {
     /// Merges `branches` (at least one), each selecting the same columns,
-    /// including `id`, already ordered in the same direction.
+    /// including `seq`, already ordered in the same direction.
     pub fn new(branches: Vec<Q>, newest_first: bool, limit: i64) -> Self {
         Self {
             branches,
@@ -61,7 +61,7 @@ impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for MergedPages<Q> {
             branch.walk_ast(out.reborrow())?;
             out.push_sql(")");
         }
-        out.push_sql(") AS merged ORDER BY merged.id ");
+        out.push_sql(") AS merged ORDER BY merged.seq ");
         out.push_sql(if self.newest_first { "DESC" } else { "ASC" });
         out.push_sql(" LIMIT ");
         out.push_bind_param::<BigInt, _>(&self.limit)

@@ -1,5 +1,9 @@
-//! [`MessageStore`] on the `messages` table. Every read is a backward (or
-//! forward) scan of an index ending in `id`, stopped after `limit + 1` rows.
+//! [`MessageStore`] on the `messages` table. Histories are in commit order:
+//! the table's trigger gives each new row the next `seq` under a lock held
+//! until commit (see the `message_commit_order` migration), so a reader
+//! paging forward never skips a row that commits later. Cursors are message
+//! ids, resolved to their `seq` first; every read is then a backward (or
+//! forward) scan of an index ending in `seq`, stopped after `limit + 1` rows.
 
 use async_trait::async_trait;
 use chat_domain::{
@@ -26,8 +30,9 @@ fn select_messages<'a>() -> MessageQuery<'a> {
     messages::table.select(MessageRow::as_select()).into_boxed()
 }
 
-fn message_uuid(id: MessageId) -> Uuid {
-    id.as_uuid()
+/// Positions are used as they are; `paged!` wants a conversion.
+fn position(seq: i64) -> i64 {
+    seq
 }
 
 #[async_trait]
@@ -69,9 +74,10 @@ impl MessageStore for PgStore {
         page: PageRequest<MessageId>,
     ) -> DomainResult<Page<Message>> {
         let mut conn = self.conn().await?;
+        let page = positions(&mut conn, &page).await?;
         // The rooms first, so that each gets its own branch on the
-        // (room_id, id) index: a single `room_id IN (...)` branch cannot be
-        // read in id order and makes PostgreSQL scan far more rows.
+        // (room_id, seq) index: a single `room_id IN (...)` branch cannot be
+        // read in seq order and makes PostgreSQL scan far more rows.
         let rooms: Vec<Uuid> = room_members::table
             .filter(room_members::user_id.eq(viewer.as_uuid()))
             .select(room_members::room_id)
@@ -80,7 +86,7 @@ impl MessageStore for PgStore {
             .map_err(db_error)?;
         let branches = visible_sources(viewer.as_uuid(), rooms)
             .into_iter()
-            .map(|source| paged!(source, messages::id, &page, message_uuid))
+            .map(|source| paged!(source, messages::seq, &page, position))
             .collect();
         let newest_first = !matches!(page.cursor, Cursor::After(_));
         let rows = MergedPages::new(branches, newest_first, probe_limit(&page))
@@ -97,21 +103,22 @@ impl MessageStore for PgStore {
         page: PageRequest<MessageId>,
     ) -> DomainResult<Page<Message>> {
         let mut conn = self.conn().await?;
+        let page = positions(&mut conn, &page).await?;
         let (Some(a), Some(b)) = (
             account_id(&mut conn, a).await?,
             account_id(&mut conn, b).await?,
         ) else {
             return Ok(Page::from_probe(Vec::new(), &page));
         };
-        // Same expressions as the messages_direct_pair_id_idx index, so the
-        // whole conversation is one index range in id order. Rust and
+        // Same expressions as the messages_direct_pair_seq_idx index, so the
+        // whole conversation is one index range in seq order. Rust and
         // PostgreSQL both order UUIDs by their bytes.
         let (low, high) = if a <= b { (a, b) } else { (b, a) };
         let query = select_messages()
             .filter(messages::recipient_id.is_not_null())
             .filter(least(messages::sender_id.nullable(), messages::recipient_id).eq(low))
             .filter(greatest(messages::sender_id.nullable(), messages::recipient_id).eq(high));
-        let rows = paged!(query, messages::id, &page, message_uuid)
+        let rows = paged!(query, messages::seq, &page, position)
             .load(&mut conn)
             .await
             .map_err(db_error)?;
@@ -124,8 +131,9 @@ impl MessageStore for PgStore {
         page: PageRequest<MessageId>,
     ) -> DomainResult<Page<Message>> {
         let mut conn = self.conn().await?;
+        let page = positions(&mut conn, &page).await?;
         let query = select_messages().filter(messages::room_id.eq(room.as_uuid()));
-        let rows = paged!(query, messages::id, &page, message_uuid)
+        let rows = paged!(query, messages::seq, &page, position)
             .load(&mut conn)
             .await
             .map_err(db_error)?;
@@ -157,7 +165,39 @@ fn visible_sources<'a>(viewer: Uuid, rooms: Vec<Uuid>) -> Vec<MessageQuery<'a>> 
     sources
 }
 
-/// Stores a message without an idempotency key.
+/// The page request with its cursor resolved from a message id to that
+/// message's position. Any stored message is a valid position, whichever
+/// list it belongs to; an id naming no message is `MessageNotFound`.
+async fn positions(
+    conn: &mut AsyncPgConnection,
+    page: &PageRequest<MessageId>,
+) -> DomainResult<PageRequest<i64>> {
+    let cursor = match page.cursor {
+        Cursor::Latest => Cursor::Latest,
+        Cursor::Before(id) => Cursor::Before(seq_of(conn, id).await?),
+        Cursor::After(id) => Cursor::After(seq_of(conn, id).await?),
+    };
+    Ok(PageRequest {
+        limit: page.limit,
+        cursor,
+    })
+}
+
+/// The position of a stored message (a primary-key look-up).
+async fn seq_of(conn: &mut AsyncPgConnection, id: MessageId) -> DomainResult<i64> {
+    messages::table
+        .find(id.as_uuid())
+        .select(messages::seq)
+        .first(conn)
+        .await
+        .optional()
+        .map_err(db_error)?
+        .ok_or(DomainError::MessageNotFound)
+}
+
+/// Stores a message without an idempotency key. One statement, so one
+/// transaction: the ordering lock its trigger takes is held only until this
+/// row commits.
 async fn insert(conn: &mut AsyncPgConnection, row: &NewMessageRow<'_>) -> DomainResult<Message> {
     let stored: MessageRow = diesel::insert_into(messages::table)
         .values(row)
@@ -224,7 +264,7 @@ async fn account_id(conn: &mut AsyncPgConnection, name: &Username) -> DomainResu
         .map_err(db_error)
 }
 
-fn to_page(rows: Vec<MessageRow>, page: &PageRequest<MessageId>) -> DomainResult<Page<Message>> {
+fn to_page(rows: Vec<MessageRow>, page: &PageRequest<i64>) -> DomainResult<Page<Message>> {
     let messages = rows
         .into_iter()
         .map(Message::try_from)

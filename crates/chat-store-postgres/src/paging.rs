@@ -1,4 +1,4 @@
-//! Cursor paging on an id column: `LIMIT limit + 1` in the cursor's
+//! Cursor paging on one ordered column (an id, or a message's `seq`): `LIMIT limit + 1` in the cursor's
 //! direction, then [`Page::from_probe`](chat_domain::Page::from_probe).
 
 use chat_domain::PageRequest;
@@ -11,7 +11,7 @@ pub(crate) fn probe_limit<I>(page: &PageRequest<I>) -> i64 {
         .saturating_add(1)
 }
 
-/// Applies a page request to a boxed query ordered by one id column:
+/// Applies a page request to a boxed query ordered by one column:
 /// newest first for `Latest`/`Before`, oldest first for `After`.
 macro_rules! paged {
     ($query:expr, $column:expr, $page:expr, $to_uuid:expr) => {{

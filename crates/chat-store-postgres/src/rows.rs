@@ -87,7 +87,8 @@ impl RoomRow {
     }
 }
 
-/// The columns of `messages` that make up a domain [`Message`].
+/// The columns of `messages` that make up a domain [`Message`], and its
+/// position in commit order (`seq`, what every history is ordered by).
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = messages, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct MessageRow {
@@ -97,6 +98,10 @@ pub(crate) struct MessageRow {
     pub room_id: Option<Uuid>,
     pub content: String,
     pub created_at: OffsetDateTime,
+    /// Selected so that the merged visible-messages query can order the
+    /// union by it; the domain's message has no place for it.
+    #[allow(dead_code)]
+    pub seq: i64,
 }
 
 impl TryFrom<MessageRow> for Message {
@@ -123,7 +128,8 @@ impl TryFrom<MessageRow> for Message {
     }
 }
 
-/// A new `messages` row.
+/// A new `messages` row. It has no `seq`: the table's trigger assigns it,
+/// under the message-ordering lock.
 #[derive(Insertable)]
 #[diesel(table_name = messages, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct NewMessageRow<'a> {

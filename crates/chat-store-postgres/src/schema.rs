@@ -11,6 +11,7 @@ diesel::table! {
         content -> Text,
         client_id -> Nullable<Text>,
         created_at -> Timestamptz,
+        seq -> Int8,
     }
 }
 

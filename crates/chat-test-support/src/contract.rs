@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use chat_domain::{
@@ -22,6 +23,13 @@ use crate::FullStore;
 
 /// How many tasks the concurrency cases race.
 const RACERS: usize = 16;
+
+/// Writer tasks in the ordering races (issue 5: gap-free history).
+pub const RACE_WRITERS: usize = 8;
+/// Messages each racing writer stores, one after the other.
+pub const RACE_MESSAGES_EACH: usize = 300;
+/// The racing pager's page size.
+const RACE_PAGE: usize = 50;
 
 // ---------------------------------------------------------------- helpers
 
@@ -46,7 +54,8 @@ fn latest<I>() -> PageRequest<I> {
 }
 
 /// Every item id of a list, read newest page first with `Before` cursors,
-/// checking each page's order and flags on the way.
+/// checking each page's size and flags on the way, and that no item comes
+/// twice. The result is in the store's order, oldest first.
 async fn walk_back<F, Fut, T>(limit: usize, id: fn(&T) -> MessageId, mut fetch: F) -> Vec<MessageId>
 where
     F: FnMut(PageRequest<MessageId>) -> Fut,
@@ -58,10 +67,6 @@ where
         let got = fetch(page(limit, cursor)).await.expect("page reads");
         let ids: Vec<MessageId> = got.items.iter().map(id).collect();
         assert!(ids.len() <= limit, "a page holds at most `limit` items");
-        assert!(
-            ids.windows(2).all(|w| w[0] < w[1]),
-            "oldest first in a page"
-        );
         assert_eq!(got.has_newer, matches!(cursor, Cursor::Before(_)));
         let Some(&first) = ids.first() else {
             assert!(!got.has_older, "an empty page has nothing older");
@@ -71,16 +76,19 @@ where
         if !got.has_older {
             break;
         }
-        assert!(pages.len() < 1000, "paging terminates");
+        assert!(pages.len() < 100_000, "paging terminates");
         cursor = Cursor::Before(first);
     }
-    pages.into_iter().rev().flatten().collect()
+    let all: Vec<MessageId> = pages.into_iter().rev().flatten().collect();
+    assert_no_repeats(&all);
+    all
 }
 
-/// Every item id of a list, read oldest page first with `After` cursors
-/// starting below every id.
+/// Every item id of a list after `start` (a message id, not itself
+/// returned), read oldest page first with `After` cursors.
 async fn walk_forward<F, Fut, T>(
     limit: usize,
+    start: MessageId,
     id: fn(&T) -> MessageId,
     mut fetch: F,
 ) -> Vec<MessageId>
@@ -89,15 +97,11 @@ where
     Fut: Future<Output = DomainResult<Page<T>>>,
 {
     let mut all: Vec<MessageId> = Vec::new();
-    let mut cursor = Cursor::After(MessageId::from_uuid(uuid::Uuid::nil()));
+    let mut cursor = Cursor::After(start);
     loop {
         let got = fetch(page(limit, cursor)).await.expect("page reads");
         let ids: Vec<MessageId> = got.items.iter().map(id).collect();
         assert!(ids.len() <= limit, "a page holds at most `limit` items");
-        assert!(
-            ids.windows(2).all(|w| w[0] < w[1]),
-            "oldest first in a page"
-        );
         let Some(&last) = ids.last() else {
             assert!(!got.has_newer, "an empty page has nothing newer");
             break;
@@ -106,10 +110,16 @@ where
         if !got.has_newer {
             break;
         }
-        assert!(all.len() < 100_000, "paging terminates");
+        assert!(all.len() < 1_000_000, "paging terminates");
         cursor = Cursor::After(last);
     }
+    assert_no_repeats(&all);
     all
+}
+
+fn assert_no_repeats(ids: &[MessageId]) {
+    let unique: HashSet<MessageId> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "no message comes twice");
 }
 
 fn message_id(m: &Message) -> MessageId {
@@ -624,7 +634,7 @@ pub async fn client_ids_belong_to_their_sender<S: FullStore>(store: Arc<S>) {
         let new = new_message(&alice, MessageTarget::Global, "hi");
         expected.push(post(&*store, &new).await.id);
     }
-    assert_eq!(visible_ids(&*store, &alice).await, sorted(expected));
+    assert_eq!(visible_ids(&*store, &alice).await, expected);
 }
 
 /// Sixteen simultaneous sends with one client id (each with its own message
@@ -654,32 +664,33 @@ pub async fn concurrent_resends_store_exactly_one_message<S: FullStore>(store: A
 }
 
 /// A user sees global messages, direct messages to and from them, and the
-/// messages of their rooms; not others' direct messages nor other rooms.
+/// messages of their rooms, in the order they were stored; not others'
+/// direct messages nor other rooms.
 pub async fn visible_messages_are_global_own_direct_and_joined_rooms<S: FullStore>(store: Arc<S>) {
     let s = scene(&*store).await;
     assert_eq!(
         visible_ids(&*store, &s.alice).await,
-        sorted(vec![
+        vec![
             s.global.id,
             s.alice_to_bob.id,
             s.bob_to_alice.id,
             s.in_r1.id
-        ])
+        ]
     );
     assert_eq!(
         visible_ids(&*store, &s.carol).await,
-        sorted(vec![s.global.id, s.bob_to_carol.id, s.in_r2.id])
+        vec![s.global.id, s.bob_to_carol.id, s.in_r2.id]
     );
     assert_eq!(
         visible_ids(&*store, &s.bob).await,
-        sorted(vec![
+        vec![
             s.global.id,
             s.alice_to_bob.id,
             s.bob_to_alice.id,
             s.bob_to_carol.id,
             s.in_r1.id,
             s.in_r2.id,
-        ])
+        ]
     );
     let whole = store
         .visible_messages(s.alice.id, &s.alice.username, latest())
@@ -700,12 +711,12 @@ pub async fn visible_direct_messages_match_the_name_ignoring_case<S: FullStore>(
         .expect("reads");
     assert_eq!(
         ids_of(&shouted),
-        sorted(vec![
+        vec![
             s.global.id,
             s.alice_to_bob.id,
             s.bob_to_alice.id,
             s.in_r1.id
-        ])
+        ]
     );
 }
 
@@ -719,17 +730,17 @@ pub async fn room_messages_are_visible_only_while_a_member<S: FullStore>(store: 
         .expect("removes"));
     assert_eq!(
         visible_ids(&*store, &s.alice).await,
-        sorted(vec![s.global.id, s.alice_to_bob.id, s.bob_to_alice.id])
+        vec![s.global.id, s.alice_to_bob.id, s.bob_to_alice.id]
     );
     assert!(store.add_member(s.r2, s.alice.id).await.expect("adds"));
     assert_eq!(
         visible_ids(&*store, &s.alice).await,
-        sorted(vec![
+        vec![
             s.global.id,
             s.alice_to_bob.id,
             s.bob_to_alice.id,
             s.in_r2.id
-        ])
+        ]
     );
 }
 
@@ -747,7 +758,7 @@ pub async fn direct_messages_are_those_between_the_pair<S: FullStore>(store: Arc
             ids_of(&got)
         }
     };
-    let alice_bob = sorted(vec![s.alice_to_bob.id, s.bob_to_alice.id]);
+    let alice_bob = vec![s.alice_to_bob.id, s.bob_to_alice.id];
     assert_eq!(between("alice", "bob").await, alice_bob);
     assert_eq!(between("bob", "alice").await, alice_bob);
     assert_eq!(between("BOB", "Alice").await, alice_bob);
@@ -777,7 +788,9 @@ pub async fn room_messages_are_those_of_the_room<S: FullStore>(store: Arc<S>) {
 
 /// Paging back with `Before` and forward with `After` through visible,
 /// direct and room messages (interleaved with messages the list must skip)
-/// yields every message exactly once, in id order.
+/// yields every message exactly once, in the order they were stored. The
+/// forward walks start after a message that belongs to none of the three
+/// lists: any stored message is a valid position in any list.
 pub async fn message_pages_walk_each_history_exactly_once<S: FullStore>(store: Arc<S>) {
     let alice = seed_user(&*store, "alice").await;
     let bob = seed_user(&*store, "bob").await;
@@ -786,6 +799,7 @@ pub async fn message_pages_walk_each_history_exactly_once<S: FullStore>(store: A
     let bc = room("bc", bob.id, &[carol.id]);
     store.create_room(&ab).await.expect("stored");
     store.create_room(&bc).await.expect("stored");
+    let start = post(&*store, &new_message(&carol, to(&bob), "before all")).await;
     let (mut visible, mut direct, mut in_room) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..23 {
         let text = format!("message {i}");
@@ -835,7 +849,6 @@ pub async fn message_pages_walk_each_history_exactly_once<S: FullStore>(store: A
             _ => {}
         }
     }
-    let (visible, direct, in_room) = (sorted(visible), sorted(direct), sorted(in_room));
     for limit in [1, 2, 3, 7, 50] {
         let fetch_visible = |request| {
             let (store, alice) = (store.clone(), alice.clone());
@@ -853,16 +866,280 @@ pub async fn message_pages_walk_each_history_exactly_once<S: FullStore>(store: A
             let store = store.clone();
             async move { store.room_messages(ab.id, request).await }
         };
+        let from = start.id;
         assert_eq!(walk_back(limit, message_id, fetch_visible).await, visible);
         assert_eq!(
-            walk_forward(limit, message_id, fetch_visible).await,
+            walk_forward(limit, from, message_id, fetch_visible).await,
             visible
         );
         assert_eq!(walk_back(limit, message_id, fetch_direct).await, direct);
-        assert_eq!(walk_forward(limit, message_id, fetch_direct).await, direct);
+        assert_eq!(
+            walk_forward(limit, from, message_id, fetch_direct).await,
+            direct
+        );
         assert_eq!(walk_back(limit, message_id, fetch_room).await, in_room);
-        assert_eq!(walk_forward(limit, message_id, fetch_room).await, in_room);
+        assert_eq!(
+            walk_forward(limit, from, message_id, fetch_room).await,
+            in_room
+        );
     }
+}
+
+// ------------------------------------------------- ordering under writers
+
+/// A message a racing writer stores, and whether the list under test must
+/// show it.
+type RaceMessage = (NewMessage, bool);
+
+/// Races [`RACE_WRITERS`] writer tasks (writer `w` stores `make(w, n)` for
+/// `n` in `0..RACE_MESSAGES_EACH`, one after the other) against a forward
+/// pager, on this task, that reads `fetch` with `After` cursors from
+/// `start`, [`RACE_PAGE`] at a time, until every writer has finished and a
+/// page read after that is empty. Then checks that the pager saw every
+/// message of the list exactly once and nothing else, in the order of a
+/// final full read that walks back with `Before` from the newest page and
+/// must reach `start`, the list's first message.
+async fn race_writers_against_a_forward_pager<S, M, F, Fut>(
+    store: &Arc<S>,
+    start: MessageId,
+    make: M,
+    fetch: F,
+) where
+    S: FullStore,
+    M: Fn(usize, usize) -> RaceMessage + Send + Sync + 'static,
+    F: Fn(PageRequest<MessageId>) -> Fut,
+    Fut: Future<Output = DomainResult<Page<Message>>>,
+{
+    let make = Arc::new(make);
+    let finished = Arc::new(AtomicUsize::new(0));
+    let mut writers = JoinSet::new();
+    for w in 0..RACE_WRITERS {
+        let (store, make, finished) = (store.clone(), make.clone(), finished.clone());
+        writers.spawn(async move {
+            let mut listed = Vec::new();
+            for n in 0..RACE_MESSAGES_EACH {
+                let (new, in_list) = make(w, n);
+                // A real send makes the id, then does other work before the
+                // insert (look-ups, a network hop): let other writers run
+                // in between, so ids reach the store out of order.
+                tokio::task::yield_now().await;
+                let id = post(&*store, &new).await.id;
+                if in_list {
+                    listed.push(id);
+                }
+            }
+            finished.fetch_add(1, Ordering::SeqCst);
+            listed
+        });
+    }
+    let seen = forward_pager(start, &finished, &fetch).await;
+    let mut expected = HashSet::new();
+    while let Some(joined) = writers.join_next().await {
+        expected.extend(joined.expect("writer ran"));
+    }
+    let unique: HashSet<MessageId> = seen.iter().copied().collect();
+    let counts = (
+        expected.difference(&unique).count(),
+        seen.len() - unique.len(),
+        unique.difference(&expected).count(),
+    );
+    assert_eq!(
+        counts,
+        (0, 0, 0),
+        "(skipped, repeated, foreign) messages of a forward pager racing \
+         {RACE_WRITERS} writers; it saw {} of {}",
+        unique.len(),
+        expected.len()
+    );
+    let full = walk_back(RACE_PAGE, message_id, &fetch).await;
+    assert_eq!(full.first(), Some(&start), "walking back reaches the start");
+    assert_eq!(
+        full.get(1..),
+        Some(seen.as_slice()),
+        "the pager saw the store's order"
+    );
+}
+
+/// Pages forward from `start` until all writers are done and a page read
+/// after that is empty; returns every id seen, in the order seen.
+async fn forward_pager<F, Fut>(
+    start: MessageId,
+    finished: &AtomicUsize,
+    fetch: &F,
+) -> Vec<MessageId>
+where
+    F: Fn(PageRequest<MessageId>) -> Fut,
+    Fut: Future<Output = DomainResult<Page<Message>>>,
+{
+    let mut seen = Vec::new();
+    let mut cursor = start;
+    loop {
+        // Read before the page: when every writer had returned before it
+        // was asked for, an empty page means nothing more will come.
+        let writers_done = finished.load(Ordering::SeqCst) == RACE_WRITERS;
+        let got = fetch(page(RACE_PAGE, Cursor::After(cursor)))
+            .await
+            .expect("page reads");
+        assert!(got.items.len() <= RACE_PAGE, "a page holds at most `limit`");
+        match got.items.last() {
+            Some(last) => {
+                cursor = last.id;
+                seen.extend(got.items.iter().map(|m| m.id));
+            }
+            None if writers_done => break,
+            None => tokio::time::sleep(std::time::Duration::from_millis(1)).await,
+        }
+        assert!(
+            seen.len() <= 2 * RACE_WRITERS * RACE_MESSAGES_EACH,
+            "the pager keeps getting messages: repeats"
+        );
+    }
+    seen
+}
+
+/// Seeds `writer0` ... `writer7`.
+async fn seed_writers<S: FullStore>(store: &S) -> Vec<chat_domain::UserAccount> {
+    let mut writers = Vec::new();
+    for w in 0..RACE_WRITERS {
+        writers.push(seed_user(store, &format!("writer{w}")).await);
+    }
+    writers
+}
+
+/// Eight writers store 300 messages each into one room while a reader pages
+/// the room forward with `after=`, 50 at a time: the reader sees all 2,400
+/// exactly once, in the store's order, and walking back with `before=`
+/// from the newest page reaches the first message, each once.
+pub async fn a_forward_pager_sees_every_room_message_once_while_writers_race<S: FullStore>(
+    store: Arc<S>,
+) {
+    let writers = seed_writers(&*store).await;
+    let ids: Vec<UserId> = writers.iter().map(|w| w.id).collect();
+    let general = room("general", ids[0], &ids);
+    store.create_room(&general).await.expect("room stored");
+    let target = MessageTarget::Room(general.id);
+    let start = post(&*store, &new_message(&writers[0], target.clone(), "start")).await;
+    let make = move |w: usize, n: usize| {
+        let text = format!("writer {w} message {n}");
+        (new_message(&writers[w], target.clone(), &text), true)
+    };
+    let room_id = general.id;
+    let fetch = |request| {
+        let store = store.clone();
+        async move { store.room_messages(room_id, request).await }
+    };
+    race_writers_against_a_forward_pager(&store, start.id, make, fetch).await;
+}
+
+/// The same race on one user's visible feed, which merges global messages,
+/// direct messages to the viewer and a room of theirs; the writers also
+/// store messages the viewer must not see (another room, others' direct
+/// messages), which the feed must leave out.
+pub async fn a_forward_pager_sees_every_visible_message_once_while_writers_race<S: FullStore>(
+    store: Arc<S>,
+) {
+    let writers = seed_writers(&*store).await;
+    let viewer = seed_user(&*store, "viewer").await;
+    let ids: Vec<UserId> = writers.iter().map(|w| w.id).collect();
+    let with_viewer = room("with viewer", viewer.id, &ids);
+    let without = room("without viewer", ids[0], &ids);
+    store.create_room(&with_viewer).await.expect("room stored");
+    store.create_room(&without).await.expect("room stored");
+    let start = post(
+        &*store,
+        &new_message(&viewer, MessageTarget::Global, "start"),
+    )
+    .await;
+    let (seen_room, unseen_room) = (with_viewer.id, without.id);
+    let to_viewer = to(&viewer);
+    let make = move |w: usize, n: usize| {
+        let text = format!("writer {w} message {n}");
+        let other = &writers[(w + 1) % RACE_WRITERS];
+        let (target, visible) = match n % 5 {
+            0 => (MessageTarget::Global, true),
+            1 => (to_viewer.clone(), true),
+            2 => (MessageTarget::Room(seen_room), true),
+            3 => (MessageTarget::Room(unseen_room), false),
+            _ => (to(other), false),
+        };
+        (new_message(&writers[w], target, &text), visible)
+    };
+    let fetch = |request| {
+        let (store, viewer) = (store.clone(), viewer.clone());
+        async move {
+            store
+                .visible_messages(viewer.id, &viewer.username, request)
+                .await
+        }
+    };
+    race_writers_against_a_forward_pager(&store, start.id, make, fetch).await;
+}
+
+/// The same race on a direct conversation: half the writers send as alice
+/// to bob, half as bob to alice, with some messages to carol that the
+/// conversation must leave out.
+pub async fn a_forward_pager_sees_every_direct_message_once_while_writers_race<S: FullStore>(
+    store: Arc<S>,
+) {
+    let alice = seed_user(&*store, "alice").await;
+    let bob = seed_user(&*store, "bob").await;
+    let carol = seed_user(&*store, "carol").await;
+    let start = post(&*store, &new_message(&alice, to(&bob), "start")).await;
+    let (a, b) = (alice.clone(), bob.clone());
+    let make = move |w: usize, n: usize| {
+        let text = format!("writer {w} message {n}");
+        let (from, peer) = if w < RACE_WRITERS / 2 {
+            (&a, &b)
+        } else {
+            (&b, &a)
+        };
+        if n % 10 == 9 {
+            (new_message(from, to(&carol), &text), false)
+        } else {
+            (new_message(from, to(peer), &text), true)
+        }
+    };
+    let fetch = |request| {
+        let (store, a, b) = (store.clone(), alice.username.clone(), bob.username.clone());
+        async move { store.direct_messages(&a, &b, request).await }
+    };
+    race_writers_against_a_forward_pager(&store, start.id, make, fetch).await;
+}
+
+/// A cursor naming no stored message is `MessageNotFound` in every message
+/// list, in either direction: never an empty page (a client would wait
+/// forever) nor the whole history.
+pub async fn unknown_cursors_are_message_not_found<S: FullStore>(store: Arc<S>) {
+    let s = scene(&*store).await;
+    let unknown = MessageId::generate();
+    for cursor in [Cursor::Before(unknown), Cursor::After(unknown)] {
+        let request = page(10, cursor);
+        assert_eq!(
+            store
+                .visible_messages(s.alice.id, &s.alice.username, request)
+                .await,
+            Err(DomainError::MessageNotFound),
+            "visible, {cursor:?}"
+        );
+        assert_eq!(
+            store
+                .direct_messages(&s.alice.username, &s.bob.username, request)
+                .await,
+            Err(DomainError::MessageNotFound),
+            "direct, {cursor:?}"
+        );
+        assert_eq!(
+            store.room_messages(s.r1, request).await,
+            Err(DomainError::MessageNotFound),
+            "room, {cursor:?}"
+        );
+    }
+    // A known message is a position in every list, even one it is not in.
+    let after_dm = store
+        .room_messages(s.r1, page(10, Cursor::After(s.alice_to_bob.id)))
+        .await
+        .expect("reads");
+    assert_eq!(ids_of(&after_dm), vec![s.in_r1.id]);
 }
 
 /// A fresh store lists nothing, with neither flag set.

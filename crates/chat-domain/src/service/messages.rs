@@ -113,6 +113,57 @@ impl ChatService {
             .await
     }
 
+    /// Recovery after a disconnect (`/api/ws/connect?since=<id>`): the
+    /// messages visible to the caller that were stored after `since`,
+    /// oldest first, at most `limit` of them (1 to
+    /// [`PageRequest::MAX_LIMIT`]; more is capped, 0 is a validation error).
+    /// When `has_newer` is set, ask again from the page's last message.
+    ///
+    /// `since` must name a message the caller can read now (global, a
+    /// direct message to or from them, or a message of a room they belong
+    /// to); otherwise, whether it does not exist or is someone else's, the
+    /// answer is `MessageNotFound` and nothing is replayed: never a silent
+    /// replay of everything.
+    pub async fn replay_since(
+        &self,
+        caller: &Caller,
+        since: MessageId,
+        limit: usize,
+    ) -> DomainResult<Page<Message>> {
+        let page = PageRequest::new(Some(limit), None, Some(since))?;
+        let message = self
+            .stores
+            .messages
+            .message_by_id(since)
+            .await?
+            .ok_or(DomainError::MessageNotFound)?;
+        if !self.can_read(caller, &message).await? {
+            return Err(DomainError::MessageNotFound);
+        }
+        self.stores
+            .messages
+            .visible_messages(caller.user_id, &caller.username, page)
+            .await
+    }
+
+    /// Whether `message` is among the caller's visible messages now: the
+    /// same rule as [`MessageStore::visible_messages`](crate::MessageStore::visible_messages).
+    async fn can_read(&self, caller: &Caller, message: &Message) -> DomainResult<bool> {
+        let me = &caller.username;
+        Ok(match &message.target {
+            MessageTarget::Global => true,
+            MessageTarget::Direct(recipient) => {
+                recipient.same_account(me) || message.sender.same_account(me)
+            }
+            MessageTarget::Room(room) => self
+                .stores
+                .rooms
+                .room_by_id(*room)
+                .await?
+                .is_some_and(|room| room.has_member(caller.user_id)),
+        })
+    }
+
     /// Direct messages between two users; only those two may read them.
     pub async fn messages_between(
         &self,

@@ -1,0 +1,213 @@
+//! Recovery after a disconnect: `replay_since`.
+
+use super::*;
+use crate::error::DomainError;
+use crate::pagination::{Cursor, PageRequest};
+
+/// A page a store might answer with.
+fn page_of(messages: Vec<Message>) -> Page<Message> {
+    Page {
+        items: messages,
+        has_older: true,
+        has_newer: false,
+    }
+}
+
+/// Makes `message_by_id` find exactly this message, once.
+fn knows(h: &mut Harness, message: &Message) {
+    let (id, found) = (message.id, message.clone());
+    h.messages
+        .expect_message_by_id()
+        .times(1)
+        .withf(move |asked| *asked == id)
+        .returning(move |_| Ok(Some(found.clone())));
+}
+
+/// A harness whose visible feed must not be read.
+fn no_replay(h: &mut Harness) {
+    h.messages.expect_visible_messages().times(0);
+}
+
+/// Expects one read of alice's visible feed after `since`, `limit` long,
+/// and answers `answer`.
+fn replays_for_alice(h: &mut Harness, since: MessageId, limit: usize, answer: Page<Message>) {
+    h.messages
+        .expect_visible_messages()
+        .times(1)
+        .withf(move |viewer, viewer_name, page| {
+            *viewer == alice().id
+                && *viewer_name == alice().username
+                && *page
+                    == PageRequest {
+                        limit,
+                        cursor: Cursor::After(since),
+                    }
+        })
+        .returning(move |_, _, _| Ok(answer.clone()));
+}
+
+#[tokio::test]
+async fn a_global_message_replays_the_callers_visible_feed_after_it() {
+    let since = stored_message(&bob(), MessageTarget::Global, "before the gap");
+    let missed = stored_message(&carol(), MessageTarget::Global, "during the gap");
+    let mut h = Harness::new();
+    knows(&mut h, &since);
+    replays_for_alice(&mut h, since.id, 100, page_of(vec![missed.clone()]));
+
+    let replayed = h
+        .build()
+        .replay_since(&caller(&alice()), since.id, 100)
+        .await;
+
+    assert_eq!(replayed, Ok(page_of(vec![missed])));
+}
+
+#[tokio::test]
+async fn the_replay_limit_is_capped_like_any_page() {
+    let since = stored_message(&bob(), MessageTarget::Global, "x");
+    let mut h = Harness::new();
+    knows(&mut h, &since);
+    replays_for_alice(
+        &mut h,
+        since.id,
+        PageRequest::<MessageId>::MAX_LIMIT,
+        empty_page(),
+    );
+
+    let replayed = h
+        .build()
+        .replay_since(&caller(&alice()), since.id, 10_000)
+        .await;
+
+    assert_eq!(replayed, Ok(empty_page()));
+}
+
+#[tokio::test]
+async fn a_zero_limit_is_refused_before_any_read() {
+    let mut h = Harness::new();
+    h.messages.expect_message_by_id().times(0);
+    no_replay(&mut h);
+
+    let err = h
+        .build()
+        .replay_since(&caller(&alice()), MessageId::generate(), 0)
+        .await
+        .expect_err("a limit of 0 is refused");
+
+    assert!(
+        matches!(err, DomainError::Validation { field: "limit", .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_since_is_message_not_found_not_a_full_replay() {
+    let mut h = Harness::new();
+    h.messages
+        .expect_message_by_id()
+        .times(1)
+        .returning(|_| Ok(None));
+    no_replay(&mut h);
+
+    let replayed = h
+        .build()
+        .replay_since(&caller(&alice()), MessageId::generate(), 50)
+        .await;
+
+    assert_eq!(replayed, Err(DomainError::MessageNotFound));
+}
+
+#[tokio::test]
+async fn someone_elses_direct_message_is_not_found() {
+    let since = stored_message(&bob(), MessageTarget::Direct(carol().username), "psst");
+    let mut h = Harness::new();
+    knows(&mut h, &since);
+    no_replay(&mut h);
+
+    let replayed = h
+        .build()
+        .replay_since(&caller(&alice()), since.id, 50)
+        .await;
+
+    assert_eq!(replayed, Err(DomainError::MessageNotFound));
+}
+
+#[tokio::test]
+async fn direct_messages_to_or_from_the_caller_are_valid_starting_points() {
+    let received = stored_message(&bob(), MessageTarget::Direct(name("ALICE")), "hi");
+    let sent = stored_message(&alice(), MessageTarget::Direct(bob().username), "hey");
+    for since in [received, sent] {
+        let mut h = Harness::new();
+        knows(&mut h, &since);
+        replays_for_alice(&mut h, since.id, 50, empty_page());
+
+        let replayed = h
+            .build()
+            .replay_since(&caller(&alice()), since.id, 50)
+            .await;
+
+        assert_eq!(replayed, Ok(empty_page()), "{since:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_message_of_a_room_the_caller_is_in_is_a_valid_starting_point() {
+    let since = stored_message(&bob(), MessageTarget::Room(room_id(1)), "in the room");
+    let mut h = Harness::new().with_room(room(1, &bob(), &[&bob(), &alice()]));
+    knows(&mut h, &since);
+    replays_for_alice(&mut h, since.id, 50, empty_page());
+
+    let replayed = h
+        .build()
+        .replay_since(&caller(&alice()), since.id, 50)
+        .await;
+
+    assert_eq!(replayed, Ok(empty_page()));
+}
+
+#[tokio::test]
+async fn a_message_of_a_room_the_caller_is_not_in_is_not_found() {
+    let since = stored_message(&bob(), MessageTarget::Room(room_id(1)), "members only");
+    let mut h = Harness::new().with_room(room(1, &bob(), &[&bob(), &carol()]));
+    knows(&mut h, &since);
+    no_replay(&mut h);
+
+    let replayed = h
+        .build()
+        .replay_since(&caller(&alice()), since.id, 50)
+        .await;
+
+    assert_eq!(replayed, Err(DomainError::MessageNotFound));
+}
+
+#[tokio::test]
+async fn a_message_of_a_room_that_is_gone_is_not_found() {
+    let since = stored_message(&bob(), MessageTarget::Room(room_id(7)), "orphan");
+    let mut h = Harness::new();
+    knows(&mut h, &since);
+    no_replay(&mut h);
+
+    let replayed = h
+        .build()
+        .replay_since(&caller(&alice()), since.id, 50)
+        .await;
+
+    assert_eq!(replayed, Err(DomainError::MessageNotFound));
+}
+
+#[tokio::test]
+async fn a_store_failure_is_reported_as_it_is() {
+    let mut h = Harness::new();
+    h.messages
+        .expect_message_by_id()
+        .times(1)
+        .returning(|_| Err(DomainError::StoreUnavailable));
+    no_replay(&mut h);
+
+    let replayed = h
+        .build()
+        .replay_since(&caller(&alice()), MessageId::generate(), 50)
+        .await;
+
+    assert_eq!(replayed, Err(DomainError::StoreUnavailable));
+}
