@@ -1,0 +1,233 @@
+//! The HTTP side of the wire API the benchmark needs: register, log in,
+//! post a message. Plain JSON over reqwest, no server crate involved.
+
+use std::sync::Once;
+use std::time::Duration;
+
+use futures_util::{stream, StreamExt};
+use reqwest::{Client, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::{BenchError, BenchResult, Context};
+use crate::progress::Progress;
+use crate::target::Target;
+
+/// Every benchmark user's password (SPEC: 8-128 characters).
+const PASSWORD: &str = "bench-password-8";
+/// How often one registration or login may be told 429 before giving up.
+const MAX_RATE_LIMITED: u32 = 30;
+/// Longest pause after a 429, whatever `Retry-After` says.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Says once per process why sign-ins are slow.
+static RATE_LIMIT_NOTICE: Once = Once::new();
+
+/// A logged-in benchmark user.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// The username (`b<run>_<role><n>`).
+    pub username: String,
+    /// The JWT for `Authorization: Bearer` or the `jwt_token` cookie.
+    pub token: String,
+}
+
+/// An HTTP client for one server.
+#[derive(Clone, Debug)]
+pub struct Api {
+    client: Client,
+    target: Target,
+}
+
+#[derive(Deserialize)]
+struct LoginReply {
+    token: String,
+}
+
+impl Api {
+    /// A client keeping up to `pool` idle connections, ignoring any proxy
+    /// settings in the environment (the target is loopback).
+    pub fn new(target: &Target, pool: usize) -> BenchResult<Self> {
+        let client = Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(pool)
+            .tcp_nodelay(true)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Self {
+            client,
+            target: target.clone(),
+        })
+    }
+
+    /// Whether `GET path` answers 404 (the route does not exist yet).
+    pub async fn is_missing(&self, path: &str) -> BenchResult<bool> {
+        let response = self
+            .client
+            .get(self.target.http(path))
+            .send()
+            .await
+            .context(&format!("GET {path}"))?;
+        Ok(response.status() == StatusCode::NOT_FOUND)
+    }
+
+    /// Registers (tolerating "already taken") and logs in `username`.
+    pub async fn sign_in(&self, username: &str) -> BenchResult<Session> {
+        let register = json!({
+            "username": username,
+            "email": format!("{username}@bench.example"),
+            "password": PASSWORD,
+        });
+        let status = self
+            .post_patiently("/api/auth/register", &register)
+            .await?
+            .0;
+        if !(status == StatusCode::CREATED || status == StatusCode::CONFLICT) {
+            return Err(BenchError::new(format!(
+                "registering {username}: HTTP {status}"
+            )));
+        }
+        let login = json!({ "username": username, "password": PASSWORD });
+        let (status, body) = self.post_patiently("/api/auth/login", &login).await?;
+        if status != StatusCode::OK {
+            return Err(BenchError::new(format!(
+                "logging in {username}: HTTP {status}: {body}"
+            )));
+        }
+        let reply: LoginReply =
+            serde_json::from_str(&body).context(&format!("login reply for {username}"))?;
+        Ok(Session {
+            username: username.to_owned(),
+            token: reply.token,
+        })
+    }
+
+    /// POSTs `body`, waiting out 429s (bounded in number and length).
+    async fn post_patiently(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> BenchResult<(StatusCode, String)> {
+        for _ in 0..MAX_RATE_LIMITED {
+            let response = self
+                .client
+                .post(self.target.http(path))
+                .json(body)
+                .send()
+                .await
+                .context(&format!("POST {path}"))?;
+            let status = response.status();
+            if status != StatusCode::TOO_MANY_REQUESTS {
+                let text = response.text().await.context(&format!("POST {path}"))?;
+                return Ok((status, text));
+            }
+            RATE_LIMIT_NOTICE.call_once(|| {
+                eprintln!(
+                    "note: the server answers 429 to sign-ins; waiting as Retry-After says \
+                     (start it with AUTH_RATE_LIMIT=0 for benchmarks)"
+                );
+            });
+            tokio::time::sleep(retry_after(response.headers())).await;
+        }
+        Err(BenchError::new(format!(
+            "POST {path}: still rate limited after {MAX_RATE_LIMITED} tries; \
+             run the server with AUTH_RATE_LIMIT=0 for benchmarks"
+        )))
+    }
+
+    /// POSTs a message as the holder of `token`; the status, or the
+    /// transport error.
+    pub async fn post_message(
+        &self,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> Result<StatusCode, reqwest::Error> {
+        let response = self
+            .client
+            .post(self.target.http("/api/messages"))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status();
+        // Reading the body lets the connection go back to the pool.
+        response.bytes().await?;
+        Ok(status)
+    }
+}
+
+/// How long a 429 asks us to wait: `Retry-After` seconds within
+/// [1 s, MAX_BACKOFF], 1 s when absent or unreadable.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Duration {
+    let secs = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(1);
+    Duration::from_secs(secs.max(1)).min(MAX_BACKOFF)
+}
+
+/// Registers and logs in the users named by `names`, `concurrency` at a
+/// time, in order.
+pub async fn sign_in_all(
+    api: &Api,
+    names: Vec<String>,
+    concurrency: usize,
+    progress: &Progress,
+) -> BenchResult<Vec<Session>> {
+    let bar = progress.bar("users", names.len() as u64);
+    let results: Vec<BenchResult<Session>> = stream::iter(names)
+        .map(|name| {
+            let bar = bar.clone();
+            async move {
+                let session = api.sign_in(&name).await;
+                bar.inc(1);
+                session
+            }
+        })
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    results.into_iter().collect()
+}
+
+/// `b<run>_<role><n>` for n in 0..count (at most 32 characters for any
+/// run id of up to 12 characters).
+pub fn usernames(run: &str, role: &str, count: usize) -> Vec<String> {
+    (0..count).map(|n| format!("b{run}_{role}{n}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+
+    #[test]
+    fn retry_after_is_bounded() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), Duration::from_secs(1));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&headers), Duration::from_secs(3));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("3600"));
+        assert_eq!(retry_after(&headers), MAX_BACKOFF);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("0"));
+        assert_eq!(retry_after(&headers), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn usernames_are_valid_and_unique() {
+        let names = usernames("abcdef123456", "r", 100_000);
+        assert_eq!(names.first().map(String::as_str), Some("babcdef123456_r0"));
+        for name in [names.first(), names.last()].into_iter().flatten() {
+            assert!((3..=32).contains(&name.len()), "{name}");
+            assert!(name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)));
+        }
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len());
+    }
+}

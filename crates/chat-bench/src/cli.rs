@@ -1,0 +1,227 @@
+//! Command-line interface: one subcommand per mode, common options global.
+//! Every number has a range so that no run is unbounded by accident.
+
+use clap::{value_parser, Args, Parser, Subcommand, ValueEnum};
+
+use crate::net::AuthMode;
+
+/// Load generator for the chat service (loopback targets only).
+#[derive(Debug, Parser)]
+#[command(
+    name = "chat-bench",
+    version,
+    about,
+    long_about = None,
+    after_help = "Start the server with AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0 (and \
+                  BCRYPT_COST=4) so that neither sign-ins nor sends are rate limited.\n\
+                  Output: human text on stderr; one JSON line on stdout, starting with {\"mode\":."
+)]
+pub struct Cli {
+    /// Options every mode shares.
+    #[command(flatten)]
+    pub common: Common,
+    /// What to measure.
+    #[command(subcommand)]
+    pub mode: Mode,
+}
+
+/// Options every mode shares.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Base URL of the server; its host must be loopback (127.0.0.0/8,
+    /// localhost or ::1).
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// How WebSockets authenticate.
+    #[arg(long, global = true, value_enum, default_value_t = AuthMode::Bearer)]
+    pub auth: AuthMode,
+    /// Registrations and logins in flight at once.
+    #[arg(long, global = true, default_value_t = 8, value_parser = value_parser!(u64).range(1..=256))]
+    pub register_concurrency: u64,
+    /// WebSocket handshakes in flight at once.
+    #[arg(long, global = true, default_value_t = 64, value_parser = value_parser!(u64).range(1..=4096))]
+    pub connect_concurrency: u64,
+    /// Connections per client source address before moving to the next one
+    /// (127.0.0.2, 127.0.0.3, ...); Linux has ~28,000 ephemeral ports.
+    #[arg(long, global = true, default_value_t = 25_000, value_parser = value_parser!(u64).range(1..=28_000))]
+    pub per_source: u64,
+    /// Seconds allowed for one WebSocket to open.
+    #[arg(long, global = true, default_value_t = 10, value_parser = value_parser!(u64).range(1..=300))]
+    pub connect_timeout: u64,
+    /// Seconds allowed for the whole setup (users and sockets).
+    #[arg(long, global = true, default_value_t = 600, value_parser = value_parser!(u64).range(1..=7200))]
+    pub setup_timeout: u64,
+    /// Run id in usernames and message contents (default: random).
+    #[arg(long, global = true, value_parser = parse_run_id)]
+    pub run_id: Option<String>,
+    /// Hide progress bars.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+/// What to measure.
+#[derive(Debug, Subcommand)]
+pub enum Mode {
+    /// Open N WebSockets and hold them: server memory per socket, connect rate.
+    Idle(IdleArgs),
+    /// Global messages from S senders at R msg/s to N receivers: deliveries/s,
+    /// lost ratio, latency.
+    Fanout(FanoutArgs),
+    /// Direct messages within P pairs at R msg/s in all: persisted and
+    /// delivered per second, latency.
+    Dm(DmArgs),
+    /// C clients POSTing /api/messages as fast as they can: req/s, latency.
+    Http(HttpArgs),
+}
+
+/// `idle` options.
+#[derive(Debug, Args)]
+pub struct IdleArgs {
+    /// WebSockets to open.
+    #[arg(long, default_value_t = 1_000, value_parser = value_parser!(u64).range(1..=200_000))]
+    pub connections: u64,
+    /// Users the sockets are shared among (default min(connections, 100)).
+    #[arg(long, value_parser = value_parser!(u64).range(1..=100_000))]
+    pub users: Option<u64>,
+    /// Server process to read VmRSS from (default: whoever listens on the
+    /// port, found through /proc).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Seconds to hold the sockets open before measuring memory again.
+    #[arg(long, default_value_t = 2, value_parser = value_parser!(u64).range(0..=3600))]
+    pub hold: u64,
+}
+
+/// How messages are sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Via {
+    /// `{"type":"message",...,"client_id"}` frames; stored when acked.
+    Ws,
+    /// `POST /api/messages`; stored when 201.
+    Http,
+}
+
+impl Via {
+    /// The name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Ws => "ws",
+            Via::Http => "http",
+        }
+    }
+}
+
+/// `fanout` options.
+#[derive(Debug, Args)]
+pub struct FanoutArgs {
+    /// Receiving sockets.
+    #[arg(long, default_value_t = 100, value_parser = value_parser!(u64).range(1..=100_000))]
+    pub receivers: u64,
+    /// Sending users, one socket (or HTTP client) each.
+    #[arg(long, default_value_t = 1, value_parser = value_parser!(u64).range(1..=1_000))]
+    pub senders: u64,
+    /// Messages per second, all senders together.
+    #[arg(long, default_value_t = 100, value_parser = value_parser!(u64).range(1..=1_000_000))]
+    pub rate: u64,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 10, value_parser = value_parser!(u64).range(1..=3600))]
+    pub duration: u64,
+    /// Send over WebSocket frames or HTTP POSTs.
+    #[arg(long, value_enum, default_value_t = Via::Ws)]
+    pub via: Via,
+    /// Users the receiving sockets are shared among (default
+    /// min(receivers, 100)).
+    #[arg(long, value_parser = value_parser!(u64).range(1..=100_000))]
+    pub users: Option<u64>,
+    /// Seconds to wait after sending for late deliveries.
+    #[arg(long, default_value_t = 5, value_parser = value_parser!(u64).range(0..=300))]
+    pub drain: u64,
+}
+
+/// `dm` options.
+#[derive(Debug, Args)]
+pub struct DmArgs {
+    /// Sender/recipient pairs, one user and one socket each.
+    #[arg(long, default_value_t = 100, value_parser = value_parser!(u64).range(1..=50_000))]
+    pub pairs: u64,
+    /// Messages per second, all pairs together.
+    #[arg(long, default_value_t = 1_000, value_parser = value_parser!(u64).range(1..=1_000_000))]
+    pub rate: u64,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 10, value_parser = value_parser!(u64).range(1..=3600))]
+    pub duration: u64,
+    /// Send over WebSocket frames or HTTP POSTs.
+    #[arg(long, value_enum, default_value_t = Via::Ws)]
+    pub via: Via,
+    /// Seconds to wait after sending for late acks and deliveries.
+    #[arg(long, default_value_t = 5, value_parser = value_parser!(u64).range(0..=300))]
+    pub drain: u64,
+}
+
+/// `http` options.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// Concurrent clients, each one request at a time.
+    #[arg(long, default_value_t = 16, value_parser = value_parser!(u64).range(1..=10_000))]
+    pub clients: u64,
+    /// Seconds of posting.
+    #[arg(long, default_value_t = 10, value_parser = value_parser!(u64).range(1..=3600))]
+    pub duration: u64,
+    /// Users the clients are shared among (default min(clients, 100)).
+    #[arg(long, value_parser = value_parser!(u64).range(1..=100_000))]
+    pub users: Option<u64>,
+}
+
+/// A run id: 1-12 lowercase letters or digits, so usernames stay valid.
+fn parse_run_id(raw: &str) -> Result<String, String> {
+    let ok = (1..=12).contains(&raw.len())
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err("1 to 12 lowercase letters or digits".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_interface_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn common_options_go_before_or_after_the_mode() {
+        let cli = Cli::try_parse_from([
+            "chat-bench",
+            "fanout",
+            "--receivers",
+            "20",
+            "--url",
+            "http://127.0.0.1:18080",
+        ])
+        .expect("valid");
+        assert_eq!(cli.common.url, "http://127.0.0.1:18080");
+        let Mode::Fanout(args) = cli.mode else {
+            panic!("fanout expected");
+        };
+        assert_eq!((args.receivers, args.senders, args.via), (20, 1, Via::Ws));
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        for argv in [
+            &["chat-bench", "idle", "--connections", "0"][..],
+            &["chat-bench", "http", "--duration", "100000"],
+            &["chat-bench", "--run-id", "Has_Upper", "http"],
+            &["chat-bench", "--run-id", "thirteenchars", "http"],
+        ] {
+            assert!(Cli::try_parse_from(argv).is_err(), "{argv:?}");
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The parts of server frames the benchmark looks at, parsed without
+//! copying. The tool speaks SPEC's wire format with plain serde rather than
+//! depending on the server's crates, so it can measure any implementation.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::json;
+
+/// A server frame: `connection`, `message`, `direct_message`, `ack`,
+/// `error`, `presence`, ... Unknown fields are ignored.
+#[derive(Debug, Deserialize)]
+pub struct Frame<'a> {
+    /// The frame's `type`.
+    #[serde(borrow, rename = "type")]
+    pub kind: Cow<'a, str>,
+    /// The stored message, in `message`, `direct_message` and `ack`.
+    #[serde(borrow, default)]
+    pub message: Option<FrameMessage<'a>>,
+    /// An `error` frame's code.
+    #[serde(borrow, default)]
+    pub code: Option<Cow<'a, str>>,
+}
+
+/// The part of a Message the benchmark reads.
+#[derive(Debug, Deserialize)]
+pub struct FrameMessage<'a> {
+    /// Carries `bench:<run>:<seq>:<unix_nanos>`.
+    #[serde(borrow)]
+    pub content: Cow<'a, str>,
+}
+
+impl<'a> Frame<'a> {
+    /// Parses one text frame; `None` for anything that is not a JSON object
+    /// with a string `type`.
+    pub fn parse(text: &'a str) -> Option<Self> {
+        serde_json::from_str(text).ok()
+    }
+
+    /// The message content, for frames that carry a message.
+    pub fn content(&self) -> Option<&str> {
+        self.message.as_ref().map(|m| m.content.as_ref())
+    }
+}
+
+/// The client frame sending `content` globally, or to `recipient`, with an
+/// optional `client_id` that makes the server acknowledge the store.
+pub fn send_frame(content: &str, recipient: Option<&str>, client_id: Option<&str>) -> String {
+    let mut frame = json!({ "type": "message", "content": content });
+    if let Some(recipient) = recipient {
+        frame["recipient"] = json!(recipient);
+    }
+    if let Some(client_id) = client_id {
+        frame["client_id"] = json!(client_id);
+    }
+    frame.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_frames_expose_their_content() {
+        let text = r#"{"type":"message","message":{"id":"m1","sender":"b1_s0","recipient":null,"room_id":null,"content":"bench:r:1:2","created_at":"2026-01-01T00:00:00Z"}}"#;
+        let frame = Frame::parse(text).expect("a message frame");
+        assert_eq!(frame.kind, "message");
+        assert_eq!(frame.content(), Some("bench:r:1:2"));
+    }
+
+    #[test]
+    fn acks_carry_their_message_and_errors_their_code() {
+        let ack = Frame::parse(r#"{"type":"ack","client_id":"7","message":{"content":"x"}}"#)
+            .expect("ack");
+        assert_eq!((ack.kind.as_ref(), ack.content()), ("ack", Some("x")));
+        let err = Frame::parse(
+            r#"{"type":"error","error":"slow down","code":"rate_limited","client_id":"8"}"#,
+        )
+        .expect("error");
+        assert_eq!(err.code.as_deref(), Some("rate_limited"));
+        assert_eq!(err.content(), None);
+    }
+
+    #[test]
+    fn escaped_text_and_garbage_are_handled() {
+        let frame = Frame::parse(r#"{"type":"message","message":{"content":"a\"b"}}"#)
+            .expect("escaped content");
+        assert_eq!(frame.content(), Some("a\"b"));
+        assert!(Frame::parse("not json").is_none());
+        assert!(Frame::parse(r#"{"no_type":1}"#).is_none());
+    }
+
+    #[test]
+    fn send_frames_follow_the_spec() {
+        let global: serde_json::Value =
+            serde_json::from_str(&send_frame("hi", None, None)).expect("json");
+        assert_eq!(global, json!({"type":"message","content":"hi"}));
+        let direct: serde_json::Value =
+            serde_json::from_str(&send_frame("hi", Some("bob"), Some("3"))).expect("json");
+        assert_eq!(
+            direct,
+            json!({"type":"message","content":"hi","recipient":"bob","client_id":"3"})
+        );
+    }
+}

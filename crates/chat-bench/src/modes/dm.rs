@@ -1,0 +1,190 @@
+//! `dm`: P pairs of users; each pair's sender sends direct messages to its
+//! partner at R/P msg/s. Measures stored and delivered per second and both
+//! latencies, and catches a direct message reaching the wrong user.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{per_second, round3, window_s, Ctx, Expect, Outcome, Traffic};
+use crate::cli::{DmArgs, Via};
+use crate::error::BenchResult;
+use crate::latency::LatencySummary;
+use crate::report::Figures;
+
+/// What `dm` measured.
+#[derive(Debug, Serialize)]
+pub struct DmFigures {
+    /// Sender/recipient pairs.
+    pub pairs: u64,
+    /// `ws` or `http`.
+    pub via: &'static str,
+    /// Messages per second asked for, all pairs together.
+    pub rate_target: u64,
+    /// Seconds of sending asked for.
+    pub duration_s: u64,
+    /// rate × duration.
+    pub planned: u64,
+    /// Messages sent.
+    pub sent: u64,
+    /// Planned but not sent (senders fell too far behind).
+    pub unsent: u64,
+    /// Messages the server confirmed stored (ack or 2xx).
+    pub persisted: u64,
+    /// Stored per second, first due time to last confirmation.
+    pub persisted_per_s: f64,
+    /// Distinct messages delivered to their recipient.
+    pub delivered: u64,
+    /// Delivered per second, first due time to last delivery.
+    pub delivered_per_s: f64,
+    /// Stored but never delivered to the recipient.
+    pub lost: u64,
+    /// lost / persisted.
+    pub lost_ratio: f64,
+    /// Deliveries of a message the recipient already had.
+    pub duplicates: u64,
+    /// Direct messages that reached a user they were not addressed to.
+    pub misdelivered: u64,
+    /// Sockets that closed before the end.
+    pub sockets_closed: u64,
+    /// How they closed.
+    pub close_reasons: BTreeMap<String, u64>,
+    /// Refusals and failures by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Seconds waited for stragglers.
+    pub drain_s: f64,
+    /// Whether everything was answered and delivered within the drain.
+    pub drained: bool,
+    /// Due time to ack (ws) or response (http).
+    pub persist_latency: LatencySummary,
+    /// Due time to delivery at the recipient.
+    pub delivery_latency: LatencySummary,
+}
+
+impl Figures for DmFigures {
+    const MODE: &'static str = "dm";
+
+    fn ok(&self) -> bool {
+        self.errors.is_empty()
+            && self.unsent == 0
+            && self.lost == 0
+            && self.duplicates == 0
+            && self.misdelivered == 0
+            && self.sockets_closed == 0
+    }
+
+    fn human(&self) -> Vec<String> {
+        vec![
+            format!(
+                "{} pairs via {}: sent {} of {}, {} unsent",
+                self.pairs, self.via, self.sent, self.planned, self.unsent
+            ),
+            format!(
+                "stored {} ({:.0}/s), delivered {} ({:.0}/s), lost {} ({:.4}%), duplicates {}, misdelivered {}",
+                self.persisted,
+                self.persisted_per_s,
+                self.delivered,
+                self.delivered_per_s,
+                self.lost,
+                self.lost_ratio * 100.0,
+                self.duplicates,
+                self.misdelivered
+            ),
+            format!("stored latency:   {}", self.persist_latency.human()),
+            format!("delivery latency: {}", self.delivery_latency.human()),
+            format!(
+                "drain {:.2} s ({}); sockets closed {} {:?}; errors {:?}",
+                self.drain_s,
+                if self.drained { "complete" } else { "timed out" },
+                self.sockets_closed,
+                self.close_reasons,
+                self.errors
+            ),
+        ]
+    }
+}
+
+/// Runs `dm`.
+pub async fn run(ctx: &Ctx, args: &DmArgs) -> BenchResult<DmFigures> {
+    ctx.ensure_files(args.pairs * 2)?;
+    ctx.require_websocket().await?;
+    let pairs = usize::try_from(args.pairs).unwrap_or(usize::MAX);
+    let senders = ctx.sign_in("a", pairs).await?;
+    let recipients = ctx.sign_in("b", pairs).await?;
+    let owners: Vec<usize> = (0..pairs).collect();
+    let sender_sockets = ctx.open_all("senders", &senders, &owners).await?;
+    let recipient_sockets = ctx.open_all("recipients", &recipients, &owners).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut traffic = Traffic::new(
+        args.rate,
+        Duration::from_secs(args.duration),
+        Duration::from_secs(args.drain),
+    );
+    let planned = traffic.planned();
+    for (pair, ws) in (0u64..).zip(recipient_sockets) {
+        let expect = Expect {
+            stride: args.pairs,
+            offset: pair,
+            capacity: planned.saturating_sub(pair).div_ceil(args.pairs),
+        };
+        let spec = traffic.read_spec(ctx, Some("direct_message"), expect);
+        traffic.add_reader(ws, spec);
+    }
+    let sides = senders.iter().zip(&recipients);
+    for ((pair, ws), (sender, recipient)) in (0u64..).zip(sender_sockets).zip(sides) {
+        let plan = traffic.plan(ctx, pair, args.pairs, Some(recipient.username.clone()));
+        match args.via {
+            Via::Ws => traffic.add_ws_sender(ctx, ws, plan),
+            Via::Http => {
+                // The sender's own socket gets a copy of each message: read
+                // it so that it is not closed as a slow reader.
+                let spec = traffic.read_spec(ctx, None, Expect::NOTHING);
+                traffic.add_reader(ws, spec);
+                traffic.add_http_sender(ctx, sender.token.clone(), plan);
+            }
+        }
+    }
+    let outcome = traffic.finish(ctx, 1).await;
+    Ok(figures(args, planned, outcome))
+}
+
+fn figures(args: &DmArgs, planned: u64, outcome: Outcome) -> DmFigures {
+    let t = outcome.tally;
+    let lost = t.persisted.saturating_sub(t.delivered);
+    DmFigures {
+        pairs: args.pairs,
+        via: args.via.name(),
+        rate_target: args.rate,
+        duration_s: args.duration,
+        planned,
+        sent: t.sent,
+        unsent: t.unsent,
+        persisted: t.persisted,
+        persisted_per_s: per_second(
+            t.persisted,
+            window_s(outcome.start_nanos, t.last_persist_nanos),
+        ),
+        delivered: t.delivered,
+        delivered_per_s: per_second(
+            t.delivered,
+            window_s(outcome.start_nanos, t.last_delivery_nanos),
+        ),
+        lost,
+        lost_ratio: if t.persisted > 0 {
+            lost as f64 / t.persisted as f64
+        } else {
+            0.0
+        },
+        duplicates: t.duplicates,
+        misdelivered: t.unexpected,
+        sockets_closed: t.closed,
+        close_reasons: t.close_reasons,
+        errors: t.errors,
+        drain_s: round3(outcome.drain_s),
+        drained: outcome.drained,
+        persist_latency: outcome.persist_latency,
+        delivery_latency: outcome.delivery_latency,
+    }
+}

@@ -1,0 +1,219 @@
+//! `fanout`: S senders post global messages at R msg/s for T s; N receiver
+//! sockets each should get every one of them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{per_second, round3, round_robin, window_s, Ctx, Expect, Outcome, Traffic};
+use crate::cli::{FanoutArgs, Via};
+use crate::error::{BenchError, BenchResult};
+use crate::latency::LatencySummary;
+use crate::report::Figures;
+
+/// Most memory the receivers' seen-sets may take (one bit per message per
+/// receiver).
+const MAX_SEEN_BYTES: u64 = 2 << 30;
+
+/// What `fanout` measured.
+#[derive(Debug, Serialize)]
+pub struct FanoutFigures {
+    /// Receiving sockets.
+    pub receivers: u64,
+    /// Sending users.
+    pub senders: u64,
+    /// `ws` or `http`.
+    pub via: &'static str,
+    /// Messages per second asked for.
+    pub rate_target: u64,
+    /// Seconds of sending asked for.
+    pub duration_s: u64,
+    /// rate × duration.
+    pub planned: u64,
+    /// Messages sent.
+    pub sent: u64,
+    /// Planned but not sent (senders fell too far behind).
+    pub unsent: u64,
+    /// Messages the server confirmed stored (ack or 2xx).
+    pub persisted: u64,
+    /// Messages sent per second while sending.
+    pub send_rate_per_s: f64,
+    /// persisted × receivers.
+    pub expected_deliveries: u64,
+    /// Distinct deliveries to receivers.
+    pub delivered: u64,
+    /// Expected but never delivered.
+    pub lost: u64,
+    /// lost / expected.
+    pub lost_ratio: f64,
+    /// Deliveries of a message a socket already had.
+    pub duplicates: u64,
+    /// Benchmark messages nobody sent.
+    pub unexpected: u64,
+    /// Deliveries per second, first due time to last delivery.
+    pub deliveries_per_s: f64,
+    /// Sockets that closed before the end.
+    pub sockets_closed: u64,
+    /// How they closed.
+    pub close_reasons: BTreeMap<String, u64>,
+    /// Refusals and failures by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Seconds waited for stragglers.
+    pub drain_s: f64,
+    /// Whether everything arrived within the drain.
+    pub drained: bool,
+    /// Due time to delivery at a receiver.
+    pub latency: LatencySummary,
+    /// Due time to ack (ws) or response (http).
+    pub persist_latency: LatencySummary,
+}
+
+impl Figures for FanoutFigures {
+    const MODE: &'static str = "fanout";
+
+    fn ok(&self) -> bool {
+        self.errors.is_empty()
+            && self.unsent == 0
+            && self.lost == 0
+            && self.duplicates == 0
+            && self.unexpected == 0
+            && self.sockets_closed == 0
+    }
+
+    fn human(&self) -> Vec<String> {
+        vec![
+            format!(
+                "{} senders via {} -> {} receivers: sent {} of {} ({:.1}/s), stored {}, {} unsent",
+                self.senders,
+                self.via,
+                self.receivers,
+                self.sent,
+                self.planned,
+                self.send_rate_per_s,
+                self.persisted,
+                self.unsent
+            ),
+            format!(
+                "deliveries: {} of {} ({:.0}/s), lost {} ({:.4}%), duplicates {}, unexpected {}",
+                self.delivered,
+                self.expected_deliveries,
+                self.deliveries_per_s,
+                self.lost,
+                self.lost_ratio * 100.0,
+                self.duplicates,
+                self.unexpected
+            ),
+            format!("delivery latency: {}", self.latency.human()),
+            format!("stored latency:   {}", self.persist_latency.human()),
+            format!(
+                "drain {:.2} s ({}); sockets closed {} {:?}; errors {:?}",
+                self.drain_s,
+                if self.drained {
+                    "complete"
+                } else {
+                    "timed out"
+                },
+                self.sockets_closed,
+                self.close_reasons,
+                self.errors
+            ),
+        ]
+    }
+}
+
+/// Runs `fanout`.
+pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> BenchResult<FanoutFigures> {
+    let planned = args.rate.saturating_mul(args.duration);
+    if planned.div_ceil(8).saturating_mul(args.receivers) > MAX_SEEN_BYTES {
+        return Err(BenchError::new(
+            "rate × duration × receivers is too large to track; shorten the run",
+        ));
+    }
+    let sender_sockets = if args.via == Via::Ws { args.senders } else { 0 };
+    ctx.ensure_files(args.receivers + sender_sockets)?;
+    ctx.require_websocket().await?;
+
+    let receivers = usize::try_from(args.receivers).unwrap_or(usize::MAX);
+    let users = usize::try_from(args.users.unwrap_or(100).min(args.receivers)).unwrap_or(1);
+    let receiver_sessions = ctx.sign_in("r", users).await?;
+    let sender_sessions = ctx
+        .sign_in("s", usize::try_from(args.senders).unwrap_or(1))
+        .await?;
+    let receiver_sockets = ctx
+        .open_all(
+            "receivers",
+            &receiver_sessions,
+            &round_robin(receivers, users),
+        )
+        .await?;
+    let sender_sockets = if args.via == Via::Ws {
+        let owners: Vec<usize> = (0..sender_sessions.len()).collect();
+        ctx.open_all("senders", &sender_sessions, &owners).await?
+    } else {
+        Vec::new()
+    };
+    // Let the presence frames of all those opens go by before timing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut traffic = Traffic::new(
+        args.rate,
+        Duration::from_secs(args.duration),
+        Duration::from_secs(args.drain),
+    );
+    let spec = traffic.read_spec(ctx, Some("message"), Expect::all(traffic.planned()));
+    for ws in receiver_sockets {
+        traffic.add_reader(ws, spec.clone());
+    }
+    for (index, ws) in sender_sockets.into_iter().enumerate() {
+        let plan = traffic.plan(ctx, index as u64, args.senders, None);
+        traffic.add_ws_sender(ctx, ws, plan);
+    }
+    if args.via == Via::Http {
+        for (index, session) in sender_sessions.iter().enumerate() {
+            let plan = traffic.plan(ctx, index as u64, args.senders, None);
+            traffic.add_http_sender(ctx, session.token.clone(), plan);
+        }
+    }
+    let outcome = traffic.finish(ctx, args.receivers).await;
+    Ok(figures(args, planned, outcome))
+}
+
+fn figures(args: &FanoutArgs, planned: u64, outcome: Outcome) -> FanoutFigures {
+    let t = outcome.tally;
+    let expected = t.persisted.saturating_mul(args.receivers);
+    let lost = expected.saturating_sub(t.delivered);
+    FanoutFigures {
+        receivers: args.receivers,
+        senders: args.senders,
+        via: args.via.name(),
+        rate_target: args.rate,
+        duration_s: args.duration,
+        planned,
+        sent: t.sent,
+        unsent: t.unsent,
+        persisted: t.persisted,
+        send_rate_per_s: per_second(t.sent, outcome.sending_s),
+        expected_deliveries: expected,
+        delivered: t.delivered,
+        lost,
+        lost_ratio: if expected > 0 {
+            lost as f64 / expected as f64
+        } else {
+            0.0
+        },
+        duplicates: t.duplicates,
+        unexpected: t.unexpected,
+        deliveries_per_s: per_second(
+            t.delivered,
+            window_s(outcome.start_nanos, t.last_delivery_nanos),
+        ),
+        sockets_closed: t.closed,
+        close_reasons: t.close_reasons,
+        errors: t.errors,
+        drain_s: round3(outcome.drain_s),
+        drained: outcome.drained,
+        latency: outcome.delivery_latency,
+        persist_latency: outcome.persist_latency,
+    }
+}
