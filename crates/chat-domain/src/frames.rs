@@ -18,13 +18,13 @@ pub enum ClientFrame {
         /// The text (validated by the send use case).
         content: String,
         /// A username, for a direct message.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "blank_as_none")]
         recipient: Option<String>,
         /// A room, for a room message.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "blank_room_as_none")]
         room_id: Option<RoomId>,
         /// An idempotency key; the server answers `ack` with it.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "blank_as_none")]
         client_id: Option<String>,
     },
     /// Keep-alive; answered by `pong`.
@@ -32,12 +32,33 @@ pub enum ClientFrame {
     /// "I am typing" to a user or a room; relayed, not stored.
     Typing {
         /// A username.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "blank_as_none")]
         recipient: Option<String>,
         /// A room.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "blank_room_as_none")]
         room_id: Option<RoomId>,
     },
+}
+
+/// Old clients send `""` (or `null`) for an absent recipient or room, as
+/// they do over HTTP: both mean "absent".
+fn blank_as_none<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let value: Option<String> = Option::deserialize(deserializer)?;
+    Ok(value.filter(|v| !v.trim().is_empty()))
+}
+
+/// A room id, where `""` and `null` mean "absent".
+fn blank_room_as_none<'de, D>(deserializer: D) -> Result<Option<RoomId>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    blank_as_none(deserializer)?
+        .map(|raw| raw.trim().parse::<RoomId>())
+        .transpose()
+        .map_err(serde::de::Error::custom)
 }
 
 impl ClientFrame {
@@ -259,6 +280,25 @@ mod tests {
             .expect_err("type");
         assert_eq!(wrong.code, "invalid_frame");
         assert_eq!(wrong.client_id.as_deref(), Some("y"));
+    }
+
+    #[test]
+    fn blank_targets_mean_absent() {
+        let m = ClientFrame::parse(
+            r#"{"type":"message","content":"hi","recipient":"","room_id":"","client_id":null}"#,
+        );
+        assert_eq!(
+            m,
+            Ok(ClientFrame::Message {
+                content: "hi".into(),
+                recipient: None,
+                room_id: None,
+                client_id: None,
+            })
+        );
+        let bad = ClientFrame::parse(r#"{"type":"typing","room_id":"nope"}"#).expect_err("uuid");
+        assert_eq!(bad.code, "invalid_frame");
+        assert!(bad.error.contains("room_id"), "{}", bad.error);
     }
 
     #[test]

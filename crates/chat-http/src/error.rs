@@ -55,6 +55,15 @@ pub enum ApiError {
         /// The methods the path accepts, as for the `Allow` header.
         allow: &'static str,
     },
+    /// A WebSocket upgrade from a browser page of a foreign origin.
+    #[error("WebSocket connections from this origin are not allowed")]
+    OriginNotAllowed,
+    /// A plain request to a WebSocket-only path.
+    #[error("this endpoint only accepts WebSocket upgrades (Upgrade: websocket)")]
+    UpgradeRequired,
+    /// A WebSocket handshake with a missing or invalid header.
+    #[error("invalid WebSocket handshake: {0}")]
+    InvalidHandshake(String),
 }
 
 impl ApiError {
@@ -69,6 +78,9 @@ impl ApiError {
             Self::InvalidPath(_) => "validation_error",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::OriginNotAllowed => "origin_not_allowed",
+            Self::UpgradeRequired => "upgrade_required",
+            Self::InvalidHandshake(_) => "invalid_handshake",
         }
     }
 
@@ -116,9 +128,12 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Domain(e) => domain_status(e),
-            Self::InvalidJson(_) | Self::InvalidQuery(_) | Self::InvalidPath(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::InvalidJson(_)
+            | Self::InvalidQuery(_)
+            | Self::InvalidPath(_)
+            | Self::InvalidHandshake(_) => StatusCode::BAD_REQUEST,
+            Self::OriginNotAllowed => StatusCode::FORBIDDEN,
+            Self::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -145,6 +160,9 @@ impl ResponseError for ApiError {
             }
             Self::MethodNotAllowed { allow } => {
                 res.insert_header((header::ALLOW, *allow));
+            }
+            Self::UpgradeRequired => {
+                res.insert_header((header::UPGRADE, "websocket"));
             }
             _ if status == StatusCode::UNAUTHORIZED => {
                 res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));

@@ -17,6 +17,10 @@
 //!   array and the `Link` header names the neighbouring pages
 //!   (see [`pagination`]).
 //! - The OpenAPI 3.1 document is served at `/api/openapi.json` ([`ApiDoc`]).
+//! - Live delivery is the WebSocket at `/api/ws/connect` ([`ws`]): token
+//!   and `Origin` checked before the upgrade, one task per connection,
+//!   sends through the same use case as HTTP, bounded in size, rate and
+//!   time spent waiting on a slow client.
 //!
 //! Mounting the chat API under `/chat` in an app of your own (a runnable
 //! version is `examples/embed.rs`):
@@ -64,6 +68,8 @@ mod rate_limit;
 pub mod request_id;
 pub mod routes;
 mod state;
+pub mod web_client;
+pub mod ws;
 
 use actix_cors::Cors;
 use actix_web::body::MessageBody;

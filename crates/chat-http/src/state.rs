@@ -29,6 +29,13 @@ pub struct WsSettings {
     pub read_buffer_size: usize,
     /// Write buffer size in bytes.
     pub write_buffer_size: usize,
+    /// How long one write to a client may wait for room before the
+    /// connection is closed as too slow (1013).
+    pub write_wait: Duration,
+    /// `message` and `typing` frames each connection may send per second,
+    /// in bursts of up to twice that; over it a frame is answered with an
+    /// `error` (`rate_limited`) and ignored. 0 turns the limit off.
+    pub rate_limit: u32,
 }
 
 impl Default for WsSettings {
@@ -39,6 +46,8 @@ impl Default for WsSettings {
             pong_wait: Duration::from_secs(60),
             read_buffer_size: 1024,
             write_buffer_size: 1024,
+            write_wait: Duration::from_secs(10),
+            rate_limit: 10,
         }
     }
 }

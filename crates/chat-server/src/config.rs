@@ -508,6 +508,13 @@ fn ws_settings(r: &Reader<'_>) -> Result<WsSettings, ConfigError> {
         )?,
         ping_period: r.duration("WEBSOCKET_PING_PERIOD", defaults.ping_period)?,
         pong_wait: r.duration("WEBSOCKET_PONG_WAIT", defaults.pong_wait)?,
+        write_wait: r.duration("WEBSOCKET_WRITE_WAIT", defaults.write_wait)?,
+        rate_limit: r.number(
+            "WEBSOCKET_RATE_LIMIT",
+            defaults.rate_limit,
+            0..=1_000_000,
+            "message and typing frames per second per connection, 0-1000000 (0 turns the limit off)",
+        )?,
     };
     if settings.ping_period >= settings.pong_wait {
         return Err(r.invalid(
@@ -630,6 +637,8 @@ mod tests {
         assert_eq!(c.ws.max_message_size, 4096);
         assert_eq!(c.ws.ping_period, Duration::from_secs(54));
         assert_eq!(c.ws.pong_wait, Duration::from_secs(60));
+        assert_eq!(c.ws.write_wait, Duration::from_secs(10));
+        assert_eq!(c.ws.rate_limit, 10);
         assert!(c.cors_allowed_origins.is_empty());
         assert_eq!(c.bcrypt_cost, 12);
         assert_eq!(c.redis_url, None);
@@ -651,6 +660,8 @@ mod tests {
             ("WEBSOCKET_MAX_MESSAGE_SIZE", "8192"),
             ("WEBSOCKET_PING_PERIOD", "500ms"),
             ("WEBSOCKET_PONG_WAIT", "1m"),
+            ("WEBSOCKET_WRITE_WAIT", "3s"),
+            ("WEBSOCKET_RATE_LIMIT", "0"),
             (
                 "CORS_ALLOWED_ORIGINS",
                 "https://a.example, http://localhost:3000/",
@@ -671,6 +682,8 @@ mod tests {
         assert_eq!(c.ws.max_message_size, 8192);
         assert_eq!(c.ws.ping_period, Duration::from_millis(500));
         assert_eq!(c.ws.pong_wait, Duration::from_secs(60));
+        assert_eq!(c.ws.write_wait, Duration::from_secs(3));
+        assert_eq!(c.ws.rate_limit, 0);
         assert_eq!(
             c.cors_allowed_origins,
             vec!["https://a.example", "http://localhost:3000"]
@@ -702,6 +715,8 @@ mod tests {
             ("WEBSOCKET_MAX_MESSAGE_SIZE", "0"),
             ("WEBSOCKET_PING_PERIOD", "soon"),
             ("WEBSOCKET_PONG_WAIT", "0s"),
+            ("WEBSOCKET_WRITE_WAIT", "never"),
+            ("WEBSOCKET_RATE_LIMIT", "-1"),
             ("CORS_ALLOWED_ORIGINS", "chat.example.com"),
             ("CORS_ALLOWED_ORIGINS", "https://a.example/path"),
             ("BCRYPT_COST", "3"),

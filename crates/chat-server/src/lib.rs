@@ -49,6 +49,11 @@ pub use config::{Config, ConfigError, Environment, LogFormat};
 /// How often revocations of expired tokens are purged.
 pub const PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
 
+/// How long a graceful stop waits for open connections (in-flight requests,
+/// WebSockets whose client does not read their close frame) before dropping
+/// them, in seconds: short enough to exit within 10 s of SIGTERM.
+pub const SHUTDOWN_GRACE_SECS: u64 = 8;
+
 /// A built, bound, not yet awaited server.
 pub struct Application {
     server: Server,
@@ -115,7 +120,8 @@ pub async fn build(config: Config) -> io::Result<Application> {
     let mut server = HttpServer::new(move || chat_http::app(state.clone()))
         // Signals are handled by `run`, which closes the WebSockets first:
         // actix's own handler would wait for them to end by themselves.
-        .disable_signals();
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE_SECS);
     if let Some(workers) = config.workers {
         server = server.workers(workers);
     }

@@ -18,6 +18,8 @@ use crate::error::ApiError;
 pub(crate) fn route_table(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/health", "GET").route(web::get().to(system::health)))
         .service(resource("/api/openapi.json", "GET").route(web::get().to(system::openapi_json)))
+        // The browser client: `/`, `/app.js`, `/style.css`.
+        .configure(crate::web_client::routes)
         // Accounts and tokens.
         .service(resource("/api/auth/register", "POST").route(web::post().to(auth::register)))
         .service(resource("/api/auth/login", "POST").route(web::post().to(auth::login)))
@@ -34,8 +36,8 @@ pub(crate) fn route_table(cfg: &mut web::ServiceConfig) {
             resource("/api/messages/between/{user1}/{user2}", "GET")
                 .route(web::get().to(messages::messages_between)),
         )
-        // Realtime. The WebSocket module registers its upgrade route here:
-        // .service(resource("/api/ws/connect", "GET").route(web::get().to(ws::connect)))
+        // Realtime.
+        .service(resource("/api/ws/connect", "GET").route(web::get().to(crate::ws::connect)))
         .service(resource("/api/ws/users", "GET").route(web::get().to(system::ws_users)))
         // Users.
         .service(resource("/api/users", "GET").route(web::get().to(users::list_users)))

@@ -13,3 +13,4 @@ mod messages;
 mod rooms;
 mod system;
 mod users;
+mod web;

@@ -1,18 +1,23 @@
 //! The test harness: the real server (`chat_server::build`) on a random
-//! loopback port, talked to over real HTTP with reqwest.
+//! loopback port, talked to over real HTTP with reqwest and over real
+//! WebSockets with tokio-tungstenite (see [`ws`]).
 //!
 //! Write a test body once, as `async fn name(app: TestApp)`, and list it in
-//! [`backend_tests!`]: it then runs as one `#[tokio::test]` per backend.
+//! [`backend_tests!`]: it then runs as one `#[tokio::test]` per backend
+//! (the in-memory store, and PostgreSQL on a database of its own).
 //! A new backend is one more `Backend` variant, its setup in
 //! [`TestApp::spawn_with`], and one line in `backend_tests!`.
 
 #![allow(dead_code)]
+
+pub mod ws;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chat_server::config::Vars;
 use chat_server::{Config, ShutdownHandle};
+use chat_test_support::pg::TestDatabase;
 use reqwest::{header, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 
@@ -24,6 +29,9 @@ pub const PASSWORD: &str = "correct horse battery";
 pub enum Backend {
     /// `chat-store-memory`.
     Memory,
+    /// `chat-store-postgres`, on a fresh database per test
+    /// (`TEST_DATABASE_URL`, see `chat_test_support::pg`).
+    Postgres,
 }
 
 /// Generates, for each listed `async fn name(app: TestApp)`, one
@@ -31,8 +39,7 @@ pub enum Backend {
 macro_rules! backend_tests {
     ($($test:ident),+ $(,)?) => {
         backend_module!(memory, Memory, $($test),+);
-        // One line per further backend, e.g.:
-        // backend_module!(postgres, Postgres, $($test),+);
+        backend_module!(postgres, Postgres, $($test),+);
     };
 }
 
@@ -54,6 +61,33 @@ macro_rules! backend_module {
     };
 }
 
+/// For tests that configure their own server: generates, for each listed
+/// `async fn name(backend: Backend)`, one `#[tokio::test]` per backend
+/// (`on_memory::name`, `on_postgres::name`); the body calls
+/// [`TestApp::spawn_with`].
+#[allow(unused_macros)]
+macro_rules! per_backend {
+    ($($test:ident),+ $(,)?) => {
+        per_backend_module!(on_memory, Memory, $($test),+);
+        per_backend_module!(on_postgres, Postgres, $($test),+);
+    };
+}
+
+/// One module of [`per_backend!`] tests for one backend.
+#[allow(unused_macros)]
+macro_rules! per_backend_module {
+    ($module:ident, $backend:ident, $($test:ident),+) => {
+        mod $module {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test($crate::support::Backend::$backend).await;
+                }
+            )+
+        }
+    };
+}
+
 /// A running server and a client for it. Dropping it stops the server.
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
@@ -67,6 +101,8 @@ pub struct TestApp {
     /// Which store it runs on.
     pub backend: Backend,
     stop: ShutdownHandle,
+    /// The PostgreSQL database, dropped after the server stops.
+    database: Option<TestDatabase>,
 }
 
 /// A registered, logged-in user.
@@ -104,9 +140,15 @@ impl TestApp {
         ] {
             env.insert(key.to_owned(), value.to_owned());
         }
-        match backend {
-            Backend::Memory => {}
-        }
+        let database = match backend {
+            Backend::Memory => None,
+            Backend::Postgres => {
+                let database = TestDatabase::create().await;
+                env.insert("DATABASE_URL".to_owned(), database.url.clone());
+                env.insert("DB_POOL_SIZE".to_owned(), "4".to_owned());
+                Some(database)
+            }
+        };
         for (key, value) in vars {
             env.insert((*key).to_owned(), (*value).to_owned());
         }
@@ -124,6 +166,7 @@ impl TestApp {
             jwt_secret,
             backend,
             stop,
+            database,
         }
     }
 

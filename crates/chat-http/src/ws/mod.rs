@@ -1,0 +1,100 @@
+//! The WebSocket endpoint, `GET /api/ws/connect`: live delivery of
+//! messages, presence and typing, and sending over the same connection.
+//!
+//! - `upgrade`: checks made while the request is plain HTTP (token,
+//!   `Origin`, handshake), registration with the notifier, the 101.
+//! - `session`: one task per connection, a `select!` over the client's
+//!   frames, the notifier's deliveries, the heartbeat and token expiry.
+//! - `frames`: the answer to each client frame, through the same use
+//!   cases as HTTP (one send path), with the per-connection rate limit.
+//! - `inbound` / `outbound`: frame size limit and continuation
+//!   joining; writes bounded in time.
+//!
+//! A client in a browser (the cookie set by login is sent with the
+//! upgrade):
+//!
+//! ```text
+//! const ws = new WebSocket(`wss://${location.host}/api/ws/connect`);
+//! ws.onmessage = (e) => {
+//!   const frame = JSON.parse(e.data); // always exactly one JSON object
+//!   if (frame.type === "message" || frame.type === "direct_message") show(frame.message);
+//! };
+//! ws.onopen = () => ws.send(JSON.stringify({type: "message", content: "hi", client_id: "c1"}));
+//! ```
+//!
+//! Close codes the server sends: 1001 (shutting down, or no pong within
+//! WEBSOCKET_PONG_WAIT: reconnect), 1002 (protocol error), 1007 (text not
+//! UTF-8), 1008 (the token expired: refresh, then reconnect), 1009 (a
+//! frame over WEBSOCKET_MAX_MESSAGE_SIZE), 1013 (the client read too
+//! slowly: reconnect and catch up from the history).
+
+mod frames;
+mod inbound;
+mod outbound;
+mod session;
+mod upgrade;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::auth::Authenticated;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::ApiState;
+
+/// Opens a WebSocket.
+///
+/// The token (`Authorization: Bearer` or the `jwt_token` cookie) and the
+/// `Origin` are checked before the upgrade. A user may hold many
+/// connections; each gets every event meant for the user. Every text frame,
+/// both ways, is exactly one JSON object.
+///
+/// **Client → server**
+/// - `{"type":"message","content":"…"}`: global; add `"recipient":"bob"`
+///   for a direct message or `"room_id":"…"` for a room (members only).
+///   With `"client_id":"…"` (1-64 visible ASCII) the server answers
+///   `{"type":"ack","client_id","message"}` once stored; resending the same
+///   `client_id` stores nothing and acks the original.
+/// - `{"type":"ping"}` → `{"type":"pong","status":"ok"}`.
+/// - `{"type":"typing","recipient"|"room_id"}`: relayed, not stored.
+///
+/// `message` and `typing` frames are limited per connection
+/// (WEBSOCKET_RATE_LIMIT per second, bursts of twice that).
+///
+/// **Server → client**
+/// - first: `{"type":"connection","status":"connected","user_id","username"}`
+/// - `{"type":"message","message":Message}` (global and room messages),
+///   `{"type":"direct_message","message":Message}` (to both parties), for
+///   messages sent over WebSocket and HTTP alike, only after they are stored.
+/// - `{"type":"presence","username","status":"online"|"offline"}` when a
+///   user's first connection opens or last one closes.
+/// - `{"type":"typing","username","recipient"|"room_id"}`.
+/// - `{"type":"error","error","code","client_id"?}` for a frame that could
+///   not be handled (`invalid_frame`, `unknown_type`, `unsupported_frame`,
+///   `validation_error`, `user_not_found`, `room_not_found`,
+///   `not_a_member`, `rate_limited`, ...); the connection stays open.
+///
+/// **Close codes**: 1001 server shutting down or heartbeat lost (pings
+/// every WEBSOCKET_PING_PERIOD, closed after WEBSOCKET_PONG_WAIT without
+/// any frame), 1008 token expired, 1009 frame over
+/// WEBSOCKET_MAX_MESSAGE_SIZE, 1013 the client reads too slowly.
+#[utoipa::path(
+    get,
+    path = "/api/ws/connect",
+    tag = "realtime",
+    responses(
+        (status = 101, description = "Switching Protocols: the WebSocket is open"),
+        (status = 400, description = "`invalid_handshake`: a malformed WebSocket handshake", body = ErrorBody),
+        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+        (status = 403, description = "`origin_not_allowed`: a browser page of an origin that is neither this server's nor in CORS_ALLOWED_ORIGINS", body = ErrorBody),
+        (status = 426, description = "`upgrade_required`: a plain GET without `Upgrade: websocket`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`: the server is shutting down; reconnect", body = ErrorBody),
+    ),
+    security(("bearer_auth" = []), ("cookie_auth" = []))
+)]
+pub async fn connect(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<ApiState>,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    upgrade::upgrade(req, body, state, caller).await
+}

@@ -1,0 +1,156 @@
+//! The upgrade: everything is checked while the request is still plain
+//! HTTP, so a refusal is an ordinary JSON error (401, 403, 426, 503), then
+//! the connection is registered with the notifier and its session task
+//! starts.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use tracing::Instrument;
+
+use super::frames::FrameHandler;
+use super::inbound::Inbound;
+use super::outbound::Outbound;
+use super::session::WsSession;
+use crate::auth::{bearer_token, Authenticated};
+use crate::error::ApiError;
+use crate::state::{ApiState, HttpSettings};
+
+/// `GET /api/ws/connect`: the caller is already authenticated (the
+/// extractor answered 401 otherwise).
+pub(crate) async fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<ApiState>,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    check_origin(&req, state.settings())?;
+    require_upgrade(&req)?;
+    let (response, session, stream) =
+        actix_ws::handle(&req, body).map_err(|err| ApiError::InvalidHandshake(err.to_string()))?;
+    let Authenticated(caller) = caller;
+    // Registered before the 101 goes out: a refusal (the hub is shutting
+    // down) is still a plain 503, and nothing published from here on is
+    // missed by this connection.
+    let subscription = state
+        .service()
+        .notifier()
+        .connect(caller.user_id, caller.username.clone())
+        .await?;
+    // Recovery (`?since=<message id>`, not yet implemented): parse and
+    // check the cursor here, before the upgrade, so a bad one is a plain
+    // 400/404; the replay itself runs in the session (see `session.rs`).
+    let settings = state.settings().ws.clone();
+    let span = tracing::info_span!("ws", user_id = %caller.user_id, username = %caller.username);
+    let session = WsSession {
+        handler: FrameHandler::new(state.service().clone(), caller, settings.rate_limit),
+        out: Outbound::new(session, settings.write_wait),
+        inbound: Inbound::new(stream, settings.max_message_size),
+        subscription,
+        settings,
+    };
+    span.in_scope(|| tracing::debug!("WebSocket open"));
+    // actix-ws's streams are tied to this worker's thread: a local task.
+    actix_web::rt::spawn(session.run().instrument(span));
+    Ok(response)
+}
+
+/// Refuses an upgrade from a browser page of another site, which would
+/// otherwise ride on the user's cookie (cross-site WebSocket hijacking).
+/// Allowed: no `Origin` (not a browser), the server's own origin, an origin
+/// listed in CORS_ALLOWED_ORIGINS, or, when that list is `*`, any origin
+/// with a bearer token (as for CORS, `*` never extends to the cookie).
+fn check_origin(req: &HttpRequest, settings: &HttpSettings) -> Result<(), ApiError> {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().map_err(|_| ApiError::OriginNotAllowed)?;
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let listed = crate::origin_in(&settings.cors_allowed_origins, origin, host);
+    let any_with_bearer = crate::allows_any_origin(settings) && bearer_token(req).is_some();
+    if listed || any_with_bearer {
+        Ok(())
+    } else {
+        tracing::warn!(origin, "WebSocket upgrade from a foreign origin refused");
+        Err(ApiError::OriginNotAllowed)
+    }
+}
+
+/// A plain `GET` (no `Upgrade: websocket`) gets 426 rather than actix's
+/// bare 400.
+fn require_upgrade(req: &HttpRequest) -> Result<(), ApiError> {
+    let wants_websocket = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("websocket"));
+    if wants_websocket {
+        Ok(())
+    } else {
+        Err(ApiError::UpgradeRequired)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn settings(origins: &[&str]) -> HttpSettings {
+        HttpSettings {
+            cors_allowed_origins: origins.iter().map(|s| s.to_string()).collect(),
+            ..HttpSettings::default()
+        }
+    }
+
+    fn request(origin: Option<&str>, bearer: bool) -> HttpRequest {
+        let mut req = TestRequest::get().insert_header((header::HOST, "chat.local:8080"));
+        if let Some(origin) = origin {
+            req = req.insert_header((header::ORIGIN, origin));
+        }
+        if bearer {
+            req = req.insert_header((header::AUTHORIZATION, "Bearer t"));
+        }
+        req.to_http_request()
+    }
+
+    #[test]
+    fn own_listed_and_absent_origins_pass() {
+        let s = settings(&["https://app.example"]);
+        assert!(check_origin(&request(None, false), &s).is_ok());
+        assert!(check_origin(&request(Some("http://chat.local:8080"), false), &s).is_ok());
+        assert!(check_origin(&request(Some("https://app.example"), false), &s).is_ok());
+        assert_eq!(
+            check_origin(&request(Some("https://evil.example"), false), &s),
+            Err(ApiError::OriginNotAllowed)
+        );
+        assert_eq!(
+            check_origin(&request(Some("null"), false), &s),
+            Err(ApiError::OriginNotAllowed)
+        );
+    }
+
+    #[test]
+    fn a_star_never_extends_to_the_cookie() {
+        let s = settings(&["*"]);
+        assert!(check_origin(&request(Some("https://any.example"), true), &s).is_ok());
+        assert_eq!(
+            check_origin(&request(Some("https://any.example"), false), &s),
+            Err(ApiError::OriginNotAllowed)
+        );
+    }
+
+    #[test]
+    fn a_plain_get_needs_an_upgrade() {
+        assert_eq!(
+            require_upgrade(&TestRequest::get().to_http_request()),
+            Err(ApiError::UpgradeRequired)
+        );
+        let ws = TestRequest::get()
+            .insert_header((header::UPGRADE, "WebSocket"))
+            .to_http_request();
+        assert!(require_upgrade(&ws).is_ok());
+    }
+}
