@@ -6,7 +6,9 @@
 #   SKIP_LINT=1 scripts/test.sh  skip fmt, clippy and doc (quick local runs)
 #
 # It brings up PostgreSQL and Redis itself (see scripts/lib/services.sh) and
-# hands them to the tests as TEST_DATABASE_URL and TEST_REDIS_URL.
+# hands them to the tests as TEST_DATABASE_URL and TEST_REDIS_URL; it
+# installs nginx when missing (the cluster tests start their own) and hands
+# it over as NGINX_BIN.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -42,6 +44,8 @@ step "PostgreSQL"
 ensure_postgres
 step "Redis"
 ensure_redis
+step "nginx"
+ensure_nginx
 
 if [[ "${SKIP_LINT:-0}" == 1 ]]; then
   step "lint and doc skipped (SKIP_LINT=1)"

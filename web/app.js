@@ -443,11 +443,47 @@
         clearTimeout(state.pongTimer);
         break;
       case "error":
-        showError(`${frame.error} (${frame.code})`);
+        if (frame.code === "replay_truncated") catchUp(state.lastStreamId);
+        else if (frame.code === "message_not_found" && !frame.client_id) reloadHistory();
+        else showError(`${frame.error} (${frame.code})`);
         break;
       default:
         break;
     }
+  }
+
+  // ------------------------------------------------------------- recovery
+
+  /**
+   * The replay after a reconnect stopped at its limit: the rest, from the
+   * last message it sent, page by page over HTTP (live frames go on
+   * meanwhile; ids keep everything once).
+   */
+  async function catchUp(after) {
+    let cursor = after;
+    try {
+      while (cursor) {
+        const { data, link } = await api("GET", `api/messages?limit=200&after=${encodeURIComponent(cursor)}`);
+        for (const msg of data) receive(msg, true);
+        cursor = data.length && /rel="?next"?/.test(link || "") ? data[data.length - 1].id : null;
+      }
+    } catch (err) {
+      showError(`Could not load missed messages: ${err.message}`);
+    }
+  }
+
+  /** The server no longer knows our `since` (it restarted empty): start over. */
+  function reloadHistory() {
+    state.lastStreamId = null;
+    for (const conv of state.conversations.values()) {
+      conv.messages.clear();
+      conv.loaded = false;
+    }
+    const conv = currentConversation();
+    renderMessages(true);
+    loadLatest(conv).then(() => {
+      if (conv.kind !== "global") loadLatest(conversation("global"));
+    });
   }
 
   // ------------------------------------------------------------- messages

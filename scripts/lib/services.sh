@@ -288,3 +288,36 @@ ensure_redis() {
   export TEST_REDIS_URL
   info "redis: $how; TEST_REDIS_URL=$TEST_REDIS_URL"
 }
+
+# --- nginx -----------------------------------------------------------------
+
+# The cluster tests run the repository's docker/nginx.conf in a real nginx
+# of their own (own prefix directory, port, pid file and logs), so all they
+# need is the binary. Installing Debian's package starts the system service
+# on port 80 where services can start; that one is stopped again at once:
+# the tests never use it and it should not outlive them.
+ensure_nginx() {
+  local bin="${NGINX_BIN:-}"
+  if [[ -z "$bin" ]]; then
+    bin="$(PATH="$PATH:/usr/sbin:/usr/local/sbin" command -v nginx || true)"
+  fi
+  if [[ -n "$bin" ]]; then
+    NGINX_BIN="$bin"
+    export NGINX_BIN
+    info "nginx: found $NGINX_BIN ($("$NGINX_BIN" -v 2>&1 | head -n 1))"
+    return 0
+  fi
+  info "nginx: not installed; installing Debian's package"
+  _svc_apt_install nginx
+  _svc_dry_run && { NGINX_BIN=/usr/sbin/nginx; export NGINX_BIN; return 0; }
+  bin="$(PATH="$PATH:/usr/sbin:/usr/local/sbin" command -v nginx || true)"
+  [[ -n "$bin" ]] || die "nginx: apt-get install nginx left no nginx binary; install it or set NGINX_BIN"
+  # The package's service, if its postinst could start one: stop it.
+  if [[ -s /run/nginx.pid ]] && kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; then
+    info "nginx: stopping the system service the package started (the tests run their own)"
+    _svc_run_root "$bin" -s quit || _svc_run_root kill -QUIT "$(cat /run/nginx.pid)" || true
+  fi
+  NGINX_BIN="$bin"
+  export NGINX_BIN
+  info "nginx: installed $NGINX_BIN"
+}

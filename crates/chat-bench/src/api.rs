@@ -25,6 +25,8 @@ static RATE_LIMIT_NOTICE: Once = Once::new();
 /// A logged-in benchmark user.
 #[derive(Clone, Debug)]
 pub struct Session {
+    /// The user's id.
+    pub id: String,
     /// The username (`b<run>_<role><n>`).
     pub username: String,
     /// The JWT for `Authorization: Bearer` or the `jwt_token` cookie.
@@ -41,6 +43,22 @@ pub struct Api {
 #[derive(Deserialize)]
 struct LoginReply {
     token: String,
+    user: Identified,
+}
+
+/// Anything with an `id` (a user, a room, a message).
+#[derive(Deserialize)]
+struct Identified {
+    id: String,
+}
+
+/// A page of a message list, as the forward pager reads it.
+#[derive(Debug, Default)]
+pub struct MessagePage {
+    /// The messages' ids, oldest first.
+    pub ids: Vec<String>,
+    /// Whether the server linked a newer page (`Link: ...; rel="next"`).
+    pub has_next: bool,
 }
 
 impl Api {
@@ -97,6 +115,7 @@ impl Api {
         let reply: LoginReply =
             serde_json::from_str(&body).context(&format!("login reply for {username}"))?;
         Ok(Session {
+            id: reply.user.id,
             username: username.to_owned(),
             token: reply.token,
         })
@@ -153,6 +172,92 @@ impl Api {
         // Reading the body lets the connection go back to the pool.
         response.bytes().await?;
         Ok(status)
+    }
+}
+
+impl Api {
+    /// Creates a room as the holder of `token` with these member ids; its
+    /// id.
+    pub async fn create_room(
+        &self,
+        token: &str,
+        name: &str,
+        members: &[String],
+    ) -> BenchResult<String> {
+        let body = json!({ "name": name, "members": members });
+        let (status, text) = self.post_json(token, "/api/rooms", &body).await?;
+        if status != StatusCode::CREATED {
+            return Err(BenchError::new(format!(
+                "creating a room: HTTP {status}: {text}"
+            )));
+        }
+        let room: Identified = serde_json::from_str(&text).context("the created room")?;
+        Ok(room.id)
+    }
+
+    /// POSTs a message as the holder of `token`; the stored message's id.
+    pub async fn post_message_id(
+        &self,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> BenchResult<String> {
+        let (status, text) = self.post_json(token, "/api/messages", body).await?;
+        if !status.is_success() {
+            return Err(BenchError::new(format!(
+                "posting a message: HTTP {status}: {text}"
+            )));
+        }
+        let message: Identified = serde_json::from_str(&text).context("the stored message")?;
+        Ok(message.id)
+    }
+
+    /// `GET path` (a message list) as the holder of `token`.
+    pub async fn message_page(&self, token: &str, path: &str) -> BenchResult<MessagePage> {
+        let response = self
+            .client
+            .get(self.target.http(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .context(&format!("GET {path}"))?;
+        let status = response.status();
+        let has_next = response
+            .headers()
+            .get_all(reqwest::header::LINK)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("rel=\"next\""));
+        let text = response.text().await.context(&format!("GET {path}"))?;
+        if status != StatusCode::OK {
+            return Err(BenchError::new(format!(
+                "GET {path}: HTTP {status}: {text}"
+            )));
+        }
+        let items: Vec<Identified> =
+            serde_json::from_str(&text).context(&format!("the page of GET {path}"))?;
+        Ok(MessagePage {
+            ids: items.into_iter().map(|m| m.id).collect(),
+            has_next,
+        })
+    }
+
+    async fn post_json(
+        &self,
+        token: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> BenchResult<(StatusCode, String)> {
+        let response = self
+            .client
+            .post(self.target.http(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .context(&format!("POST {path}"))?;
+        let status = response.status();
+        let text = response.text().await.context(&format!("POST {path}"))?;
+        Ok((status, text))
     }
 }
 

@@ -72,6 +72,10 @@ pub enum Mode {
     Dm(DmArgs),
     /// C clients POSTing /api/messages as fast as they can: req/s, latency.
     Http(HttpArgs),
+    /// W WebSocket writers fill one room while a forward HTTP pager and R
+    /// clients reconnecting with `?since=` follow it: skipped and repeated
+    /// messages (both must be 0), throughput.
+    History(HistoryArgs),
 }
 
 /// `idle` options.
@@ -136,6 +140,13 @@ pub struct FanoutArgs {
     /// Seconds to wait after sending for late deliveries.
     #[arg(long, default_value_t = 5, value_parser = value_parser!(u64).range(0..=300))]
     pub drain: u64,
+    /// Open the receiving sockets on this server instead of --url: another
+    /// instance of the same deployment (same database and JWT secret,
+    /// REDIS_URL set), to measure delivery across instances. Repeat it to
+    /// spread the receivers round-robin over several instances. Loopback
+    /// only, like --url.
+    #[arg(long = "receiver-url", value_name = "URL")]
+    pub receiver_urls: Vec<String>,
 }
 
 /// `dm` options.
@@ -170,6 +181,38 @@ pub struct HttpArgs {
     /// Users the clients are shared among (default min(clients, 100)).
     #[arg(long, value_parser = value_parser!(u64).range(1..=100_000))]
     pub users: Option<u64>,
+}
+
+/// `history` options.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// WebSocket writers, one user and one socket each, all into one room.
+    #[arg(long, default_value_t = 8, value_parser = value_parser!(u64).range(1..=1_000))]
+    pub writers: u64,
+    /// Messages per writer.
+    #[arg(long, default_value_t = 5_000, value_parser = value_parser!(u64).range(1..=1_000_000))]
+    pub messages: u64,
+    /// Clients that follow the room over WebSocket, disconnecting and
+    /// reconnecting with `?since=<last message received>` again and again.
+    #[arg(long, default_value_t = 10, value_parser = value_parser!(u64).range(0..=10_000))]
+    pub reconnectors: u64,
+    /// Messages a writer may have sent and not yet seen acknowledged.
+    #[arg(long, default_value_t = 8, value_parser = value_parser!(u64).range(1..=1_000))]
+    pub window: u64,
+    /// Page size of the forward HTTP pager (`?after=<last id>&limit=`).
+    #[arg(long, default_value_t = 50, value_parser = value_parser!(u64).range(1..=200))]
+    pub page_limit: u64,
+    /// Longest a reconnecting client stays connected, in milliseconds (each
+    /// connection lasts a random time up to this, or up to 200 messages).
+    #[arg(long, default_value_t = 50, value_parser = value_parser!(u64).range(1..=60_000))]
+    pub max_connected_ms: u64,
+    /// Longest pause before a reconnect, in milliseconds (random up to
+    /// this).
+    #[arg(long, default_value_t = 20, value_parser = value_parser!(u64).range(0..=60_000))]
+    pub max_away_ms: u64,
+    /// Seconds the whole run may take before it is abandoned.
+    #[arg(long, default_value_t = 900, value_parser = value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
 }
 
 /// A run id: 1-12 lowercase letters or digits, so usernames stay valid.
@@ -211,6 +254,26 @@ mod tests {
             panic!("fanout expected");
         };
         assert_eq!((args.receivers, args.senders, args.via), (20, 1, Via::Ws));
+    }
+
+    #[test]
+    fn receiver_urls_repeat() {
+        let cli = Cli::try_parse_from([
+            "chat-bench",
+            "fanout",
+            "--receiver-url",
+            "http://127.0.0.1:18082",
+            "--receiver-url",
+            "http://127.0.0.1:18081",
+        ])
+        .expect("valid");
+        let Mode::Fanout(args) = cli.mode else {
+            panic!("fanout expected");
+        };
+        assert_eq!(
+            args.receiver_urls,
+            ["http://127.0.0.1:18082", "http://127.0.0.1:18081"]
+        );
     }
 
     #[test]

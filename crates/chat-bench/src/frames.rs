@@ -28,6 +28,12 @@ pub struct FrameMessage<'a> {
     /// Carries `bench:<run>:<seq>:<unix_nanos>`.
     #[serde(borrow)]
     pub content: Cow<'a, str>,
+    /// The message's id.
+    #[serde(borrow, default)]
+    pub id: Option<Cow<'a, str>>,
+    /// The room, for a room message.
+    #[serde(borrow, default)]
+    pub room_id: Option<Cow<'a, str>>,
 }
 
 impl<'a> Frame<'a> {
@@ -41,6 +47,23 @@ impl<'a> Frame<'a> {
     pub fn content(&self) -> Option<&str> {
         self.message.as_ref().map(|m| m.content.as_ref())
     }
+
+    /// The id of the message, for frames that carry one.
+    pub fn message_id(&self) -> Option<&str> {
+        self.message.as_ref()?.id.as_deref()
+    }
+
+    /// The room of the message, for frames that carry a room message.
+    pub fn room_id(&self) -> Option<&str> {
+        self.message.as_ref()?.room_id.as_deref()
+    }
+}
+
+/// The client frame sending `content` to room `room_id`, acknowledged
+/// under `client_id`.
+pub fn room_frame(content: &str, room_id: &str, client_id: &str) -> String {
+    json!({ "type": "message", "content": content, "room_id": room_id, "client_id": client_id })
+        .to_string()
 }
 
 /// The client frame sending `content` globally, or to `recipient`, with an
@@ -66,6 +89,13 @@ mod tests {
         let frame = Frame::parse(text).expect("a message frame");
         assert_eq!(frame.kind, "message");
         assert_eq!(frame.content(), Some("bench:r:1:2"));
+        assert_eq!(frame.message_id(), Some("m1"));
+        assert_eq!(frame.room_id(), None);
+        let room = Frame::parse(
+            r#"{"type":"message","message":{"id":"m2","room_id":"r9","content":"x"}}"#,
+        )
+        .expect("a room message frame");
+        assert_eq!(room.room_id(), Some("r9"));
     }
 
     #[test]

@@ -46,6 +46,11 @@
 //! # 64 clients POSTing /api/messages back to back for 10 s.
 //! chat-bench http --clients 64 --duration 10
 //!
+//! # Gap-free history: 8 WebSocket writers x 5,000 messages into one room,
+//! # a forward HTTP pager (?after=) and 10 clients reconnecting with
+//! # ?since= all the while; counts skipped and repeated messages.
+//! chat-bench history --writers 8 --messages 5000 --reconnectors 10
+//!
 //! # Common options go before or after the mode:
 //! chat-bench --url http://127.0.0.1:18080 --auth cookie --no-progress fanout
 //! ```
@@ -148,6 +153,10 @@ async fn run(cli: Cli) -> BenchResult<bool> {
         }
         Mode::Http(args) => {
             let figures = modes::http::run(&ctx, args).await?;
+            emit(&ctx, elapsed(), &figures)
+        }
+        Mode::History(args) => {
+            let figures = modes::history::run(&ctx, args).await?;
             emit(&ctx, elapsed(), &figures)
         }
     }

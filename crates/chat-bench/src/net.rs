@@ -64,10 +64,16 @@ impl Dialer {
     /// the server's `connection` frame, so that a returned socket is one the
     /// server has registered.
     pub async fn open(&self, token: &str) -> BenchResult<Ws> {
+        self.open_since(token, None).await
+    }
+
+    /// [`Dialer::open`], asking the server to replay what was stored after
+    /// message `since` (`/api/ws/connect?since=<id>`) before going live.
+    pub async fn open_since(&self, token: &str, since: Option<&str>) -> BenchResult<Ws> {
         let index = self.opened.fetch_add(1, Ordering::Relaxed);
         let attempt = async {
             let stream = self.tcp(index).await?;
-            let mut ws = self.handshake(stream, token).await?;
+            let mut ws = self.handshake(stream, token, since).await?;
             wait_for_connection_frame(&mut ws).await?;
             Ok(ws)
         };
@@ -79,6 +85,12 @@ impl Dialer {
                     self.timeout
                 )))
             })
+    }
+
+    /// A dialer with the same settings for another server (another
+    /// instance of the same deployment).
+    pub fn to(&self, target: &Target) -> Self {
+        Self::new(target, self.auth, self.per_source, self.timeout)
     }
 
     /// How many source addresses the sockets opened so far use.
@@ -111,9 +123,17 @@ impl Dialer {
         Ok(stream)
     }
 
-    async fn handshake(&self, stream: TcpStream, token: &str) -> BenchResult<Ws> {
-        let mut request = self
-            .ws_url
+    async fn handshake(
+        &self,
+        stream: TcpStream,
+        token: &str,
+        since: Option<&str>,
+    ) -> BenchResult<Ws> {
+        let url = match since {
+            Some(id) => format!("{}?since={id}", self.ws_url),
+            None => self.ws_url.clone(),
+        };
+        let mut request = url
             .as_str()
             .into_client_request()
             .map_err(|e| BenchError::new(format!("WebSocket request: {e}")))?;

@@ -59,8 +59,8 @@ pub use ids::{MessageId, RoomId, TokenId, UserId};
 pub use pagination::{Cursor, Page, PageRequest};
 pub use ports::{
     Audience, Clock, CloseReason, Delivery, Event, MessageStore, Notifier, PasswordHasher,
-    RevocationStore, RoomStore, StoreHealth, Subscription, SystemClock, TokenCodec, TypingTarget,
-    UserStore,
+    RealtimeHealth, RevocationStore, RoomStore, StoreHealth, Subscription, SystemClock, TokenCodec,
+    TypingTarget, UserStore,
 };
 pub use service::{AuthPolicy, ChatService, SendMessage, Stores};
 pub use values::{

@@ -151,6 +151,16 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The id of the stored message this event reports, if it reports one.
+    pub fn message_id(&self) -> Option<MessageId> {
+        match self {
+            Self::Message(message) => Some(message.id),
+            Self::Typing { .. } => None,
+        }
+    }
+}
+
 /// Where someone is typing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TypingTarget {
@@ -196,6 +206,36 @@ pub trait Notifier: Send + Sync {
 
     /// Which of these users have at least one live connection.
     async fn online_among(&self, users: &[UserId]) -> DomainResult<HashSet<UserId>>;
+
+    /// Whether delivery reaches every instance right now (for `/health`).
+    /// A notifier that spans one process only is always
+    /// [`RealtimeHealth::Local`].
+    fn health(&self) -> RealtimeHealth {
+        RealtimeHealth::Local
+    }
+}
+
+/// How far live delivery reaches right now, as `/health` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RealtimeHealth {
+    /// One instance by design (no cross-instance notifier configured).
+    Local,
+    /// Across instances: the shared broker is reachable.
+    Connected,
+    /// Across instances by configuration, but the broker is out of reach:
+    /// delivery and presence cover this instance only until it is back.
+    Degraded,
+}
+
+impl RealtimeHealth {
+    /// `local`, `connected` or `degraded`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Connected => "connected",
+            Self::Degraded => "degraded",
+        }
+    }
 }
 
 /// What a live connection is handed by the notifier.
@@ -203,9 +243,28 @@ pub trait Notifier: Send + Sync {
 pub enum Delivery {
     /// A serialized server frame (JSON text). One fan-out serializes once
     /// and every receiver shares the same text.
-    Frame(Arc<str>),
+    Frame {
+        /// The frame's JSON text, written to the socket as is.
+        text: Arc<str>,
+        /// The id of the stored message the frame carries (`message` and
+        /// `direct_message` frames), so that a connection replaying
+        /// history (`?since=`) can drop a live copy of a message it
+        /// already replayed without parsing the JSON; `None` for other
+        /// frames (presence, typing).
+        message: Option<MessageId>,
+    },
     /// The connection must close, for this reason.
     Close(CloseReason),
+}
+
+impl Delivery {
+    /// A frame that carries no stored message (presence, typing).
+    pub fn frame(text: Arc<str>) -> Self {
+        Self::Frame {
+            text,
+            message: None,
+        }
+    }
 }
 
 /// Why the notifier closes a connection.

@@ -22,6 +22,18 @@ fn check_len(field: &'static str, value: &str, min: usize, max: usize) -> Domain
     Ok(())
 }
 
+/// Refuses NUL characters in free text: PostgreSQL cannot store them in
+/// `text`, and the memory store must agree with it.
+fn check_no_nul(field: &'static str, value: &str) -> DomainResult<()> {
+    if value.contains('\0') {
+        return Err(DomainError::invalid(
+            field,
+            "must not contain NUL characters",
+        ));
+    }
+    Ok(())
+}
+
 macro_rules! string_value {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -200,6 +212,7 @@ impl MessageContent {
             return Err(DomainError::invalid("content", "must not be empty"));
         }
         check_len("content", trimmed, 1, Self::MAX_CHARS)?;
+        check_no_nul("content", trimmed)?;
         Ok(Self(trimmed.to_owned()))
     }
 }
@@ -217,6 +230,7 @@ impl RoomName {
             return Err(DomainError::invalid("name", "must not be empty"));
         }
         check_len("name", trimmed, 1, 100)?;
+        check_no_nul("name", trimmed)?;
         Ok(Self(trimmed.to_owned()))
     }
 }
@@ -231,6 +245,7 @@ impl RoomDescription {
     pub fn parse(raw: impl AsRef<str>) -> DomainResult<Self> {
         let trimmed = raw.as_ref().trim();
         check_len("description", trimmed, 0, 1000)?;
+        check_no_nul("description", trimmed)?;
         Ok(Self(trimmed.to_owned()))
     }
 }
@@ -319,6 +334,16 @@ mod tests {
         assert!(MessageContent::parse("   ").is_err());
         assert!(MessageContent::parse("é".repeat(4000)).is_ok());
         assert!(MessageContent::parse("é".repeat(4001)).is_err());
+    }
+
+    #[test]
+    fn free_text_refuses_nul_characters() {
+        let err = MessageContent::parse("a\0b").expect_err("NUL");
+        assert_eq!(err.code(), "validation_error");
+        assert!(err.to_string().contains("content"));
+        assert!(RoomName::parse("a\0b").is_err());
+        assert!(RoomDescription::parse("a\0b").is_err());
+        assert!(MessageContent::parse("a\u{1}b").is_ok());
     }
 
     #[test]

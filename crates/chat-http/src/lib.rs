@@ -16,7 +16,9 @@
 //! - Lists are paginated with `?limit=&before=&after=`; the body is a JSON
 //!   array and the `Link` header names the neighbouring pages
 //!   (see [`pagination`]).
-//! - The OpenAPI 3.1 document is served at `/api/openapi.json` ([`ApiDoc`]).
+//! - The OpenAPI 3.1 document is served at `/api/openapi.json` ([`ApiDoc`]),
+//!   and rendered as a self-contained HTML reference page at `/api/docs`
+//!   (no script, nothing fetched).
 //! - Live delivery is the WebSocket at `/api/ws/connect` ([`ws`]): token
 //!   and `Origin` checked before the upgrade, one task per connection,
 //!   sends through the same use case as HTTP, bounded in size, rate and
@@ -65,6 +67,7 @@ pub mod error;
 mod openapi;
 pub mod pagination;
 mod rate_limit;
+mod reference;
 pub mod request_id;
 pub mod routes;
 mod state;

@@ -2,8 +2,11 @@
 
 use std::sync::OnceLock;
 
+use utoipa::openapi::header::Header;
+use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::server::Server;
+use utoipa::openapi::{Content, Ref, RefOr, Response, Type};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
@@ -19,11 +22,14 @@ use crate::routes::{auth, messages, rooms, system, users};
 Errors are always `{\"error\": \"...\", \"code\": \"...\"}`. Lists are paginated with \
 `?limit=` (default 50, max 200), `?before=<id>` and `?after=<id>`; the body is a JSON array, \
 oldest first, and the `Link` header names the neighbouring pages (`rel=\"prev\"`: older, \
-`rel=\"next\"`: newer). Live delivery is over the WebSocket at `/api/ws/connect`."
+`rel=\"next\"`: newer). Live delivery is over the WebSocket at `/api/ws/connect`. \
+Any path answers 405 `method_not_allowed` (with `Allow`) to a method it does not route, and an \
+unknown path 404 `not_found`. A human-readable version of this document is at `/api/docs`."
     ),
     paths(
         system::health,
         system::openapi_json,
+        crate::reference::api_docs,
         auth::register,
         auth::login,
         auth::refresh,
@@ -58,7 +64,7 @@ oldest first, and the `Link` header names the neighbouring pages (`rel=\"prev\"`
         system::HealthResponse,
         system::ConnectedUsersResponse,
     )),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &CommonErrors),
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "messages", description = "Global and direct messages"),
@@ -89,6 +95,111 @@ impl Modify for SecuritySchemes {
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("jwt_token"))),
         );
     }
+}
+
+/// The error answers that do not depend on the route, added to every
+/// operation that can give them so that none is forgotten: 401 (with
+/// `WWW-Authenticate`) and 503 wherever a token is checked (checking one
+/// reads revocations from the store), 400/413/415 wherever a JSON body is
+/// read, 400 wherever a query string is parsed, and 500 everywhere but the
+/// static documents. A route's own answer for a status is kept.
+struct CommonErrors;
+
+/// Operations that read nothing but the binary itself: they cannot fail.
+const STATIC_PATHS: [&str; 2] = ["/api/openapi.json", "/api/docs"];
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let is_static = STATIC_PATHS.contains(&path.as_str());
+            for op in operations_mut(item) {
+                add_common_errors(op, is_static);
+            }
+        }
+    }
+}
+
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.patch,
+        &mut item.delete,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+fn add_common_errors(op: &mut Operation, is_static: bool) {
+    let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    let has_body = op.request_body.is_some();
+    let has_query = op.parameters.as_ref().is_some_and(|ps| {
+        ps.iter()
+            .any(|p| matches!(p.parameter_in, ParameterIn::Query))
+    });
+    let responses = &mut op.responses.responses;
+    let mut ensure = |status: &str, description: &str| {
+        responses
+            .entry(status.to_owned())
+            .or_insert_with(|| RefOr::T(error_response(description)));
+    };
+    if has_body {
+        ensure(
+            "400",
+            "`invalid_json` (malformed JSON, wrong types, missing field) or `validation_error`",
+        );
+        ensure(
+            "413",
+            "`payload_too_large`: the body is over the limit (64 KiB)",
+        );
+        ensure(
+            "415",
+            "`unsupported_media_type`: the body is not `application/json`",
+        );
+    }
+    if has_query {
+        ensure(
+            "400",
+            "`invalid_query` (a parameter of the wrong type) or `validation_error`",
+        );
+    }
+    if secured {
+        ensure(
+            "401",
+            "`unauthorized` (no, forged or expired token) or `token_revoked`",
+        );
+        ensure(
+            "503",
+            "`store_unavailable`: the store cannot be reached; retry shortly",
+        );
+    }
+    if !is_static {
+        ensure(
+            "500",
+            "`internal_error`: a bug; the detail is only in the server log",
+        );
+    }
+    if let Some(RefOr::T(unauthorized)) = responses.get_mut("401") {
+        unauthorized
+            .headers
+            .entry("WWW-Authenticate".to_owned())
+            .or_insert_with(|| {
+                let mut header = Header::new(utoipa::openapi::Object::with_type(Type::String));
+                header.description = Some("`Bearer`".to_owned());
+                header
+            });
+    }
+}
+
+/// A response whose body is an [`ErrorBody`].
+fn error_response(description: &str) -> Response {
+    let mut response = Response::new(description);
+    response.content.insert(
+        "application/json".to_owned(),
+        Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+    );
+    response
 }
 
 /// The document as served under `prefix` (empty at the root).

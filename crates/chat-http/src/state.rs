@@ -36,6 +36,16 @@ pub struct WsSettings {
     /// in bursts of up to twice that; over it a frame is answered with an
     /// `error` (`rate_limited`) and ignored. 0 turns the limit off.
     pub rate_limit: u32,
+    /// Most messages one connection replays for `?since=` before it says
+    /// `replay_truncated` (an `error` frame) and goes live; the rest is
+    /// read over HTTP (`GET /api/messages?after=<last replayed id>`).
+    /// At least 1.
+    pub replay_limit: usize,
+}
+
+impl WsSettings {
+    /// The default [`WsSettings::replay_limit`], in messages.
+    pub const DEFAULT_REPLAY_LIMIT: usize = 1000;
 }
 
 impl Default for WsSettings {
@@ -48,6 +58,7 @@ impl Default for WsSettings {
             write_buffer_size: 1024,
             write_wait: Duration::from_secs(10),
             rate_limit: 10,
+            replay_limit: Self::DEFAULT_REPLAY_LIMIT,
         }
     }
 }

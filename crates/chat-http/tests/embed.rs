@@ -29,7 +29,7 @@ async fn health_answers_under_the_prefix() {
     let body: Value = test::read_body_json(res).await;
     assert_eq!(
         body,
-        json!({"status": "healthy", "database": "connected", "websocket": "ready"})
+        json!({"status": "healthy", "database": "connected", "websocket": "ready", "realtime": "local"})
     );
 }
 

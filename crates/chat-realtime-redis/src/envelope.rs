@@ -1,7 +1,8 @@
 //! What instances publish on the events channel: who sent it, who it is
 //! for, and the frame text, serialized once by the publisher.
 //!
-//! Wire format (UTF-8 text): `<origin> <audience>\n<frame>`, where
+//! Wire format (UTF-8 text): `<origin> <audience>[ <message>]\n<frame>`,
+//! where
 //! - `origin` is the publishing instance's id (a subscriber skips its own
 //!   envelopes: it delivered them locally already), or `*` for envelopes
 //!   every instance delivers, the sender included (presence, decided and
@@ -10,6 +11,10 @@
 //! - `audience` is `*` (every connection) or comma-separated user ids, or
 //!   `~` for a sync marker, which an instance publishes to itself and
 //!   whose body is a number (see `RedisNotifier::connect`);
+//! - `message`, present only on `message` and `direct_message` frames, is
+//!   the id of the stored message the frame carries, handed to each
+//!   connection with the frame so that a session replaying history
+//!   (`?since=`) can drop live copies without parsing the JSON;
 //! - `frame` is the JSON text handed to each connection as is.
 //!
 //! A line header rather than a JSON envelope: the frame is JSON already,
@@ -19,7 +24,7 @@
 use std::fmt::Write as _;
 use std::str::FromStr;
 
-use chat_domain::{Audience, UserId};
+use chat_domain::{Audience, MessageId, UserId};
 
 /// The audience of envelopes for every connection.
 const EVERYONE: &str = "*";
@@ -42,6 +47,8 @@ pub(crate) enum Body<'a> {
     Frame {
         /// Who gets the frame.
         audience: Audience,
+        /// The stored message the frame carries, if any.
+        message: Option<MessageId>,
         /// The frame text.
         frame: &'a str,
     },
@@ -55,8 +62,13 @@ pub(crate) fn encode_sync(origin: &str, token: u64) -> String {
 }
 
 /// Encodes an envelope.
-pub(crate) fn encode(origin: &str, audience: &Audience, frame: &str) -> String {
-    let mut out = String::with_capacity(origin.len() + frame.len() + 48);
+pub(crate) fn encode(
+    origin: &str,
+    audience: &Audience,
+    message: Option<MessageId>,
+    frame: &str,
+) -> String {
+    let mut out = String::with_capacity(origin.len() + frame.len() + 96);
     out.push_str(origin);
     out.push(' ');
     match audience {
@@ -71,6 +83,10 @@ pub(crate) fn encode(origin: &str, audience: &Audience, frame: &str) -> String {
             }
         }
     }
+    if let Some(id) = message {
+        // Writing to a String cannot fail.
+        let _ = write!(out, " {id}");
+    }
     out.push('\n');
     out.push_str(frame);
     out
@@ -83,9 +99,12 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Envelope<'_>, String> {
     let (header, frame) = text
         .split_once('\n')
         .ok_or_else(|| "no header line".to_owned())?;
-    let (origin, audience) = header
-        .split_once(' ')
-        .ok_or_else(|| format!("malformed header {header:?}"))?;
+    let mut fields = header.split(' ');
+    let (Some(origin), Some(audience), message, None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return Err(format!("malformed header {header:?}"));
+    };
     let body = if audience == SYNC {
         let token = frame
             .parse()
@@ -94,10 +113,15 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Envelope<'_>, String> {
     } else {
         Body::Frame {
             audience: decode_audience(audience)?,
+            message: message.map(decode_message).transpose()?,
             frame,
         }
     };
     Ok(Envelope { origin, body })
+}
+
+fn decode_message(text: &str) -> Result<MessageId, String> {
+    MessageId::from_str(text).map_err(|_| format!("bad message id {text:?}"))
 }
 
 fn decode_audience(text: &str) -> Result<Audience, String> {
@@ -121,12 +145,46 @@ mod tests {
     fn round_trips_both_audiences() {
         let (a, b) = (UserId::generate(), UserId::generate());
         for audience in [Audience::Everyone, Audience::Users(vec![a, b])] {
-            let text = encode("abc", &audience, r#"{"type":"pong","status":"ok"}"#);
+            let text = encode("abc", &audience, None, r#"{"type":"pong","status":"ok"}"#);
             let envelope = decode(text.as_bytes()).expect("decodes");
             assert_eq!(envelope.origin, "abc");
             let frame = r#"{"type":"pong","status":"ok"}"#;
-            assert_eq!(envelope.body, Body::Frame { audience, frame });
+            let message = None;
+            assert_eq!(
+                envelope.body,
+                Body::Frame {
+                    audience,
+                    message,
+                    frame
+                }
+            );
         }
+    }
+
+    #[test]
+    fn round_trips_the_message_id_of_a_message_frame() {
+        let id = MessageId::generate();
+        let user = UserId::generate();
+        for audience in [
+            Audience::Everyone,
+            Audience::Users(vec![user]),
+            Audience::Users(vec![]),
+        ] {
+            let text = encode("abc", &audience, Some(id), r#"{"type":"message"}"#);
+            let envelope = decode(text.as_bytes()).expect("decodes");
+            let frame = r#"{"type":"message"}"#;
+            let message = Some(id);
+            assert_eq!(
+                envelope.body,
+                Body::Frame {
+                    audience,
+                    message,
+                    frame
+                }
+            );
+        }
+        assert!(decode(b"abc * not-an-id\n{}").is_err());
+        assert!(decode(b"abc * 0192f1e6-4d7e-7c3a-9b1a-3f0e2d1c0b0a extra\n{}").is_err());
     }
 
     #[test]
@@ -140,13 +198,14 @@ mod tests {
 
     #[test]
     fn an_empty_user_list_reaches_nobody() {
-        let text = encode("abc", &Audience::Users(vec![]), "{}");
+        let text = encode("abc", &Audience::Users(vec![]), None, "{}");
         let envelope = decode(text.as_bytes()).expect("decodes");
         let audience = Audience::Users(vec![]);
         assert_eq!(
             envelope.body,
             Body::Frame {
                 audience,
+                message: None,
                 frame: "{}"
             }
         );

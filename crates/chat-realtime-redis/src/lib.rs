@@ -35,7 +35,7 @@
 //! notifier.publish(Event::Message(message), Audience::Everyone).await;
 //! loop {
 //!     // Alice's own `presence` frame may come first.
-//!     let Some(Delivery::Frame(text)) = socket.next().await else { panic!() };
+//!     let Some(Delivery::Frame { text, .. }) = socket.next().await else { panic!() };
 //!     if text.contains("hello, cluster") { break; }
 //! }
 //! notifier.shutdown().await; // closes sockets with 1001, leaves the cluster
@@ -54,7 +54,8 @@
 //! **Fan-out.** `publish` serializes the event's frame once, delivers it to
 //! this instance's connections at once through the local hub (so local
 //! delivery never waits on Redis and keeps working without it), and queues
-//! one envelope (`origin`, audience, frame text) for Redis. One writer task
+//! one envelope (`origin`, audience, the message id of a message frame,
+//! frame text) for Redis. One writer task
 //! per instance `PUBLISH`es the queue in order, batching what is waiting
 //! into one pipeline, on `<prefix>:events`. Every instance's subscriber
 //! task hands envelopes from other origins to its own hub, which applies

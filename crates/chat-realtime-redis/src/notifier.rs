@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chat_domain::{
-    Audience, DomainError, DomainResult, Event, Notifier, Subscription, UserId, Username,
+    Audience, DomainError, DomainResult, Event, Notifier, RealtimeHealth, Subscription, UserId,
+    Username,
 };
 use chat_realtime::{event_frame, Hub};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -210,12 +211,13 @@ impl Notifier for RedisNotifier {
     /// envelope for Redis (skipped while Redis is lost).
     async fn publish(&self, event: Event, audience: Audience) {
         let shared = &self.inner.shared;
+        let message = event.message_id();
         let frame: Arc<str> = Arc::from(event_frame(event).to_json());
         let envelope = shared
             .health
             .is_linked()
-            .then(|| envelope::encode(&shared.instance, &audience, &frame));
-        shared.hub.deliver_frame(frame, audience);
+            .then(|| envelope::encode(&shared.instance, &audience, message, &frame));
+        shared.hub.deliver(frame, message, audience);
         if let Some(envelope) = envelope {
             // Fails only after shutdown, when there is nobody to tell.
             let _ = self.inner.commands.send(Command::Publish(envelope)).await;
@@ -268,6 +270,15 @@ impl Notifier for RedisNotifier {
             }
         }
         shared.hub.online_among(users).await
+    }
+
+    /// `Connected`, or `Degraded` while Redis is out of reach.
+    fn health(&self) -> RealtimeHealth {
+        if self.is_degraded() {
+            RealtimeHealth::Degraded
+        } else {
+            RealtimeHealth::Connected
+        }
     }
 }
 

@@ -105,6 +105,10 @@ fn deliver(shared: &Shared, message: &Msg) {
         // instances' markers are theirs.
         Body::Sync(_) => {}
         Body::Frame { .. } if own => {}
-        Body::Frame { audience, frame } => shared.hub.deliver_frame(Arc::from(frame), audience),
+        Body::Frame {
+            audience,
+            message,
+            frame,
+        } => shared.hub.deliver(Arc::from(frame), message, audience),
     }
 }

@@ -65,6 +65,12 @@ async fn frames_from_one_publisher_arrive_in_order() {
 }
 
 #[tokio::test]
+async fn message_frames_name_their_message() {
+    let (a, b) = pair().await;
+    contract::message_frames_name_their_message(&a, &b).await;
+}
+
+#[tokio::test]
 async fn one_fan_out_shares_one_text() {
     let (a, _b) = pair().await;
     contract::one_fan_out_shares_one_text(&a).await;

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use chat_domain::{Audience, Event, Notifier, PresenceStatus, ServerFrame};
+use chat_domain::{Audience, Event, Notifier, PresenceStatus, RealtimeHealth, ServerFrame};
 use chat_realtime_redis::RedisNotifier;
 use support::{
     eventually, fast_options, free_port, global_message, names, presence, unique_prefix,
@@ -37,6 +37,8 @@ async fn unreachable_at_start_serves_locally_then_joins_when_redis_appears() {
         .expect("starts degraded rather than failing");
     assert!(notifier.is_degraded());
     assert_eq!(notifier.health().status(), "degraded");
+    // What `/health` reads through the port.
+    assert_eq!(Notifier::health(&notifier), RealtimeHealth::Degraded);
 
     // Presence and delivery as a single instance.
     let mut alice = Probe::connect(&notifier, "alice").await;
@@ -70,6 +72,7 @@ async fn unreachable_at_start_serves_locally_then_joins_when_redis_appears() {
     })
     .await;
     assert_eq!(notifier.health().status(), "connected");
+    assert_eq!(Notifier::health(&notifier), RealtimeHealth::Connected);
     let other = RedisNotifier::connect(&url, fast_options(&prefix))
         .await
         .expect("second instance");

@@ -60,6 +60,7 @@ where
     presence_offline_on_last_close_only(a, b).await;
     connected_users_and_online_among(a, b).await;
     frames_from_one_publisher_arrive_in_order(a, b).await;
+    message_frames_name_their_message(a, b).await;
     one_fan_out_shares_one_text(a).await;
     slow_reader_is_closed_without_slowing_others(a, b, queue_capacity).await;
 }
@@ -258,6 +259,41 @@ where
             probe.expect(expected).await;
         }
     }
+}
+
+/// A delivered `message` or `direct_message` frame names the id of its
+/// message (`Delivery::Frame`'s `message`), on the publishing instance and
+/// on the others alike; a `typing` or `presence` frame names none.
+pub async fn message_frames_name_their_message<A, B>(a: &A, b: &B)
+where
+    A: Notifier + ?Sized,
+    B: Notifier + ?Sized,
+{
+    let s = Scope::new();
+    let mut near = s.connect_quiet(a, "near").await;
+    let mut far = s.connect_quiet(b, "far").await;
+    let audience = Audience::Users(vec![near.id, far.id]);
+    let global = s.message(&near.name, MessageTarget::Global, "global");
+    let direct = s.message(&near.name, MessageTarget::Direct(far.name.clone()), "dm");
+    for message in [global, direct] {
+        let id = message.id;
+        a.publish(Event::Message(message), audience.clone()).await;
+        for probe in [&mut near, &mut far] {
+            let (text, named) = probe.delivered().await;
+            assert_eq!(named, Some(id), "{}: message id of {text}", probe.name);
+        }
+    }
+    let typing = Event::Typing {
+        from: near.name.clone(),
+        target: TypingTarget::Direct(far.name.clone()),
+    };
+    a.publish(typing, Audience::Users(vec![far.id])).await;
+    let (text, named) = far.delivered().await;
+    assert_eq!(named, None, "a typing frame names no message: {text}");
+    let mut watcher = s.connect(b, "watcher").await;
+    let (text, named) = watcher.tagged_frame().await;
+    assert!(is_presence(&text), "the watcher's own online: {text}");
+    assert_eq!(named, None, "a presence frame names no message: {text}");
 }
 
 /// One fan-out serializes once: two receivers get the very same `Arc<str>`.
@@ -473,22 +509,32 @@ impl Probe {
     /// The next frame of this case (frames of other cases, and presence
     /// unless watched, are skipped).
     async fn text(&mut self) -> Arc<str> {
+        self.delivered().await.0
+    }
+
+    /// The next frame of this case (as [`Probe::text`]) with the message
+    /// id it was delivered with.
+    async fn delivered(&mut self) -> (Arc<str>, Option<MessageId>) {
         loop {
-            let text = self.tagged_text().await;
+            let (text, message) = self.tagged_frame().await;
             if self.presence || !is_presence(&text) {
-                return text;
+                return (text, message);
             }
         }
     }
 
-    async fn tagged_text(&mut self) -> Arc<str> {
+    /// The next frame of this case, with the message id it was delivered
+    /// with.
+    async fn tagged_frame(&mut self) -> (Arc<str>, Option<MessageId>) {
         loop {
             let delivery = tokio::time::timeout(PATIENCE, self.sub.next())
                 .await
                 .unwrap_or_else(|_| panic!("{}: no frame within {PATIENCE:?}", self.name));
             match delivery {
-                Some(Delivery::Frame(text)) if text.contains(self.tag.as_str()) => return text,
-                Some(Delivery::Frame(_)) => continue,
+                Some(Delivery::Frame { text, message }) if text.contains(self.tag.as_str()) => {
+                    return (text, message)
+                }
+                Some(Delivery::Frame { .. }) => continue,
                 other => panic!("{}: expected a frame, got {other:?}", self.name),
             }
         }

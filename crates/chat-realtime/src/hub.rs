@@ -6,12 +6,12 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chat_domain::{
-    Audience, DomainError, DomainResult, Event, Notifier, PresenceStatus, ServerFrame,
+    Audience, DomainError, DomainResult, Event, MessageId, Notifier, PresenceStatus, ServerFrame,
     Subscription, TypingTarget, UserId, Username,
 };
 use tokio::sync::mpsc;
 
-use crate::registry::{ConnKey, ConnState, Registry};
+use crate::registry::{ConnKey, ConnState, Outgoing, Registry};
 use crate::subscription::HubSubscription;
 
 /// How the hub treats connections.
@@ -126,14 +126,28 @@ impl Hub {
         }
     }
 
+    /// Queues an already serialized frame that carries no stored message
+    /// (presence, typing) for every connection of `audience` in this
+    /// process: [`Hub::deliver`] without a message id.
+    pub fn deliver_frame(&self, frame: Arc<str>, audience: Audience) {
+        self.deliver(frame, None, audience);
+    }
+
     /// Queues an already serialized frame for every connection of
     /// `audience` in this process, without waiting on any of them;
     /// connections whose queue is full are closed as too slow. Every
-    /// receiver gets a clone of `frame`. [`Notifier::publish`] is this
-    /// after serializing the event; a cross-instance notifier calls it with
-    /// frames received from other instances.
-    pub fn deliver_frame(&self, frame: Arc<str>, audience: Audience) {
-        let slow = self.inner.read().deliver(audience, &frame);
+    /// receiver gets a clone of `frame`, as `Delivery::Frame` with
+    /// `message` (the id of the stored message a `message` or
+    /// `direct_message` frame carries, else `None`).
+    /// [`Notifier::publish`] is this after serializing the event; a
+    /// cross-instance notifier calls it with frames received from other
+    /// instances.
+    pub fn deliver(&self, frame: Arc<str>, message: Option<MessageId>, audience: Audience) {
+        let outgoing = Outgoing {
+            text: frame,
+            message,
+        };
+        let slow = self.inner.read().deliver(audience, &outgoing);
         self.inner.evict_slow(slow);
     }
 
@@ -200,7 +214,8 @@ impl fmt::Debug for Hub {
 impl Notifier for Hub {
     async fn publish(&self, event: Event, audience: Audience) {
         // Serialized once; every receiver gets a clone of the same Arc.
-        self.deliver_frame(Arc::from(event_frame(event).to_json()), audience);
+        let message = event.message_id();
+        self.deliver(Arc::from(event_frame(event).to_json()), message, audience);
     }
 
     async fn connect(

@@ -17,7 +17,7 @@
 //! // One subscription per WebSocket; the session loops on `next()`.
 //! let mut socket = hub.connect(UserId::generate(), alice.clone()).await?;
 //! // Alice's first connection announced her to everyone connected, herself included.
-//! let Some(Delivery::Frame(text)) = socket.next().await else { panic!() };
+//! let Some(Delivery::Frame { text, .. }) = socket.next().await else { panic!() };
 //! assert_eq!(&*text, r#"{"type":"presence","username":"alice","status":"online"}"#);
 //!
 //! let message = Message {
@@ -27,9 +27,12 @@
 //!     content: MessageContent::parse("hello")?,
 //!     created_at: time::OffsetDateTime::now_utc(),
 //! };
+//! let id = message.id;
 //! hub.publish(Event::Message(message), Audience::Everyone).await;
-//! let Some(Delivery::Frame(text)) = socket.next().await else { panic!() };
+//! let Some(Delivery::Frame { text, message }) = socket.next().await else { panic!() };
 //! assert!(text.starts_with(r#"{"type":"message","message":{"#));
+//! // A message frame names its message, for `?since=` replay to de-duplicate.
+//! assert_eq!(message, Some(id));
 //!
 //! // On `Delivery::Close(reason)` the session closes with `reason.close_code()`.
 //! hub.shutdown();
@@ -62,7 +65,10 @@
 //!
 //! **Serialize once.** An event is turned into its `ServerFrame` JSON once
 //! per fan-out, into an `Arc<str>`; each receiver gets a clone of that
-//! `Arc` (a reference-count increment, no allocation per delivery).
+//! `Arc` (a reference-count increment, no allocation per delivery), with
+//! the id of the message when the event is one (`Delivery::Frame`'s
+//! `message`), so that a session replaying history can drop live copies
+//! of what it replayed without parsing the JSON.
 //!
 //! **Back-pressure.** Each connection's queue holds
 //! [`HubConfig::queue_capacity`] frames (default 256). `publish` never
@@ -93,7 +99,7 @@
 //!
 //! **Building block for a cluster.** A cross-instance notifier (the Redis
 //! one) wraps a hub holding its own process's connections: it sends frames
-//! received from other instances through [`Hub::deliver_frame`] (the same
+//! received from other instances through [`Hub::deliver`] (the same
 //! path `publish` takes after serializing with [`event_frame`]), and makes
 //! the hub with [`Hub::reporting_presence`], which reports each user's
 //! first connection opening and last closing as a [`PresenceChange`] on a

@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-use chat_domain::{Audience, CloseReason, PresenceStatus, ServerFrame, UserId, Username};
+use chat_domain::{
+    Audience, CloseReason, MessageId, PresenceStatus, ServerFrame, UserId, Username,
+};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::hub::PresenceChange;
@@ -52,21 +54,40 @@ impl ConnState {
     }
 }
 
+/// One frame waiting in a connection's queue: the shared text, and the id
+/// of the stored message it carries, if any.
+#[derive(Clone, Debug)]
+pub(crate) struct Outgoing {
+    pub(crate) text: Arc<str>,
+    pub(crate) message: Option<MessageId>,
+}
+
+impl Outgoing {
+    /// A frame that carries no stored message.
+    pub(crate) fn plain(text: Arc<str>) -> Self {
+        Self {
+            text,
+            message: None,
+        }
+    }
+}
+
 /// The hub's end of one connection.
 struct Conn {
     id: u64,
-    queue: mpsc::Sender<Arc<str>>,
+    queue: mpsc::Sender<Outgoing>,
     state: Arc<ConnState>,
 }
 
 impl Conn {
     /// Queues a frame without waiting. Returns `false` when the queue was
     /// full: the connection is then marked too slow and must be evicted.
-    fn offer(&self, text: &Arc<str>) -> bool {
+    fn offer(&self, frame: &Outgoing) -> bool {
         if self.state.reason().is_some() {
             return true; // already closing: its frames no longer matter
         }
-        match self.queue.try_send(Arc::clone(text)) {
+        // Cloning shares the text (a reference count), never copies it.
+        match self.queue.try_send(frame.clone()) {
             // Closed: the subscription is being dropped and unregisters itself.
             Ok(()) | Err(TrySendError::Closed(_)) => true,
             Err(TrySendError::Full(_)) => {
@@ -118,7 +139,7 @@ impl Registry {
         &mut self,
         user: UserId,
         username: Username,
-        queue: mpsc::Sender<Arc<str>>,
+        queue: mpsc::Sender<Outgoing>,
         state: Arc<ConnState>,
     ) -> (ConnKey, bool) {
         self.next_id += 1;
@@ -133,11 +154,11 @@ impl Registry {
         (ConnKey { user, id }, first)
     }
 
-    /// Queues `text` for every connection in `audience`. Returns the
+    /// Queues `frame` for every connection in `audience`. Returns the
     /// connections whose queue was full.
-    pub(crate) fn deliver(&self, audience: Audience, text: &Arc<str>) -> Vec<ConnKey> {
+    pub(crate) fn deliver(&self, audience: Audience, frame: &Outgoing) -> Vec<ConnKey> {
         match audience {
-            Audience::Everyone => self.deliver_to_all(text),
+            Audience::Everyone => self.deliver_to_all(frame),
             Audience::Users(mut users) => {
                 // Owned, so de-duplicating costs no allocation; a user named
                 // twice must still get the frame once.
@@ -146,7 +167,7 @@ impl Registry {
                 let mut slow = Vec::new();
                 for user in users {
                     if let Some(entry) = self.users.get(&user) {
-                        offer_all(user, entry, text, &mut slow);
+                        offer_all(user, entry, frame, &mut slow);
                     }
                 }
                 slow
@@ -154,11 +175,11 @@ impl Registry {
         }
     }
 
-    /// Queues `text` for every connection.
-    pub(crate) fn deliver_to_all(&self, text: &Arc<str>) -> Vec<ConnKey> {
+    /// Queues `frame` for every connection.
+    pub(crate) fn deliver_to_all(&self, frame: &Outgoing) -> Vec<ConnKey> {
         let mut slow = Vec::new();
         for (&user, entry) in &self.users {
-            offer_all(user, entry, text, &mut slow);
+            offer_all(user, entry, frame, &mut slow);
         }
         slow
     }
@@ -242,19 +263,19 @@ impl Registry {
     }
 }
 
-fn offer_all(user: UserId, entry: &UserConns, text: &Arc<str>, slow: &mut Vec<ConnKey>) {
+fn offer_all(user: UserId, entry: &UserConns, frame: &Outgoing, slow: &mut Vec<ConnKey>) {
     for conn in &entry.conns {
-        if !conn.offer(text) {
+        if !conn.offer(frame) {
             slow.push(ConnKey { user, id: conn.id });
         }
     }
 }
 
 /// The serialized `presence` frame.
-pub(crate) fn presence_text(username: &Username, status: PresenceStatus) -> Arc<str> {
+pub(crate) fn presence_text(username: &Username, status: PresenceStatus) -> Outgoing {
     let frame = ServerFrame::Presence {
         username: username.clone(),
         status,
     };
-    Arc::from(frame.to_json())
+    Outgoing::plain(Arc::from(frame.to_json()))
 }

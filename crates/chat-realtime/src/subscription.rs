@@ -9,12 +9,12 @@ use chat_domain::{CloseReason, Delivery, Subscription};
 use tokio::sync::mpsc;
 
 use crate::hub::Inner;
-use crate::registry::{ConnKey, ConnState};
+use crate::registry::{ConnKey, ConnState, Outgoing};
 
 /// What [`Hub::connect`](crate::Hub) hands out, boxed as a
 /// `dyn Subscription`.
 pub(crate) struct HubSubscription {
-    pub(crate) queue: mpsc::Receiver<Arc<str>>,
+    pub(crate) queue: mpsc::Receiver<Outgoing>,
     pub(crate) state: Arc<ConnState>,
     pub(crate) key: ConnKey,
     /// Weak, so that a hub whose every handle is dropped lets its
@@ -43,7 +43,7 @@ impl Subscription for HubSubscription {
             return self.finish(Some(CloseReason::TooSlow));
         }
         match self.queue.recv().await {
-            Some(text) => Some(Delivery::Frame(text)),
+            Some(Outgoing { text, message }) => Some(Delivery::Frame { text, message }),
             // The hub dropped our sender: shut down (after the backlog was
             // drained), evicted, or the hub itself is gone.
             None => {

@@ -56,6 +56,12 @@ async fn frames_from_one_publisher_arrive_in_order() {
 }
 
 #[tokio::test]
+async fn message_frames_name_their_message() {
+    let hub = hub();
+    contract::message_frames_name_their_message(&hub, &hub).await;
+}
+
+#[tokio::test]
 async fn one_fan_out_shares_one_text() {
     contract::one_fan_out_shares_one_text(&hub()).await;
 }

@@ -75,7 +75,7 @@ impl Conn {
 
     async fn text(&mut self) -> Arc<str> {
         match self.delivery().await {
-            Some(Delivery::Frame(text)) => text,
+            Some(Delivery::Frame { text, .. }) => text,
             other => panic!("{}: expected a frame, got {other:?}", self.name),
         }
     }

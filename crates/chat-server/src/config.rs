@@ -77,6 +77,45 @@ impl fmt::Debug for DatabaseConfig {
     }
 }
 
+/// Where Redis is and how this instance takes part in the cluster
+/// (`REDIS_*`). Its `Debug` hides the URL (it may hold a password).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `REDIS_URL`: `redis://[user:password@]host:port[/db]` (or
+    /// `rediss://`).
+    pub url: String,
+    /// `REDIS_PREFIX` (`chat`): prefix of every key and of the events
+    /// channel. Every instance of one deployment uses the same; deployments
+    /// (or tests) sharing one Redis use different ones.
+    pub prefix: String,
+    /// `REDIS_PRESENCE_HEARTBEAT` (5s): how often this instance refreshes
+    /// its registration and reaps dead instances.
+    pub heartbeat: Duration,
+    /// `REDIS_PRESENCE_TTL` (15s): how long a registration outlives its
+    /// last refresh. A dead instance's users go offline everywhere within
+    /// TTL + heartbeat (20 s by default).
+    pub presence_ttl: Duration,
+}
+
+impl RedisConfig {
+    /// The longest time after an instance dies before its users are
+    /// announced offline on the others.
+    pub fn offline_bound(&self) -> Duration {
+        self.presence_ttl + self.heartbeat
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &"<redacted>")
+            .field("prefix", &self.prefix)
+            .field("heartbeat", &self.heartbeat)
+            .field("presence_ttl", &self.presence_ttl)
+            .finish()
+    }
+}
+
 /// Everything the server is configured with.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -111,8 +150,9 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     /// `BCRYPT_COST` (12).
     pub bcrypt_cost: u32,
-    /// `REDIS_URL` (none).
-    pub redis_url: Option<String>,
+    /// Redis for fan-out and presence across instances, when `REDIS_URL`
+    /// is set; `None`: the in-process hub (this instance only).
+    pub redis: Option<RedisConfig>,
     /// `AUTH_RATE_LIMIT` (20 per minute per client address; 0 = off).
     pub auth_rate_limit: u32,
     /// `TRUSTED_PROXIES` (none).
@@ -214,7 +254,6 @@ impl Config {
         let mut warnings = Vec::new();
         let environment = environment(&r)?;
         let (jwt_secret, jwt_secret_generated) = jwt_secret(&r, environment, &mut warnings)?;
-        let redis_url = redis_url(&r, &mut warnings)?;
         Ok(Self {
             port: r.number("PORT", 8080, 0..=u16::MAX, "a port number 0-65535")?,
             bind_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -229,7 +268,7 @@ impl Config {
             ws: ws_settings(&r)?,
             cors_allowed_origins: cors_origins(&r)?,
             bcrypt_cost: r.number("BCRYPT_COST", 12, 4..=31, "a bcrypt cost, 4-31")?,
-            redis_url,
+            redis: redis(&r)?,
             auth_rate_limit: r.number(
                 "AUTH_RATE_LIMIT",
                 20,
@@ -394,19 +433,39 @@ fn secret_weakness(secret: &str) -> Option<String> {
     None
 }
 
-fn redis_url(r: &Reader<'_>, warnings: &mut Vec<String>) -> Result<Option<String>, ConfigError> {
+fn redis(r: &Reader<'_>) -> Result<Option<RedisConfig>, ConfigError> {
+    let prefix = r.get("REDIS_PREFIX").unwrap_or("chat").to_owned();
+    if prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(r.invalid("REDIS_PREFIX", "a key prefix without spaces, such as chat"));
+    }
+    let heartbeat = r.duration("REDIS_PRESENCE_HEARTBEAT", Duration::from_secs(5))?;
+    if heartbeat < Duration::from_millis(10) {
+        return Err(r.invalid("REDIS_PRESENCE_HEARTBEAT", "at least 10ms"));
+    }
+    let presence_ttl = r.duration("REDIS_PRESENCE_TTL", Duration::from_secs(15))?;
+    if presence_ttl <= heartbeat {
+        return Err(r.invalid(
+            "REDIS_PRESENCE_TTL",
+            "a lifetime longer than REDIS_PRESENCE_HEARTBEAT (three heartbeats are advised)",
+        ));
+    }
     let Some(url) = r.get("REDIS_URL") else {
         return Ok(None);
     };
     if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-        return Err(r.invalid("REDIS_URL", "a redis:// or rediss:// URL"));
+        return Err(ConfigError::Invalid {
+            var: "REDIS_URL",
+            // Not echoed: it may hold a password.
+            value: "<redacted>".to_owned(),
+            expected: "a redis:// or rediss:// URL".to_owned(),
+        });
     }
-    warnings.push(
-        "REDIS_URL is set, but this build has no Redis notifier: using the in-process hub, \
-         so live delivery and presence only span this one instance"
-            .to_owned(),
-    );
-    Ok(Some(url.to_owned()))
+    Ok(Some(RedisConfig {
+        url: url.to_owned(),
+        prefix,
+        heartbeat,
+        presence_ttl,
+    }))
 }
 
 fn database(r: &Reader<'_>) -> Result<Option<DatabaseConfig>, ConfigError> {
@@ -514,6 +573,12 @@ fn ws_settings(r: &Reader<'_>) -> Result<WsSettings, ConfigError> {
             defaults.rate_limit,
             0..=1_000_000,
             "message and typing frames per second per connection, 0-1000000 (0 turns the limit off)",
+        )?,
+        replay_limit: r.number(
+            "WEBSOCKET_REPLAY_LIMIT",
+            defaults.replay_limit,
+            1..=1_000_000,
+            "messages replayed for ?since= before replay_truncated, 1-1000000",
         )?,
     };
     if settings.ping_period >= settings.pong_wait {
@@ -639,9 +704,10 @@ mod tests {
         assert_eq!(c.ws.pong_wait, Duration::from_secs(60));
         assert_eq!(c.ws.write_wait, Duration::from_secs(10));
         assert_eq!(c.ws.rate_limit, 10);
+        assert_eq!(c.ws.replay_limit, 1000);
         assert!(c.cors_allowed_origins.is_empty());
         assert_eq!(c.bcrypt_cost, 12);
-        assert_eq!(c.redis_url, None);
+        assert_eq!(c.redis, None);
         assert_eq!(c.auth_rate_limit, 20);
         assert!(c.trusted_proxies.is_empty());
     }
@@ -662,12 +728,16 @@ mod tests {
             ("WEBSOCKET_PONG_WAIT", "1m"),
             ("WEBSOCKET_WRITE_WAIT", "3s"),
             ("WEBSOCKET_RATE_LIMIT", "0"),
+            ("WEBSOCKET_REPLAY_LIMIT", "250"),
             (
                 "CORS_ALLOWED_ORIGINS",
                 "https://a.example, http://localhost:3000/",
             ),
             ("BCRYPT_COST", "10"),
             ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("REDIS_PREFIX", "chat-eu"),
+            ("REDIS_PRESENCE_HEARTBEAT", "2s"),
+            ("REDIS_PRESENCE_TTL", "7s"),
             ("AUTH_RATE_LIMIT", "0"),
             ("TRUSTED_PROXIES", "127.0.0.1, ::1"),
         ]);
@@ -684,12 +754,18 @@ mod tests {
         assert_eq!(c.ws.pong_wait, Duration::from_secs(60));
         assert_eq!(c.ws.write_wait, Duration::from_secs(3));
         assert_eq!(c.ws.rate_limit, 0);
+        assert_eq!(c.ws.replay_limit, 250);
         assert_eq!(
             c.cors_allowed_origins,
             vec!["https://a.example", "http://localhost:3000"]
         );
         assert_eq!(c.bcrypt_cost, 10);
-        assert_eq!(c.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
+        let redis = c.redis.as_ref().expect("redis configured");
+        assert_eq!(redis.url, "redis://127.0.0.1:6379");
+        assert_eq!(redis.prefix, "chat-eu");
+        assert_eq!(redis.heartbeat, Duration::from_secs(2));
+        assert_eq!(redis.presence_ttl, Duration::from_secs(7));
+        assert_eq!(redis.offline_bound(), Duration::from_secs(9));
         assert_eq!(c.auth_rate_limit, 0);
         assert_eq!(
             c.trusted_proxies,
@@ -717,11 +793,15 @@ mod tests {
             ("WEBSOCKET_PONG_WAIT", "0s"),
             ("WEBSOCKET_WRITE_WAIT", "never"),
             ("WEBSOCKET_RATE_LIMIT", "-1"),
+            ("WEBSOCKET_REPLAY_LIMIT", "0"),
             ("CORS_ALLOWED_ORIGINS", "chat.example.com"),
             ("CORS_ALLOWED_ORIGINS", "https://a.example/path"),
             ("BCRYPT_COST", "3"),
             ("BCRYPT_COST", "32"),
             ("REDIS_URL", "http://localhost"),
+            ("REDIS_PREFIX", "two words"),
+            ("REDIS_PRESENCE_HEARTBEAT", "5ms"),
+            ("REDIS_PRESENCE_TTL", "5s"),
             ("AUTH_RATE_LIMIT", "-5"),
             ("TRUSTED_PROXIES", "10.0.0.0/8"),
             ("DB_PORT", "five"),
@@ -735,6 +815,19 @@ mod tests {
             assert!(err.to_string().contains(var), "{err}");
             assert!(err.to_string().contains("expected"), "{err}");
         }
+    }
+
+    #[test]
+    fn redis_defaults_bound_offline_at_20_s_and_hide_the_url() {
+        let c = config(&[("REDIS_URL", "redis://:hunter2@cache:6379/1")]);
+        let redis = c.redis.expect("redis configured");
+        assert_eq!(redis.prefix, "chat");
+        assert_eq!(redis.heartbeat, Duration::from_secs(5));
+        assert_eq!(redis.presence_ttl, Duration::from_secs(15));
+        assert_eq!(redis.offline_bound(), Duration::from_secs(20));
+        assert!(!format!("{redis:?}").contains("hunter2"));
+        let err = error(&[("REDIS_URL", "redis:/:hunter2@cache")]);
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! # chat-server
 //!
 //! The composition root of the chat service: reads the [`Config`], picks
-//! the adapters (PostgreSQL or in-memory store, the in-process realtime
-//! hub, bcrypt, HS256 JWTs), and serves the HTTP API of `chat-http`.
+//! the adapters (PostgreSQL or in-memory store; Redis fan-out across
+//! instances or the in-process realtime hub; bcrypt, HS256 JWTs), and
+//! serves the HTTP API of `chat-http`.
 //!
 //! The `chat-server` binary is [`Config::from_env`] then [`run`]. Tests and
 //! other embedders start the real app on a port of their choice:
@@ -38,13 +39,14 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::HttpServer;
 use chat_auth::{BcryptHasher, JwtCodec};
-use chat_domain::{AuthPolicy, ChatService, Stores};
+use chat_domain::{AuthPolicy, ChatService, Notifier, Stores};
 use chat_http::ApiState;
 use chat_realtime::{Hub, HubConfig};
+use chat_realtime_redis::{RedisNotifier, RedisOptions};
 use chat_store_memory::MemoryStore;
 use tokio::task::JoinHandle;
 
-pub use config::{Config, ConfigError, Environment, LogFormat};
+pub use config::{Config, ConfigError, Environment, LogFormat, RedisConfig};
 
 /// How often revocations of expired tokens are purged.
 pub const PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
@@ -67,23 +69,96 @@ pub struct Application {
 /// clone.
 #[derive(Clone)]
 pub struct ShutdownHandle {
-    hub: Hub,
+    realtime: Realtime,
     server: ServerHandle,
 }
 
 impl ShutdownHandle {
-    /// Shuts the application down gracefully.
+    /// Shuts the application down gracefully (with Redis: this instance
+    /// leaves the cluster, so its users go offline everywhere at once).
     pub async fn shutdown(&self) {
-        self.hub.shutdown();
+        self.realtime.shutdown().await;
         self.server.stop(true).await;
     }
 
     /// Starts stopping the application without waiting (for `Drop`).
     pub fn stop_now(&self) {
-        self.hub.shutdown();
+        self.realtime.stop_now();
         // The stop command is sent when `stop` is called; awaiting only waits
         // for it to complete.
         drop(self.server.stop(false));
+    }
+}
+
+/// The notifier this instance runs, kept beside the service to shut it
+/// down.
+#[derive(Clone)]
+enum Realtime {
+    /// `chat-realtime`: this process only.
+    Local(Hub),
+    /// `chat-realtime-redis`: across instances.
+    Redis(RedisNotifier),
+}
+
+impl Realtime {
+    /// The Redis notifier when `REDIS_URL` is set, else the in-process hub.
+    /// Redis out of reach at start is not fatal: the notifier serves this
+    /// instance's connections and reconnects in the background.
+    async fn start(config: &Config) -> io::Result<Self> {
+        let Some(redis) = &config.redis else {
+            tracing::info!("notifier: in-process hub (live delivery within this instance)");
+            return Ok(Self::Local(Hub::new(HubConfig::default())));
+        };
+        let options = RedisOptions {
+            heartbeat: redis.heartbeat,
+            presence_ttl: redis.presence_ttl,
+            ..RedisOptions::with_prefix(redis.prefix.clone())
+        };
+        let notifier = RedisNotifier::connect(&redis.url, options)
+            .await
+            .map_err(|err| io::Error::other(format!("REDIS_*: {err}")))?;
+        tracing::info!(
+            prefix = %redis.prefix,
+            offline_bound = ?redis.offline_bound(),
+            instance = notifier.instance_id(),
+            "notifier: Redis (live delivery and presence across instances)"
+        );
+        if notifier.is_degraded() {
+            tracing::warn!(
+                "Redis is out of reach: serving this instance's connections only \
+                 (/health says \"realtime\":\"degraded\") and reconnecting in the background"
+            );
+        }
+        Ok(Self::Redis(notifier))
+    }
+
+    fn notifier(&self) -> Arc<dyn Notifier> {
+        match self {
+            Self::Local(hub) => Arc::new(hub.clone()),
+            Self::Redis(notifier) => Arc::new(notifier.clone()),
+        }
+    }
+
+    /// Closes every WebSocket (1001); with Redis, also leaves the cluster.
+    async fn shutdown(&self) {
+        match self {
+            Self::Local(hub) => hub.shutdown(),
+            Self::Redis(notifier) => notifier.shutdown().await,
+        }
+    }
+
+    /// [`Realtime::shutdown`] without waiting: Redis's part runs on the
+    /// current runtime, if there is one.
+    fn stop_now(&self) {
+        match self {
+            Self::Local(hub) => hub.shutdown(),
+            Self::Redis(notifier) => {
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    let notifier = notifier.clone();
+                    runtime.spawn(async move { notifier.shutdown().await });
+                }
+            }
+        }
     }
 }
 
@@ -102,7 +177,7 @@ impl Application {
     /// left.
     pub async fn run_until_stopped(self) -> io::Result<()> {
         let result = self.server.await;
-        self.stop.hub.shutdown();
+        self.stop.realtime.shutdown().await;
         self.purge.abort();
         result
     }
@@ -112,16 +187,19 @@ impl Application {
 /// store, notifier and address it uses.
 pub async fn build(config: Config) -> io::Result<Application> {
     let stores = open_store(&config).await?;
-    let hub = Hub::new(HubConfig::default());
-    tracing::info!("notifier: in-process hub (live delivery within this instance)");
-    let service = Arc::new(service(&config, stores, hub.clone())?);
+    let realtime = Realtime::start(&config).await?;
+    let service = Arc::new(service(&config, stores, realtime.notifier())?);
     let state = ApiState::new(service.clone(), config.http_settings());
 
     let mut server = HttpServer::new(move || chat_http::app(state.clone()))
         // Signals are handled by `run`, which closes the WebSockets first:
         // actix's own handler would wait for them to end by themselves.
         .disable_signals()
-        .shutdown_timeout(SHUTDOWN_GRACE_SECS);
+        .shutdown_timeout(SHUTDOWN_GRACE_SECS)
+        // Small frames written back to back (an ack, then the message
+        // itself) must not wait for the client's delayed ACK (~40 ms on
+        // Linux) under Nagle's algorithm: see docs/benchmarks.md.
+        .tcp_nodelay(true);
     if let Some(workers) = config.workers {
         server = server.workers(workers);
     }
@@ -134,7 +212,7 @@ pub async fn build(config: Config) -> io::Result<Application> {
     let server = server.run();
     tracing::info!(environment = ?config.environment, "listening on http://{addr}");
     let stop = ShutdownHandle {
-        hub,
+        realtime,
         server: server.handle(),
     };
     let purge = tokio::spawn(purge_revocations(service));
@@ -181,7 +259,11 @@ async fn open_store(config: &Config) -> io::Result<Stores> {
     }
 }
 
-fn service(config: &Config, stores: Stores, hub: Hub) -> io::Result<ChatService> {
+fn service(
+    config: &Config,
+    stores: Stores,
+    notifier: Arc<dyn Notifier>,
+) -> io::Result<ChatService> {
     let hasher = BcryptHasher::new(config.bcrypt_cost).map_err(io::Error::other)?;
     let policy = AuthPolicy {
         token_lifetime: time_hours(config.jwt_expiry_hours),
@@ -189,7 +271,7 @@ fn service(config: &Config, stores: Stores, hub: Hub) -> io::Result<ChatService>
     };
     Ok(ChatService::new(
         stores,
-        Arc::new(hub),
+        notifier,
         Arc::new(hasher),
         Arc::new(JwtCodec::new(config.jwt_secret.as_bytes())),
         policy,

@@ -1,5 +1,7 @@
 //! `fanout`: S senders post global messages at R msg/s for T s; N receiver
-//! sockets each should get every one of them.
+//! sockets each should get every one of them. With `--receiver-url`, the
+//! receivers sit on other instances than the senders, so every delivery
+//! crosses instances (through Redis).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -7,10 +9,13 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{per_second, round3, round_robin, window_s, Ctx, Expect, Outcome, Traffic};
+use crate::api::Session;
 use crate::cli::{FanoutArgs, Via};
 use crate::error::{BenchError, BenchResult};
 use crate::latency::LatencySummary;
+use crate::net::Ws;
 use crate::report::Figures;
+use crate::target::Target;
 
 /// Most memory the receivers' seen-sets may take (one bit per message per
 /// receiver).
@@ -21,6 +26,9 @@ const MAX_SEEN_BYTES: u64 = 2 << 30;
 pub struct FanoutFigures {
     /// Receiving sockets.
     pub receivers: u64,
+    /// Where the receivers are connected (the senders are on the run's
+    /// `target`); several: spread round-robin.
+    pub receiver_instances: Vec<String>,
     /// Sending users.
     pub senders: u64,
     /// `ws` or `http`.
@@ -84,10 +92,11 @@ impl Figures for FanoutFigures {
     fn human(&self) -> Vec<String> {
         vec![
             format!(
-                "{} senders via {} -> {} receivers: sent {} of {} ({:.1}/s), stored {}, {} unsent",
+                "{} senders via {} -> {} receivers on {}: sent {} of {} ({:.1}/s), stored {}, {} unsent",
                 self.senders,
                 self.via,
                 self.receivers,
+                self.receiver_instances.join(" + "),
                 self.sent,
                 self.planned,
                 self.send_rate_per_s,
@@ -140,13 +149,9 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> BenchResult<FanoutFigures> {
     let sender_sessions = ctx
         .sign_in("s", usize::try_from(args.senders).unwrap_or(1))
         .await?;
-    let receiver_sockets = ctx
-        .open_all(
-            "receivers",
-            &receiver_sessions,
-            &round_robin(receivers, users),
-        )
-        .await?;
+    let receiver_ctxs = receiver_contexts(ctx, &args.receiver_urls)?;
+    let receiver_sockets =
+        open_receivers(&receiver_ctxs, &receiver_sessions, receivers, users).await?;
     let sender_sockets = if args.via == Via::Ws {
         let owners: Vec<usize> = (0..sender_sessions.len()).collect();
         ctx.open_all("senders", &sender_sessions, &owners).await?
@@ -176,15 +181,63 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> BenchResult<FanoutFigures> {
         }
     }
     let outcome = traffic.finish(ctx, args.receivers).await;
-    Ok(figures(args, planned, outcome))
+    let instances = receiver_ctxs.iter().map(|c| c.target.base.clone());
+    Ok(figures(args, instances.collect(), planned, outcome))
 }
 
-fn figures(args: &FanoutArgs, planned: u64, outcome: Outcome) -> FanoutFigures {
+/// One context per receiver instance: the run's own, or one per
+/// `--receiver-url` (same users, tokens and settings, another server).
+fn receiver_contexts(ctx: &Ctx, urls: &[String]) -> BenchResult<Vec<Ctx>> {
+    if urls.is_empty() {
+        return Ok(vec![ctx.clone()]);
+    }
+    urls.iter()
+        .map(|url| {
+            let target =
+                Target::parse(url).map_err(|e| BenchError::new(format!("--receiver-url: {e}")))?;
+            let mut on = ctx.clone();
+            on.dialer = ctx.dialer.to(&target);
+            on.target = target;
+            Ok(on)
+        })
+        .collect()
+}
+
+/// Opens `count` receiving sockets over `users` sessions, socket `i` on
+/// instance `i % instances`.
+async fn open_receivers(
+    instances: &[Ctx],
+    sessions: &[Session],
+    count: usize,
+    users: usize,
+) -> BenchResult<Vec<Ws>> {
+    let owners = round_robin(count, users);
+    let mut sockets = Vec::with_capacity(count);
+    for (nth, on) in instances.iter().enumerate() {
+        let mine: Vec<usize> = owners
+            .iter()
+            .skip(nth)
+            .step_by(instances.len())
+            .copied()
+            .collect();
+        let label = format!("receivers on {}", on.target.base);
+        sockets.extend(on.open_all(&label, sessions, &mine).await?);
+    }
+    Ok(sockets)
+}
+
+fn figures(
+    args: &FanoutArgs,
+    receiver_instances: Vec<String>,
+    planned: u64,
+    outcome: Outcome,
+) -> FanoutFigures {
     let t = outcome.tally;
     let expected = t.persisted.saturating_mul(args.receivers);
     let lost = expected.saturating_sub(t.delivered);
     FanoutFigures {
         receivers: args.receivers,
+        receiver_instances,
         senders: args.senders,
         via: args.via.name(),
         rate_target: args.rate,

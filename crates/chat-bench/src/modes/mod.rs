@@ -1,8 +1,9 @@
-//! The four modes and what they share: the run context, signing users in,
+//! The modes and what they share: the run context, signing users in,
 //! opening sockets, reading frames, pacing senders, waiting for stragglers.
 
 pub mod dm;
 pub mod fanout;
+pub mod history;
 pub mod http;
 pub mod idle;
 mod reader;

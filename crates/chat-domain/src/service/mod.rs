@@ -77,6 +77,10 @@ pub struct ChatService {
     tokens: Arc<dyn TokenCodec>,
     clock: Arc<dyn Clock>,
     policy: AuthPolicy,
+    /// Held by a send from its insert to its publish: this process
+    /// publishes messages in the order the store placed them (see
+    /// `send_message`).
+    send_order: futures_util::lock::Mutex<()>,
 }
 
 impl ChatService {
@@ -95,6 +99,7 @@ impl ChatService {
             tokens,
             clock: Arc::new(SystemClock),
             policy,
+            send_order: futures_util::lock::Mutex::new(()),
         }
     }
 
@@ -117,5 +122,10 @@ impl ChatService {
     /// Whether the store answers.
     pub async fn store_health(&self) -> crate::DomainResult<()> {
         self.stores.health.check().await
+    }
+
+    /// How far live delivery reaches right now (the notifier's view).
+    pub fn realtime_health(&self) -> crate::RealtimeHealth {
+        self.notifier.health()
     }
 }

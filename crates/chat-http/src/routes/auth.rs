@@ -13,10 +13,15 @@ use crate::state::ApiState;
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
     /// 3-32 characters of `A-Z a-z 0-9 _ . -`, unique (case-insensitive).
-    #[schema(example = "alice", min_length = 3, max_length = 32)]
+    #[schema(
+        example = "alice",
+        min_length = 3,
+        max_length = 32,
+        pattern = r"^[A-Za-z0-9_.-]{3,32}$"
+    )]
     pub username: String,
     /// A valid email address, unique (case-insensitive).
-    #[schema(example = "alice@example.com")]
+    #[schema(example = "alice@example.com", format = Email, max_length = 254)]
     pub email: String,
     /// 8-128 characters.
     #[schema(example = "correct horse battery", min_length = 8, max_length = 128)]

@@ -14,8 +14,8 @@ use crate::state::ApiState;
 /// (`recipient`) or to a room (`room_id`). Empty strings count as absent.
 #[derive(Deserialize, ToSchema)]
 pub struct SendMessageRequest {
-    /// 1-4000 characters after trimming.
-    #[schema(example = "Hello!")]
+    /// 1-4000 characters after trimming; no NUL characters.
+    #[schema(example = "Hello!", min_length = 1, max_length = 4000)]
     pub content: String,
     /// A username, for a direct message.
     #[serde(default)]
@@ -101,6 +101,7 @@ pub async fn send_message(
             headers(("Link" = String, description = "RFC 8288 links to the previous (older) and next (newer) pages"))),
         (status = 400, description = "`validation_error` (bad cursor, limit 0, both cursors) or `invalid_query`", body = ErrorBody),
         (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+        (status = 404, description = "`message_not_found`: the `before`/`after` cursor names no message; drop it and reload the newest page", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
 )]
@@ -124,8 +125,8 @@ pub async fn list_messages(
     path = "/api/messages/between/{user1}/{user2}",
     tag = "messages",
     params(
-        ("user1" = String, Path, description = "A username"),
-        ("user2" = String, Path, description = "Another username"),
+        ("user1" = String, Path, description = "A username (any case)", example = "alice"),
+        ("user2" = String, Path, description = "Another username (any case)", example = "bob"),
         PageParams,
     ),
     responses(
@@ -134,7 +135,7 @@ pub async fn list_messages(
         (status = 400, description = "`validation_error` or `invalid_query`", body = ErrorBody),
         (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
         (status = 403, description = "`forbidden`: the caller is neither user", body = ErrorBody),
-        (status = 404, description = "`user_not_found`", body = ErrorBody),
+        (status = 404, description = "`user_not_found`, or `message_not_found`: the cursor names no message", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
 )]

@@ -18,6 +18,7 @@ use crate::error::ApiError;
 pub(crate) fn route_table(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/health", "GET").route(web::get().to(system::health)))
         .service(resource("/api/openapi.json", "GET").route(web::get().to(system::openapi_json)))
+        .service(resource("/api/docs", "GET").route(web::get().to(crate::reference::api_docs)))
         // The browser client: `/`, `/app.js`, `/style.css`.
         .configure(crate::web_client::routes)
         // Accounts and tokens.

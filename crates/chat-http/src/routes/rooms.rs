@@ -14,15 +14,16 @@ use crate::state::ApiState;
 /// A new room.
 #[derive(Deserialize, ToSchema)]
 pub struct CreateRoomRequest {
-    /// 1-100 characters after trimming.
-    #[schema(example = "general")]
+    /// 1-100 characters after trimming; no NUL characters.
+    #[schema(example = "general", min_length = 1, max_length = 100)]
     pub name: String,
-    /// At most 1000 characters.
+    /// At most 1000 characters; no NUL characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
     /// Ids of users to add besides the creator.
     #[serde(default)]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>)]
     pub members: Option<Vec<UserId>>,
 }
 
@@ -107,7 +108,7 @@ pub async fn get_room(
         (status = 400, description = "`validation_error` or `invalid_query`", body = ErrorBody),
         (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
         (status = 403, description = "`not_a_member`", body = ErrorBody),
-        (status = 404, description = "`room_not_found`", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, or `message_not_found`: the cursor names no message", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
 )]

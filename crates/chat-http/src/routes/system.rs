@@ -23,6 +23,12 @@ pub struct HealthResponse {
     /// Always `ready`.
     #[schema(example = "ready")]
     pub websocket: &'static str,
+    /// How far live delivery reaches: `local` (one instance, no
+    /// `REDIS_URL`), `connected` (across instances through Redis) or
+    /// `degraded` (Redis configured but out of reach: this instance's own
+    /// connections still get everything; the status stays 200).
+    #[schema(example = "connected")]
+    pub realtime: &'static str,
 }
 
 /// Users with at least one live WebSocket connection, on any instance.
@@ -39,24 +45,28 @@ pub struct ConnectedUsersResponse {
 
 /// Health.
 ///
-/// 200 when the store answers, 503 when it does not.
+/// 200 when the store answers, 503 when it does not. A `degraded`
+/// realtime link alone keeps 200: this instance still serves its own
+/// connections, and taking it out of a load balancer would not help.
 #[utoipa::path(
     get,
     path = "/health",
     tag = "system",
     responses(
-        (status = 200, description = "Healthy", body = HealthResponse,
-            example = json!({"status": "healthy", "database": "connected", "websocket": "ready"})),
+        (status = 200, description = "Healthy (realtime may be `degraded`)", body = HealthResponse,
+            example = json!({"status": "healthy", "database": "connected", "websocket": "ready", "realtime": "connected"})),
         (status = 503, description = "The store is unavailable", body = HealthResponse,
-            example = json!({"status": "unhealthy", "database": "unavailable", "websocket": "ready"})),
+            example = json!({"status": "unhealthy", "database": "unavailable", "websocket": "ready", "realtime": "connected"})),
     )
 )]
 pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
+    let realtime = state.service().realtime_health().as_str();
     match state.service().store_health().await {
         Ok(()) => HttpResponse::Ok().json(HealthResponse {
             status: "healthy",
             database: "connected",
             websocket: "ready",
+            realtime,
         }),
         Err(err) => {
             tracing::warn!(code = err.code(), "health check: store unavailable");
@@ -64,6 +74,7 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
                 status: "unhealthy",
                 database: "unavailable",
                 websocket: "ready",
+                realtime,
             })
         }
     }

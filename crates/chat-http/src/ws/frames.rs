@@ -2,7 +2,9 @@
 //! call the same use cases as HTTP, and say what to write back (`pong`,
 //! `ack`, `error`, or nothing).
 
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use chat_domain::{
@@ -17,6 +19,19 @@ pub(crate) struct FrameHandler {
     caller: Caller,
     limiter: Option<DefaultDirectRateLimiter>,
 }
+
+/// How a client text frame is answered.
+pub(crate) enum Answer {
+    /// At once: a `pong`, a refusal (bad frame, rate limited), or nothing.
+    Now(Option<ServerFrame>),
+    /// When the use case is done (a message stored and published, a typing
+    /// relayed). The future owns what it needs, so the session keeps
+    /// writing deliveries while it waits on the store.
+    Later(Pending),
+}
+
+/// The reply of a frame whose use case is still running.
+pub(crate) type Pending = Pin<Box<dyn Future<Output = Option<ServerFrame>>>>;
 
 impl FrameHandler {
     /// A handler for `caller`, allowing `rate_limit` `message` and `typing`
@@ -34,21 +49,51 @@ impl FrameHandler {
         &self.caller
     }
 
-    /// What to write back for a text frame, if anything.
-    pub(crate) async fn answer(&self, text: &str) -> Option<ServerFrame> {
+    /// The use cases the frames are answered with.
+    pub(crate) fn service(&self) -> &ChatService {
+        &self.service
+    }
+
+    /// How to answer a text frame. The rate limit is applied here, in the
+    /// order the frames arrive; the use case, if the frame needs one, runs in
+    /// the returned future.
+    pub(crate) fn answer(&self, text: &str) -> Answer {
         let frame = match ClientFrame::parse(text) {
             Ok(frame) => frame,
-            Err(err) => return Some(err.to_frame()),
+            Err(err) => return Answer::Now(Some(err.to_frame())),
         };
         match frame {
-            ClientFrame::Ping => Some(ServerFrame::pong()),
+            ClientFrame::Ping => Answer::Now(Some(ServerFrame::pong())),
             ClientFrame::Message {
                 content,
                 recipient,
                 room_id,
                 client_id,
-            } => self.send(content, recipient, room_id, client_id).await,
-            ClientFrame::Typing { recipient, room_id } => self.typing(recipient, room_id).await,
+            } => {
+                if let Err(err) = self.check_rate() {
+                    return Answer::Now(Some(ServerFrame::from_error(&err, client_id)));
+                }
+                let request = SendMessage {
+                    content,
+                    recipient,
+                    room_id,
+                    sender: None,
+                    client_id,
+                };
+                let (service, caller) = (Arc::clone(&self.service), self.caller.clone());
+                Answer::Later(Box::pin(
+                    async move { send(&service, &caller, request).await },
+                ))
+            }
+            ClientFrame::Typing { recipient, room_id } => {
+                if let Err(err) = self.check_rate() {
+                    return Answer::Now(Some(ServerFrame::from_error(&err, None)));
+                }
+                let (service, caller) = (Arc::clone(&self.service), self.caller.clone());
+                Answer::Later(Box::pin(async move {
+                    typing(&service, &caller, recipient, room_id).await
+                }))
+            }
         }
     }
 
@@ -59,67 +104,6 @@ impl FrameHandler {
             code: "unsupported_frame".into(),
             client_id: None,
         }
-    }
-
-    /// Stores then delivers a message (the one send path, as over HTTP);
-    /// with a `client_id`, acknowledges it with the stored message, or the
-    /// original one for a resend.
-    async fn send(
-        &self,
-        content: String,
-        recipient: Option<String>,
-        room_id: Option<RoomId>,
-        client_id: Option<String>,
-    ) -> Option<ServerFrame> {
-        if let Err(err) = self.check_rate() {
-            return Some(ServerFrame::from_error(&err, client_id));
-        }
-        let request = SendMessage {
-            content,
-            recipient,
-            room_id,
-            sender: None,
-            client_id: client_id.clone(),
-        };
-        match self.service.send_message(&self.caller, request).await {
-            Ok(stored) => client_id.map(|client_id| ServerFrame::Ack {
-                client_id,
-                message: stored.message().clone(),
-            }),
-            Err(err) => Some(self.refused(&err, client_id)),
-        }
-    }
-
-    /// Relays "typing" to the DM partner or the room's other members.
-    async fn typing(
-        &self,
-        recipient: Option<String>,
-        room_id: Option<RoomId>,
-    ) -> Option<ServerFrame> {
-        if let Err(err) = self.check_rate() {
-            return Some(ServerFrame::from_error(&err, None));
-        }
-        match self
-            .service
-            .typing(&self.caller, recipient.as_deref(), room_id)
-            .await
-        {
-            Ok(()) => None,
-            Err(err) => Some(self.refused(&err, None)),
-        }
-    }
-
-    fn refused(&self, err: &DomainError, client_id: Option<String>) -> ServerFrame {
-        match err {
-            DomainError::Internal(detail) => {
-                tracing::error!(user_id = %self.caller.user_id, detail = %detail, "internal error handling a WebSocket frame");
-            }
-            DomainError::StoreUnavailable => {
-                tracing::warn!(user_id = %self.caller.user_id, "store unavailable handling a WebSocket frame");
-            }
-            _ => {}
-        }
-        ServerFrame::from_error(err, client_id)
     }
 
     fn check_rate(&self) -> Result<(), DomainError> {
@@ -133,6 +117,46 @@ impl FrameHandler {
             }
         })
     }
+}
+
+/// Stores then delivers a message (the one send path, as over HTTP); with
+/// a `client_id`, acknowledges it with the stored message, or the original
+/// one for a resend.
+async fn send(service: &ChatService, caller: &Caller, request: SendMessage) -> Option<ServerFrame> {
+    let client_id = request.client_id.clone();
+    match service.send_message(caller, request).await {
+        Ok(stored) => client_id.map(|client_id| ServerFrame::Ack {
+            client_id,
+            message: stored.message().clone(),
+        }),
+        Err(err) => Some(refused(caller, &err, client_id)),
+    }
+}
+
+/// Relays "typing" to the DM partner or the room's other members.
+async fn typing(
+    service: &ChatService,
+    caller: &Caller,
+    recipient: Option<String>,
+    room_id: Option<RoomId>,
+) -> Option<ServerFrame> {
+    match service.typing(caller, recipient.as_deref(), room_id).await {
+        Ok(()) => None,
+        Err(err) => Some(refused(caller, &err, None)),
+    }
+}
+
+fn refused(caller: &Caller, err: &DomainError, client_id: Option<String>) -> ServerFrame {
+    match err {
+        DomainError::Internal(detail) => {
+            tracing::error!(user_id = %caller.user_id, detail = %detail, "internal error handling a WebSocket frame");
+        }
+        DomainError::StoreUnavailable => {
+            tracing::warn!(user_id = %caller.user_id, "store unavailable handling a WebSocket frame");
+        }
+        _ => {}
+    }
+    ServerFrame::from_error(err, client_id)
 }
 
 /// `per_second` frames a second, bursts of twice that; `None` for 0.

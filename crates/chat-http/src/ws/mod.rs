@@ -7,6 +7,8 @@
 //!   frames, the notifier's deliveries, the heartbeat and token expiry.
 //! - `frames`: the answer to each client frame, through the same use
 //!   cases as HTTP (one send path), with the per-connection rate limit.
+//! - `replay`: recovery with `?since=<message id>`: the stored messages
+//!   after it, then live, with no gap and no duplicate in between.
 //! - `inbound` / `outbound`: frame size limit and continuation
 //!   joining; writes bounded in time.
 //!
@@ -22,6 +24,10 @@
 //! ws.onopen = () => ws.send(JSON.stringify({type: "message", content: "hi", client_id: "c1"}));
 //! ```
 //!
+//! After a disconnect, reconnect with the id of the last message received
+//! (`/api/ws/connect?since=<id>`): the server replays what was stored
+//! after it, then goes on live.
+//!
 //! Close codes the server sends: 1001 (shutting down, or no pong within
 //! WEBSOCKET_PONG_WAIT: reconnect), 1002 (protocol error), 1007 (text not
 //! UTF-8), 1008 (the token expired: refresh, then reconnect), 1009 (a
@@ -31,6 +37,7 @@
 mod frames;
 mod inbound;
 mod outbound;
+mod replay;
 mod session;
 mod upgrade;
 
@@ -59,6 +66,20 @@ use crate::state::ApiState;
 /// `message` and `typing` frames are limited per connection
 /// (WEBSOCKET_RATE_LIMIT per second, bursts of twice that).
 ///
+/// **Recovery**: `?since=<message id>` (the last message the client got)
+/// replays, right after `connection` and in the store's order, every
+/// message visible to the user stored after that one, as ordinary
+/// `message` / `direct_message` frames, then continues live with no gap
+/// and no duplicate between the two. At most WEBSOCKET_REPLAY_LIMIT
+/// messages (default 1000) are replayed; past it an `error` frame
+/// `replay_truncated` names the last one replayed and the connection goes
+/// live: read the rest with `GET /api/messages?after=<that id>`. A `since`
+/// that is not a UUID (`validation_error`), or names no message the user
+/// can read (`message_not_found`), is answered with an `error` frame,
+/// nothing is replayed, and the connection goes live. If the store fails
+/// during the replay: an `error` frame (`store_unavailable`), then close
+/// 1013: reconnect with the same `since`.
+///
 /// **Server → client**
 /// - first: `{"type":"connection","status":"connected","user_id","username"}`
 /// - `{"type":"message","message":Message}` (global and room messages),
@@ -70,16 +91,20 @@ use crate::state::ApiState;
 /// - `{"type":"error","error","code","client_id"?}` for a frame that could
 ///   not be handled (`invalid_frame`, `unknown_type`, `unsupported_frame`,
 ///   `validation_error`, `user_not_found`, `room_not_found`,
-///   `not_a_member`, `rate_limited`, ...); the connection stays open.
+///   `not_a_member`, `rate_limited`, ...) or a replay that stopped short
+///   (`replay_truncated`, `message_not_found`); the connection stays open.
 ///
 /// **Close codes**: 1001 server shutting down or heartbeat lost (pings
 /// every WEBSOCKET_PING_PERIOD, closed after WEBSOCKET_PONG_WAIT without
 /// any frame), 1008 token expired, 1009 frame over
-/// WEBSOCKET_MAX_MESSAGE_SIZE, 1013 the client reads too slowly.
+/// WEBSOCKET_MAX_MESSAGE_SIZE, 1013 the client reads too slowly (or the
+/// store failed during a replay).
 #[utoipa::path(
     get,
     path = "/api/ws/connect",
     tag = "realtime",
+    params(("since" = Option<String>, Query, format = Uuid,
+        description = "The id of the last message received: replay every visible message stored after it, then continue live")),
     responses(
         (status = 101, description = "Switching Protocols: the WebSocket is open"),
         (status = 400, description = "`invalid_handshake`: a malformed WebSocket handshake", body = ErrorBody),

@@ -7,18 +7,31 @@
 //! connection (`Delivery::Close(TooSlow)`, 1013) without waiting on it.
 //! A write that cannot complete within WEBSOCKET_WRITE_WAIT also closes it
 //! with 1013 (see `outbound.rs`).
+//!
+//! A client frame that needs the store (a message, a typing) is answered
+//! by a future the loop polls beside the deliveries: while the store works,
+//! the connection keeps draining its queue, so a client that sends fast and
+//! reads promptly is never taken for a slow reader because of the store's
+//! latency. Frames are handled one at a time (the next is not read before
+//! the previous is answered): messages are stored, and acks written, in
+//! the order the client sent them.
+//!
+//! With `?since=`, the session first replays the stored messages after it
+//! (see `replay.rs`), then serves the deliveries queued meanwhile, dropping
+//! live copies of messages the replay already sent.
 
 use std::ops::ControlFlow;
 use std::time::Duration;
 
 use actix_ws::CloseReason;
-use chat_domain::{CloseReason as NotifierClose, Delivery, ServerFrame, Subscription};
+use chat_domain::{CloseReason as NotifierClose, Delivery, MessageId, ServerFrame, Subscription};
 use time::OffsetDateTime;
 use tokio::time::{interval_at, sleep, sleep_until, Instant, MissedTickBehavior};
 
-use super::frames::FrameHandler;
+use super::frames::{Answer, FrameHandler, Pending};
 use super::inbound::{Inbound, InboundError, Incoming};
 use super::outbound::{close_reason, Outbound, WriteError};
+use super::replay::{self, Outcome, Replayed, Since};
 use crate::state::WsSettings;
 
 /// Close codes this module sends besides the notifier's (1001, 1013).
@@ -44,11 +57,17 @@ pub(crate) struct WsSession {
     pub(crate) inbound: Inbound,
     pub(crate) subscription: Box<dyn Subscription>,
     pub(crate) settings: WsSettings,
+    /// What to replay before going live (taken when the replay starts).
+    pub(crate) since: Since,
+    /// The ids the replay sent, while live copies of them may still come.
+    pub(crate) replayed: Option<Replayed>,
 }
 
 /// Something the session must react to.
 enum Event {
     Incoming(Option<Result<Incoming, InboundError>>),
+    /// The frame being handled is answered (`None`: nothing to write).
+    Answered(Option<ServerFrame>),
     Delivery(Option<Delivery>),
     PingDue,
     HeartbeatLost,
@@ -58,6 +77,13 @@ enum Event {
 /// How long, after its close frame, the server waits for the client's
 /// (the closing handshake) before letting go of the connection.
 const CLOSING_HANDSHAKE: Duration = Duration::from_secs(1);
+
+/// How long a session that is ending waits for the frame it was handling
+/// (a message being stored is stored, as a graceful shutdown promises),
+/// then for room to write its reply; both well within the server's
+/// shutdown grace.
+const SETTLE_ANSWER: Duration = Duration::from_secs(5);
+const SETTLE_REPLY: Duration = Duration::from_secs(1);
 
 /// How a session ends.
 #[derive(Debug)]
@@ -128,10 +154,11 @@ impl WsSession {
         if let Err(err) = self.out.text(hello.to_json()).await {
             return err.into();
         }
-        // Recovery (`?since=<message id>`, not yet implemented) belongs
-        // here: the subscription is already live and queueing, so replay
-        // the stored messages after `since` now, then skip queued
-        // deliveries of messages the replay already sent.
+        // The subscription is already live and queueing: what is published
+        // while the replay reads the store waits for the loop below.
+        if let ControlFlow::Break(ending) = self.recover().await {
+            return ending;
+        }
 
         let ping_period = self.settings.ping_period;
         let pong_wait = self.settings.pong_wait;
@@ -140,9 +167,11 @@ impl WsSession {
         let heartbeat = sleep(pong_wait);
         let expiry = sleep_until(instant_at(expires_at));
         tokio::pin!(heartbeat, expiry);
+        let mut handling = Handling::default();
         loop {
             let event = tokio::select! {
-                incoming = self.inbound.next() => Event::Incoming(incoming),
+                incoming = self.inbound.next(), if handling.is_idle() => Event::Incoming(incoming),
+                reply = handling.reply() => Event::Answered(reply),
                 delivery = self.subscription.next() => Event::Delivery(delivery),
                 _ = ping.tick() => Event::PingDue,
                 () = &mut heartbeat => Event::HeartbeatLost,
@@ -152,15 +181,96 @@ impl WsSession {
                 // Any frame proves the client is there, not only a pong.
                 heartbeat.as_mut().reset(Instant::now() + pong_wait);
             }
-            if let ControlFlow::Break(ending) = self.on(event).await {
-                return ending;
+            if let ControlFlow::Break(ending) = self.on(event, &mut handling).await {
+                return self.settle(handling, ending).await;
             }
         }
     }
 
-    async fn on(&mut self, event: Event) -> Flow {
+    /// Before the session ends: lets the frame being handled finish and,
+    /// unless the client is gone or too slow, writes its reply (an `ack`)
+    /// ahead of the close frame.
+    async fn settle(&mut self, mut handling: Handling, ending: Ending) -> Ending {
+        if handling.is_idle() {
+            return ending;
+        }
+        let Ok(reply) = tokio::time::timeout(SETTLE_ANSWER, handling.reply()).await else {
+            tracing::warn!("a WebSocket frame was still being handled when its session ended");
+            return ending;
+        };
+        let writable = match &ending {
+            Ending::Close(reason) | Ending::Answer(reason) => !reason
+                .as_ref()
+                .is_some_and(|r| u16::from(r.code) == code::TRY_AGAIN_LATER),
+            Ending::Gone | Ending::Stuck => false,
+        };
+        if let (true, Some(reply)) = (writable, reply) {
+            let _ = tokio::time::timeout(SETTLE_REPLY, self.out.text(reply.to_json())).await;
+        }
+        ending
+    }
+
+    /// Replays what `?since=` asks for, then says why it stopped short,
+    /// if it did. A `since` that cannot be replayed from is an `error`
+    /// frame and the connection stays live; a store failure is an `error`
+    /// frame and a close with 1013, so that the client retries the same
+    /// `since`.
+    async fn recover(&mut self) -> Flow {
+        let outcome = match std::mem::replace(&mut self.since, Since::Absent) {
+            Since::Absent => return ControlFlow::Continue(()),
+            Since::Invalid(err) => {
+                let frame = ServerFrame::from_error(&err, None);
+                return written(self.out.text(frame.to_json()).await);
+            }
+            Since::After(since) => {
+                let limit = self.settings.replay_limit;
+                let (service, caller) = (self.handler.service(), self.handler.caller());
+                match replay::replay(service, caller, since, limit, &mut self.out).await {
+                    Ok((outcome, replayed)) => {
+                        self.replayed = Some(replayed);
+                        outcome
+                    }
+                    Err(err) => return ControlFlow::Break(err.into()),
+                }
+            }
+        };
+        if let Some(frame) = replay::error_frame(&outcome) {
+            if let Err(err) = self.out.text(frame.to_json()).await {
+                return ControlFlow::Break(err.into());
+            }
+        }
+        match outcome {
+            Outcome::Failed(err) => {
+                tracing::warn!(code = err.code(), error = %err, "replay for ?since= failed");
+                close(
+                    code::TRY_AGAIN_LATER,
+                    "the history is unavailable: reconnect with the same since",
+                )
+            }
+            Outcome::Truncated { sent, .. } => {
+                tracing::debug!(sent, "replay for ?since= truncated at the limit");
+                ControlFlow::Continue(())
+            }
+            Outcome::Complete | Outcome::UnknownSince => ControlFlow::Continue(()),
+        }
+    }
+
+    /// Whether a live frame of this message repeats one the replay sent.
+    fn replayed_already(&mut self, message: Option<MessageId>) -> bool {
+        let Some(replayed) = &self.replayed else {
+            return false;
+        };
+        if replayed.expired() {
+            self.replayed = None;
+            return false;
+        }
+        message.is_some_and(|id| replayed.contains(id))
+    }
+
+    async fn on(&mut self, event: Event, handling: &mut Handling) -> Flow {
         match event {
-            Event::Incoming(incoming) => self.on_incoming(incoming).await,
+            Event::Incoming(incoming) => self.on_incoming(incoming, handling).await,
+            Event::Answered(reply) => self.reply(reply).await,
             Event::Delivery(delivery) => self.on_delivery(delivery).await,
             Event::PingDue => written(self.out.ping().await),
             Event::HeartbeatLost => close(
@@ -171,16 +281,23 @@ impl WsSession {
         }
     }
 
-    async fn on_incoming(&mut self, incoming: Option<Result<Incoming, InboundError>>) -> Flow {
+    async fn on_incoming(
+        &mut self,
+        incoming: Option<Result<Incoming, InboundError>>,
+        handling: &mut Handling,
+    ) -> Flow {
         let incoming = match incoming {
             None => return ControlFlow::Break(Ending::Gone),
             Some(Ok(incoming)) => incoming,
             Some(Err(err)) => return self.refuse_stream(err),
         };
         match incoming {
-            Incoming::Text(text) => match self.handler.answer(&text).await {
-                Some(reply) => written(self.out.text(reply.to_json()).await),
-                None => ControlFlow::Continue(()),
+            Incoming::Text(text) => match self.handler.answer(&text) {
+                Answer::Now(reply) => self.reply(reply).await,
+                Answer::Later(pending) => {
+                    handling.start(pending);
+                    ControlFlow::Continue(())
+                }
             },
             Incoming::Binary => {
                 let reply = FrameHandler::binary_refused().to_json();
@@ -190,6 +307,13 @@ impl WsSession {
             Incoming::Pong => ControlFlow::Continue(()),
             // Echo the client's code, as RFC 6455 suggests.
             Incoming::Close(reason) => ControlFlow::Break(Ending::Answer(reason)),
+        }
+    }
+
+    async fn reply(&mut self, reply: Option<ServerFrame>) -> Flow {
+        match reply {
+            Some(reply) => written(self.out.text(reply.to_json()).await),
+            None => ControlFlow::Continue(()),
         }
     }
 
@@ -210,11 +334,40 @@ impl WsSession {
 
     async fn on_delivery(&mut self, delivery: Option<Delivery>) -> Flow {
         match delivery {
-            Some(Delivery::Frame(text)) => written(self.out.text(&*text).await),
+            Some(Delivery::Frame { message, .. }) if self.replayed_already(message) => {
+                ControlFlow::Continue(())
+            }
+            Some(Delivery::Frame { text, .. }) => written(self.out.text(&*text).await),
             Some(Delivery::Close(reason)) => close(reason.close_code(), describe(reason)),
             // The notifier let go of us without a reason: it is gone.
             None => close(code::GOING_AWAY, "the realtime service stopped: reconnect"),
         }
+    }
+}
+
+/// The client frame being handled, if any.
+#[derive(Default)]
+struct Handling(Option<Pending>);
+
+impl Handling {
+    fn is_idle(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn start(&mut self, pending: Pending) {
+        self.0 = Some(pending);
+    }
+
+    /// The reply, once the frame is handled; never resolves while idle.
+    /// Cancel-safe: dropped before completion, the work stays here and
+    /// resumes at the next call.
+    async fn reply(&mut self) -> Option<ServerFrame> {
+        let Some(pending) = self.0.as_mut() else {
+            return std::future::pending().await;
+        };
+        let reply = pending.await;
+        self.0 = None;
+        reply
     }
 }
 

@@ -2,14 +2,21 @@
 //! HTTP, so a refusal is an ordinary JSON error (401, 403, 426, 503), then
 //! the connection is registered with the notifier and its session task
 //! starts.
+//!
+//! `?since=` is read here but answered in the session, as frames: a
+//! browser's `WebSocket` cannot read the status or body of a refused
+//! upgrade (it only sees close code 1006), so a bad `since` refused here
+//! would leave its client retrying blind.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
 use tracing::Instrument;
 
 use super::frames::FrameHandler;
 use super::inbound::Inbound;
 use super::outbound::Outbound;
+use super::replay::Since;
 use super::session::WsSession;
 use crate::auth::{bearer_token, Authenticated};
 use crate::error::ApiError;
@@ -25,6 +32,7 @@ pub(crate) async fn upgrade(
 ) -> Result<HttpResponse, ApiError> {
     check_origin(&req, state.settings())?;
     require_upgrade(&req)?;
+    let since = since(&req);
     let (response, session, stream) =
         actix_ws::handle(&req, body).map_err(|err| ApiError::InvalidHandshake(err.to_string()))?;
     let Authenticated(caller) = caller;
@@ -36,9 +44,6 @@ pub(crate) async fn upgrade(
         .notifier()
         .connect(caller.user_id, caller.username.clone())
         .await?;
-    // Recovery (`?since=<message id>`, not yet implemented): parse and
-    // check the cursor here, before the upgrade, so a bad one is a plain
-    // 400/404; the replay itself runs in the session (see `session.rs`).
     let settings = state.settings().ws.clone();
     let span = tracing::info_span!("ws", user_id = %caller.user_id, username = %caller.username);
     let session = WsSession {
@@ -47,11 +52,31 @@ pub(crate) async fn upgrade(
         inbound: Inbound::new(stream, settings.max_message_size),
         subscription,
         settings,
+        since,
+        replayed: None,
     };
     span.in_scope(|| tracing::debug!("WebSocket open"));
     // actix-ws's streams are tied to this worker's thread: a local task.
     actix_web::rt::spawn(session.run().instrument(span));
     Ok(response)
+}
+
+/// The query parameters of the upgrade.
+#[derive(Debug, Deserialize)]
+struct ConnectQuery {
+    since: Option<String>,
+}
+
+/// What `?since=` asks for; a query that cannot be read (such as two
+/// `since`) is an invalid `since`.
+fn since(req: &HttpRequest) -> Since {
+    match web::Query::<ConnectQuery>::from_query(req.query_string()) {
+        Ok(query) => Since::parse(query.since.as_deref()),
+        Err(_) => Since::Invalid(chat_domain::DomainError::invalid(
+            "since",
+            "must be given at most once, as the id of a message you received",
+        )),
+    }
 }
 
 /// Refuses an upgrade from a browser page of another site, which would
@@ -140,6 +165,24 @@ mod tests {
             check_origin(&request(Some("https://any.example"), false), &s),
             Err(ApiError::OriginNotAllowed)
         );
+    }
+
+    #[test]
+    fn since_comes_from_the_query() {
+        let id = chat_domain::MessageId::generate();
+        let with = |query: &str| since(&TestRequest::get().uri(query).to_http_request());
+        assert_eq!(with("/api/ws/connect"), Since::Absent);
+        assert_eq!(with("/api/ws/connect?since="), Since::Absent);
+        assert_eq!(
+            with(&format!("/api/ws/connect?since={id}&other=1")),
+            Since::After(id)
+        );
+        assert!(matches!(
+            with("/api/ws/connect?since=nope"),
+            Since::Invalid(_)
+        ));
+        let twice = format!("/api/ws/connect?since={id}&since={id}");
+        assert!(matches!(with(&twice), Since::Invalid(_)));
     }
 
     #[test]

@@ -191,7 +191,7 @@ impl Probe {
 
     pub async fn text(&mut self) -> Arc<str> {
         match self.delivery().await {
-            Some(Delivery::Frame(text)) => text,
+            Some(Delivery::Frame { text, .. }) => text,
             other => panic!("{}: expected a frame, got {other:?}", self.name),
         }
     }

@@ -21,7 +21,7 @@ async fn health_reports_the_store(app: TestApp) {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         res.json::<Value>().await.expect("json"),
-        json!({"status": "healthy", "database": "connected", "websocket": "ready"})
+        json!({"status": "healthy", "database": "connected", "websocket": "ready", "realtime": "local"})
     );
 }
 

@@ -100,6 +100,10 @@ pub struct TestApp {
     pub jwt_secret: String,
     /// Which store it runs on.
     pub backend: Backend,
+    /// The variables the server was configured with, to restart it alike.
+    env: Vars,
+    /// Its HTTP worker threads.
+    workers: usize,
     stop: ShutdownHandle,
     /// The PostgreSQL database, dropped after the server stops.
     database: Option<TestDatabase>,
@@ -126,6 +130,16 @@ impl TestApp {
     /// A server with the test defaults overridden by `vars` (environment
     /// variable names and values, as `Config::from_vars` reads them).
     pub async fn spawn_with(backend: Backend, vars: &[(&str, &str)]) -> Self {
+        Self::spawn_with_workers(backend, vars, 1).await
+    }
+
+    /// [`TestApp::spawn_with`] with `workers` HTTP worker threads instead
+    /// of one, for races between requests served on different threads.
+    pub async fn spawn_with_workers(
+        backend: Backend,
+        vars: &[(&str, &str)],
+        workers: usize,
+    ) -> Self {
         let jwt_secret = format!(
             "test-{}-{}",
             uuid::Uuid::new_v4().simple(),
@@ -152,9 +166,33 @@ impl TestApp {
         for (key, value) in vars {
             env.insert((*key).to_owned(), (*value).to_owned());
         }
+        Self::launch(backend, env, jwt_secret, database, workers).await
+    }
+
+    /// Stops this server and starts a new one with the same configuration
+    /// on the same store: for PostgreSQL, what a deploy or a crash does
+    /// (tokens stay valid: same JWT secret, same revocations); the memory
+    /// store starts empty.
+    pub async fn restart(mut self) -> Self {
+        self.stop.shutdown().await;
+        let database = self.database.take();
+        let (backend, env, jwt_secret) = (self.backend, self.env.clone(), self.jwt_secret.clone());
+        let workers = self.workers;
+        drop(self);
+        Self::launch(backend, env, jwt_secret, database, workers).await
+    }
+
+    /// Builds and starts the server on a random loopback port.
+    async fn launch(
+        backend: Backend,
+        env: Vars,
+        jwt_secret: String,
+        database: Option<TestDatabase>,
+        workers: usize,
+    ) -> Self {
         let mut config = Config::from_vars(&env).expect("test configuration is valid");
         config.bind_address = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        config.workers = Some(1);
+        config.workers = Some(workers);
         let app = chat_server::build(config).await.expect("server starts");
         let addr = app.local_addr();
         let stop = app.shutdown_handle();
@@ -165,6 +203,8 @@ impl TestApp {
             client: reqwest::Client::new(),
             jwt_secret,
             backend,
+            env,
+            workers,
             stop,
             database,
         }
@@ -173,6 +213,12 @@ impl TestApp {
     /// The absolute URL of a path (`/api/...`).
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// The URL of the server's PostgreSQL database (`None` on the memory
+    /// store), for tests that reach into the database itself.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database.as_ref().map(|db| db.url.as_str())
     }
 
     /// A client that keeps cookies, as a browser would.

@@ -59,6 +59,21 @@ impl TestApp {
         self.ws_with(user, self.ws_request(user)).await
     }
 
+    /// Opens a WebSocket as `user` (bearer token) asking to replay what
+    /// was stored after message `since` (`?since=`), and reads its
+    /// `connection` frame.
+    pub async fn ws_since(&self, user: &TestUser, since: &str) -> WsClient {
+        let mut request = format!("{}?since={since}", self.ws_url())
+            .into_client_request()
+            .expect("a valid WebSocket URL");
+        set(
+            &mut request,
+            "authorization",
+            &format!("Bearer {}", user.token),
+        );
+        self.ws_with(user, request).await
+    }
+
     /// Opens a WebSocket as `user` with the token in the `jwt_token`
     /// cookie, as a browser does, and reads its `connection` frame.
     pub async fn ws_with_cookie(&self, user: &TestUser) -> WsClient {

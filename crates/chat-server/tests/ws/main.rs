@@ -6,10 +6,12 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod busy_sender;
 mod delivery;
 mod frames;
 mod handshake;
 mod limits;
 mod presence;
+mod recovery;
 mod shutdown;
 mod slow_reader;

@@ -1,0 +1,358 @@
+// End-to-end test of the browser client, the way two people use it: the
+// real chat-server binary, Debian's Chromium driven by playwright-core, two
+// browser contexts (two people, two cookie jars) chatting globally, directly
+// and in a room, one of them dropping off the network and coming back.
+//
+//   CHAT_SERVER_BIN=target/debug/chat-server node --test e2e/chat.spec.mjs
+//
+// Environment: CHAT_SERVER_BIN (required), CHROMIUM_BIN (/usr/bin/chromium),
+// E2E_TIMEOUT_MS (per wait, 10000). On a failed step, screenshots of both
+// pages and the server log go to e2e/artifacts/.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { randomBytes } from "node:crypto";
+import { chromium } from "playwright-core";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ARTIFACTS = join(HERE, "artifacts");
+const WAIT_MS = Number(process.env.E2E_TIMEOUT_MS || 10000);
+const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
+const PASSWORD = "correct horse battery";
+
+// ------------------------------------------------------------------ server
+
+function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** Starts chat-server on a free loopback port, in-memory store. */
+async function startServer() {
+  const bin = process.env.CHAT_SERVER_BIN;
+  assert.ok(bin, "set CHAT_SERVER_BIN to the chat-server binary");
+  const port = await freePort();
+  // An empty working directory, so that no .env picks a database.
+  const cwd = mkdtempSync(join(tmpdir(), "chat-e2e-"));
+  const env = { ...process.env };
+  for (const name of ["DATABASE_URL", "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD", "REDIS_URL"]) {
+    delete env[name];
+  }
+  Object.assign(env, {
+    PORT: String(port),
+    ENVIRONMENT: "development",
+    BCRYPT_COST: "4",
+    AUTH_RATE_LIMIT: "0",
+    JWT_SECRET: randomBytes(32).toString("hex"),
+    LOG_LEVEL: "warn",
+  });
+  const child = spawn(resolve(bin), [], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+  const log = [];
+  child.stdout.on("data", (d) => log.push(d.toString()));
+  child.stderr.on("data", (d) => log.push(d.toString()));
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`chat-server exited:\n${log.join("")}`);
+    try {
+      const res = await fetch(`${base}/health`);
+      if (res.ok) break;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) throw new Error(`chat-server did not start:\n${log.join("")}`);
+    await sleep(200);
+  }
+  const stop = () => {
+    if (child.exitCode === null) child.kill("SIGTERM");
+    rmSync(cwd, { recursive: true, force: true });
+  };
+  return { base, log, stop };
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ----------------------------------------------------------------- helpers
+
+/** One person: a browser context, its page, what the page did. */
+async function person(browser, base, name, viewport) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT_MS);
+  const p = { name, context, page, dialogs: [], errors: [], cspViolations: [], sockets: [] };
+  page.on("dialog", (d) => {
+    p.dialogs.push(d.message());
+    d.dismiss().catch(() => {});
+  });
+  page.on("pageerror", (e) => p.errors.push(String(e)));
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy/i.test(m.text())) p.cspViolations.push(m.text());
+  });
+  page.on("websocket", (ws) => p.sockets.push(ws.url()));
+  await page.goto(base);
+  return p;
+}
+
+const byTestId = (page, id) => page.locator(`[data-testid="${id}"]`);
+
+function exactly(text) {
+  return new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
+}
+
+/** The message bodies of the open conversation, in order. */
+async function messageTexts(page) {
+  return byTestId(page, "message-list").locator('[data-testid="message-content"]').allTextContents();
+}
+
+function messageLocator(page, text) {
+  return byTestId(page, "message-list").locator('[data-testid="message-content"]', { hasText: exactly(text) });
+}
+
+async function seesMessage(p, text) {
+  await messageLocator(p.page, text).first().waitFor();
+}
+
+async function connected(p) {
+  await p.page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor();
+}
+
+async function say(p, text) {
+  await byTestId(p.page, "composer").fill(text);
+  await byTestId(p.page, "send").click();
+  await seesMessage(p, text);
+}
+
+async function open(p, kind, label) {
+  if (kind === "global") return byTestId(p.page, "conv-global").click();
+  // By name: the button also holds the unread count.
+  const name = p.page.locator('[data-testid="conv-name"]', { hasText: exactly(label) });
+  await p.page.locator(`[data-testid="${kind}-item"]`, { has: name }).click();
+}
+
+async function openDirect(p, username) {
+  await byTestId(p.page, "dm-user").fill(username);
+  await byTestId(p.page, "dm-open").click();
+  await byTestId(p.page, "conv-title").filter({ hasText: `Direct: ${username}` }).waitFor();
+}
+
+async function register(p) {
+  await byTestId(p.page, "auth-view").waitFor();
+  await byTestId(p.page, "auth-username").fill(p.name);
+  await byTestId(p.page, "auth-email").fill(`${p.name}@example.com`);
+  await byTestId(p.page, "auth-password").fill(PASSWORD);
+  await byTestId(p.page, "register").click();
+  await byTestId(p.page, "me").filter({ hasText: exactly(p.name) }).waitFor();
+  await connected(p);
+}
+
+// -------------------------------------------------------------------- test
+
+test("two people chat in the browser client", { timeout: 120000 }, async (t) => {
+  const server = await startServer();
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // Playwright gives every launch a fresh, temporary user-data-dir.
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
+  });
+  let alice;
+  let bob;
+  let failed = false;
+
+  /** A sub-test that leaves screenshots and the server log when it fails. */
+  const step = (name, body) =>
+    t.test(name, async () => {
+      try {
+        await body();
+      } catch (err) {
+        failed = true;
+        mkdirSync(ARTIFACTS, { recursive: true });
+        const slug = name.replace(/[^a-z0-9]+/gi, "-").toLowerCase();
+        for (const p of [alice, bob]) {
+          if (p) await p.page.screenshot({ path: join(ARTIFACTS, `${slug}-${p.name}.png`), fullPage: true }).catch(() => {});
+        }
+        writeFileSync(join(ARTIFACTS, "server.log"), server.log.join(""));
+        throw err;
+      }
+    });
+
+  try {
+    alice = await person(browser, server.base, "alice", { width: 1200, height: 800 });
+    // Bob is on a phone-sized screen: the narrow layout must work too.
+    bob = await person(browser, server.base, "bob", { width: 390, height: 844 });
+
+    await step("both register through the page and connect", async () => {
+      await register(alice);
+      await register(bob);
+    });
+
+    await step("alice's online list shows bob", async () => {
+      await byTestId(alice.page, "online-list").locator('[data-username="bob"]').waitFor();
+      await byTestId(bob.page, "online-list").locator('[data-username="alice"]').waitFor();
+    });
+
+    await step("global messages appear live on both sides", async () => {
+      await say(alice, "Hello everyone, alice here");
+      await seesMessage(bob, "Hello everyone, alice here");
+      await say(bob, "Hi alice, bob here");
+      await seesMessage(alice, "Hi alice, bob here");
+    });
+
+    await step("direct messages, with bob seeing alice typing", async () => {
+      await openDirect(bob, "alice");
+      await openDirect(alice, "bob");
+      await byTestId(alice.page, "composer").pressSequentially("psst", { delay: 30 });
+      await byTestId(bob.page, "typing").filter({ hasText: "alice is typing" }).waitFor();
+      await say(alice, "psst, bob: a direct one");
+      await seesMessage(bob, "psst, bob: a direct one");
+      await say(bob, "got it, alice");
+      await seesMessage(alice, "got it, alice");
+      // A direct message stays out of the global feed.
+      await open(bob, "global");
+      await seesMessage(bob, "Hello everyone, alice here");
+      assert.equal(await messageLocator(bob.page, "psst, bob: a direct one").count(), 0);
+    });
+
+    await step("alice creates a room, adds bob, and they talk there", async () => {
+      await byTestId(alice.page, "room-name").fill("Team");
+      await byTestId(alice.page, "room-create").click();
+      await byTestId(alice.page, "conv-title").filter({ hasText: exactly("Team") }).waitFor();
+      await byTestId(alice.page, "member-name").fill("bob");
+      await byTestId(alice.page, "member-add").click();
+      await byTestId(alice.page, "notice").filter({ hasText: "bob was added to Team" }).waitFor();
+      await say(alice, "Welcome to Team, bob");
+      // Bob learns of the room from its first message.
+      await open(bob, "room", "Team");
+      await seesMessage(bob, "Welcome to Team, bob");
+      await say(bob, "Thanks for the invite");
+      await seesMessage(alice, "Thanks for the invite");
+    });
+
+    await step("a message with HTML in it shows as text", async () => {
+      const evil = "<img src=x onerror=alert(1)>";
+      await open(alice, "global");
+      await say(alice, evil);
+      await open(bob, "global");
+      await seesMessage(bob, evil);
+      for (const p of [alice, bob]) {
+        const texts = await messageTexts(p.page);
+        assert.ok(texts.includes(evil), `${p.name} shows the text`);
+        assert.equal(await byTestId(p.page, "message-list").locator("img").count(), 0);
+        assert.equal(await p.page.locator("img").count(), 0);
+      }
+      await sleep(300); // an onerror would have fired by now
+      assert.deepEqual(alice.dialogs, []);
+      assert.deepEqual(bob.dialogs, []);
+    });
+
+    await step("history pages back with Load older", async () => {
+      // Sixty messages in a new room, sent through the API from alice's page
+      // (her cookie), then seen after a reload.
+      await alice.page.evaluate(async () => {
+        const post = async (path, body) => {
+          const res = await fetch(path, {
+            method: "POST",
+            credentials: "same-origin",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify(body),
+          });
+          if (!res.ok) throw new Error(`${path}: ${res.status}`);
+          return res.json();
+        };
+        const room = await post("api/rooms", { name: "History" });
+        for (let i = 1; i <= 60; i++) await post("api/messages", { room_id: room.id, content: `history ${i}` });
+      });
+      await alice.page.reload();
+      await connected(alice);
+      await open(alice, "room", "History");
+      await seesMessage(alice, "history 60");
+      let texts = await messageTexts(alice.page);
+      assert.equal(texts.length, 50);
+      assert.equal(texts[0], "history 11");
+      await byTestId(alice.page, "load-older").click();
+      await seesMessage(alice, "history 1");
+      texts = await messageTexts(alice.page);
+      assert.deepEqual(
+        texts,
+        Array.from({ length: 60 }, (_, i) => `history ${i + 1}`),
+      );
+      assert.ok(await byTestId(alice.page, "load-older").isHidden());
+      await open(alice, "global");
+    });
+
+    await step("bob drops off the network, comes back and sees exactly what he missed", async () => {
+      await open(bob, "global");
+      await connected(bob);
+      const socketsBefore = bob.sockets.length;
+      await bob.context.setOffline(true);
+      await bob.page.locator('[data-testid="connection-status"][data-state="offline"]').waitFor();
+      const missed = ["missed one", "missed two", "missed three"];
+      for (const text of missed) await say(alice, text);
+      await sleep(500);
+      for (const text of missed) {
+        assert.equal(await messageLocator(bob.page, text).count(), 0, `bob is offline and cannot see "${text}" yet`);
+      }
+      await bob.context.setOffline(false);
+      await connected(bob);
+      const reconnects = bob.sockets.slice(socketsBefore);
+      assert.ok(reconnects.length >= 1, "bob's client opened a new socket");
+      const since = new URL(reconnects[reconnects.length - 1]).searchParams.get("since");
+      assert.ok(since, `the reconnect asks for what was missed (?since=): ${reconnects.join(", ")}`);
+      for (const text of missed) await seesMessage(bob, text);
+      await sleep(1000); // late duplicates would show up by now
+      const texts = await messageTexts(bob.page);
+      for (const text of missed) {
+        assert.equal(texts.filter((x) => x === text).length, 1, `"${text}" shows exactly once`);
+      }
+      const at = missed.map((text) => texts.indexOf(text));
+      assert.deepEqual([...at].sort((a, b) => a - b), at, "in the order they were sent");
+    });
+
+    await step("alice logs out and back in and finds her history", async () => {
+      await byTestId(alice.page, "logout").click();
+      await byTestId(alice.page, "auth-view").waitFor();
+      const profile = await alice.page.evaluate(async () => (await fetch("api/auth/profile")).status);
+      assert.equal(profile, 401);
+      await byTestId(alice.page, "auth-username").fill("alice");
+      await byTestId(alice.page, "auth-password").fill(PASSWORD);
+      await byTestId(alice.page, "login").click();
+      await connected(alice);
+      await seesMessage(alice, "Hi alice, bob here");
+    });
+
+    await step("no script error, no policy violation", async () => {
+      for (const p of [alice, bob]) {
+        assert.deepEqual(p.errors, [], `${p.name}: uncaught errors`);
+        assert.deepEqual(p.cspViolations, [], `${p.name}: Content-Security-Policy violations`);
+      }
+    });
+  } finally {
+    if (failed) {
+      mkdirSync(ARTIFACTS, { recursive: true });
+      writeFileSync(join(ARTIFACTS, "server.log"), server.log.join(""));
+    }
+    await browser.close().catch(() => {});
+    server.stop();
+  }
+});
