@@ -38,6 +38,9 @@
 //! # 1,000 receivers, 2 senders, 500 global msg/s for 10 s over WebSocket
 //! # (or --via http): deliveries/s, lost ratio, latency p50..max.
 //! chat-bench fanout --receivers 1000 --senders 2 --rate 500 --duration 10
+//! # The same across instances (REDIS_URL set on both): senders on --url,
+//! # receivers on another instance (repeat the flag to spread them).
+//! chat-bench --url http://127.0.0.1:18461 fanout --receiver-url http://127.0.0.1:18462
 //!
 //! # 500 pairs exchanging 10,000 direct msg/s in all: stored/s, delivered/s,
 //! # latency of the ack (or 201) and of the delivery.

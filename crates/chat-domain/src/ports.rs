@@ -85,6 +85,27 @@ pub trait MessageStore: Send + Sync {
     /// [`Stored::Duplicate`]. Atomic under concurrent resends.
     async fn insert_message(&self, new: &NewMessage) -> DomainResult<Stored>;
 
+    /// [`insert_message`](Self::insert_message), also answering, for a new
+    /// message, its position in the store's order: a number that grows
+    /// with that order (gaps allowed). The service publishes new messages
+    /// in this order while their inserts run concurrently. Stores that say
+    /// [`reports_positions`](Self::reports_positions) must implement it;
+    /// the default answers no position.
+    async fn insert_message_positioned(
+        &self,
+        new: &NewMessage,
+    ) -> DomainResult<(Stored, Option<u64>)> {
+        self.insert_message(new).await.map(|stored| (stored, None))
+    }
+
+    /// Whether [`insert_message_positioned`](Self::insert_message_positioned)
+    /// answers the position of every new message. When it does not, the
+    /// service stores messages one at a time (insert, then publish) so that
+    /// they are still published in the store's order.
+    fn reports_positions(&self) -> bool {
+        false
+    }
+
     /// One message by id.
     async fn message_by_id(&self, id: MessageId) -> DomainResult<Option<Message>>;
 

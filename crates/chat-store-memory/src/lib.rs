@@ -121,6 +121,24 @@ impl MessageStore for MemoryStore {
         self.state.write().await.insert_message(new)
     }
 
+    async fn insert_message_positioned(
+        &self,
+        new: &NewMessage,
+    ) -> DomainResult<(Stored, Option<u64>)> {
+        let mut state = self.state.write().await;
+        let stored = state.insert_message(new)?;
+        let position = match &stored {
+            Stored::Created(message) => state.position_of(message.id),
+            Stored::Duplicate(_) => None,
+        };
+        Ok((stored, position))
+    }
+
+    /// Positions are the `seq` drawn under the write lock.
+    fn reports_positions(&self) -> bool {
+        true
+    }
+
     async fn message_by_id(&self, id: MessageId) -> DomainResult<Option<Message>> {
         Ok(self.state.read().await.message_by_id(id))
     }

@@ -197,6 +197,11 @@ impl State {
         Ok(Stored::Created(message.clone()))
     }
 
+    /// The position (`seq`) of a stored message.
+    pub(crate) fn position_of(&self, id: MessageId) -> Option<Seq> {
+        self.positions.get(&id).copied()
+    }
+
     /// The message this sender already stored under this client id.
     fn original_of(&self, new: &NewMessage) -> DomainResult<Option<Message>> {
         let Some(client_id) = &new.client_id else {

@@ -47,8 +47,15 @@
 //!   later, at the price of message inserts committing one at a time (see
 //!   `docs/decisions.md`, "Ordering and pagination"). Insert messages only
 //!   through [`PgStore`] or in transactions of their own.
+//! - **Group commit**: because those commits are serialized, concurrent
+//!   `insert_message` calls are queued (bounded) and written by one task
+//!   per store, everything queued at once as one multi-row statement: one
+//!   commit for many messages, each caller answered after it. An idle
+//!   writer writes a lone message at once, so low load pays no waiting.
+//!   [`PgStore::insert_messages`] writes a given batch directly.
 
 mod error;
+mod insert;
 mod merge;
 mod messages;
 mod paging;
@@ -61,6 +68,7 @@ pub mod schema;
 mod sql;
 mod store;
 mod users;
+mod writer;
 
 pub use error::StartupError;
 pub use store::{

@@ -1,7 +1,8 @@
-//! [`MessageStore`] on the `messages` table. Histories are in commit order:
-//! the table's trigger gives each new row the next `seq` under a lock held
-//! until commit (see the `message_commit_order` migration), so a reader
-//! paging forward never skips a row that commits later. Cursors are message
+//! [`MessageStore`] on the `messages` table. Inserts go through the
+//! group-commit writer (`writer.rs`, `insert.rs`). Histories are in commit
+//! order: the table's trigger gives each new row the next `seq` under a
+//! lock held until commit (see the `message_commit_order` migration), so a
+//! reader paging forward never skips a row that commits later. Cursors are message
 //! ids, resolved to their `seq` first; every read is then a backward (or
 //! forward) scan of an index ending in `seq`, stopped after `limit + 1` rows.
 
@@ -15,10 +16,10 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::error::{db_error, foreign_key_violation};
+use crate::error::db_error;
 use crate::merge::MergedPages;
 use crate::paging::{paged, probe_limit};
-use crate::rows::{MessageRow, NewMessageRow};
+use crate::rows::MessageRow;
 use crate::schema::{messages, room_members, users};
 use crate::sql::{greatest, least, lower};
 use crate::store::PgStore;
@@ -37,20 +38,10 @@ fn position(seq: i64) -> i64 {
 
 #[async_trait]
 impl MessageStore for PgStore {
+    /// Queued for the group-commit writer, which stores it with whatever
+    /// else is waiting in one statement; answered after that commit.
     async fn insert_message(&self, new: &NewMessage) -> DomainResult<Stored> {
-        let mut conn = self.conn().await?;
-        let recipient = match new.message.recipient() {
-            Some(name) => Some(account_named(&mut conn, name).await?),
-            None => None,
-        };
-        let mut row = NewMessageRow::new(new, recipient.as_ref().map(|(id, _)| *id));
-        // The stored name is the account's own spelling, which the composite
-        // foreign key (recipient_id, recipient) requires.
-        row.recipient = recipient.as_ref().map(|(_, name)| name.as_str());
-        match new.client_id {
-            None => insert(&mut conn, &row).await.map(Stored::Created),
-            Some(_) => insert_once(&mut conn, &row).await,
-        }
+        self.writer().write(new.clone()).await
     }
 
     async fn message_by_id(&self, id: MessageId) -> DomainResult<Option<Message>> {
@@ -195,64 +186,6 @@ async fn seq_of(conn: &mut AsyncPgConnection, id: MessageId) -> DomainResult<i64
         .ok_or(DomainError::MessageNotFound)
 }
 
-/// Stores a message without an idempotency key. One statement, so one
-/// transaction: the ordering lock its trigger takes is held only until this
-/// row commits.
-async fn insert(conn: &mut AsyncPgConnection, row: &NewMessageRow<'_>) -> DomainResult<Message> {
-    let stored: MessageRow = diesel::insert_into(messages::table)
-        .values(row)
-        .returning(MessageRow::as_returning())
-        .get_result(conn)
-        .await
-        .map_err(message_error)?;
-    Message::try_from(stored)
-}
-
-/// Stores a message with a client id unless the sender already used that id:
-/// `ON CONFLICT DO NOTHING` on the (sender_id, client_id) unique index, so
-/// concurrent resends store one message; the losers read the winner's.
-async fn insert_once(
-    conn: &mut AsyncPgConnection,
-    row: &NewMessageRow<'_>,
-) -> DomainResult<Stored> {
-    let inserted: Option<MessageRow> = diesel::insert_into(messages::table)
-        .values(row)
-        .on_conflict((messages::sender_id, messages::client_id))
-        .filter_target(messages::client_id.is_not_null())
-        .do_nothing()
-        .returning(MessageRow::as_returning())
-        .get_result(conn)
-        .await
-        .optional()
-        .map_err(message_error)?;
-    if let Some(created) = inserted {
-        return Message::try_from(created).map(Stored::Created);
-    }
-    let original: MessageRow = select_messages()
-        .filter(messages::sender_id.eq(row.sender_id))
-        .filter(messages::client_id.eq(row.client_id))
-        .first(conn)
-        .await
-        .map_err(db_error)?;
-    Message::try_from(original).map(Stored::Duplicate)
-}
-
-/// The id and stored spelling of the account named `name`
-/// (case-insensitively); `UserNotFound` if there is none.
-async fn account_named(
-    conn: &mut AsyncPgConnection,
-    name: &Username,
-) -> DomainResult<(Uuid, String)> {
-    users::table
-        .filter(lower(users::username).eq(name.as_str().to_ascii_lowercase()))
-        .select((users::id, users::username))
-        .first(conn)
-        .await
-        .optional()
-        .map_err(db_error)?
-        .ok_or(DomainError::UserNotFound)
-}
-
 /// The id of the account named `name`, if any.
 async fn account_id(conn: &mut AsyncPgConnection, name: &Username) -> DomainResult<Option<Uuid>> {
     users::table
@@ -270,13 +203,4 @@ fn to_page(rows: Vec<MessageRow>, page: &PageRequest<i64>) -> DomainResult<Page<
         .map(Message::try_from)
         .collect::<DomainResult<Vec<_>>>()?;
     Ok(Page::from_probe(messages, page))
-}
-
-/// A message naming a sender, recipient or room that does not exist.
-fn message_error(err: diesel::result::Error) -> DomainError {
-    match foreign_key_violation(&err) {
-        Some("messages_room_id_fkey") => DomainError::RoomNotFound,
-        Some("messages_sender_fkey" | "messages_recipient_fkey") => DomainError::UserNotFound,
-        _ => db_error(err),
-    }
 }

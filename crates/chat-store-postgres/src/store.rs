@@ -1,11 +1,12 @@
 //! The store handle: a deadpool pool of `AsyncPgConnection`s, built after
-//! the embedded migrations ran.
+//! the embedded migrations ran, and the group-commit writer of messages.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use chat_domain::DomainResult;
+use chat_domain::{DomainResult, NewMessage, Stored};
 use deadpool::Runtime;
 use diesel::RunQueryDsl as _;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
@@ -17,7 +18,9 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::{pool_error, StartupError};
+use crate::insert::{write_on_pool, PgBatchSink};
 use crate::sql::{pg_advisory_lock, pg_advisory_unlock};
+use crate::writer::{BatchWriter, Limits};
 
 /// The schema migrations (the workspace's `migrations/` directory), compiled
 /// into the binary.
@@ -36,10 +39,16 @@ const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_LOCK_KEY: i64 = 0x6368_6174_6d69_6772;
 
 /// Every store port of `chat-domain`, on PostgreSQL. Cheap to clone (the
-/// pool is shared); one per process.
+/// pool and the message writer are shared); one per process.
+///
+/// Messages are stored by one writer task per store (clones share it),
+/// started by the first insert on that caller's tokio runtime and ended
+/// when the last clone is dropped: concurrent inserts are grouped into one
+/// statement and one commit, and each caller is answered after that commit.
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool<AsyncPgConnection>,
+    writer: Arc<BatchWriter<PgBatchSink>>,
 }
 
 impl fmt::Debug for PgStore {
@@ -73,12 +82,34 @@ impl PgStore {
     /// runtime and timeouts set, or an unreachable database makes requests
     /// wait instead of failing with `StoreUnavailable`.
     pub fn from_pool(pool: Pool<AsyncPgConnection>) -> Self {
-        Self { pool }
+        let sink = PgBatchSink { pool: pool.clone() };
+        Self {
+            pool,
+            writer: Arc::new(BatchWriter::new(sink, Limits::DEFAULT)),
+        }
+    }
+
+    /// Stores `batch` in one statement, now, bypassing the writer's queue;
+    /// one result per message, in order. What the writer does with each
+    /// batch it takes: a resend of an earlier message of the batch (same
+    /// sender and client id) is its `Duplicate`; a message that fails
+    /// (unknown recipient or room) fails alone; a lost database fails all
+    /// with `StoreUnavailable`. Every `Ok` is committed. Use
+    /// [`insert_message`](chat_domain::MessageStore::insert_message) to
+    /// store one message; this is for importing and for tests that need a
+    /// batch of a known shape.
+    pub async fn insert_messages(&self, batch: &[NewMessage]) -> Vec<DomainResult<Stored>> {
+        write_on_pool(&self.pool, batch).await
     }
 
     /// The underlying pool (for metrics or ad-hoc queries in tests).
     pub fn pool(&self) -> &Pool<AsyncPgConnection> {
         &self.pool
+    }
+
+    /// The group-commit writer of messages.
+    pub(crate) fn writer(&self) -> &BatchWriter<PgBatchSink> {
+        &self.writer
     }
 
     /// A pooled connection; `StoreUnavailable` when none comes in time.

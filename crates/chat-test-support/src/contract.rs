@@ -1106,6 +1106,64 @@ pub async fn a_forward_pager_sees_every_direct_message_once_while_writers_race<S
     race_writers_against_a_forward_pager(&store, start.id, make, fetch).await;
 }
 
+/// A store that reports positions (`reports_positions`) answers, for
+/// every new message, a position that grows with the order its lists use,
+/// also when writers race; a resend has none. (The service publishes in
+/// this order; a store that reports none is skipped here.)
+pub async fn reported_positions_follow_the_store_order<S: FullStore>(store: Arc<S>) {
+    if !store.reports_positions() {
+        return;
+    }
+    let alice = seed_user(&*store, "alice").await;
+    let mut writers = JoinSet::new();
+    for w in 0..RACE_WRITERS {
+        let (store, alice) = (Arc::clone(&store), alice.clone());
+        writers.spawn(async move {
+            let mut answered = Vec::new();
+            for n in 0..20 {
+                let new = new_message(&alice, MessageTarget::Global, &format!("{w}/{n}"));
+                let (stored, position) = store
+                    .insert_message_positioned(&new)
+                    .await
+                    .expect("insert succeeds");
+                assert!(stored.is_new(), "a message without a client id is new");
+                answered.push((
+                    position.expect("a new message has a position"),
+                    new.message.id,
+                ));
+            }
+            answered
+        });
+    }
+    let mut answered = Vec::new();
+    while let Some(result) = writers.join_next().await {
+        answered.extend(result.expect("writer finished"));
+    }
+    answered.sort_unstable();
+    let by_position: Vec<MessageId> = answered.iter().map(|(_, id)| *id).collect();
+    let listed = walk_back(PageRequest::<MessageId>::MAX_LIMIT, message_id, |p| {
+        store.visible_messages(alice.id, &alice.username, p)
+    })
+    .await;
+    assert_eq!(listed, by_position, "positions order messages as lists do");
+
+    let keyed = new_message_with_client_id(&alice, MessageTarget::Global, "once", "k-pos");
+    let (first, position) = store
+        .insert_message_positioned(&keyed)
+        .await
+        .expect("stores");
+    assert!(first.is_new() && position.is_some());
+    let (again, none) = store
+        .insert_message_positioned(&keyed)
+        .await
+        .expect("resends");
+    assert!(!again.is_new());
+    assert_eq!(
+        none, None,
+        "a resend stores nothing, so has no new position"
+    );
+}
+
 /// A cursor naming no stored message is `MessageNotFound` in every message
 /// list, in either direction: never an empty page (a client would wait
 /// forever) nor the whole history.

@@ -104,6 +104,7 @@ macro_rules! store_contract_tests {
             a_forward_pager_sees_every_room_message_once_while_writers_race,
             a_forward_pager_sees_every_visible_message_once_while_writers_race,
             a_forward_pager_sees_every_direct_message_once_while_writers_race,
+            reported_positions_follow_the_store_order,
             unknown_cursors_are_message_not_found,
             empty_lists_are_empty_pages,
             revoked_tokens_are_remembered_until_purged,

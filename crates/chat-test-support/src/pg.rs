@@ -226,6 +226,15 @@ impl MessageStore for PgTestStore {
     async fn insert_message(&self, new: &NewMessage) -> DomainResult<Stored> {
         self.store.insert_message(new).await
     }
+    async fn insert_message_positioned(
+        &self,
+        new: &NewMessage,
+    ) -> DomainResult<(Stored, Option<u64>)> {
+        self.store.insert_message_positioned(new).await
+    }
+    fn reports_positions(&self) -> bool {
+        self.store.reports_positions()
+    }
     async fn message_by_id(&self, id: MessageId) -> DomainResult<Option<Message>> {
         self.store.message_by_id(id).await
     }

@@ -59,20 +59,41 @@ impl ChatService {
             sender_id: caller.user_id,
             client_id,
         };
-        // One send at a time from the insert to the publish: otherwise a
-        // message placed earlier in the store could be published after one
-        // placed later (its task paused between the two), a connection would
-        // receive them out of the store's order, and a client reconnecting
-        // with `?since=<last message received>` would miss the earlier one
-        // or get the later one twice. The store serializes message inserts
-        // anyway (commit order), so this costs little.
-        let _in_order = if std::env::var("MUTANT").is_ok() { None } else { Some(self.send_order.lock().await) };
-        let stored = self.stores.messages.insert_message(&new).await?;
-        if let Stored::Created(message) = &stored {
-            self.notifier
-                .publish(Event::Message(message.clone()), audience)
-                .await;
+        self.store_and_publish(new, audience).await
+    }
+
+    /// Stores a message and publishes it if it is new, in the store's
+    /// order: a connection must receive messages in the order the store
+    /// placed them, or a client reconnecting with `?since=<last message
+    /// received>` would miss an earlier one delivered late, or get a later
+    /// one delivered early twice (see `publish_order`).
+    async fn store_and_publish(&self, new: NewMessage, audience: Audience) -> DomainResult<Stored> {
+        let messages = &self.stores.messages;
+        if !messages.reports_positions() {
+            let _one_at_a_time = self.publish_order.one_at_a_time().await;
+            let stored = messages.insert_message(&new).await?;
+            if let Stored::Created(message) = &stored {
+                let event = Event::Message(message.clone());
+                self.notifier.publish(event, audience).await;
+            }
+            return Ok(stored);
         }
+        let ticket = self.publish_order.ticket();
+        let (stored, position) = messages.insert_message_positioned(&new).await?;
+        let publish = match (&stored, position) {
+            (Stored::Created(message), Some(position)) => {
+                Some((position, Event::Message(message.clone()), audience))
+            }
+            (Stored::Created(_), None) => {
+                return Err(DomainError::internal(
+                    "the message store reports positions but answered none",
+                ))
+            }
+            (Stored::Duplicate(_), _) => None,
+        };
+        self.publish_order
+            .answered(ticket, publish, &*self.notifier)
+            .await;
         Ok(stored)
     }
 

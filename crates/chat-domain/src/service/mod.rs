@@ -4,6 +4,7 @@
 
 mod accounts;
 mod messages;
+mod publish_order;
 mod rooms;
 #[cfg(test)]
 mod tests;
@@ -77,10 +78,8 @@ pub struct ChatService {
     tokens: Arc<dyn TokenCodec>,
     clock: Arc<dyn Clock>,
     policy: AuthPolicy,
-    /// Held by a send from its insert to its publish: this process
-    /// publishes messages in the order the store placed them (see
-    /// `send_message`).
-    send_order: futures_util::lock::Mutex<()>,
+    /// New messages are published in the order the store placed them.
+    publish_order: publish_order::PublishOrder,
 }
 
 impl ChatService {
@@ -99,7 +98,7 @@ impl ChatService {
             tokens,
             clock: Arc::new(SystemClock),
             policy,
-            send_order: futures_util::lock::Mutex::new(()),
+            publish_order: publish_order::PublishOrder::default(),
         }
     }
 

@@ -199,9 +199,7 @@ impl WsSession {
             return ending;
         };
         let writable = match &ending {
-            Ending::Close(reason) | Ending::Answer(reason) => !reason
-                .as_ref()
-                .is_some_and(|r| u16::from(r.code) == code::TRY_AGAIN_LATER),
+            Ending::Close(reason) | Ending::Answer(reason) => !for_reading_slowly(reason),
             Ending::Gone | Ending::Stuck => false,
         };
         if let (true, Some(reply)) = (writable, reply) {
@@ -376,6 +374,13 @@ fn written(result: Result<(), WriteError>) -> Flow {
         Ok(()) => ControlFlow::Continue(()),
         Err(err) => ControlFlow::Break(err.into()),
     }
+}
+
+/// Whether a close is the one for a client that reads too slowly (1013).
+fn for_reading_slowly(reason: &Option<CloseReason>) -> bool {
+    reason
+        .as_ref()
+        .is_some_and(|r| u16::from(r.code) == code::TRY_AGAIN_LATER)
 }
 
 fn close(code: u16, description: &str) -> Flow {

@@ -156,6 +156,26 @@ impl Instance {
         let _ = self.child.wait();
     }
 
+    /// Asks the process to stop (SIGTERM, as an orchestrator does) and
+    /// waits until it has exited; its exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the child can be waited for") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < START_PATIENCE,
+                "instance {} still running {START_PATIENCE:?} after SIGTERM",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The absolute URL of a path.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)

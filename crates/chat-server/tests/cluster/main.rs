@@ -1,9 +1,9 @@
 //! Two `chat-server` processes sharing one PostgreSQL database and one
 //! Redis, on loopback: clients on different instances chat exactly as on
 //! one (global, direct, room, typing, presence, `/api/ws/users`), a killed
-//! instance's users go offline within the expiry bound, membership changes
-//! route across instances, and the same through a real nginx running the
-//! repository's `docker/nginx.conf`.
+//! instance's users go offline within the expiry bound (a stopped one's at
+//! once), membership changes route across instances, and the same through
+//! a real nginx running the repository's `docker/nginx.conf`.
 //!
 //! Needs PostgreSQL (`TEST_DATABASE_URL`), Redis (`TEST_REDIS_URL`) and
 //! nginx (`NGINX_BIN` or on PATH); `scripts/test.sh` provides all three.

@@ -87,3 +87,26 @@ async fn a_killed_instance_users_go_offline_on_the_other_within_the_bound() {
     assert_eq!(status, 200);
     assert_eq!(health["realtime"], "connected");
 }
+
+#[tokio::test]
+async fn a_stopped_instance_says_goodbye_without_waiting_for_the_expiry() {
+    // Presence that would take a minute to expire: only a graceful leave
+    // can announce Alice offline within seconds.
+    let mut cluster = Cluster::start_with(&[
+        ("REDIS_PRESENCE_HEARTBEAT", "20s"),
+        ("REDIS_PRESENCE_TTL", "60s"),
+    ])
+    .await;
+    let alice = cluster.a.user("alice").await;
+    let bob = cluster.b.user("bob").await;
+    let mut bob_ws = cluster.b.ws(&bob).await;
+    let mut alice_ws = cluster.a.ws(&alice).await;
+    await_presence(&mut bob_ws, "alice", "online").await;
+
+    let status = cluster.a.terminate().await;
+    assert!(status.success(), "a clean exit after SIGTERM: {status}");
+    assert_eq!(alice_ws.expect_close().await, 1001, "going away");
+    let took = await_presence(&mut bob_ws, "alice", "offline").await;
+    assert!(took < Duration::from_secs(5), "offline after {took:?}");
+    assert_eq!(cluster.b.connected_users(&bob).await, json!(["bob"]));
+}

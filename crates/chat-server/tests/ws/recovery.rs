@@ -275,6 +275,7 @@ async fn live_delivery_follows_the_store_order(backend: Backend) {
     let start = app.send_ok(&alice, json!({"content": "start"})).await;
     assert_eq!(id_of(&ws.recv_event().await["message"]), id_of(&start));
     let done = AtomicBool::new(false);
+    let app = &app;
     let write = async {
         stream::iter(0..WRITERS * EACH)
             .for_each_concurrent(2 * WRITERS, |n| {
@@ -289,7 +290,7 @@ async fn live_delivery_follows_the_store_order(backend: Backend) {
     };
     let ((), received) = tokio::join!(write, read_until_quiet(&mut ws, &done));
     assert!(received.others.is_empty(), "{:?}", received.others);
-    let store = history_after(&app, &alice, &id_of(&start)).await;
+    let store = history_after(app, &alice, &id_of(&start)).await;
     assert_eq!(store.len(), WRITERS * EACH);
     assert!(
         received.messages == store,

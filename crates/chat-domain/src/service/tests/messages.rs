@@ -425,3 +425,82 @@ async fn visible_messages_are_asked_for_the_caller() {
 
     assert_eq!(result, Ok(empty_page()));
 }
+
+/// A harness whose store reports positions: the send goes through
+/// `insert_message_positioned`, never `insert_message`.
+fn positioned() -> Harness {
+    let mut h = Harness::new();
+    h.messages.expect_reports_positions().return_const(true);
+    h.messages.expect_insert_message().times(0);
+    h
+}
+
+#[tokio::test]
+async fn with_positions_a_new_message_is_stored_then_published() {
+    let mut h = positioned();
+    let mut order = Sequence::new();
+    h.messages
+        .expect_insert_message_positioned()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|new| created(new).map(|stored| (stored, Some(42))));
+    let published = Recorder::new();
+    let sink = published.clone();
+    h.notifier
+        .expect_publish()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(move |event, audience| sink.push((event, audience)));
+
+    let stored = h
+        .build()
+        .send_message(&caller(&alice()), text("positioned"))
+        .await
+        .expect("sends");
+
+    assert!(stored.is_new());
+    assert_eq!(
+        published.calls(),
+        [(Event::Message(stored.message().clone()), Audience::Everyone)]
+    );
+}
+
+#[tokio::test]
+async fn with_positions_a_duplicate_or_a_failure_publishes_nothing() {
+    let original = stored_message(&alice(), MessageTarget::Global, "first");
+    let mut h = positioned();
+    h.messages
+        .expect_insert_message_positioned()
+        .times(1)
+        .returning(move |_| Ok((Stored::Duplicate(original.clone()), None)));
+    h.messages
+        .expect_insert_message_positioned()
+        .times(1)
+        .returning(|_| Err(DomainError::StoreUnavailable));
+    h.notifier.expect_publish().times(0);
+    let service = h.build();
+
+    let again = service.send_message(&caller(&alice()), text("first")).await;
+    assert!(matches!(again, Ok(Stored::Duplicate(_))));
+    let lost = service.send_message(&caller(&alice()), text("lost")).await;
+    assert_eq!(lost, Err(DomainError::StoreUnavailable));
+}
+
+#[tokio::test]
+async fn a_store_that_promises_positions_must_give_them() {
+    let mut h = positioned();
+    h.messages
+        .expect_insert_message_positioned()
+        .returning(|new| created(new).map(|stored| (stored, None)));
+    h.notifier.expect_publish().times(0);
+
+    let result = h
+        .build()
+        .send_message(&caller(&alice()), text("no position"))
+        .await;
+
+    assert!(
+        matches!(result, Err(DomainError::Internal(_))),
+        "{result:?}"
+    );
+}

@@ -280,6 +280,9 @@ impl Harness {
         self.hasher
             .expect_decoy_hash()
             .returning(|| PasswordHash::new(DECOY));
+        // Unless a test says otherwise, a store that inserts one message at
+        // a time (`insert_message`).
+        self.messages.expect_reports_positions().return_const(false);
     }
 }
 

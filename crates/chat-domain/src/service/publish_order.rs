@@ -1,0 +1,322 @@
+//! Publishing new messages in the store's order.
+//!
+//! A connection must receive messages in the order the store placed them:
+//! a client that reconnects with `?since=<last message received>` resumes
+//! from that position, so a message placed before it but delivered after
+//! it would be skipped, and one placed after it but delivered before it
+//! repeated. Inserts finish in the store's order, but the tasks that made
+//! them publish whenever they next run, so two concurrent sends can publish
+//! out of order.
+//!
+//! With a store that reports positions
+//! ([`MessageStore::reports_positions`](crate::MessageStore::reports_positions)),
+//! inserts run concurrently and [`PublishOrder`] releases their events in
+//! position order: every insert takes a ticket before it starts; an
+//! answered message waits until every insert that started before it was
+//! answered has answered too (those may sit before it in the store), and
+//! then goes out, lowest position first. An insert that starts after a
+//! message was answered lands after it in the store (the store answers
+//! only once the message is readable, and places later inserts after
+//! readable ones), so it never holds that message back.
+//!
+//! With a store that does not, sends go one at a time from the insert to
+//! the publish ([`PublishOrder::one_at_a_time`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::Notify;
+
+use crate::ports::{Audience, Event, Notifier};
+
+/// The order in which one process publishes new messages.
+#[derive(Default)]
+pub(crate) struct PublishOrder {
+    state: Mutex<State>,
+    /// Woken whenever an insert answers or gives up, or events go out.
+    changed: Notify,
+    /// Held while taking events and publishing them, so that batches taken
+    /// one after the other go out one after the other. Tokio's mutexes are
+    /// fair (first come, first served): nobody waits behind later comers.
+    publishing: tokio::sync::Mutex<()>,
+    /// Held from insert to publish by sends to stores without positions.
+    exclusive: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Tickets handed out so far (the next ticket's number).
+    issued: u64,
+    /// Tickets whose insert has not answered.
+    running: BTreeSet<u64>,
+    /// New messages answered and not yet published, by position.
+    waiting: BTreeMap<u64, Waiting>,
+    /// Positions taken for publishing and not yet published.
+    sending: BTreeSet<u64>,
+}
+
+struct Waiting {
+    /// Tickets issued when the message was answered: only those can sit
+    /// before it in the store.
+    issued_before: u64,
+    event: Event,
+    audience: Audience,
+}
+
+/// An insert in progress. Dropped without an answer (an error, or a
+/// cancelled send), it stops holding back the messages answered meanwhile.
+pub(crate) struct Ticket<'a> {
+    order: &'a PublishOrder,
+    number: u64,
+    answered: bool,
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.order.state().running.remove(&self.number);
+            self.order.changed.notify_waiters();
+        }
+    }
+}
+
+impl PublishOrder {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every update is a few collection operations that cannot leave
+        // the state half done: a poisoned lock is used as is.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// For stores without positions: held from the insert to the publish.
+    pub(crate) async fn one_at_a_time(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.exclusive.lock().await
+    }
+
+    /// Takes a ticket for an insert about to start.
+    pub(crate) fn ticket(&self) -> Ticket<'_> {
+        let mut state = self.state();
+        let number = state.issued;
+        state.issued += 1;
+        state.running.insert(number);
+        Ticket {
+            order: self,
+            number,
+            answered: false,
+        }
+    }
+
+    /// Records the answer of `ticket`'s insert (a new message's position,
+    /// event and audience, or nothing to publish), publishes whatever may
+    /// go out now, and returns once the new message has gone out.
+    pub(crate) async fn answered(
+        &self,
+        mut ticket: Ticket<'_>,
+        new: Option<(u64, Event, Audience)>,
+        notifier: &dyn Notifier,
+    ) {
+        let position = new.as_ref().map(|(position, _, _)| *position);
+        {
+            let mut state = self.state();
+            state.running.remove(&ticket.number);
+            if let Some((position, event, audience)) = new {
+                let issued_before = state.issued;
+                let waiting = Waiting {
+                    issued_before,
+                    event,
+                    audience,
+                };
+                state.waiting.insert(position, waiting);
+            }
+            ticket.answered = true;
+        }
+        self.changed.notify_waiters();
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            // Registered before looking, so no change is missed between the
+            // look and the wait.
+            changed.as_mut().enable();
+            self.publish_ready(notifier).await;
+            if !position.is_some_and(|p| self.pending(p)) {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// Whether the message at `position` has not gone out yet.
+    fn pending(&self, position: u64) -> bool {
+        let state = self.state();
+        state.waiting.contains_key(&position) || state.sending.contains(&position)
+    }
+
+    /// Publishes, in position order, the waiting messages that nothing
+    /// running can precede any more.
+    async fn publish_ready(&self, notifier: &dyn Notifier) {
+        let _turn = self.publishing.lock().await;
+        let ready = self.take_ready();
+        if ready.is_empty() {
+            return;
+        }
+        let positions: Vec<u64> = ready.iter().map(|(position, _)| *position).collect();
+        for (_, waiting) in ready {
+            notifier.publish(waiting.event, waiting.audience).await;
+        }
+        let mut state = self.state();
+        for position in positions {
+            state.sending.remove(&position);
+        }
+        drop(state);
+        self.changed.notify_waiters();
+    }
+
+    /// Removes the waiting messages that may go out now, lowest position
+    /// first, stopping at the first that an insert still running may
+    /// precede.
+    fn take_ready(&self) -> Vec<(u64, Waiting)> {
+        let mut state = self.state();
+        let oldest_running = state.running.first().copied().unwrap_or(u64::MAX);
+        let mut ready = Vec::new();
+        while let Some(entry) = state.waiting.first_entry() {
+            if oldest_running < entry.get().issued_before {
+                break;
+            }
+            ready.push(entry.remove_entry());
+        }
+        for (position, _) in &ready {
+            state.sending.insert(*position);
+        }
+        ready
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::entities::{Message, MessageTarget};
+    use crate::ids::MessageId;
+    use crate::ports::MockNotifier;
+    use crate::values::{MessageContent, Username};
+
+    fn event(n: u64) -> Event {
+        Event::Message(Message {
+            id: MessageId::generate(),
+            sender: Username::parse("alice").expect("valid"),
+            target: MessageTarget::Global,
+            content: MessageContent::parse(format!("m{n}")).expect("valid"),
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+        })
+    }
+
+    fn content(event: &Event) -> String {
+        match event {
+            Event::Message(m) => m.content.as_str().to_owned(),
+            Event::Typing { .. } => String::new(),
+        }
+    }
+
+    /// A notifier recording the contents it was asked to publish.
+    fn recorder() -> (MockNotifier, Arc<Mutex<Vec<String>>>) {
+        let published = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&published);
+        let mut notifier = MockNotifier::new();
+        notifier.expect_publish().returning(move |event, _| {
+            sink.lock().expect("not poisoned").push(content(&event));
+        });
+        (notifier, published)
+    }
+
+    fn seen(published: &Arc<Mutex<Vec<String>>>) -> Vec<String> {
+        published.lock().expect("not poisoned").clone()
+    }
+
+    #[tokio::test]
+    async fn an_answer_waits_for_inserts_that_started_before_it() {
+        let order = PublishOrder::default();
+        let (notifier, published) = recorder();
+        let first = order.ticket();
+        let second = order.ticket();
+        // The second insert answers first, placed after the first one's
+        // message: it must wait.
+        let second_done =
+            order.answered(second, Some((2, event(2), Audience::Everyone)), &notifier);
+        tokio::pin!(second_done);
+        assert!(
+            futures_poll(second_done.as_mut()).await.is_none(),
+            "held back by the first insert"
+        );
+        assert!(seen(&published).is_empty());
+        order
+            .answered(first, Some((1, event(1), Audience::Everyone)), &notifier)
+            .await;
+        second_done.await;
+        assert_eq!(seen(&published), ["m1", "m2"]);
+    }
+
+    #[tokio::test]
+    async fn a_later_insert_never_holds_back_an_answered_message() {
+        let order = PublishOrder::default();
+        let (notifier, published) = recorder();
+        let earlier = order.ticket();
+        let answered = order.ticket();
+        let done = order.answered(answered, Some((7, event(7), Audience::Everyone)), &notifier);
+        tokio::pin!(done);
+        assert!(
+            futures_poll(done.as_mut()).await.is_none(),
+            "earlier may precede it"
+        );
+        // Started once 7 is answered: it lands after 7, so 7 need not wait
+        // for it.
+        let _later = order.ticket();
+        order.answered(earlier, None, &notifier).await;
+        done.await;
+        assert_eq!(seen(&published), ["m7"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_or_dropped_insert_releases_what_it_held_back() {
+        let order = PublishOrder::default();
+        let (notifier, published) = recorder();
+        let failing = order.ticket();
+        let duplicate = order.ticket();
+        let fine = order.ticket();
+        let fine_done = order.answered(fine, Some((5, event(5), Audience::Everyone)), &notifier);
+        tokio::pin!(fine_done);
+        assert!(futures_poll(fine_done.as_mut()).await.is_none());
+        order.answered(duplicate, None, &notifier).await;
+        assert!(futures_poll(fine_done.as_mut()).await.is_none());
+        drop(failing);
+        fine_done.await;
+        assert_eq!(seen(&published), ["m5"]);
+    }
+
+    #[tokio::test]
+    async fn answers_go_out_by_position_not_by_answer_order() {
+        let order = PublishOrder::default();
+        let (notifier, published) = recorder();
+        let (a, b, c) = (order.ticket(), order.ticket(), order.ticket());
+        let answer = |ticket, position| {
+            order.answered(
+                ticket,
+                Some((position, event(position), Audience::Everyone)),
+                &notifier,
+            )
+        };
+        tokio::join!(answer(a, 30), answer(b, 10), answer(c, 20));
+        assert_eq!(seen(&published), ["m10", "m20", "m30"]);
+    }
+
+    /// Polls a future once: its output if it was ready.
+    async fn futures_poll<F: std::future::Future + Unpin>(future: F) -> Option<F::Output> {
+        let mut future = future;
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut future).poll(cx) {
+                std::task::Poll::Ready(output) => Some(output),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
+    }
+}

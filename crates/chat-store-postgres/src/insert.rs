@@ -1,0 +1,360 @@
+//! Storing messages: a whole batch (what the group-commit writer takes off
+//! its queue) as one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING`,
+//! which is one statement, one transaction and one commit.
+//!
+//! Why ordering still holds: the insert trigger takes the ordering lock on
+//! the first row (re-entrant for the following rows of the same
+//! transaction) and draws `seq` row by row in `VALUES` order; every row of
+//! the batch becomes visible at the one commit, before the lock is
+//! released, so the next batch draws larger numbers only once this one is
+//! readable. A batch is to readers what a single message was before.
+
+use std::collections::{HashMap, HashSet};
+
+use chat_domain::{DomainError, DomainResult, Message, NewMessage, Stored, Username};
+use diesel::prelude::*;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::error::{db_error, foreign_key_violation, pool_error};
+use crate::rows::{MessageRow, NewMessageRow};
+use crate::schema::{messages, users};
+use crate::sql::lower;
+use crate::writer::BatchSink;
+
+/// The writer task's sink: each batch on a pooled connection.
+pub(crate) struct PgBatchSink {
+    pub pool: Pool<AsyncPgConnection>,
+}
+
+impl BatchSink for PgBatchSink {
+    async fn write(&self, batch: Vec<NewMessage>) -> Vec<DomainResult<Stored>> {
+        write_on_pool(&self.pool, &batch).await
+    }
+}
+
+/// Stores `batch` on a connection of `pool`: one result per message, in
+/// order. A pool that has no connection to give fails every message with
+/// `StoreUnavailable`.
+pub(crate) async fn write_on_pool(
+    pool: &Pool<AsyncPgConnection>,
+    batch: &[NewMessage],
+) -> Vec<DomainResult<Stored>> {
+    match pool.get().await {
+        Ok(mut conn) => write_batch(&mut conn, batch).await,
+        Err(err) => vec![Err(pool_error(err)); batch.len()],
+    }
+}
+
+/// One result per message of `batch`, in order. The first message of each
+/// `(sender, client id)` is written; a later one in the same batch is a
+/// resend of it and gets its message as a `Duplicate` (or, if the first
+/// failed, is tried on its own).
+async fn write_batch(
+    conn: &mut AsyncPgConnection,
+    batch: &[NewMessage],
+) -> Vec<DomainResult<Stored>> {
+    let leader_of = leaders(batch);
+    let leading: Vec<usize> = (0..batch.len()).filter(|&i| leader_of[i] == i).collect();
+    let mut results: Vec<Option<DomainResult<Stored>>> = vec![None; batch.len()];
+    for (i, result) in write_distinct(conn, batch, &leading).await {
+        results[i] = Some(result);
+    }
+    for i in (0..batch.len()).filter(|&i| leader_of[i] != i) {
+        let result = match &results[leader_of[i]] {
+            Some(Ok(stored)) => Ok(Stored::Duplicate(stored.message().clone())),
+            _ => insert_one(conn, &batch[i]).await,
+        };
+        results[i] = Some(result);
+    }
+    results
+        .into_iter()
+        .map(|result| result.unwrap_or_else(|| Err(DomainError::internal("message not written"))))
+        .collect()
+}
+
+/// For each message, the index of the first message of the batch with the
+/// same sender and client id (itself when it is the first, or has no
+/// client id).
+pub(crate) fn leaders(batch: &[NewMessage]) -> Vec<usize> {
+    let mut first: HashMap<(Uuid, &str), usize> = HashMap::new();
+    batch
+        .iter()
+        .enumerate()
+        .map(|(i, new)| match &new.client_id {
+            Some(client_id) => *first
+                .entry((new.sender_id.as_uuid(), client_id.as_str()))
+                .or_insert(i),
+            None => i,
+        })
+        .collect()
+}
+
+/// Writes the messages at `indices` (no two with the same sender and
+/// client id) in one statement. When that statement fails for any reason
+/// but a lost database, one bad row (a room deleted meanwhile) must not
+/// fail the others: each message is then written on its own.
+async fn write_distinct(
+    conn: &mut AsyncPgConnection,
+    batch: &[NewMessage],
+    indices: &[usize],
+) -> Vec<(usize, DomainResult<Stored>)> {
+    let names: Vec<String> = indices
+        .iter()
+        .filter_map(|&i| batch[i].message.recipient())
+        .map(|name| name.as_str().to_ascii_lowercase())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let accounts = match accounts_named(conn, names).await {
+        Ok(accounts) => accounts,
+        Err(err) => return indices.iter().map(|&i| (i, Err(err.clone()))).collect(),
+    };
+    let mut results = Vec::with_capacity(indices.len());
+    let mut rows = Vec::with_capacity(indices.len());
+    let mut written = Vec::with_capacity(indices.len());
+    for &i in indices {
+        match row_for(&batch[i], &accounts) {
+            Ok(row) => {
+                rows.push(row);
+                written.push(i);
+            }
+            Err(err) => results.push((i, Err(err))),
+        }
+    }
+    if rows.is_empty() {
+        return results;
+    }
+    match insert_rows(conn, &rows).await {
+        Ok(created) => results.extend(sort_out(conn, batch, &written, created).await),
+        Err(DomainError::StoreUnavailable) => results.extend(
+            written
+                .iter()
+                .map(|&i| (i, Err(DomainError::StoreUnavailable))),
+        ),
+        Err(err) => {
+            tracing::warn!(error = %err, rows = rows.len(), "batch insert failed; writing its messages one by one");
+            for &i in &written {
+                results.push((i, insert_one(conn, &batch[i]).await));
+            }
+        }
+    }
+    results
+}
+
+/// The row for `new`; a direct message takes its recipient's id and stored
+/// spelling (which the composite foreign key requires) from `accounts`,
+/// keyed by lowercase name. `UserNotFound` if the recipient is not there.
+fn row_for<'a>(
+    new: &'a NewMessage,
+    accounts: &'a HashMap<String, (Uuid, String)>,
+) -> DomainResult<NewMessageRow<'a>> {
+    let recipient = match new.message.recipient() {
+        Some(name) => Some(
+            accounts
+                .get(&name.as_str().to_ascii_lowercase())
+                .ok_or(DomainError::UserNotFound)?,
+        ),
+        None => None,
+    };
+    let mut row = NewMessageRow::new(new, recipient.map(|(id, _)| *id));
+    row.recipient = recipient.map(|(_, name)| name.as_str());
+    Ok(row)
+}
+
+/// One multi-row insert: the rows that were new come back; a row whose
+/// sender already used its client id (committed by an earlier batch or
+/// another instance) is skipped by the `(sender_id, client_id)` index.
+async fn insert_rows(
+    conn: &mut AsyncPgConnection,
+    rows: &[NewMessageRow<'_>],
+) -> DomainResult<Vec<MessageRow>> {
+    diesel::insert_into(messages::table)
+        .values(rows)
+        .on_conflict((messages::sender_id, messages::client_id))
+        .filter_target(messages::client_id.is_not_null())
+        .do_nothing()
+        .returning(MessageRow::as_returning())
+        .get_results(conn)
+        .await
+        .map_err(message_error)
+}
+
+/// Matches the returned rows to the messages at `written`: returned ones
+/// were created; the others are resends, answered with their originals.
+async fn sort_out(
+    conn: &mut AsyncPgConnection,
+    batch: &[NewMessage],
+    written: &[usize],
+    created: Vec<MessageRow>,
+) -> Vec<(usize, DomainResult<Stored>)> {
+    let mut created: HashMap<Uuid, MessageRow> =
+        created.into_iter().map(|row| (row.id, row)).collect();
+    let mut results = Vec::with_capacity(written.len());
+    let mut resent = Vec::new();
+    for &i in written {
+        match created.remove(&batch[i].message.id.as_uuid()) {
+            Some(row) => results.push((i, Message::try_from(row).map(Stored::Created))),
+            None => resent.push(i),
+        }
+    }
+    if resent.is_empty() {
+        return results;
+    }
+    match originals(conn, batch, &resent).await {
+        Ok(mut found) => results.extend(resent.iter().map(|&i| {
+            let original = key_of(&batch[i])
+                .and_then(|key| found.remove(&key))
+                .ok_or_else(|| DomainError::internal("a skipped message has no original"));
+            (
+                i,
+                original.and_then(Message::try_from).map(Stored::Duplicate),
+            )
+        })),
+        Err(err) => results.extend(resent.iter().map(|&i| (i, Err(err.clone())))),
+    }
+    results
+}
+
+/// The idempotency key of a message, if it has one.
+fn key_of(new: &NewMessage) -> Option<(Uuid, String)> {
+    let client_id = new.client_id.as_ref()?;
+    Some((new.sender_id.as_uuid(), client_id.as_str().to_owned()))
+}
+
+/// The stored messages of the resends at `indices`, by `(sender, client
+/// id)`: one query, each pair an `OR`ed branch of the unique index.
+async fn originals(
+    conn: &mut AsyncPgConnection,
+    batch: &[NewMessage],
+    indices: &[usize],
+) -> DomainResult<HashMap<(Uuid, String), MessageRow>> {
+    let mut query = messages::table
+        .select((
+            messages::sender_id,
+            messages::client_id,
+            MessageRow::as_select(),
+        ))
+        .into_boxed();
+    for (sender, client_id) in indices.iter().filter_map(|&i| key_of(&batch[i])) {
+        query = query.or_filter(
+            messages::sender_id
+                .eq(sender)
+                .and(messages::client_id.eq(client_id)),
+        );
+    }
+    let rows: Vec<(Uuid, Option<String>, MessageRow)> = query.load(conn).await.map_err(db_error)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(sender, client_id, row)| Some(((sender, client_id?), row)))
+        .collect())
+}
+
+/// Ids and stored spellings of the accounts with these lowercase names
+/// (one look-up on the `lower(username)` index), keyed by lowercase name.
+async fn accounts_named(
+    conn: &mut AsyncPgConnection,
+    names: Vec<String>,
+) -> DomainResult<HashMap<String, (Uuid, String)>> {
+    if names.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let found: Vec<(Uuid, String)> = users::table
+        .filter(lower(users::username).eq_any(names))
+        .select((users::id, users::username))
+        .load(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(found
+        .into_iter()
+        .map(|(id, name)| (name.to_ascii_lowercase(), (id, name)))
+        .collect())
+}
+
+/// Stores one message in a statement of its own: the fallback when a batch
+/// fails, and for a resend whose first copy in the batch failed.
+async fn insert_one(conn: &mut AsyncPgConnection, new: &NewMessage) -> DomainResult<Stored> {
+    let recipient = match new.message.recipient() {
+        Some(name) => Some(account_named(conn, name).await?),
+        None => None,
+    };
+    let mut row = NewMessageRow::new(new, recipient.as_ref().map(|(id, _)| *id));
+    row.recipient = recipient.as_ref().map(|(_, name)| name.as_str());
+    let mut created = insert_rows(conn, std::slice::from_ref(&row)).await?;
+    if let Some(row) = created.pop() {
+        return Message::try_from(row).map(Stored::Created);
+    }
+    let mut found = originals(conn, std::slice::from_ref(new), &[0]).await?;
+    key_of(new)
+        .and_then(|key| found.remove(&key))
+        .ok_or_else(|| DomainError::internal("a skipped message has no original"))
+        .and_then(Message::try_from)
+        .map(Stored::Duplicate)
+}
+
+/// The id and stored spelling of the account named `name`
+/// (case-insensitively); `UserNotFound` if there is none.
+async fn account_named(
+    conn: &mut AsyncPgConnection,
+    name: &Username,
+) -> DomainResult<(Uuid, String)> {
+    let lowercase = name.as_str().to_ascii_lowercase();
+    accounts_named(conn, vec![lowercase.clone()])
+        .await?
+        .remove(&lowercase)
+        .ok_or(DomainError::UserNotFound)
+}
+
+/// A message naming a sender, recipient or room that does not exist.
+fn message_error(err: diesel::result::Error) -> DomainError {
+    match foreign_key_violation(&err) {
+        Some("messages_room_id_fkey") => DomainError::RoomNotFound,
+        Some("messages_sender_fkey" | "messages_recipient_fkey") => DomainError::UserNotFound,
+        _ => db_error(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chat_domain::{ClientId, MessageContent, MessageId, MessageTarget, UserId};
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    fn message(sender: UserId, client_id: Option<&str>) -> NewMessage {
+        NewMessage {
+            message: Message {
+                id: MessageId::generate(),
+                sender: Username::parse("alice").expect("valid name"),
+                target: MessageTarget::Global,
+                content: MessageContent::parse("hi").expect("valid content"),
+                created_at: OffsetDateTime::now_utc(),
+            },
+            sender_id: sender,
+            client_id: client_id.map(|id| ClientId::parse(id.to_owned()).expect("valid id")),
+        }
+    }
+
+    #[test]
+    fn a_resend_in_the_same_batch_follows_the_first_copy() {
+        let (alice, bob) = (UserId::generate(), UserId::generate());
+        let batch = [
+            message(alice, Some("a")),
+            message(alice, None),
+            message(bob, Some("a")),
+            message(alice, Some("a")),
+            message(alice, None),
+            message(bob, Some("b")),
+            message(bob, Some("a")),
+        ];
+        assert_eq!(leaders(&batch), vec![0, 1, 2, 0, 4, 5, 2]);
+    }
+
+    #[test]
+    fn messages_without_client_ids_are_never_merged() {
+        let alice = UserId::generate();
+        let batch = [message(alice, None), message(alice, None)];
+        assert_eq!(leaders(&batch), vec![0, 1]);
+    }
+}

@@ -1,0 +1,338 @@
+//! Group commit: concurrent `insert_message` calls are queued and written
+//! by one task, whatever is queued at once in one statement (one
+//! transaction, one commit, one WAL flush), and each caller is answered
+//! only after that commit.
+//!
+//! Why one task: message inserts commit one at a time anyway (the ordering
+//! lock of the insert trigger is held across each commit), so the write
+//! path's capacity is commits per second times rows per commit. The task
+//! does not wait to fill a batch: when it is idle a message is written at
+//! once (a batch of one, the same round trips as before), and while a
+//! commit is in flight the next callers queue up and become the next batch.
+//!
+//! The queue is bounded, so under overload callers wait for a slot instead
+//! of piling up memory. The task ends when the last handle is dropped; it
+//! survives failed and even panicking batches, and is started again if it
+//! is gone (its runtime shut down) when the next message comes.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Mutex, PoisonError};
+
+use chat_domain::{DomainError, DomainResult, NewMessage, Stored};
+use futures_util::FutureExt as _;
+use tokio::sync::{mpsc, oneshot};
+
+/// Writes one batch of messages. The writer task's only dependency, so that
+/// the queueing can be tested without a database.
+pub(crate) trait BatchSink: Send + Sync + 'static {
+    /// Stores `batch` and returns one result per message, in order. Every
+    /// `Ok` must be durable (committed) when the future completes.
+    fn write(
+        &self,
+        batch: Vec<NewMessage>,
+    ) -> impl Future<Output = Vec<DomainResult<Stored>>> + Send;
+}
+
+/// How many messages may wait and how many go in one statement.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    /// Most messages written in one statement.
+    pub max_batch: usize,
+    /// Most messages waiting for the writer; more callers wait for a slot.
+    pub queue: usize,
+}
+
+impl Limits {
+    /// 256 rows of 9 columns are 2,304 bind parameters, far below
+    /// PostgreSQL's 65,535; a 256-row commit takes a few milliseconds, so
+    /// a caller at the back of a full queue waits a few batches.
+    pub const DEFAULT: Self = Self {
+        max_batch: 256,
+        queue: 1024,
+    };
+}
+
+/// One queued message and where its answer goes.
+struct Job {
+    new: NewMessage,
+    reply: oneshot::Sender<DomainResult<Stored>>,
+}
+
+/// The handle callers go through; owns the queue's sending side, so
+/// dropping it ends the task.
+pub(crate) struct BatchWriter<S> {
+    sink: std::sync::Arc<S>,
+    limits: Limits,
+    queue: Mutex<Option<mpsc::Sender<Job>>>,
+}
+
+impl<S> std::fmt::Debug for BatchWriter<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchWriter")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: BatchSink> BatchWriter<S> {
+    /// A writer; its task starts with the first message, on the runtime of
+    /// that caller (so a store can be built outside a runtime).
+    pub fn new(sink: S, limits: Limits) -> Self {
+        Self {
+            sink: std::sync::Arc::new(sink),
+            limits: Limits {
+                max_batch: limits.max_batch.max(1),
+                queue: limits.queue.max(1),
+            },
+            queue: Mutex::new(None),
+        }
+    }
+
+    /// Queues `new` (waiting for a slot when the queue is full) and
+    /// returns its result once the batch holding it has committed.
+    pub async fn write(&self, new: NewMessage) -> DomainResult<Stored> {
+        let (reply, answer) = oneshot::channel();
+        let mut job = Job { new, reply };
+        // A second try only if the task vanished between taking the sender
+        // and sending (its runtime shut down): the retry starts a new one.
+        for _ in 0..2 {
+            let queue = self.sender()?;
+            match queue.send(job).await {
+                Ok(()) => {
+                    return answer.await.unwrap_or_else(|_| {
+                        Err(DomainError::internal(
+                            "the message writer stopped before answering",
+                        ))
+                    })
+                }
+                Err(mpsc::error::SendError(returned)) => job = returned,
+            }
+        }
+        Err(DomainError::internal(
+            "the message writer cannot be started",
+        ))
+    }
+
+    /// The queue of the running task, starting one if there is none.
+    fn sender(&self) -> DomainResult<mpsc::Sender<Job>> {
+        let mut slot = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(queue) = slot.as_ref().filter(|queue| !queue.is_closed()) {
+            return Ok(queue.clone());
+        }
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| DomainError::internal("messages can only be stored on a tokio runtime"))?;
+        let (queue, jobs) = mpsc::channel(self.limits.queue);
+        runtime.spawn(run(self.sink.clone(), jobs, self.limits.max_batch));
+        *slot = Some(queue.clone());
+        Ok(queue)
+    }
+}
+
+/// The writer task: takes whatever is queued (at least one message, at
+/// most `max_batch`), writes it, answers, and goes on until every sender
+/// is gone and the queue is empty.
+async fn run<S: BatchSink>(
+    sink: std::sync::Arc<S>,
+    mut jobs: mpsc::Receiver<Job>,
+    max_batch: usize,
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while jobs.recv_many(&mut batch, max_batch).await > 0 {
+        let (messages, replies): (Vec<_>, Vec<_>) =
+            batch.drain(..).map(|job| (job.new, job.reply)).unzip();
+        let count = messages.len();
+        let results = AssertUnwindSafe(sink.write(messages))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!(count, "writing a batch of messages panicked");
+                vec![Err(DomainError::internal("writing the message panicked")); count]
+            });
+        answer(replies, results);
+    }
+}
+
+/// Sends each caller its result; a caller that went away (its request was
+/// cancelled) just misses it.
+fn answer(replies: Vec<oneshot::Sender<DomainResult<Stored>>>, results: Vec<DomainResult<Stored>>) {
+    let mut results = results.into_iter();
+    for reply in replies {
+        let result = results
+            .next()
+            .unwrap_or_else(|| Err(DomainError::internal("the batch returned too few results")));
+        let _ = reply.send(result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use chat_domain::{Message, MessageContent, MessageId, MessageTarget, UserId, Username};
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    /// Records batch sizes; each batch takes `delay`; a message whose
+    /// content is "panic" makes the batch panic.
+    #[derive(Default)]
+    struct FakeSink {
+        batches: Mutex<Vec<usize>>,
+        delay: Duration,
+        in_flight: AtomicUsize,
+        most_in_flight: AtomicUsize,
+    }
+
+    impl BatchSink for Arc<FakeSink> {
+        async fn write(&self, batch: Vec<NewMessage>) -> Vec<DomainResult<Stored>> {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+            self.batches.lock().expect("not poisoned").push(batch.len());
+            tokio::time::sleep(self.delay).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            if batch
+                .iter()
+                .any(|new| new.message.content.as_str() == "panic")
+            {
+                panic!("the fake sink was told to panic");
+            }
+            batch
+                .into_iter()
+                .map(|new| Ok(Stored::Created(new.message)))
+                .collect()
+        }
+    }
+
+    fn message(content: &str) -> NewMessage {
+        NewMessage {
+            message: Message {
+                id: MessageId::generate(),
+                sender: Username::parse("alice").expect("valid name"),
+                target: MessageTarget::Global,
+                content: MessageContent::parse(content).expect("valid content"),
+                created_at: OffsetDateTime::now_utc(),
+            },
+            sender_id: UserId::generate(),
+            client_id: None,
+        }
+    }
+
+    fn writer(delay: Duration, limits: Limits) -> (Arc<BatchWriter<Arc<FakeSink>>>, Arc<FakeSink>) {
+        let sink = Arc::new(FakeSink {
+            delay,
+            ..FakeSink::default()
+        });
+        (Arc::new(BatchWriter::new(sink.clone(), limits)), sink)
+    }
+
+    #[tokio::test]
+    async fn an_idle_writer_writes_a_single_message_at_once() {
+        let (writer, sink) = writer(Duration::ZERO, Limits::DEFAULT);
+        for n in 0..3 {
+            let new = message(&format!("m{n}"));
+            let stored = tokio::time::timeout(Duration::from_secs(1), writer.write(new.clone()))
+                .await
+                .expect("no waiting for company")
+                .expect("stored");
+            assert_eq!(stored, Stored::Created(new.message));
+        }
+        assert_eq!(*sink.batches.lock().expect("not poisoned"), vec![1, 1, 1]);
+    }
+
+    #[tokio::test]
+    async fn callers_arriving_during_a_write_form_the_next_batch() {
+        let limits = Limits {
+            max_batch: 50,
+            queue: 500,
+        };
+        let (writer, sink) = writer(Duration::from_millis(20), limits);
+        let mut calls = tokio::task::JoinSet::new();
+        let mut sent = Vec::new();
+        for n in 0..200 {
+            let new = message(&format!("m{n}"));
+            sent.push(new.message.id);
+            let writer = writer.clone();
+            calls.spawn(async move { (new.message.id, writer.write(new).await) });
+        }
+        let mut answered = Vec::new();
+        while let Some(joined) = calls.join_next().await {
+            let (id, stored) = joined.expect("caller ran");
+            assert_eq!(stored.expect("stored").message().id, id, "its own reply");
+            answered.push(id);
+        }
+        answered.sort();
+        sent.sort();
+        assert_eq!(answered, sent);
+        let batches = sink.batches.lock().expect("not poisoned").clone();
+        assert_eq!(batches.iter().sum::<usize>(), 200);
+        assert!(batches.iter().all(|&size| size <= 50), "{batches:?}");
+        assert!(batches.len() <= 8, "batches formed: {batches:?}");
+        assert_eq!(sink.most_in_flight.load(Ordering::SeqCst), 1, "one writer");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_makes_callers_wait_not_fail() {
+        let limits = Limits {
+            max_batch: 2,
+            queue: 2,
+        };
+        let (writer, sink) = writer(Duration::from_millis(5), limits);
+        let calls: Vec<_> = (0..20)
+            .map(|n| {
+                let writer = writer.clone();
+                tokio::spawn(async move { writer.write(message(&format!("m{n}"))).await })
+            })
+            .collect();
+        for call in calls {
+            call.await.expect("caller ran").expect("stored");
+        }
+        let batches = sink.batches.lock().expect("not poisoned").clone();
+        assert!(batches.iter().all(|&size| size <= 2), "{batches:?}");
+        assert_eq!(batches.iter().sum::<usize>(), 20);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_batch_fails_its_callers_and_the_writer_goes_on() {
+        let (writer, _sink) = writer(Duration::ZERO, Limits::DEFAULT);
+        let failed = writer.write(message("panic")).await;
+        assert!(
+            matches!(failed, Err(DomainError::Internal(_))),
+            "{failed:?}"
+        );
+        let new = message("after the panic");
+        assert_eq!(
+            writer.write(new.clone()).await,
+            Ok(Stored::Created(new.message))
+        );
+    }
+
+    #[tokio::test]
+    async fn the_task_ends_when_the_writer_is_dropped() {
+        let (writer, sink) = writer(Duration::ZERO, Limits::DEFAULT);
+        writer.write(message("hello")).await.expect("stored");
+        // Besides the test, only the sink shared by the writer and its task
+        // holds it.
+        assert_eq!(Arc::strong_count(&sink), 2);
+        drop(writer);
+        tokio::time::timeout(Duration::from_secs(2), async {
+            while Arc::strong_count(&sink) > 1 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the task ended and dropped its sink");
+    }
+
+    #[test]
+    fn without_a_runtime_a_write_fails_instead_of_panicking() {
+        let (writer, _sink) = writer(Duration::ZERO, Limits::DEFAULT);
+        let result = futures_util::FutureExt::now_or_never(writer.write(message("x")));
+        assert!(
+            matches!(result, Some(Err(DomainError::Internal(_)))),
+            "{result:?}"
+        );
+    }
+}

@@ -1,0 +1,420 @@
+//! The group-commit write path: concurrent inserts share statements and
+//! commits, yet each caller gets its own answer; resends within one batch
+//! store one message; one bad row fails alone; a lost database fails the
+//! batch with `StoreUnavailable` and the writer recovers when it returns.
+//!
+//! To make batches form deterministically, a test can hold the message
+//! ordering lock from another session: the writer's statement then waits in
+//! the insert trigger, and every message sent meanwhile queues up behind it
+//! and goes into the next statement.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chat_domain::{DomainError, MessageStore, MessageTarget, RoomId, RoomStore, Stored};
+use chat_store_postgres::{build_pool, PgStore};
+use chat_test_support::pg::PgTestStore;
+use chat_test_support::{account, new_message, new_message_with_client_id, room, seed_user, to};
+use diesel::sql_types::BigInt;
+use diesel::QueryableByName;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{AbortHandle, JoinSet};
+
+/// The key of the insert trigger's ordering lock ("chatordr").
+const ORDERING_LOCK_KEY: i64 = 0x6368_6174_6f72_6472;
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
+    diesel::sql_query(sql)
+        .get_result::<Count>(conn)
+        .await
+        .unwrap_or_else(|err| panic!("{sql}: {err}"))
+        .n
+}
+
+/// A session of its own on the test database, holding the ordering lock
+/// until [`OrderingLock::release`].
+struct OrderingLock {
+    conn: AsyncPgConnection,
+}
+
+impl OrderingLock {
+    async fn take(url: &str) -> Self {
+        let mut conn = AsyncPgConnection::establish(url)
+            .await
+            .expect("a second session");
+        diesel::sql_query(format!("SELECT pg_advisory_lock({ORDERING_LOCK_KEY})"))
+            .execute(&mut conn)
+            .await
+            .expect("takes the ordering lock");
+        Self { conn }
+    }
+
+    /// Waits until some insert waits for the lock, that is until the writer
+    /// is busy with a statement.
+    async fn wait_for_a_waiter(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count(
+            &mut self.conn,
+            "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+        )
+        .await
+            == 0
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no insert came to wait for the lock"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn release(mut self) {
+        diesel::sql_query(format!("SELECT pg_advisory_unlock({ORDERING_LOCK_KEY})"))
+            .execute(&mut self.conn)
+            .await
+            .expect("releases the ordering lock");
+    }
+}
+
+/// In how many transactions the stored messages were written (rows written
+/// by one transaction share its `xmin`).
+async fn transactions_of_messages(url: &str) -> i64 {
+    let mut conn = AsyncPgConnection::establish(url)
+        .await
+        .expect("a second session");
+    count(
+        &mut conn,
+        "SELECT count(DISTINCT xmin::text) AS n FROM messages",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_inserts_each_get_their_own_reply() {
+    let store = Arc::new(PgTestStore::create().await);
+    let alice = seed_user(&**store, "alice").await;
+    let bob = seed_user(&**store, "bob").await;
+    let general = room("general", alice.id, &[bob.id]);
+    store.create_room(&general).await.expect("room stored");
+    let mut lock = OrderingLock::take(&store.database.url).await;
+    let first = new_message(&alice, MessageTarget::Global, "first");
+    let first_insert = {
+        let store = store.clone();
+        tokio::spawn(async move { store.insert_message(&first).await })
+    };
+    lock.wait_for_a_waiter().await;
+
+    let mut calls = JoinSet::new();
+    for i in 0..200 {
+        let (sender, target) = match i % 4 {
+            0 => (&alice, MessageTarget::Global),
+            1 => (&alice, to(&bob)),
+            2 => (&bob, MessageTarget::Room(general.id)),
+            _ => (&bob, to(&alice)),
+        };
+        let new = if i % 2 == 0 {
+            new_message(sender, target, &format!("message {i}"))
+        } else {
+            new_message_with_client_id(sender, target, &format!("message {i}"), &format!("c{i}"))
+        };
+        let store = store.clone();
+        calls.spawn(async move { (new.message.clone(), store.insert_message(&new).await) });
+    }
+    // Let every call reach the queue behind the blocked statement.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock.release().await;
+
+    first_insert
+        .await
+        .expect("first caller ran")
+        .expect("first stored");
+    let mut ids = HashSet::new();
+    while let Some(joined) = calls.join_next().await {
+        let (sent, stored) = joined.expect("caller ran");
+        assert_eq!(stored, Ok(Stored::Created(sent.clone())), "its own reply");
+        ids.insert(sent.id);
+    }
+    assert_eq!(ids.len(), 200);
+    for id in ids.iter().take(20) {
+        assert!(store.message_by_id(*id).await.expect("reads").is_some());
+    }
+    let transactions = transactions_of_messages(&store.database.url).await;
+    assert!(
+        transactions <= 5,
+        "201 messages were written in {transactions} transactions, not grouped"
+    );
+}
+
+#[tokio::test]
+async fn resends_within_one_batch_store_one_message() {
+    let store = PgTestStore::create().await;
+    let alice = seed_user(&*store, "alice").await;
+    let bob = seed_user(&*store, "bob").await;
+    let first = new_message_with_client_id(&alice, to(&bob), "once", "c-1");
+    let other = new_message_with_client_id(&bob, to(&alice), "same key, other sender", "c-1");
+    let resend = new_message_with_client_id(&alice, to(&bob), "twice", "c-1");
+    let results = store
+        .insert_messages(&[first.clone(), other.clone(), resend.clone()])
+        .await;
+    assert_eq!(
+        results,
+        vec![
+            Ok(Stored::Created(first.message.clone())),
+            Ok(Stored::Created(other.message.clone())),
+            Ok(Stored::Duplicate(first.message.clone())),
+        ]
+    );
+    assert_eq!(
+        store.message_by_id(resend.message.id).await.expect("reads"),
+        None
+    );
+    // A later batch finds the committed original.
+    let late = new_message_with_client_id(&alice, to(&bob), "thrice", "c-1");
+    assert_eq!(
+        store.insert_messages(&[late]).await,
+        vec![Ok(Stored::Duplicate(first.message.clone()))]
+    );
+}
+
+#[tokio::test]
+async fn resends_queued_together_get_one_created_and_one_duplicate() {
+    let store = Arc::new(PgTestStore::create().await);
+    let alice = seed_user(&**store, "alice").await;
+    let bob = seed_user(&**store, "bob").await;
+    let mut lock = OrderingLock::take(&store.database.url).await;
+    let blocker = {
+        let store = store.clone();
+        let new = new_message(&alice, MessageTarget::Global, "blocked");
+        tokio::spawn(async move { store.insert_message(&new).await })
+    };
+    lock.wait_for_a_waiter().await;
+    let mut calls = JoinSet::new();
+    for n in 0..2 {
+        let new = new_message_with_client_id(&alice, to(&bob), &format!("try {n}"), "retry");
+        let store = store.clone();
+        calls.spawn(async move { store.insert_message(&new).await });
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    lock.release().await;
+    blocker.await.expect("ran").expect("stored");
+    let mut created = Vec::new();
+    let mut duplicates = Vec::new();
+    while let Some(joined) = calls.join_next().await {
+        match joined.expect("ran").expect("stored") {
+            Stored::Created(m) => created.push(m),
+            Stored::Duplicate(m) => duplicates.push(m),
+        }
+    }
+    assert_eq!(created.len(), 1, "one created: {created:?}");
+    assert_eq!(duplicates, created, "the other is a duplicate of it");
+    let stored = store
+        .direct_messages(
+            &alice.username,
+            &bob.username,
+            chat_test_support::page(10, chat_domain::Cursor::Latest),
+        )
+        .await
+        .expect("reads");
+    assert_eq!(stored.items, created);
+}
+
+#[tokio::test]
+async fn one_failing_message_does_not_fail_the_rest_of_its_batch() {
+    let store = PgTestStore::create().await;
+    let alice = seed_user(&*store, "alice").await;
+    let bob = seed_user(&*store, "bob").await;
+    let general = room("general", alice.id, &[bob.id]);
+    store.create_room(&general).await.expect("room stored");
+    let earlier = new_message(&alice, MessageTarget::Global, "earlier");
+    store.insert_message(&earlier).await.expect("stored");
+
+    let global = new_message(&alice, MessageTarget::Global, "fine");
+    let no_room = new_message(&alice, MessageTarget::Room(RoomId::generate()), "lost room");
+    let no_user = new_message(&alice, to(&account("nobody")), "nobody");
+    let direct = new_message_with_client_id(&alice, to(&bob), "fine too", "d-1");
+    // Same id as a stored message: the primary key refuses it, which makes
+    // the batch's statement fail and the batch be written row by row.
+    let same_id = chat_domain::NewMessage {
+        message: chat_domain::Message {
+            content: chat_domain::MessageContent::parse("again").expect("valid"),
+            ..earlier.message.clone()
+        },
+        ..earlier.clone()
+    };
+    let in_room = new_message(&bob, MessageTarget::Room(general.id), "in the room");
+    let results = store
+        .insert_messages(&[
+            global.clone(),
+            no_room,
+            no_user,
+            direct.clone(),
+            same_id,
+            in_room.clone(),
+        ])
+        .await;
+    assert_eq!(results[0], Ok(Stored::Created(global.message.clone())));
+    assert_eq!(results[1], Err(DomainError::RoomNotFound));
+    assert_eq!(results[2], Err(DomainError::UserNotFound));
+    assert_eq!(results[3], Ok(Stored::Created(direct.message.clone())));
+    assert!(
+        matches!(results[4], Err(DomainError::Internal(_))),
+        "{:?}",
+        results[4]
+    );
+    assert_eq!(results[5], Ok(Stored::Created(in_room.message.clone())));
+    for kept in [&global, &direct, &in_room] {
+        assert!(store
+            .message_by_id(kept.message.id)
+            .await
+            .expect("reads")
+            .is_some());
+    }
+    // Through the writer, an unknown recipient fails only its own caller.
+    let (to_ghost, to_alice) = (
+        new_message(&bob, to(&account("ghost")), "?"),
+        new_message(&bob, to(&alice), "hi alice"),
+    );
+    let (lost, kept) = tokio::join!(
+        store.insert_message(&to_ghost),
+        store.insert_message(&to_alice),
+    );
+    assert_eq!(lost, Err(DomainError::UserNotFound));
+    assert!(kept.expect("stored").is_new());
+}
+
+/// A TCP relay to the test server that can be switched off (existing
+/// connections cut, new ones closed at once) and on again: a database
+/// going away and coming back, on a port of our own.
+struct Relay {
+    port: u16,
+    up: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<AbortHandle>>>,
+    listener: AbortHandle,
+}
+
+impl Relay {
+    async fn start(target: (String, u16)) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let port = listener.local_addr().expect("has an address").port();
+        let up = Arc::new(AtomicBool::new(true));
+        let links: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let accepting = {
+            let (up, links) = (up.clone(), links.clone());
+            tokio::spawn(async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    // (Not `up.load`: Diesel's `RunQueryDsl::load` is in scope.)
+                    if !AtomicBool::load(&up, Ordering::SeqCst) {
+                        continue; // dropped: closed at once
+                    }
+                    let target = target.clone();
+                    let link = tokio::spawn(async move {
+                        if let Ok(mut server) = TcpStream::connect(target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                    links
+                        .lock()
+                        .expect("not poisoned")
+                        .push(link.abort_handle());
+                }
+            })
+        };
+        Self {
+            port,
+            up,
+            links,
+            listener: accepting.abort_handle(),
+        }
+    }
+
+    fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for link in self.links.lock().expect("not poisoned").drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.down();
+        self.listener.abort();
+    }
+}
+
+/// Host and port of a `postgres://user@host:port/db` URL, and the URL with
+/// another port.
+fn through(url: &str, port: u16) -> ((String, u16), String) {
+    let (scheme_user, rest) = url.split_once('@').expect("URL has a user part");
+    let (host_port, database) = rest.split_once('/').expect("URL names a database");
+    let (host, db_port) = host_port.split_once(':').unwrap_or((host_port, "5432"));
+    let db_port: u16 = db_port.parse().expect("numeric port");
+    (
+        (host.to_owned(), db_port),
+        format!("{scheme_user}@127.0.0.1:{port}/{database}"),
+    )
+}
+
+#[tokio::test]
+async fn inserts_fail_unavailable_while_the_database_is_away_and_recover_when_it_returns() {
+    let database = PgTestStore::create().await;
+    let alice = seed_user(&*database, "alice").await;
+    let bob = seed_user(&*database, "bob").await;
+    let (target, _) = through(&database.database.url, 0);
+    let relay = Relay::start(target).await;
+    let (_, url) = through(&database.database.url, relay.port);
+    let store = PgStore::from_pool(build_pool(&url, 4).expect("pool builds"));
+    let hello = new_message(&alice, to(&bob), "through the relay");
+    assert!(store.insert_message(&hello).await.expect("stored").is_new());
+
+    relay.down();
+    let started = Instant::now();
+    let sends: Vec<_> = (0..20)
+        .map(|n| new_message_with_client_id(&alice, to(&bob), &format!("m{n}"), &format!("k{n}")))
+        .collect();
+    let results =
+        futures_util::future::join_all(sends.iter().map(|new| store.insert_message(new))).await;
+    for result in &results {
+        assert_eq!(result, &Err(DomainError::StoreUnavailable));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "fails within the pool's time limits: {:?}",
+        started.elapsed()
+    );
+
+    relay.restore();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.insert_message(&sends[0]).await {
+            Ok(stored) => {
+                assert!(stored.is_new(), "the failed send was not stored");
+                break;
+            }
+            Err(DomainError::StoreUnavailable) => {
+                assert!(Instant::now() < deadline, "the writer did not recover");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(other) => panic!("expected recovery or StoreUnavailable, got {other:?}"),
+        }
+    }
+    let results =
+        futures_util::future::join_all(sends.iter().map(|new| store.insert_message(new))).await;
+    assert!(matches!(results[0], Ok(Stored::Duplicate(_))));
+    assert!(results[1..]
+        .iter()
+        .all(|result| matches!(result, Ok(Stored::Created(_)))));
+}
