@@ -1,6 +1,6 @@
 //! Storing messages: a whole batch (what the group-commit writer takes off
-//! its queue) as one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING`,
-//! which is one statement, one transaction and one commit.
+//! its queue) as one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING`
+//! (`unnest.rs`), which is one statement, one transaction and one commit.
 //!
 //! Why ordering still holds: the insert trigger takes the ordering lock on
 //! the first row (re-entrant for the following rows of the same
@@ -21,7 +21,8 @@ use crate::error::{db_error, foreign_key_violation, pool_error};
 use crate::rows::{MessageRow, NewMessageRow};
 use crate::schema::{messages, users};
 use crate::sql::lower;
-use crate::writer::BatchSink;
+use crate::unnest::MessageBatch;
+use crate::writer::{BatchSink, Placed};
 
 /// The writer task's sink: each batch on a pooled connection.
 pub(crate) struct PgBatchSink {
@@ -29,7 +30,7 @@ pub(crate) struct PgBatchSink {
 }
 
 impl BatchSink for PgBatchSink {
-    async fn write(&self, batch: Vec<NewMessage>) -> Vec<DomainResult<Stored>> {
+    async fn write(&self, batch: Vec<NewMessage>) -> Vec<DomainResult<Placed>> {
         write_on_pool(&self.pool, &batch).await
     }
 }
@@ -40,7 +41,7 @@ impl BatchSink for PgBatchSink {
 pub(crate) async fn write_on_pool(
     pool: &Pool<AsyncPgConnection>,
     batch: &[NewMessage],
-) -> Vec<DomainResult<Stored>> {
+) -> Vec<DomainResult<Placed>> {
     match pool.get().await {
         Ok(mut conn) => write_batch(&mut conn, batch).await,
         Err(err) => vec![Err(pool_error(err)); batch.len()],
@@ -54,16 +55,16 @@ pub(crate) async fn write_on_pool(
 async fn write_batch(
     conn: &mut AsyncPgConnection,
     batch: &[NewMessage],
-) -> Vec<DomainResult<Stored>> {
+) -> Vec<DomainResult<Placed>> {
     let leader_of = leaders(batch);
     let leading: Vec<usize> = (0..batch.len()).filter(|&i| leader_of[i] == i).collect();
-    let mut results: Vec<Option<DomainResult<Stored>>> = vec![None; batch.len()];
+    let mut results: Vec<Option<DomainResult<Placed>>> = vec![None; batch.len()];
     for (i, result) in write_distinct(conn, batch, &leading).await {
         results[i] = Some(result);
     }
     for i in (0..batch.len()).filter(|&i| leader_of[i] != i) {
         let result = match &results[leader_of[i]] {
-            Some(Ok(stored)) => Ok(Stored::Duplicate(stored.message().clone())),
+            Some(Ok((stored, _))) => Ok((Stored::Duplicate(stored.message().clone()), None)),
             _ => insert_one(conn, &batch[i]).await,
         };
         results[i] = Some(result);
@@ -99,7 +100,7 @@ async fn write_distinct(
     conn: &mut AsyncPgConnection,
     batch: &[NewMessage],
     indices: &[usize],
-) -> Vec<(usize, DomainResult<Stored>)> {
+) -> Vec<(usize, DomainResult<Placed>)> {
     let names: Vec<String> = indices
         .iter()
         .filter_map(|&i| batch[i].message.recipient())
@@ -163,20 +164,17 @@ fn row_for<'a>(
     Ok(row)
 }
 
-/// One multi-row insert: the rows that were new come back; a row whose
+/// One insert of all `rows`: the rows that were new come back; a row whose
 /// sender already used its client id (committed by an earlier batch or
-/// another instance) is skipped by the `(sender_id, client_id)` index.
+/// another instance) is skipped by the `(sender_id, client_id)` index, as is
+/// a later row of the same statement with the same key. One statement of
+/// fixed text for any number of rows, kept prepared: one round trip.
 async fn insert_rows(
     conn: &mut AsyncPgConnection,
     rows: &[NewMessageRow<'_>],
 ) -> DomainResult<Vec<MessageRow>> {
-    diesel::insert_into(messages::table)
-        .values(rows)
-        .on_conflict((messages::sender_id, messages::client_id))
-        .filter_target(messages::client_id.is_not_null())
-        .do_nothing()
-        .returning(MessageRow::as_returning())
-        .get_results(conn)
+    MessageBatch::new(rows)
+        .load(conn)
         .await
         .map_err(message_error)
 }
@@ -188,14 +186,14 @@ async fn sort_out(
     batch: &[NewMessage],
     written: &[usize],
     created: Vec<MessageRow>,
-) -> Vec<(usize, DomainResult<Stored>)> {
+) -> Vec<(usize, DomainResult<Placed>)> {
     let mut created: HashMap<Uuid, MessageRow> =
         created.into_iter().map(|row| (row.id, row)).collect();
     let mut results = Vec::with_capacity(written.len());
     let mut resent = Vec::new();
     for &i in written {
         match created.remove(&batch[i].message.id.as_uuid()) {
-            Some(row) => results.push((i, Message::try_from(row).map(Stored::Created))),
+            Some(row) => results.push((i, placed_new(row))),
             None => resent.push(i),
         }
     }
@@ -207,10 +205,7 @@ async fn sort_out(
             let original = key_of(&batch[i])
                 .and_then(|key| found.remove(&key))
                 .ok_or_else(|| DomainError::internal("a skipped message has no original"));
-            (
-                i,
-                original.and_then(Message::try_from).map(Stored::Duplicate),
-            )
+            (i, original.and_then(duplicate))
         })),
         Err(err) => results.extend(resent.iter().map(|&i| (i, Err(err.clone())))),
     }
@@ -274,7 +269,7 @@ async fn accounts_named(
 
 /// Stores one message in a statement of its own: the fallback when a batch
 /// fails, and for a resend whose first copy in the batch failed.
-async fn insert_one(conn: &mut AsyncPgConnection, new: &NewMessage) -> DomainResult<Stored> {
+async fn insert_one(conn: &mut AsyncPgConnection, new: &NewMessage) -> DomainResult<Placed> {
     let recipient = match new.message.recipient() {
         Some(name) => Some(account_named(conn, name).await?),
         None => None,
@@ -283,14 +278,24 @@ async fn insert_one(conn: &mut AsyncPgConnection, new: &NewMessage) -> DomainRes
     row.recipient = recipient.as_ref().map(|(_, name)| name.as_str());
     let mut created = insert_rows(conn, std::slice::from_ref(&row)).await?;
     if let Some(row) = created.pop() {
-        return Message::try_from(row).map(Stored::Created);
+        return placed_new(row);
     }
     let mut found = originals(conn, std::slice::from_ref(new), &[0]).await?;
     key_of(new)
         .and_then(|key| found.remove(&key))
         .ok_or_else(|| DomainError::internal("a skipped message has no original"))
-        .and_then(Message::try_from)
-        .map(Stored::Duplicate)
+        .and_then(duplicate)
+}
+
+/// A new message, with its position.
+fn placed_new(row: MessageRow) -> DomainResult<Placed> {
+    let position = u64::try_from(row.seq).ok();
+    Ok((Stored::Created(Message::try_from(row)?), position))
+}
+
+/// The original of a resend (no position: nothing new to publish).
+fn duplicate(row: MessageRow) -> DomainResult<Placed> {
+    Ok((Stored::Duplicate(Message::try_from(row)?), None))
 }
 
 /// The id and stored spelling of the account named `name`

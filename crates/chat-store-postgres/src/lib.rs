@@ -67,6 +67,7 @@ mod rows;
 pub mod schema;
 mod sql;
 mod store;
+mod unnest;
 mod users;
 mod writer;
 

@@ -41,7 +41,24 @@ impl MessageStore for PgStore {
     /// Queued for the group-commit writer, which stores it with whatever
     /// else is waiting in one statement; answered after that commit.
     async fn insert_message(&self, new: &NewMessage) -> DomainResult<Stored> {
+        self.writer()
+            .write(new.clone())
+            .await
+            .map(|(stored, _)| stored)
+    }
+
+    /// The position of a new message is its `seq`: commit order, the
+    /// order every list uses. Messages of one batch commit together, in
+    /// `seq` order among themselves.
+    async fn insert_message_positioned(
+        &self,
+        new: &NewMessage,
+    ) -> DomainResult<(Stored, Option<u64>)> {
         self.writer().write(new.clone()).await
+    }
+
+    fn reports_positions(&self) -> bool {
+        true
     }
 
     async fn message_by_id(&self, id: MessageId) -> DomainResult<Option<Message>> {

@@ -99,8 +99,8 @@ pub(crate) struct MessageRow {
     pub content: String,
     pub created_at: OffsetDateTime,
     /// Selected so that the merged visible-messages query can order the
-    /// union by it; the domain's message has no place for it.
-    #[allow(dead_code)]
+    /// union by it, and answered as a new message's position; the domain's
+    /// message has no place for it.
     pub seq: i64,
 }
 

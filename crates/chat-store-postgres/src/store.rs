@@ -41,10 +41,10 @@ const MIGRATION_LOCK_KEY: i64 = 0x6368_6174_6d69_6772;
 /// Every store port of `chat-domain`, on PostgreSQL. Cheap to clone (the
 /// pool and the message writer are shared); one per process.
 ///
-/// Messages are stored by one writer task per store (clones share it),
-/// started by the first insert on that caller's tokio runtime and ended
-/// when the last clone is dropped: concurrent inserts are grouped into one
-/// statement and one commit, and each caller is answered after that commit.
+/// Messages are stored by one writer task per store (clones share it), on
+/// a thread of its own started by the first insert and ended when the last
+/// clone is dropped: concurrent inserts are grouped into one statement and
+/// one commit, and each caller is answered after that commit.
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool<AsyncPgConnection>,
@@ -67,9 +67,12 @@ impl PgStore {
     /// connections (at least 1). Fails within about
     /// [`CONNECT_TIMEOUT`] when the database cannot be reached, with a
     /// message naming host, port and database.
+    ///
+    /// The message writer gets a connection of its own (so at most
+    /// `pool_size + 1` connections), opened on its thread.
     pub async fn connect(url: &str, pool_size: usize) -> Result<Self, StartupError> {
         run_migrations(url).await?;
-        let store = Self::from_pool(build_pool(url, pool_size)?);
+        let store = Self::assemble(build_pool(url, pool_size)?, build_pool(url, 1)?);
         tracing::info!(
             database = %database_target(url),
             pool_size = pool_size.max(1),
@@ -81,8 +84,15 @@ impl PgStore {
     /// Wraps an existing pool; runs no migrations. The pool should have a
     /// runtime and timeouts set, or an unreachable database makes requests
     /// wait instead of failing with `StoreUnavailable`.
+    ///
+    /// The message writer takes its connections from this pool too.
     pub fn from_pool(pool: Pool<AsyncPgConnection>) -> Self {
-        let sink = PgBatchSink { pool: pool.clone() };
+        Self::assemble(pool.clone(), pool)
+    }
+
+    /// A store on `pool` whose message writer uses `writer_pool`.
+    fn assemble(pool: Pool<AsyncPgConnection>, writer_pool: Pool<AsyncPgConnection>) -> Self {
+        let sink = PgBatchSink { pool: writer_pool };
         Self {
             pool,
             writer: Arc::new(BatchWriter::new(sink, Limits::DEFAULT)),
@@ -90,7 +100,8 @@ impl PgStore {
     }
 
     /// Stores `batch` in one statement, now, bypassing the writer's queue;
-    /// one result per message, in order. What the writer does with each
+    /// one result per message, in order, with the position (`seq`) of each
+    /// new message, as `insert_message_positioned` answers it. What the writer does with each
     /// batch it takes: a resend of an earlier message of the batch (same
     /// sender and client id) is its `Duplicate`; a message that fails
     /// (unknown recipient or room) fails alone; a lost database fails all
@@ -98,7 +109,10 @@ impl PgStore {
     /// [`insert_message`](chat_domain::MessageStore::insert_message) to
     /// store one message; this is for importing and for tests that need a
     /// batch of a known shape.
-    pub async fn insert_messages(&self, batch: &[NewMessage]) -> Vec<DomainResult<Stored>> {
+    pub async fn insert_messages(
+        &self,
+        batch: &[NewMessage],
+    ) -> Vec<DomainResult<(Stored, Option<u64>)>> {
         write_on_pool(&self.pool, batch).await
     }
 

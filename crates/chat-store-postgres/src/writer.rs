@@ -11,9 +11,10 @@
 //! commit is in flight the next callers queue up and become the next batch.
 //!
 //! The queue is bounded, so under overload callers wait for a slot instead
-//! of piling up memory. The task ends when the last handle is dropped; it
-//! survives failed and even panicking batches, and is started again if it
-//! is gone (its runtime shut down) when the next message comes.
+//! of piling up memory. The task runs on a thread of its own (see
+//! [`start`]), started with the first message, and ends when the last
+//! handle is dropped; it survives failed and even panicking batches, and is
+//! started again if it is gone when the next message comes.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -23,6 +24,10 @@ use chat_domain::{DomainError, DomainResult, NewMessage, Stored};
 use futures_util::FutureExt as _;
 use tokio::sync::{mpsc, oneshot};
 
+/// What storing one message did, and for a new message its position in
+/// commit order (`seq`), which the service publishes in.
+pub(crate) type Placed = (Stored, Option<u64>);
+
 /// Writes one batch of messages. The writer task's only dependency, so that
 /// the queueing can be tested without a database.
 pub(crate) trait BatchSink: Send + Sync + 'static {
@@ -31,7 +36,7 @@ pub(crate) trait BatchSink: Send + Sync + 'static {
     fn write(
         &self,
         batch: Vec<NewMessage>,
-    ) -> impl Future<Output = Vec<DomainResult<Stored>>> + Send;
+    ) -> impl Future<Output = Vec<DomainResult<Placed>>> + Send;
 }
 
 /// How many messages may wait and how many go in one statement.
@@ -56,7 +61,7 @@ impl Limits {
 /// One queued message and where its answer goes.
 struct Job {
     new: NewMessage,
-    reply: oneshot::Sender<DomainResult<Stored>>,
+    reply: oneshot::Sender<DomainResult<Placed>>,
 }
 
 /// The handle callers go through; owns the queue's sending side, so
@@ -76,8 +81,7 @@ impl<S> std::fmt::Debug for BatchWriter<S> {
 }
 
 impl<S: BatchSink> BatchWriter<S> {
-    /// A writer; its task starts with the first message, on the runtime of
-    /// that caller (so a store can be built outside a runtime).
+    /// A writer; its task starts with the first message.
     pub fn new(sink: S, limits: Limits) -> Self {
         Self {
             sink: std::sync::Arc::new(sink),
@@ -91,11 +95,11 @@ impl<S: BatchSink> BatchWriter<S> {
 
     /// Queues `new` (waiting for a slot when the queue is full) and
     /// returns its result once the batch holding it has committed.
-    pub async fn write(&self, new: NewMessage) -> DomainResult<Stored> {
+    pub async fn write(&self, new: NewMessage) -> DomainResult<Placed> {
         let (reply, answer) = oneshot::channel();
         let mut job = Job { new, reply };
         // A second try only if the task vanished between taking the sender
-        // and sending (its runtime shut down): the retry starts a new one.
+        // and sending: the retry starts a new one.
         for _ in 0..2 {
             let queue = self.sender()?;
             match queue.send(job).await {
@@ -120,13 +124,34 @@ impl<S: BatchSink> BatchWriter<S> {
         if let Some(queue) = slot.as_ref().filter(|queue| !queue.is_closed()) {
             return Ok(queue.clone());
         }
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| DomainError::internal("messages can only be stored on a tokio runtime"))?;
         let (queue, jobs) = mpsc::channel(self.limits.queue);
-        runtime.spawn(run(self.sink.clone(), jobs, self.limits.max_batch));
+        start(self.sink.clone(), jobs, self.limits.max_batch).map_err(|err| {
+            tracing::error!(error = %err, "cannot start the message writer");
+            DomainError::internal(format!("starting the message writer: {err}"))
+        })?;
         *slot = Some(queue.clone());
         Ok(queue)
     }
+}
+
+/// Runs the writer task on a thread of its own, on a single-threaded
+/// runtime. Every message waits for this one task, so it must not queue
+/// behind the request handlers of a busy executor (an actix worker runs
+/// hundreds of connection tasks in turn): on its own thread it resumes as
+/// soon as the database answers, and so does the driver of a connection
+/// it opens. The thread ends with the task.
+fn start<S: BatchSink>(
+    sink: std::sync::Arc<S>,
+    jobs: mpsc::Receiver<Job>,
+    max_batch: usize,
+) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("message-writer".to_owned())
+        .spawn(move || runtime.block_on(run(sink, jobs, max_batch)))
+        .map(drop)
 }
 
 /// The writer task: takes whatever is queued (at least one message, at
@@ -142,6 +167,7 @@ async fn run<S: BatchSink>(
         let (messages, replies): (Vec<_>, Vec<_>) =
             batch.drain(..).map(|job| (job.new, job.reply)).unzip();
         let count = messages.len();
+        let started = std::time::Instant::now();
         let results = AssertUnwindSafe(sink.write(messages))
             .catch_unwind()
             .await
@@ -149,13 +175,18 @@ async fn run<S: BatchSink>(
                 tracing::error!(count, "writing a batch of messages panicked");
                 vec![Err(DomainError::internal("writing the message panicked")); count]
             });
+        tracing::trace!(
+            messages = count,
+            micros = started.elapsed().as_micros(),
+            "message batch written"
+        );
         answer(replies, results);
     }
 }
 
 /// Sends each caller its result; a caller that went away (its request was
 /// cancelled) just misses it.
-fn answer(replies: Vec<oneshot::Sender<DomainResult<Stored>>>, results: Vec<DomainResult<Stored>>) {
+fn answer(replies: Vec<oneshot::Sender<DomainResult<Placed>>>, results: Vec<DomainResult<Placed>>) {
     let mut results = results.into_iter();
     for reply in replies {
         let result = results
@@ -187,7 +218,7 @@ mod tests {
     }
 
     impl BatchSink for Arc<FakeSink> {
-        async fn write(&self, batch: Vec<NewMessage>) -> Vec<DomainResult<Stored>> {
+        async fn write(&self, batch: Vec<NewMessage>) -> Vec<DomainResult<Placed>> {
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_in_flight.fetch_max(now, Ordering::SeqCst);
             self.batches.lock().expect("not poisoned").push(batch.len());
@@ -201,7 +232,7 @@ mod tests {
             }
             batch
                 .into_iter()
-                .map(|new| Ok(Stored::Created(new.message)))
+                .map(|new| Ok((Stored::Created(new.message), Some(1))))
                 .collect()
         }
     }
@@ -237,7 +268,7 @@ mod tests {
                 .await
                 .expect("no waiting for company")
                 .expect("stored");
-            assert_eq!(stored, Stored::Created(new.message));
+            assert_eq!(stored, (Stored::Created(new.message), Some(1)));
         }
         assert_eq!(*sink.batches.lock().expect("not poisoned"), vec![1, 1, 1]);
     }
@@ -260,7 +291,7 @@ mod tests {
         let mut answered = Vec::new();
         while let Some(joined) = calls.join_next().await {
             let (id, stored) = joined.expect("caller ran");
-            assert_eq!(stored.expect("stored").message().id, id, "its own reply");
+            assert_eq!(stored.expect("stored").0.message().id, id, "its own reply");
             answered.push(id);
         }
         answered.sort();
@@ -305,7 +336,7 @@ mod tests {
         let new = message("after the panic");
         assert_eq!(
             writer.write(new.clone()).await,
-            Ok(Stored::Created(new.message))
+            Ok((Stored::Created(new.message), Some(1)))
         );
     }
 
@@ -324,15 +355,5 @@ mod tests {
         })
         .await
         .expect("the task ended and dropped its sink");
-    }
-
-    #[test]
-    fn without_a_runtime_a_write_fails_instead_of_panicking() {
-        let (writer, _sink) = writer(Duration::ZERO, Limits::DEFAULT);
-        let result = futures_util::FutureExt::now_or_never(writer.write(message("x")));
-        assert!(
-            matches!(result, Some(Err(DomainError::Internal(_)))),
-            "{result:?}"
-        );
     }
 }

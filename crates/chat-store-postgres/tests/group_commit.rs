@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chat_domain::{DomainError, MessageStore, MessageTarget, RoomId, RoomStore, Stored};
+use chat_domain::{
+    DomainError, DomainResult, MessageStore, MessageTarget, RoomId, RoomStore, Stored,
+};
 use chat_store_postgres::{build_pool, PgStore};
 use chat_test_support::pg::PgTestStore;
 use chat_test_support::{account, new_message, new_message_with_client_id, room, seed_user, to};
@@ -83,6 +85,22 @@ impl OrderingLock {
             .await
             .expect("releases the ordering lock");
     }
+}
+
+/// The results without their positions.
+fn stored(results: &[DomainResult<(Stored, Option<u64>)>]) -> Vec<DomainResult<Stored>> {
+    results
+        .iter()
+        .map(|result| result.clone().map(|(stored, _)| stored))
+        .collect()
+}
+
+/// The positions of the results (`None` for a failure or a resend).
+fn positions(results: &[DomainResult<(Stored, Option<u64>)>]) -> Vec<Option<u64>> {
+    results
+        .iter()
+        .map(|result| result.as_ref().ok().and_then(|(_, position)| *position))
+        .collect()
 }
 
 /// In how many transactions the stored messages were written (rows written
@@ -166,12 +184,18 @@ async fn resends_within_one_batch_store_one_message() {
         .insert_messages(&[first.clone(), other.clone(), resend.clone()])
         .await;
     assert_eq!(
-        results,
+        stored(&results),
         vec![
             Ok(Stored::Created(first.message.clone())),
             Ok(Stored::Created(other.message.clone())),
             Ok(Stored::Duplicate(first.message.clone())),
         ]
+    );
+    // New messages have positions in batch order; a resend has none.
+    let placed = positions(&results);
+    assert!(
+        matches!(placed[..], [Some(a), Some(b), None] if a < b),
+        "{placed:?}"
     );
     assert_eq!(
         store.message_by_id(resend.message.id).await.expect("reads"),
@@ -180,7 +204,7 @@ async fn resends_within_one_batch_store_one_message() {
     // A later batch finds the committed original.
     let late = new_message_with_client_id(&alice, to(&bob), "thrice", "c-1");
     assert_eq!(
-        store.insert_messages(&[late]).await,
+        stored(&store.insert_messages(&[late]).await),
         vec![Ok(Stored::Duplicate(first.message.clone()))]
     );
 }
@@ -261,6 +285,8 @@ async fn one_failing_message_does_not_fail_the_rest_of_its_batch() {
             in_room.clone(),
         ])
         .await;
+    let placed = positions(&results);
+    let results = stored(&results);
     assert_eq!(results[0], Ok(Stored::Created(global.message.clone())));
     assert_eq!(results[1], Err(DomainError::RoomNotFound));
     assert_eq!(results[2], Err(DomainError::UserNotFound));
@@ -271,6 +297,12 @@ async fn one_failing_message_does_not_fail_the_rest_of_its_batch() {
         results[4]
     );
     assert_eq!(results[5], Ok(Stored::Created(in_room.message.clone())));
+    let kept: Vec<u64> = placed.iter().flatten().copied().collect();
+    assert_eq!(kept.len(), 3, "{placed:?}");
+    assert!(
+        kept.windows(2).all(|w| w[0] < w[1]),
+        "in batch order: {placed:?}"
+    );
     for kept in [&global, &direct, &in_room] {
         assert!(store
             .message_by_id(kept.message.id)

@@ -30,6 +30,11 @@ impl ChatService {
     /// Sends a message: checks it, stores it, then delivers it live. A
     /// resend with a `client_id` the caller already used returns the
     /// original message, stores nothing and delivers nothing.
+    ///
+    /// Messages sent through one service are published in the order the
+    /// store placed them, concurrent sends included, so that every
+    /// connection receives them in that order; returns once the message
+    /// has been handed to the notifier.
     pub async fn send_message(
         &self,
         caller: &Caller,

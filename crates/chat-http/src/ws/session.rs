@@ -14,7 +14,9 @@
 //! reads promptly is never taken for a slow reader because of the store's
 //! latency. Frames are handled one at a time (the next is not read before
 //! the previous is answered): messages are stored, and acks written, in
-//! the order the client sent them.
+//! the order the client sent them. And a new frame is read only when
+//! nothing is waiting to be written: a client that sends faster than the
+//! server fans its messages out is slowed down by TCP, not closed.
 //!
 //! With `?since=`, the session first replays the stored messages after it
 //! (see `replay.rs`), then serves the deliveries queued meanwhile, dropping
@@ -169,13 +171,19 @@ impl WsSession {
         tokio::pin!(heartbeat, expiry);
         let mut handling = Handling::default();
         loop {
+            // In this order: what the session owes the client (its reply,
+            // the deliveries queued for it) before taking new work from it.
+            // A client sending faster than the server can fan out is then
+            // slowed down (its frames wait in TCP) instead of letting its
+            // own queue fill and being closed as a slow reader.
             let event = tokio::select! {
-                incoming = self.inbound.next(), if handling.is_idle() => Event::Incoming(incoming),
+                biased;
+                () = &mut expiry => Event::TokenExpired,
+                () = &mut heartbeat => Event::HeartbeatLost,
+                _ = ping.tick() => Event::PingDue,
                 reply = handling.reply() => Event::Answered(reply),
                 delivery = self.subscription.next() => Event::Delivery(delivery),
-                _ = ping.tick() => Event::PingDue,
-                () = &mut heartbeat => Event::HeartbeatLost,
-                () = &mut expiry => Event::TokenExpired,
+                incoming = self.inbound.next(), if handling.is_idle() => Event::Incoming(incoming),
             };
             if let Event::Incoming(Some(_)) = event {
                 // Any frame proves the client is there, not only a pong.

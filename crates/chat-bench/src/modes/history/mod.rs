@@ -22,7 +22,7 @@ mod follower;
 mod verdict;
 mod writer;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,8 +57,16 @@ pub struct HistoryFigures {
     pub page_limit: u64,
     /// Messages the server acknowledged.
     pub stored: u64,
-    /// Messages of the run found in the store afterwards.
+    /// Messages of the run found in the store afterwards (more than
+    /// `stored` would mean a resend was stored twice).
     pub in_store: u64,
+    /// Writers' reconnections after the server closed their socket, by
+    /// close code (1013: the writer, a member of the room, read its
+    /// deliveries too slowly).
+    pub writer_reconnects: BTreeMap<String, u64>,
+    /// Unacknowledged messages sent again under the same `client_id`
+    /// after a reconnection.
+    pub resent: u64,
     /// Seconds from the first send to the last ack.
     pub write_s: f64,
     /// Acknowledged messages per second.
@@ -124,6 +132,10 @@ impl Figures for HistoryFigures {
                 "{} writers x {} messages into one room: {} acknowledged, {} in the store, in {:.2} s ({:.0} msg/s)",
                 self.writers, self.messages, self.stored, self.in_store, self.write_s, self.stored_per_s
             ),
+            format!(
+                "writer reconnections {:?}, {} messages sent again with their client_id",
+                self.writer_reconnects, self.resent
+            ),
             format!("ack latency: {}", self.ack_latency.human()),
             format!(
                 "pager (after=, limit {}): {} pages, {} received, skipped {}, repeated {}, out of order {}",
@@ -188,7 +200,19 @@ pub async fn run(ctx: &Ctx, args: &HistoryArgs) -> BenchResult<HistoryFigures> {
     }
     let truth = read_truth(ctx, &cast.pager, &room, &start).await?;
     let stored = written.ids.len() as u64;
-    let in_store = written.ids.iter().filter(|id| truth.contains(id)).count() as u64;
+    let acked: HashSet<&String> = written.ids.iter().collect();
+    if acked.len() != written.ids.len() {
+        *errors
+            .entry("writer_acked_one_message_twice".into())
+            .or_default() += 1;
+    }
+    if written.ids.iter().any(|id| !truth.contains(id)) {
+        *errors
+            .entry("writer_acked_a_message_not_in_the_store".into())
+            .or_default() += 1;
+    }
+    // Everything after the start marker but the end marker.
+    let in_store = truth.len().saturating_sub(1) as u64;
     Ok(HistoryFigures {
         writers: args.writers,
         messages: args.messages,
@@ -197,6 +221,8 @@ pub async fn run(ctx: &Ctx, args: &HistoryArgs) -> BenchResult<HistoryFigures> {
         page_limit: args.page_limit,
         stored,
         in_store,
+        writer_reconnects: written.reconnects,
+        resent: written.resent,
         write_s: round3(write_s),
         stored_per_s: per_second(stored, write_s),
         ack_latency: latency.summary(),
@@ -303,8 +329,9 @@ async fn write_all(
     let started = Instant::now();
     let handles: Vec<_> = sockets
         .into_iter()
+        .zip(&cast.writers)
         .zip(0u64..)
-        .map(|(ws, index)| {
+        .map(|((ws, Session { token, .. }), index)| {
             let plan = WriterPlan {
                 run: ctx.run.clone(),
                 clock: ctx.clock,
@@ -313,6 +340,8 @@ async fn write_all(
                 messages: args.messages,
                 window: args.window,
                 deadline,
+                dialer: ctx.dialer.clone(),
+                token: token.clone(),
                 acked: acked.clone(),
                 latency: latency.clone(),
             };
@@ -324,6 +353,8 @@ async fn write_all(
         match handle.await {
             Ok(written) => {
                 all.ids.extend(written.ids);
+                all.resent += written.resent;
+                merge(&mut all.reconnects, written.reconnects);
                 merge(&mut all.errors, written.errors);
             }
             Err(e) => *all.errors.entry(format!("task_failed: {e}")).or_default() += 1,
