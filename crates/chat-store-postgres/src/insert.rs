@@ -4,7 +4,8 @@
 //!
 //! Why ordering still holds: the insert trigger takes the ordering lock on
 //! the first row (re-entrant for the following rows of the same
-//! transaction) and draws `seq` row by row in `VALUES` order; every row of
+//! transaction) and draws `seq` row by row in the order given (the
+//! statement's `ORDER BY n`), that is queue order; every row of
 //! the batch becomes visible at the one commit, before the lock is
 //! released, so the next batch draws larger numbers only once this one is
 //! readable. A batch is to readers what a single message was before.

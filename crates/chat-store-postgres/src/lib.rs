@@ -48,11 +48,13 @@
 //!   `docs/decisions.md`, "Ordering and pagination"). Insert messages only
 //!   through [`PgStore`] or in transactions of their own.
 //! - **Group commit**: because those commits are serialized, concurrent
-//!   `insert_message` calls are queued (bounded) and written by one task
-//!   per store, everything queued at once as one multi-row statement: one
-//!   commit for many messages, each caller answered after it. An idle
-//!   writer writes a lone message at once, so low load pays no waiting.
-//!   [`PgStore::insert_messages`] writes a given batch directly.
+//!   `insert_message` calls are queued (bounded, 1,024) and written by one
+//!   task per store, on a thread of its own, everything queued at once
+//!   (up to 256) as one statement: one commit for many messages, each
+//!   caller answered after it. An idle writer writes a lone message at
+//!   once, so low load pays no waiting. `insert_message_positioned`
+//!   answers each new message's `seq`. [`PgStore::insert_messages`] writes
+//!   a given batch directly.
 
 mod error;
 mod insert;

@@ -450,3 +450,47 @@ async fn inserts_fail_unavailable_while_the_database_is_away_and_recover_when_it
         .iter()
         .all(|result| matches!(result, Ok(Stored::Created(_)))));
 }
+
+#[tokio::test]
+async fn positions_of_racing_inserts_follow_the_order_lists_use() {
+    let store = Arc::new(PgTestStore::create().await);
+    let alice = seed_user(&**store, "alice").await;
+    let mut writers = JoinSet::new();
+    for w in 0..8 {
+        let (store, alice) = (store.clone(), alice.clone());
+        writers.spawn(async move {
+            let mut placed = Vec::new();
+            for n in 0..24 {
+                let new = new_message(&alice, MessageTarget::Global, &format!("{w}/{n}"));
+                let (stored, position) =
+                    store.insert_message_positioned(&new).await.expect("stored");
+                assert!(stored.is_new());
+                placed.push((
+                    position.expect("a new message has a position"),
+                    new.message.id,
+                ));
+            }
+            placed
+        });
+    }
+    let mut placed = Vec::new();
+    while let Some(joined) = writers.join_next().await {
+        placed.extend(joined.expect("writer ran"));
+    }
+    placed.sort_unstable();
+    let by_position: Vec<_> = placed.iter().map(|(_, id)| *id).collect();
+    let listed = store
+        .visible_messages(
+            alice.id,
+            &alice.username,
+            chat_test_support::page(
+                chat_domain::PageRequest::<chat_domain::MessageId>::MAX_LIMIT,
+                chat_domain::Cursor::Latest,
+            ),
+        )
+        .await
+        .expect("reads");
+    assert!(!listed.has_older, "one page holds all 192");
+    let listed: Vec<_> = listed.items.iter().map(|m| m.id).collect();
+    assert_eq!(listed, by_position);
+}
