@@ -15,8 +15,10 @@
 //! latency. Frames are handled one at a time (the next is not read before
 //! the previous is answered): messages are stored, and acks written, in
 //! the order the client sent them. And a new frame is read only when
-//! nothing is waiting to be written: a client that sends faster than the
-//! server fans its messages out is slowed down by TCP, not closed.
+//! nothing is waiting to be written (or after 32 deliveries in a row, so
+//! that a queue that never empties cannot starve the client's pongs and
+//! sends): a client that sends faster than the server fans its messages
+//! out is slowed down by TCP, not closed.
 //!
 //! With `?since=`, the session first replays the stored messages after it
 //! (see `replay.rs`), then serves the deliveries queued meanwhile, dropping
@@ -86,6 +88,10 @@ const CLOSING_HANDSHAKE: Duration = Duration::from_secs(1);
 /// shutdown grace.
 const SETTLE_ANSWER: Duration = Duration::from_secs(5);
 const SETTLE_REPLY: Duration = Duration::from_secs(1);
+
+/// Deliveries written in a row, at most, before a client frame that has
+/// already arrived is taken (the queue holds 256 by default).
+const CLIENT_TURN: usize = 32;
 
 /// How a session ends.
 #[derive(Debug)]
@@ -170,21 +176,36 @@ impl WsSession {
         let expiry = sleep_until(instant_at(expires_at));
         tokio::pin!(heartbeat, expiry);
         let mut handling = Handling::default();
+        // Deliveries written since the client's frames were last looked at.
+        let mut streak = 0;
         loop {
-            // In this order: what the session owes the client (its reply,
-            // the deliveries queued for it) before taking new work from it.
-            // A client sending faster than the server can fan out is then
-            // slowed down (its frames wait in TCP) instead of letting its
-            // own queue fill and being closed as a slow reader.
-            let event = tokio::select! {
-                biased;
-                () = &mut expiry => Event::TokenExpired,
-                () = &mut heartbeat => Event::HeartbeatLost,
-                _ = ping.tick() => Event::PingDue,
-                reply = handling.reply() => Event::Answered(reply),
-                delivery = self.subscription.next() => Event::Delivery(delivery),
-                incoming = self.inbound.next(), if handling.is_idle() => Event::Incoming(incoming),
+            // A queue that never empties (a server near capacity) must not
+            // starve the client's frames (its pongs, its sends): after
+            // CLIENT_TURN deliveries in a row, one that has arrived is taken.
+            let turn = streak >= CLIENT_TURN && handling.is_idle();
+            let ready = if turn {
+                self.client_frame_if_ready().await
+            } else {
+                None
             };
+            // Otherwise in this order: what the session owes the client (its
+            // reply, the deliveries queued for it) before taking new work
+            // from it. A client sending faster than the server can fan out
+            // is then slowed down (its frames wait in TCP) instead of
+            // letting its own queue fill and being closed as a slow reader.
+            let event = match ready {
+                Some(event) => event,
+                None => tokio::select! {
+                    biased;
+                    () = &mut expiry => Event::TokenExpired,
+                    () = &mut heartbeat => Event::HeartbeatLost,
+                    _ = ping.tick() => Event::PingDue,
+                    reply = handling.reply() => Event::Answered(reply),
+                    delivery = self.subscription.next() => Event::Delivery(delivery),
+                    incoming = self.inbound.next(), if handling.is_idle() => Event::Incoming(incoming),
+                },
+            };
+            streak = streak_after(streak, &event, turn);
             if let Event::Incoming(Some(_)) = event {
                 // Any frame proves the client is there, not only a pong.
                 heartbeat.as_mut().reset(Instant::now() + pong_wait);
@@ -192,6 +213,16 @@ impl WsSession {
             if let ControlFlow::Break(ending) = self.on(event, &mut handling).await {
                 return self.settle(handling, ending).await;
             }
+        }
+    }
+
+    /// The client's next frame if it has already arrived, without waiting
+    /// for one.
+    async fn client_frame_if_ready(&mut self) -> Option<Event> {
+        tokio::select! {
+            biased;
+            incoming = self.inbound.next() => Some(Event::Incoming(incoming)),
+            () = std::future::ready(()) => None,
         }
     }
 
@@ -377,6 +408,16 @@ impl Handling {
     }
 }
 
+/// Deliveries written in a row after `event`: one more for a delivery,
+/// none once the client's frames were looked at (`looked`) or one came.
+fn streak_after(streak: usize, event: &Event, looked: bool) -> usize {
+    match (event, looked) {
+        (Event::Delivery(_), false) => streak + 1,
+        (Event::Delivery(_), true) | (Event::Incoming(_), _) => 0,
+        _ => streak,
+    }
+}
+
 fn written(result: Result<(), WriteError>) -> Flow {
     match result {
         Ok(()) => ControlFlow::Continue(()),
@@ -416,6 +457,26 @@ fn instant_at(at: OffsetDateTime) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_of_deliveries_is_counted_until_the_client_gets_its_turn() {
+        let delivery = || Event::Delivery(None);
+        let mut streak = 0;
+        for _ in 0..CLIENT_TURN {
+            streak = streak_after(streak, &delivery(), false);
+        }
+        assert_eq!(streak, CLIENT_TURN);
+        // Timers and replies neither count nor reset.
+        assert_eq!(streak_after(streak, &Event::PingDue, false), CLIENT_TURN);
+        assert_eq!(
+            streak_after(streak, &Event::Answered(None), true),
+            CLIENT_TURN
+        );
+        // The client's frames were looked at (none had come): start again.
+        assert_eq!(streak_after(streak, &delivery(), true), 0);
+        // A client frame came.
+        assert_eq!(streak_after(streak, &Event::Incoming(None), false), 0);
+    }
 
     #[test]
     fn past_and_far_times_are_clamped() {
