@@ -9,6 +9,9 @@
 //!   store ports (`UserStore`, `RoomStore`, `MessageStore`,
 //!   `RevocationStore`, `StoreHealth`). Every store adapter runs all of it
 //!   with [`store_contract_tests!`], which makes each rule its own test.
+//! - `pg` (feature `postgres`): a fresh database per test on the shared
+//!   PostgreSQL server; `pg_server` (same feature): a private PostgreSQL
+//!   server per test, for tests that kill and restart the database.
 //!
 //! In an adapter's `tests/contract.rs` (the crate needs `tokio` with the
 //! `macros` and `rt-multi-thread` features as a dev-dependency):
@@ -43,6 +46,8 @@ pub mod builders;
 pub mod contract;
 #[cfg(feature = "postgres")]
 pub mod pg;
+#[cfg(feature = "postgres")]
+pub mod pg_server;
 
 pub use builders::{
     account, account_with_email, new_message, new_message_with_client_id, now, page, room,

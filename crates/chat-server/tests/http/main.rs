@@ -12,6 +12,7 @@ mod hardening;
 mod logs;
 mod messages;
 mod openapi;
+mod outage;
 mod rooms;
 mod system;
 mod users;

@@ -169,6 +169,24 @@ impl TestApp {
         Self::launch(backend, env, jwt_secret, database, workers).await
     }
 
+    /// A server on the PostgreSQL database at `database_url`, which the
+    /// test owns and may stop or kill (e.g. a
+    /// `chat_test_support::pg_server::PgServer`), with the test defaults
+    /// overridden by `vars`. The harness does not drop that database.
+    pub async fn spawn_on_database(database_url: &str, vars: &[(&str, &str)]) -> Self {
+        let mut all = vec![("DATABASE_URL", database_url), ("DB_POOL_SIZE", "4")];
+        all.extend_from_slice(vars);
+        Self::spawn_with_workers(Backend::Memory, &all, 1)
+            .await
+            .on_postgres()
+    }
+
+    /// Marks a server that `DATABASE_URL` put on PostgreSQL as such.
+    fn on_postgres(mut self) -> Self {
+        self.backend = Backend::Postgres;
+        self
+    }
+
     /// Stops this server and starts a new one with the same configuration
     /// on the same store: for PostgreSQL, what a deploy or a crash does
     /// (tokens stay valid: same JWT secret, same revocations); the memory
