@@ -35,6 +35,10 @@ setup:
 migrate *args:
     scripts/migrate.sh "$@"
 
+# Benchmark profile (release builds, ~4 min of runs): rewrites the generated top of docs/benchmarks.md; `just bench idle` runs one part.
+bench *parts:
+    scripts/bench.sh "$@"
+
 # Fuzz the frame decoder and request bodies (FUZZ_SECONDS per target, default 60).
 fuzz *targets:
     scripts/fuzz.sh "$@"

@@ -5,6 +5,9 @@
 # for a couple of seconds
 # and checks that each printed its one JSON line with nothing failed or
 # lost. A smoke test, not a benchmark: no figure is compared to a target.
+# Then the runs go through the same path as scripts/bench.sh's results
+# (scripts/lib/bench.sh, `chat-bench report`), and the rendered section is
+# checked for its tables and its splicing between the markers.
 #
 # While the server has no WebSocket endpoint (GET /api/ws/connect answers
 # 404), only the http mode runs, and the script says so.
@@ -13,6 +16,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=scripts/lib/common.sh
 source scripts/lib/common.sh
+# shellcheck source=scripts/lib/bench.sh
+source scripts/lib/bench.sh
 ensure_rust_toolchain
 set_cargo_locked
 
@@ -81,6 +86,8 @@ run_bench() {
   local name=$1
   shift
   info "chat-bench $*"
+  local before
+  before=$(bench_load1)
   if ! timeout 180 "$bench_bin" --url "$base" --no-progress "$@" \
     >"$work/$name.json" 2>"$work/$name.log"; then
     cat "$work/$name.log" >&2
@@ -101,13 +108,45 @@ figures = {k: r[k] for k in ("requests", "req_per_s", "delivered", "deliveries_p
                              "connected", "rss_per_socket_kb") if k in r}
 print(f"    {r['mode']}: ok {figures}")
 PY
+  bench_record "$work/runs.jsonl" "$name" "smoke $name" memory "chat-bench $*" \
+    "$before" "$(bench_load1)" "$work/$name.json"
+}
+
+# The rendering path of scripts/bench.sh on these runs: the results file,
+# `chat-bench report` compared with itself, and --write between markers.
+check_report() {
+  bench_assemble "$work/results.json" smoke "scripts/test.d/20-bench-smoke.sh" \
+    "$work/runs.jsonl" /dev/null /dev/null "$(date -u +%Y-%m-%dT%H:%M:%SZ)" unknown
+  "$bench_bin" report --current "$work/results.json" --previous "$work/results.json" \
+    >"$work/section.md" 2>"$work/report.log" || {
+    cat "$work/report.log" >&2
+    die "chat-bench report failed"
+  }
+  local want
+  for want in "### Targets" "### POST /api/messages" "| smoke http | clean run (nothing failed or lost) | yes |" \
+    "### Commands"; do
+    grep -qF -- "$want" "$work/section.md" || {
+      cat "$work/section.md" >&2
+      die "chat-bench report: no '$want' in the rendered section"
+    }
+  done
+  printf '# Doc\n\nintro\n\n<!-- bench:begin -->\nold\n<!-- bench:end -->\n\n## Kept\n' >"$work/doc.md"
+  "$bench_bin" report --current "$work/results.json" --write "$work/doc.md" 2>>"$work/report.log"
+  grep -qF "### Targets" "$work/doc.md" && ! grep -qx old "$work/doc.md" &&
+    tail -n 3 "$work/doc.md" | grep -qx "## Kept" || {
+    cat "$work/doc.md" >&2
+    die "chat-bench report --write did not replace exactly the generated section"
+  }
+  info "report: $(grep -c '^|' "$work/section.md") table rows rendered from $(wc -l <"$work/runs.jsonl") runs"
 }
 
 run_bench http http --clients 4 --duration 2
 
 if [[ "$(status_of /api/ws/connect)" == 404 ]]; then
   info "GET /api/ws/connect answers 404: no WebSocket endpoint yet; fanout and idle smoke skipped"
+  check_report
   exit 0
 fi
 run_bench fanout fanout --receivers 20 --senders 2 --rate 50 --duration 2 --drain 5
 run_bench idle idle --connections 200 --hold 1
+check_report

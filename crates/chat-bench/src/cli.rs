@@ -76,6 +76,10 @@ pub enum Mode {
     /// clients reconnecting with `?since=` follow it: skipped and repeated
     /// messages (both must be 0), throughput.
     History(HistoryArgs),
+    /// Render a results file of scripts/bench.sh (the standard profile) as
+    /// the generated section of docs/benchmarks.md, compared with a previous
+    /// one; no server is contacted.
+    Report(ReportArgs),
 }
 
 /// `idle` options.
@@ -215,6 +219,21 @@ pub struct HistoryArgs {
     pub timeout: u64,
 }
 
+/// `report` options.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The results file of this run (docs/bench/latest.json).
+    #[arg(long, value_name = "FILE")]
+    pub current: std::path::PathBuf,
+    /// The results file to compare with (docs/bench/previous.json).
+    #[arg(long, value_name = "FILE")]
+    pub previous: Option<std::path::PathBuf>,
+    /// Replace the text between `<!-- bench:begin -->` and
+    /// `<!-- bench:end -->` in this file instead of printing the section.
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<std::path::PathBuf>,
+}
+
 /// A run id: 1-12 lowercase letters or digits, so usernames stay valid.
 fn parse_run_id(raw: &str) -> Result<String, String> {
     let ok = (1..=12).contains(&raw.len())
@@ -274,6 +293,25 @@ mod tests {
             args.receiver_urls,
             ["http://127.0.0.1:18082", "http://127.0.0.1:18081"]
         );
+    }
+
+    #[test]
+    fn report_needs_only_files() {
+        let cli = Cli::try_parse_from([
+            "chat-bench",
+            "report",
+            "--current",
+            "latest.json",
+            "--write",
+            "benchmarks.md",
+        ])
+        .expect("valid");
+        let Mode::Report(args) = cli.mode else {
+            panic!("report expected");
+        };
+        assert_eq!(args.current, std::path::Path::new("latest.json"));
+        assert_eq!(args.previous, None);
+        assert!(Cli::try_parse_from(["chat-bench", "report"]).is_err());
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //! (127.0.0.0/8, `localhost`, `[::1]`); every loop is bounded in count and
 //! in time. Human text and progress bars go to stderr; stdout gets exactly
 //! one line, a JSON object starting with `{"mode":` that holds every figure
-//! (`chat-bench ... | grep '^{"mode":'`). The exit code is 0 when the run
-//! finished (check the JSON's `"ok"`: true when nothing failed or was
-//! lost), 1 when it could not be run, 2 for bad arguments.
+//! (`chat-bench ... | grep '^{"mode":'`); `report` alone prints markdown
+//! instead (it renders results, it measures nothing). The exit code is 0
+//! when the run finished (check the JSON's `"ok"`: true when nothing failed
+//! or was lost), 1 when it could not be run, 2 for bad arguments.
 //!
 //! # Running the server for a benchmark
 //!
@@ -53,6 +54,11 @@
 //! # a forward HTTP pager (?after=) and 10 clients reconnecting with
 //! # ?since= all the while; counts skipped and repeated messages.
 //! chat-bench history --writers 8 --messages 5000 --reconnectors 10
+//!
+//! # The generated section of docs/benchmarks.md from scripts/bench.sh's
+//! # results files (no server involved).
+//! chat-bench report --current docs/bench/latest.json \
+//!     --previous docs/bench/previous.json --write docs/benchmarks.md
 //!
 //! # Common options go before or after the mode:
 //! chat-bench --url http://127.0.0.1:18080 --auth cookie --no-progress fanout
@@ -102,6 +108,7 @@ mod latency;
 mod modes;
 mod net;
 mod procfs;
+mod profile;
 mod progress;
 mod report;
 mod target;
@@ -112,9 +119,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 
 use crate::api::Api;
-use crate::cli::{Cli, Common, Mode};
+use crate::cli::{Cli, Common, Mode, ReportArgs};
 use crate::content::Clock;
-use crate::error::BenchResult;
+use crate::error::{BenchResult, Context};
 use crate::modes::Ctx;
 use crate::net::Dialer;
 use crate::progress::Progress;
@@ -134,6 +141,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> BenchResult<bool> {
+    if let Mode::Report(args) = &cli.mode {
+        return report(args).map(|()| true);
+    }
     let started = Instant::now();
     let ctx = context(&cli.common)?;
     eprintln!(
@@ -162,7 +172,37 @@ async fn run(cli: Cli) -> BenchResult<bool> {
             let figures = modes::history::run(&ctx, args).await?;
             emit(&ctx, elapsed(), &figures)
         }
+        Mode::Report(_) => Err(error::BenchError::new("report needs no server")),
     }
+}
+
+/// `chat-bench report`: reads the results files, prints the section or
+/// writes it between the markers of `--write`.
+fn report(args: &ReportArgs) -> BenchResult<()> {
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).context(&format!("reading {}", path.display()))
+    };
+    let parse = |path: &std::path::Path| {
+        profile::Results::parse(&read(path)?)
+            .map_err(|e| error::BenchError::new(format!("{}: {e}", path.display())))
+    };
+    let current = parse(&args.current)?;
+    let previous = args.previous.as_deref().map(parse).transpose()?;
+    let section = profile::render(&current, previous.as_ref());
+    match &args.write {
+        None => print!("{section}"),
+        Some(path) => {
+            let doc = read(path)?;
+            let updated = profile::splice(&doc, &section)
+                .map_err(|e| error::BenchError::new(format!("{}: {e}", path.display())))?;
+            std::fs::write(path, updated).context(&format!("writing {}", path.display()))?;
+            eprintln!(
+                "chat-bench report: rewrote the generated section of {}",
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn context(common: &Common) -> BenchResult<Ctx> {

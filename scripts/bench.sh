@@ -1,0 +1,336 @@
+#!/usr/bin/env bash
+# The standard benchmark profile (issue 7): release builds, a fresh server
+# for every run (in-memory and PostgreSQL stores), every figure compared
+# with the previous run in the generated section of docs/benchmarks.md.
+#
+#   scripts/bench.sh                 the whole profile (~4 min of runs, plus
+#                                    the build); writes docs/bench/latest.json
+#                                    (the old one becomes docs/bench/previous.json)
+#                                    and rewrites docs/benchmarks.md between
+#                                    <!-- bench:begin --> and <!-- bench:end -->
+#   scripts/bench.sh idle dm         only these parts (idle fanout dm http
+#                                    pgbench): prints the section, compared
+#                                    with docs/bench/latest.json; writes
+#                                    nothing under docs/
+#   BENCH_QUICK=1 scripts/bench.sh   a short profile (a few seconds per run,
+#                                    smaller loads): prints only, its
+#                                    figures are not comparable to the targets
+#   BENCH_SKIP_BUILD=1               use the release binaries already built
+#                                    (the commit recorded is the tree's, which
+#                                    they may not match)
+#   BENCH_OUT=DIR                    keep the raw outputs (every chat-bench
+#                                    and pgbench output, server logs, the
+#                                    results file) in DIR; default a new
+#                                    temporary directory, printed at the end
+#
+# The profile:
+#   idle     19,000 WebSockets held 5 s on the memory store; server VmRSS per
+#            socket (--server-pid)
+#   fanout   1,000 receivers, 1 sender, 500 global msg/s for 10 s; memory
+#            and PostgreSQL
+#   dm       500 pairs, 10,000 direct msg/s for 10 s; PostgreSQL and memory
+#   http     POST /api/messages, 1, 8 and 64 clients for 10 s on
+#            PostgreSQL, 64 on memory
+#   pgbench  the one-row INSERT ceiling of the messages table, 1, 8 and 64
+#            clients for 10 s, with the ordering trigger and without it
+#            (scripts/bench/pgbench-*.sql)
+# Servers run with BCRYPT_COST=4 AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0
+# LOG_LEVEL=warn on a free loopback port; the PostgreSQL runs share one
+# scratch database (created and migrated here, dropped on exit, like every
+# server this script starts).
+#
+# Needs PostgreSQL (found or brought up as scripts/test.sh does), psql and
+# pgbench, python3, and ~20,000 open files for the server and chat-bench
+# each: the soft limit is raised to the hard one, and as root the hard one
+# too. (Splitting chat-bench over processes would not help below that: the
+# server holds as many sockets as the client.)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/common.sh
+source scripts/lib/common.sh
+# shellcheck source=scripts/lib/services.sh
+source scripts/lib/services.sh
+# shellcheck source=scripts/lib/bench.sh
+source scripts/lib/bench.sh
+
+all_parts=(idle fanout dm http pgbench)
+parts=()
+for arg in "$@"; do
+  case "$arg" in
+    idle | fanout | dm | http | pgbench) parts+=("$arg") ;;
+    -h | --help)
+      sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+      exit 0
+      ;;
+    *) die "unknown part '$arg' (parts: ${all_parts[*]})" ;;
+  esac
+done
+full=1
+if [[ ${#parts[@]} -eq 0 ]]; then
+  parts=("${all_parts[@]}")
+else
+  full=0
+fi
+wants() { [[ " ${parts[*]} " == *" $1 "* ]]; }
+
+quick=${BENCH_QUICK:-0}
+if [[ "$quick" == 1 ]]; then
+  profile=quick
+  idle_sockets=2000 idle_hold=1
+  fanout_receivers=200 fanout_rate=100
+  dm_pairs=100 dm_rate=1000
+  seconds=3
+else
+  profile=standard
+  idle_sockets=19000 idle_hold=5
+  fanout_receivers=1000 fanout_rate=500
+  dm_pairs=500 dm_rate=10000
+  seconds=10
+fi
+write_docs=0
+if [[ "$full" == 1 && "$quick" == 0 ]]; then
+  write_docs=1
+fi
+command_line="scripts/bench.sh${*:+ $*}"
+[[ "$quick" == 1 ]] && command_line="BENCH_QUICK=1 $command_line"
+started_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
+step "benchmark profile: $profile, parts: ${parts[*]}"
+ensure_rust_toolchain
+set_cargo_locked
+
+# Open files: every socket is a file on both sides; chat-bench wants 256
+# to spare (its check), the server a few dozen (pool, listeners, logs).
+needed_files=$((idle_sockets + 300))
+hard=$(ulimit -Hn)
+if [[ "$hard" != unlimited ]] && ((hard < needed_files)) && [[ "$(id -u)" -eq 0 ]]; then
+  # May be refused even to root (a container without CAP_SYS_RESOURCE).
+  ulimit -Hn "$needed_files" 2>/dev/null || info "could not raise the hard open-file limit ($hard)"
+fi
+ulimit -Sn "$(ulimit -Hn)"
+soft=$(ulimit -Sn)
+if wants idle && [[ "$soft" != unlimited ]] && ((soft < needed_files)); then
+  die "idle with $idle_sockets sockets needs about $needed_files open files per process, the hard limit is $(ulimit -Hn): run as root, or raise nofile in /etc/security/limits.conf"
+fi
+info "open-file limit $(ulimit -n)"
+
+step "PostgreSQL"
+ensure_postgres
+command -v psql >/dev/null 2>&1 || die "psql is needed (apt-get install postgresql-client)"
+if wants pgbench && ! command -v pgbench >/dev/null 2>&1; then
+  die "pgbench is needed for the pgbench part (Debian: postgresql-client or postgresql-contrib)"
+fi
+pg_version=$(psql "$TEST_DATABASE_URL" -XAtqc 'show server_version' | cut -d' ' -f1)
+
+if [[ "${BENCH_SKIP_BUILD:-0}" == 1 ]]; then
+  step "using the release binaries already built (BENCH_SKIP_BUILD=1)"
+else
+  step "building chat-server and chat-bench (release)"
+  cargo build --release "${CARGO_LOCKED[@]}" -p chat-server -p chat-bench
+fi
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+server_bin="$target_dir/release/chat-server"
+bench_bin="$target_dir/release/chat-bench"
+[[ -x "$server_bin" && -x "$bench_bin" ]] || die "no release binaries in $target_dir/release"
+# How the binaries appear in the recorded commands.
+server_cmd=target/release/chat-server
+bench_cmd=target/release/chat-bench
+
+out=${BENCH_OUT:-$(mktemp -d -t chat-bench.XXXXXX)}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+runs_file="$out/runs.jsonl" servers_file="$out/servers.tsv" setup_file="$out/setup.txt"
+: >"$runs_file"
+: >"$servers_file"
+: >"$setup_file"
+
+db="chat_bench_$(date +%s)_$$"
+db_url="${TEST_DATABASE_URL%/*}/$db"
+secret="bench-secret-$(date +%s%N)-0123456789abcdef"
+server_pid=""
+db_created=0
+failed_runs=()
+
+stop_server() {
+  if [[ -n "$server_pid" ]]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+  fi
+}
+cleanup() {
+  stop_server
+  if [[ "$db_created" == 1 ]]; then
+    psql "$TEST_DATABASE_URL" -XAtqc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
+}
+trap cleanup EXIT
+
+psql "$TEST_DATABASE_URL" -XAtqc "CREATE DATABASE $db" >/dev/null
+db_created=1
+DATABASE_URL="$db_url" LOG_LEVEL=warn "$server_bin" migrate >"$out/migrate.log" 2>&1 ||
+  { cat "$out/migrate.log" >&2; die "chat-server migrate failed"; }
+printf '%s\n' "ulimit -n $(ulimit -n)   # for the server and chat-bench each" \
+  "psql -c 'CREATE DATABASE $db'" \
+  "DATABASE_URL=$db_url $server_cmd migrate" >>"$setup_file"
+
+store_label() { [[ "$1" == postgres ]] && echo PostgreSQL || echo "memory store"; }
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_server STORE NAME: a fresh server on a free port, from an empty
+# directory (no .env) with nothing but these variables; sets BASE and
+# server_pid once /health answers.
+declare -A server_recorded=()
+start_server() {
+  local store=$1 name=$2 port env_vars
+  port=$(free_port)
+  env_vars=(PORT="$port" JWT_SECRET="$secret" BCRYPT_COST=4 AUTH_RATE_LIMIT=0
+    WEBSOCKET_RATE_LIMIT=0 LOG_LEVEL=warn)
+  if [[ "$store" == postgres ]]; then
+    env_vars+=(DATABASE_URL="$db_url")
+  fi
+  if [[ -z "${server_recorded[$store]:-}" ]]; then
+    server_recorded[$store]=1
+    printf '%s\t%s\n' "$store" "env -i PATH=\$PATH PORT=<free port> JWT_SECRET=<random> BCRYPT_COST=4 AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0 LOG_LEVEL=warn$([[ "$store" == postgres ]] && echo " DATABASE_URL=$db_url") $server_cmd &" >>"$servers_file"
+  fi
+  mkdir -p "$out/cwd"
+  (
+    cd "$out/cwd"
+    exec env -i PATH="$PATH" "${env_vars[@]}" "$server_bin" >"$out/server-$name.log" 2>&1
+  ) &
+  server_pid=$!
+  BASE="http://127.0.0.1:$port"
+  local _
+  for _ in $(seq 1 150); do
+    if curl -fsS -o /dev/null "$BASE/health" 2>/dev/null; then
+      return 0
+    fi
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+      break
+    fi
+    sleep 0.2
+  done
+  cat "$out/server-$name.log" >&2
+  die "chat-server ($store) did not answer /health on $BASE"
+}
+
+# bench ID LABEL STORE MODE ARGS...: a fresh server, one chat-bench run,
+# its record; a run that fails is reported at the end and keeps the docs
+# unwritten.
+bench() {
+  local id=$1 label=$2 store=$3 extra=() before after
+  shift 3
+  start_server "$store" "$id"
+  if [[ "$1" == idle ]]; then
+    extra=(--server-pid "$server_pid")
+  fi
+  local args=(--url "$BASE" --no-progress "$@" "${extra[@]}")
+  info "$id: chat-bench ${args[*]}"
+  before=$(bench_load1)
+  if "$bench_bin" "${args[@]}" >"$out/$id.json" 2>"$out/$id.log"; then
+    after=$(bench_load1)
+    bench_record "$runs_file" "$id" "$label" "$store" "$bench_cmd ${args[*]}" \
+      "$before" "$after" "$out/$id.json"
+    info "    $(bench_summary "$out/$id.json")"
+  else
+    tail -n 20 "$out/$id.log" >&2
+    info "$id FAILED (output in $out/$id.log)"
+    failed_runs+=("$id")
+  fi
+  stop_server
+}
+
+# pgbench_run ID LABEL SCRIPT CLIENTS
+pgbench_run() {
+  local id=$1 label=$2 script=$3 clients=$4 threads before after
+  threads=$((clients < 2 ? 1 : 2))
+  local args=(-n -c "$clients" -j "$threads" -T "$seconds" -f "$script" "$db_url")
+  info "$id: pgbench ${args[*]}"
+  before=$(bench_load1)
+  if pgbench "${args[@]}" >"$out/$id.out" 2>&1; then
+    after=$(bench_load1)
+    bench_pgbench_line "$out/$id.out" "$clients" "$seconds" >"$out/$id.json"
+    bench_record "$runs_file" "$id" "$label" "" "pgbench ${args[*]}" \
+      "$before" "$after" "$out/$id.json"
+    info "    $(grep -E '^tps' "$out/$id.out")"
+  else
+    tail -n 20 "$out/$id.out" >&2
+    failed_runs+=("$id")
+  fi
+}
+
+if wants idle; then
+  step "idle: $idle_sockets sockets"
+  bench idle "$(sed ':a; s/\B[0-9]\{3\}\>/,&/; ta' <<<"$idle_sockets") sockets, memory store" memory \
+    idle --connections "$idle_sockets" --users 100 --hold "$idle_hold"
+fi
+if wants fanout; then
+  step "fanout: $fanout_receivers receivers at $fanout_rate msg/s"
+  for store in memory postgres; do
+    bench "fanout.$store" "$(store_label "$store")" "$store" \
+      fanout --receivers "$fanout_receivers" --senders 1 --rate "$fanout_rate" --duration "$seconds"
+  done
+fi
+if wants dm; then
+  step "dm: $dm_pairs pairs at $dm_rate msg/s"
+  for store in postgres memory; do
+    bench "dm.$store" "$(store_label "$store")" "$store" \
+      dm --pairs "$dm_pairs" --rate "$dm_rate" --duration "$seconds"
+  done
+fi
+if wants http; then
+  step "http: POST /api/messages"
+  for clients in 1 8 64; do
+    bench "http.postgres.c$clients" "PostgreSQL, $clients client$([[ $clients == 1 ]] || echo s)" postgres \
+      http --clients "$clients" --duration "$seconds"
+  done
+  bench http.memory.c64 "memory store, 64 clients" memory http --clients 64 --duration "$seconds"
+fi
+if wants pgbench; then
+  step "pgbench: one-row INSERTs into messages"
+  psql "$db_url" -XAtq -v ON_ERROR_STOP=1 -f scripts/bench/pgbench-sender.sql >/dev/null
+  echo "psql \$DATABASE_URL -f scripts/bench/pgbench-sender.sql" >>"$setup_file"
+  for clients in 1 8 64; do
+    pgbench_run "pgbench.trigger.c$clients" "ordering trigger, $clients client$([[ $clients == 1 ]] || echo s)" \
+      scripts/bench/pgbench-insert.sql "$clients"
+  done
+  alter="ALTER TABLE messages DISABLE TRIGGER messages_assign_seq"
+  psql "$db_url" -XAtq -v ON_ERROR_STOP=1 -c "$alter" >/dev/null
+  echo "psql \$DATABASE_URL -c '$alter'   # before the plain runs" >>"$setup_file"
+  for clients in 1 8 64; do
+    pgbench_run "pgbench.plain.c$clients" "plain (no trigger), $clients client$([[ $clients == 1 ]] || echo s)" \
+      scripts/bench/pgbench-insert-plain.sql "$clients"
+  done
+fi
+
+step "results"
+bench_assemble "$out/results.json" "$profile" "$command_line" "$runs_file" \
+  "$servers_file" "$setup_file" "$started_at" "$pg_version"
+info "results file: $out/results.json (every output is in $out)"
+
+if [[ ${#failed_runs[@]} -gt 0 ]]; then
+  "$bench_bin" report --current "$out/results.json"
+  die "runs that failed: ${failed_runs[*]}; docs/ left unchanged"
+fi
+
+if [[ "$write_docs" == 1 ]]; then
+  mkdir -p docs/bench
+  previous_args=()
+  if [[ -f docs/bench/latest.json ]]; then
+    cp docs/bench/latest.json docs/bench/previous.json
+    previous_args=(--previous docs/bench/previous.json)
+  fi
+  cp "$out/results.json" docs/bench/latest.json
+  "$bench_bin" report --current docs/bench/latest.json "${previous_args[@]}" --write docs/benchmarks.md
+  step "docs/benchmarks.md rewritten (generated section); docs/bench/latest.json written"
+else
+  previous_args=()
+  [[ -f docs/bench/latest.json ]] && previous_args=(--previous docs/bench/latest.json)
+  "$bench_bin" report --current "$out/results.json" "${previous_args[@]}"
+  step "partial or quick profile: section printed above, docs/ unchanged"
+fi
