@@ -19,6 +19,10 @@
 //! - The OpenAPI 3.1 document is served at `/api/openapi.json` ([`ApiDoc`]),
 //!   and rendered as a self-contained HTML reference page at `/api/docs`
 //!   (no script, nothing fetched).
+//! - `GET /metrics` serves the app's metrics when it gives a renderer
+//!   ([`ApiState::with_metrics`]); what is counted, and how, is in
+//!   [`metrics`] (recorded through the `metrics` facade; no recorder is
+//!   installed here).
 //! - Live delivery is the WebSocket at `/api/ws/connect` ([`ws`]): token
 //!   and `Origin` checked before the upgrade, one task per connection,
 //!   sends through the same use case as HTTP, bounded in size, rate and
@@ -64,6 +68,7 @@
 pub mod auth;
 mod client_addr;
 pub mod error;
+pub mod metrics;
 mod openapi;
 pub mod pagination;
 mod rate_limit;
@@ -83,6 +88,7 @@ use actix_web::{web, App};
 pub use auth::{presented_token, Authenticated, TOKEN_COOKIE};
 pub use client_addr::client_addr;
 pub use error::{not_found, ApiError, ErrorBody};
+pub use metrics::RenderMetrics;
 pub use openapi::ApiDoc;
 pub use request_id::{trace_requests, RequestId, REQUEST_ID_HEADER};
 pub use state::{ApiState, HttpSettings, WsSettings, DEFAULT_BODY_LIMIT};

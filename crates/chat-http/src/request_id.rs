@@ -1,13 +1,14 @@
 //! One tracing span per request (method, route, status, latency, request
-//! id) and the `X-Request-Id` header both ways. Bodies, tokens, passwords
-//! and cookies are never logged.
+//! id), the request's metrics (see [`crate::metrics`]) and the
+//! `X-Request-Id` header both ways. Bodies, tokens, passwords and cookies
+//! are never logged.
 
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::HttpMessage;
 use tracing::field::Empty;
@@ -23,8 +24,10 @@ pub struct RequestId(pub String);
 
 /// Middleware: takes a sane incoming `X-Request-Id` (1-64 visible ASCII
 /// characters) or makes a UUID, runs the request in a span carrying it, logs
-/// one line when the response is ready and returns the id as
-/// `X-Request-Id`. Wrap an app with
+/// one line when the response is ready, counts the request in
+/// `chat_http_requests_total` and `chat_http_request_duration_seconds`
+/// (by route template) and returns the id as `X-Request-Id`. Wrap an app
+/// with
 /// `actix_web::middleware::from_fn(chat_http::trace_requests)`.
 pub async fn trace_requests(
     req: ServiceRequest,
@@ -40,12 +43,13 @@ pub async fn trace_requests(
         request_id = %request_id,
     );
     req.extensions_mut().insert(RequestId(request_id.clone()));
+    let method = req.method().clone();
     let started = Instant::now();
     let header = HeaderValue::from_str(&request_id).ok();
     match next.call(req).instrument(span.clone()).await {
         Ok(mut res) => {
             let route = res.request().match_pattern();
-            record(&span, route, res.status(), started);
+            record(&span, &method, route, res.status(), started);
             if let Some(value) = header {
                 res.headers_mut()
                     .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
@@ -54,7 +58,8 @@ pub async fn trace_requests(
         }
         // Errors raised by inner middleware still get an id and a log line.
         Err(mut err) => {
-            record(&span, None, err.as_response_error().status_code(), started);
+            let status = err.as_response_error().status_code();
+            record(&span, &method, None, status, started);
             if let Some(value) = header {
                 err.add_response_mapper(move |mut res| {
                     res.headers_mut()
@@ -67,12 +72,20 @@ pub async fn trace_requests(
     }
 }
 
-fn record(span: &tracing::Span, route: Option<String>, status: StatusCode, started: Instant) {
-    let route = route.unwrap_or_else(|| "<unmatched>".to_owned());
+fn record(
+    span: &tracing::Span,
+    method: &Method,
+    route: Option<String>,
+    status: StatusCode,
+    started: Instant,
+) {
+    let took = started.elapsed();
+    let route = route.unwrap_or_else(|| crate::metrics::UNMATCHED_ROUTE.to_owned());
+    crate::metrics::http_request(method, &route, status, took);
     span.record("route", route.as_str());
     span.record("status", status.as_u16());
     // Microsecond precision is plenty and keeps the lines short.
-    let micros = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
+    let micros = u32::try_from(took.as_micros()).unwrap_or(u32::MAX);
     span.record("latency_ms", f64::from(micros) / 1000.0);
     if status.is_server_error() {
         tracing::warn!(parent: span, "request failed");

@@ -1,5 +1,5 @@
-//! What every handler shares: the service, the HTTP settings and the
-//! login/register rate limiter.
+//! What every handler shares: the service, the HTTP settings, the
+//! login/register rate limiter and, if the app serves them, its metrics.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use actix_web::HttpRequest;
 use chat_domain::{ChatService, DomainResult};
 
 use crate::client_addr::client_addr;
+use crate::metrics::RenderMetrics;
 use crate::rate_limit::AuthRateLimiter;
 
 /// Request bodies up to this size are read (64 KiB: a message of 4000
@@ -102,6 +103,7 @@ pub struct ApiState {
     service: Arc<ChatService>,
     settings: Arc<HttpSettings>,
     auth_limiter: Arc<AuthRateLimiter>,
+    metrics: Option<RenderMetrics>,
 }
 
 impl ApiState {
@@ -112,7 +114,22 @@ impl ApiState {
             service,
             settings: Arc::new(settings),
             auth_limiter,
+            metrics: None,
         }
+    }
+
+    /// Serves `GET /metrics` with what `render` returns (the Prometheus
+    /// text format). Without it, `/metrics` is a 404 like any unknown path.
+    /// The app decides how the text is made: this crate only records into
+    /// the `metrics` facade (see [`crate::metrics`]).
+    pub fn with_metrics(mut self, render: RenderMetrics) -> Self {
+        self.metrics = Some(render);
+        self
+    }
+
+    /// What renders `/metrics`, if the app serves it.
+    pub fn metrics(&self) -> Option<&RenderMetrics> {
+        self.metrics.as_ref()
     }
 
     /// The use cases.
@@ -134,7 +151,11 @@ impl ApiState {
     /// Counts a login or register attempt from this request's client;
     /// `RateLimited` when over `auth_rate_limit` per minute.
     pub fn check_auth_attempt(&self, req: &HttpRequest) -> DomainResult<()> {
-        self.auth_limiter.check(self.client_addr(req))
+        let checked = self.auth_limiter.check(self.client_addr(req));
+        if checked.is_err() {
+            crate::metrics::auth_rate_limited();
+        }
+        checked
     }
 }
 
@@ -142,6 +163,7 @@ impl std::fmt::Debug for ApiState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiState")
             .field("settings", &self.settings)
+            .field("metrics", &self.metrics.is_some())
             .finish_non_exhaustive()
     }
 }

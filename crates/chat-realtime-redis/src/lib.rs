@@ -32,7 +32,7 @@
 //!     created_at: time::OffsetDateTime::now_utc(),
 //! };
 //! // Delivered here at once, and through Redis on every other instance.
-//! notifier.publish(Event::Message(message), Audience::Everyone).await;
+//! notifier.publish(Event::message(message), Audience::Everyone).await;
 //! loop {
 //!     // Alice's own `presence` frame may come first.
 //!     let Some(Delivery::Frame { text, .. }) = socket.next().await else { panic!() };
@@ -54,8 +54,8 @@
 //! **Fan-out.** `publish` serializes the event's frame once, delivers it to
 //! this instance's connections at once through the local hub (so local
 //! delivery never waits on Redis and keeps working without it), and queues
-//! one envelope (`origin`, audience, the message id of a message frame,
-//! frame text) for Redis. One writer task
+//! one envelope (`origin`, audience, the message id and position of a
+//! message frame, frame text) for Redis. One writer task
 //! per instance `PUBLISH`es the queue in order, batching what is waiting
 //! into one pipeline, on `<prefix>:events`. Every instance's subscriber
 //! task hands envelopes from other origins to its own hub, which applies
@@ -146,3 +146,35 @@ mod writer;
 pub use notifier::RedisNotifier;
 pub use options::RedisOptions;
 pub use shared::RedisHealth;
+
+/// Registers the help text of the series this crate records through the
+/// `metrics` facade (it installs no recorder: without one, recording is a
+/// no-op). Call once after installing a recorder.
+///
+/// - `chat_redis_connected` (gauge): 1 while the subscription and the
+///   command connection are both up, 0 while degraded; set by
+///   [`RedisNotifier::record_metrics`].
+/// - `chat_redis_published_total`: envelopes (events, and the sync
+///   markers a new connection waits on) published to the events channel.
+/// - `chat_redis_received_total`: events from other instances delivered
+///   to this instance's connections.
+/// - `chat_redis_dropped_total`: envelopes not published because Redis
+///   was out of reach (other instances' clients catch up with `?since=`).
+pub fn describe_metrics() {
+    metrics::describe_gauge!(
+        "chat_redis_connected",
+        "1 when the Redis fan-out is connected, 0 when degraded (this instance's clients only)"
+    );
+    metrics::describe_counter!(
+        "chat_redis_published_total",
+        "Envelopes (events and sync markers) published to the Redis events channel"
+    );
+    metrics::describe_counter!(
+        "chat_redis_received_total",
+        "Events from other instances received over Redis and delivered locally"
+    );
+    metrics::describe_counter!(
+        "chat_redis_dropped_total",
+        "Envelopes not published because Redis was out of reach"
+    );
+}

@@ -113,6 +113,17 @@ impl RedisNotifier {
         self.inner.shared.health.is_degraded()
     }
 
+    /// Sets `chat_redis_connected` (1 connected, 0 degraded) through the
+    /// `metrics` facade, for an app to call before rendering its metrics:
+    /// the state is read when scraped, not tracked. The counters
+    /// `chat_redis_published_total`, `chat_redis_received_total` and
+    /// `chat_redis_dropped_total` are recorded as events happen (see
+    /// [`describe_metrics`](crate::describe_metrics)).
+    pub fn record_metrics(&self) {
+        let connected = if self.is_degraded() { 0.0 } else { 1.0 };
+        metrics::gauge!("chat_redis_connected").set(connected);
+    }
+
     /// A cheap handle on this notifier's health, for a `/health` route.
     pub fn health(&self) -> RedisHealth {
         self.inner.shared.health.clone()
@@ -211,16 +222,17 @@ impl Notifier for RedisNotifier {
     /// envelope for Redis (skipped while Redis is lost).
     async fn publish(&self, event: Event, audience: Audience) {
         let shared = &self.inner.shared;
-        let message = event.message_id();
+        let (message, position) = (event.message_id(), event.position());
         let frame: Arc<str> = Arc::from(event_frame(event).to_json());
         let envelope = shared
             .health
             .is_linked()
-            .then(|| envelope::encode(&shared.instance, &audience, message, &frame));
-        shared.hub.deliver(frame, message, audience);
-        if let Some(envelope) = envelope {
+            .then(|| envelope::encode(&shared.instance, &audience, message, position, &frame));
+        shared.hub.deliver(frame, message, position, audience);
+        match envelope {
             // Fails only after shutdown, when there is nobody to tell.
-            let _ = self.inner.commands.send(Command::Publish(envelope)).await;
+            Some(envelope) => drop(self.inner.commands.send(Command::Publish(envelope)).await),
+            None => metrics::counter!("chat_redis_dropped_total").increment(1),
         }
     }
 

@@ -157,6 +157,10 @@ pub struct Config {
     pub auth_rate_limit: u32,
     /// `TRUSTED_PROXIES` (none).
     pub trusted_proxies: Vec<IpAddr>,
+    /// `METRICS_ENABLED` (true): serve `GET /metrics` (Prometheus text)
+    /// and record metrics; false: `/metrics` is a 404 and nothing is
+    /// recorded.
+    pub metrics_enabled: bool,
     /// Things that work but deserve a loud warning once logging is up.
     pub warnings: Vec<String>,
 }
@@ -276,6 +280,7 @@ impl Config {
                 "attempts per minute (0 turns the limit off)",
             )?,
             trusted_proxies: trusted_proxies(&r)?,
+            metrics_enabled: r.flag("METRICS_ENABLED", true)?,
             warnings,
         })
     }
@@ -338,6 +343,18 @@ impl Reader<'_> {
                 "a positive duration such as 54s, 1m, 500ms, 1m30s or plain seconds (54)",
             )
         })
+    }
+
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`, any case).
+    fn flag(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        let Some(raw) = self.get(var) else {
+            return Ok(default);
+        };
+        match raw.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(self.invalid(var, "true or false")),
+        }
     }
 
     fn list(&self, var: &str) -> Vec<&str> {
@@ -710,6 +727,7 @@ mod tests {
         assert_eq!(c.redis, None);
         assert_eq!(c.auth_rate_limit, 20);
         assert!(c.trusted_proxies.is_empty());
+        assert!(c.metrics_enabled);
     }
 
     #[test]
@@ -740,6 +758,7 @@ mod tests {
             ("REDIS_PRESENCE_TTL", "7s"),
             ("AUTH_RATE_LIMIT", "0"),
             ("TRUSTED_PROXIES", "127.0.0.1, ::1"),
+            ("METRICS_ENABLED", "false"),
         ]);
         assert_eq!(c.port, 9000);
         assert_eq!(c.environment, Environment::Production);
@@ -774,6 +793,7 @@ mod tests {
                 "::1".parse().expect("ip")
             ]
         );
+        assert!(!c.metrics_enabled);
         assert!(c.http_settings().production);
     }
 
@@ -798,6 +818,7 @@ mod tests {
             ("CORS_ALLOWED_ORIGINS", "https://a.example/path"),
             ("BCRYPT_COST", "3"),
             ("BCRYPT_COST", "32"),
+            ("METRICS_ENABLED", "maybe"),
             ("REDIS_URL", "http://localhost"),
             ("REDIS_PREFIX", "two words"),
             ("REDIS_PRESENCE_HEARTBEAT", "5ms"),

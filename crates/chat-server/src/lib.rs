@@ -29,6 +29,7 @@
 //! ```
 
 pub mod config;
+pub mod metrics;
 pub mod telemetry;
 
 use std::io;
@@ -44,6 +45,7 @@ use chat_http::ApiState;
 use chat_realtime::{Hub, HubConfig};
 use chat_realtime_redis::{RedisNotifier, RedisOptions};
 use chat_store_memory::MemoryStore;
+use chat_store_postgres::PgStore;
 use tokio::task::JoinHandle;
 
 pub use config::{Config, ConfigError, Environment, LogFormat, RedisConfig};
@@ -132,6 +134,14 @@ impl Realtime {
         Ok(Self::Redis(notifier))
     }
 
+    /// Sets the Redis link's gauge before a scrape (nothing for the
+    /// in-process hub, which has no link).
+    fn record_metrics(&self) {
+        if let Self::Redis(notifier) = self {
+            notifier.record_metrics();
+        }
+    }
+
     fn notifier(&self) -> Arc<dyn Notifier> {
         match self {
             Self::Local(hub) => Arc::new(hub.clone()),
@@ -186,10 +196,22 @@ impl Application {
 /// Opens the store, wires the service and binds the HTTP server. Logs which
 /// store, notifier and address it uses.
 pub async fn build(config: Config) -> io::Result<Application> {
-    let stores = open_store(&config).await?;
+    // Before any adapter records anything: what is recorded with no
+    // recorder installed is lost.
+    let metrics = config.metrics_enabled.then(metrics::handle).flatten();
+    let (stores, pg) = open_store(&config).await?;
     let realtime = Realtime::start(&config).await?;
     let service = Arc::new(service(&config, stores, realtime.notifier())?);
-    let state = ApiState::new(service.clone(), config.http_settings());
+    let mut state = ApiState::new(service.clone(), config.http_settings());
+    if let Some(handle) = metrics {
+        let realtime = realtime.clone();
+        state = state.with_metrics(metrics::renderer(handle, move || {
+            if let Some(pg) = &pg {
+                pg.record_pool_metrics();
+            }
+            realtime.record_metrics();
+        }));
+    }
 
     let mut server = HttpServer::new(move || chat_http::app(state.clone()))
         // Signals are handled by `run`, which closes the WebSockets first:
@@ -239,22 +261,24 @@ pub async fn run(config: Config) -> io::Result<()> {
     app.run_until_stopped().await
 }
 
-async fn open_store(config: &Config) -> io::Result<Stores> {
+/// The configured store, and the PostgreSQL one again when it is that (for
+/// its pool's metrics).
+async fn open_store(config: &Config) -> io::Result<(Stores, Option<PgStore>)> {
     match &config.database {
         None => {
             tracing::warn!(
                 "store: IN-MEMORY. Every user, room and message is LOST when the process \
                  stops. Set DATABASE_URL (or DB_HOST ...) to use PostgreSQL."
             );
-            Ok(Stores::single(Arc::new(MemoryStore::new())))
+            Ok((Stores::single(Arc::new(MemoryStore::new())), None))
         }
         Some(db) => {
             let target = chat_store_postgres::database_target(&db.url);
             tracing::info!(database = %target, pool_size = db.pool_size, "store: PostgreSQL");
-            let store = chat_store_postgres::PgStore::connect(&db.url, db.pool_size)
+            let store = PgStore::connect(&db.url, db.pool_size)
                 .await
                 .map_err(io::Error::other)?;
-            Ok(Stores::single(Arc::new(store)))
+            Ok((Stores::single(Arc::new(store.clone())), Some(store)))
         }
     }
 }

@@ -78,3 +78,21 @@ pub use store::{
     build_pool, check_reachable, database_target, run_migrations, PgStore, CONNECT_TIMEOUT,
     MIGRATIONS,
 };
+
+/// Registers the help text of the pool gauges that
+/// [`PgStore::record_pool_metrics`] sets through the `metrics` facade
+/// (this crate installs no recorder). Call once after installing one.
+pub fn describe_metrics() {
+    metrics::describe_gauge!(
+        "chat_store_pool_connections",
+        "PostgreSQL connections of the request pool, by state (in_use, idle)"
+    );
+    metrics::describe_gauge!(
+        "chat_store_pool_max_connections",
+        "Size limit of the PostgreSQL request pool (DB_POOL_SIZE)"
+    );
+    metrics::describe_gauge!(
+        "chat_store_pool_waiting",
+        "Requests waiting for a PostgreSQL connection from the pool"
+    );
+}

@@ -121,6 +121,23 @@ impl PgStore {
         &self.pool
     }
 
+    /// Sets the pool's gauges through the `metrics` facade, for an app to
+    /// call before rendering its metrics (the pool is read when scraped,
+    /// not tracked): `chat_store_pool_connections{state="in_use"|"idle"}`,
+    /// `chat_store_pool_max_connections` and `chat_store_pool_waiting`
+    /// (requests waiting for a connection). The message writer's own
+    /// connection is not included.
+    pub fn record_pool_metrics(&self) {
+        let status = self.pool.status();
+        let gauge = |value: usize| f64::from(u32::try_from(value).unwrap_or(u32::MAX));
+        let in_use = status.size.saturating_sub(status.available);
+        metrics::gauge!("chat_store_pool_connections", "state" => "in_use").set(gauge(in_use));
+        metrics::gauge!("chat_store_pool_connections", "state" => "idle")
+            .set(gauge(status.available));
+        metrics::gauge!("chat_store_pool_max_connections").set(gauge(status.max_size));
+        metrics::gauge!("chat_store_pool_waiting").set(gauge(status.waiting));
+    }
+
     /// The group-commit writer of messages.
     pub(crate) fn writer(&self) -> &BatchWriter<PgBatchSink> {
         &self.writer

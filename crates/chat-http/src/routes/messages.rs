@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ErrorBody};
+use crate::metrics::Transport;
 use crate::pagination::{page_response, PageParams};
 use crate::state::ApiState;
 
@@ -78,7 +79,10 @@ pub async fn send_message(
     };
     Ok(
         match state.service().send_message(&caller, request).await? {
-            Stored::Created(message) => HttpResponse::Created().json(message),
+            Stored::Created(message) => {
+                crate::metrics::message_stored(&message.target, Transport::Http);
+                HttpResponse::Created().json(message)
+            }
             Stored::Duplicate(message) => HttpResponse::Ok().json(message),
         },
     )

@@ -17,6 +17,9 @@ use crate::error::ApiError;
 /// API (the root, or a scope such as `/chat`).
 pub(crate) fn route_table(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/health", "GET").route(web::get().to(system::health)))
+        // Prometheus text; not in the OpenAPI document (not part of the
+        // JSON API, and operators keep it off the public network).
+        .service(resource("/metrics", "GET").route(web::get().to(system::metrics)))
         .service(resource("/api/openapi.json", "GET").route(web::get().to(system::openapi_json)))
         .service(resource("/api/docs", "GET").route(web::get().to(crate::reference::api_docs)))
         // The browser client: `/`, `/app.js`, `/style.css`.

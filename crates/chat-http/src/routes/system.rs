@@ -1,4 +1,4 @@
-//! Health, connected users and the OpenAPI document.
+//! Health, metrics, connected users and the OpenAPI document.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
@@ -123,4 +123,18 @@ pub async fn openapi_json(req: HttpRequest) -> HttpResponse {
         .strip_suffix("/api/openapi.json")
         .unwrap_or_default();
     HttpResponse::Ok().json(document_for(prefix))
+}
+
+/// The Prometheus content type of the text exposition format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The process's metrics in the Prometheus text format, when the app
+/// serves them ([`ApiState::with_metrics`]); else the JSON 404 of an
+/// unknown path. Unauthenticated, like `/health`: keep it off the public
+/// network (the nginx configuration refuses it from outside).
+pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let render = state.metrics().ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok()
+        .content_type(PROMETHEUS_TEXT)
+        .body(render()))
 }

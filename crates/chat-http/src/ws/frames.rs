@@ -13,6 +13,8 @@ use chat_domain::{
 use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
+use crate::metrics::{self, Transport};
+
 /// Answers one connection's frames on behalf of its user.
 pub(crate) struct FrameHandler {
     service: Arc<ChatService>,
@@ -111,6 +113,7 @@ impl FrameHandler {
             return Ok(());
         };
         limiter.check().map_err(|not_until| {
+            metrics::ws_send_rate_limited();
             let wait = not_until.wait_time_from(limiter.clock().now());
             DomainError::RateLimited {
                 retry_after_secs: (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1),
@@ -125,10 +128,15 @@ impl FrameHandler {
 async fn send(service: &ChatService, caller: &Caller, request: SendMessage) -> Option<ServerFrame> {
     let client_id = request.client_id.clone();
     match service.send_message(caller, request).await {
-        Ok(stored) => client_id.map(|client_id| ServerFrame::Ack {
-            client_id,
-            message: stored.message().clone(),
-        }),
+        Ok(stored) => {
+            if stored.is_new() {
+                metrics::message_stored(&stored.message().target, Transport::WebSocket);
+            }
+            client_id.map(|client_id| ServerFrame::Ack {
+                client_id,
+                message: stored.message().clone(),
+            })
+        }
         Err(err) => Some(refused(caller, &err, client_id)),
     }
 }

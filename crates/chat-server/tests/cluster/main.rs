@@ -15,8 +15,11 @@
 mod support;
 
 mod delivery;
+#[path = "../metrics/exposition.rs"]
+mod exposition;
 mod harness;
 mod health;
 mod membership;
+mod metrics;
 mod nginx;
 mod presence;

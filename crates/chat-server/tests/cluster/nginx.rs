@@ -409,3 +409,40 @@ async fn the_address_nginx_forwards_keys_the_auth_rate_limit() {
         );
     }
 }
+
+#[tokio::test]
+async fn metrics_are_refused_through_nginx_and_served_by_each_instance() {
+    let cluster = Cluster::start().await;
+    let nginx = Nginx::start([cluster.a.addr, cluster.b.addr]).await;
+    let client = reqwest::Client::new();
+    // Every spelling nginx normalizes to /metrics is refused at the edge.
+    for path in [
+        "/metrics",
+        "/metrics?format=text",
+        "//metrics",
+        "/metric%73",
+    ] {
+        let res = client
+            .get(format!("{}{path}", nginx.base_url))
+            .send()
+            .await
+            .expect("request through nginx");
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path} through nginx");
+    }
+    // The refusals never reached an instance: each scrape below counts no
+    // earlier /metrics request.
+    for instance in [&cluster.a, &cluster.b] {
+        let scrape = crate::exposition::scrape(&client, &instance.base_url).await;
+        let scrapes = [("method", "GET"), ("route", "/metrics"), ("status", "200")];
+        assert_eq!(scrape.value("chat_http_requests_total", &scrapes), 0.0);
+        let refused = [("method", "GET"), ("route", "/metrics"), ("status", "404")];
+        assert_eq!(scrape.value("chat_http_requests_total", &refused), 0.0);
+    }
+    // The API itself still goes through.
+    let res = client
+        .get(format!("{}/health", nginx.base_url))
+        .send()
+        .await
+        .expect("health through nginx");
+    assert_eq!(res.status(), StatusCode::OK);
+}
