@@ -62,7 +62,7 @@ pub use ports::{
     RealtimeHealth, RevocationStore, RoomStore, StoreHealth, Subscription, SystemClock, TokenCodec,
     TypingTarget, UserStore,
 };
-pub use service::{AuthPolicy, ChatService, SendMessage, Stores};
+pub use service::{AuthPolicy, ChatService, Replay, SendMessage, Stores};
 pub use values::{
     ClientId, Email, MessageContent, Password, PasswordHash, RoomDescription, RoomName, Username,
 };

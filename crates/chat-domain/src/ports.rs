@@ -109,6 +109,19 @@ pub trait MessageStore: Send + Sync {
     /// One message by id.
     async fn message_by_id(&self, id: MessageId) -> DomainResult<Option<Message>>;
 
+    /// [`message_by_id`](Self::message_by_id), with the message's position
+    /// in the store's order when the store knows it: the same number
+    /// [`insert_message_positioned`](Self::insert_message_positioned)
+    /// answered for it. A connection resuming after a message (`?since=`)
+    /// drops live frames at or below that position, which are not "after"
+    /// it. The default answers no position.
+    async fn message_by_id_positioned(
+        &self,
+        id: MessageId,
+    ) -> DomainResult<Option<(Message, Option<u64>)>> {
+        Ok(self.message_by_id(id).await?.map(|message| (message, None)))
+    }
+
     /// What `viewer` may read: global messages, direct messages to or from
     /// them, and messages of rooms they currently belong to.
     async fn visible_messages(
@@ -162,7 +175,16 @@ pub trait StoreHealth: Send + Sync {
 pub enum Event {
     /// A message was stored. Direct messages go out as `direct_message`
     /// frames, the others as `message` frames.
-    Message(Message),
+    Message {
+        /// The stored message.
+        message: Message,
+        /// Its position in the store's order, when the store reported one
+        /// ([`MessageStore::insert_message_positioned`]): handed to each
+        /// connection with the frame (`Delivery::Frame`'s `position`), so
+        /// that a connection resuming after a message drops live frames at
+        /// or below it.
+        position: Option<u64>,
+    },
     /// Someone is typing to a user or in a room.
     Typing {
         /// Who is typing.
@@ -173,10 +195,27 @@ pub enum Event {
 }
 
 impl Event {
+    /// A stored message whose position is not known.
+    pub fn message(message: Message) -> Self {
+        Self::Message {
+            message,
+            position: None,
+        }
+    }
+
     /// The id of the stored message this event reports, if it reports one.
     pub fn message_id(&self) -> Option<MessageId> {
         match self {
-            Self::Message(message) => Some(message.id),
+            Self::Message { message, .. } => Some(message.id),
+            Self::Typing { .. } => None,
+        }
+    }
+
+    /// The position in the store's order of the message this event
+    /// reports, if it reports one whose position is known.
+    pub fn position(&self) -> Option<u64> {
+        match self {
+            Self::Message { position, .. } => *position,
             Self::Typing { .. } => None,
         }
     }
@@ -273,6 +312,13 @@ pub enum Delivery {
         /// already replayed without parsing the JSON; `None` for other
         /// frames (presence, typing).
         message: Option<MessageId>,
+        /// That message's position in the store's order, when the
+        /// publisher knew it (`Event::Message`'s `position`): a connection
+        /// resuming after a message (`?since=`) drops live frames at or
+        /// below the position of its `since`. `None` for other frames, for
+        /// stores that report no positions, and for frames from instances
+        /// of a version that did not carry positions.
+        position: Option<u64>,
     },
     /// The connection must close, for this reason.
     Close(CloseReason),
@@ -284,6 +330,7 @@ impl Delivery {
         Self::Frame {
             text,
             message: None,
+            position: None,
         }
     }
 }

@@ -1,13 +1,17 @@
 //! What instances publish on the events channel: who sent it, who it is
 //! for, and the frame text, serialized once by the publisher.
 //!
-//! Wire format (UTF-8 text): `<origin> <audience>[ <message>]\n<frame>`,
-//! where
+//! Wire format (UTF-8 text):
+//! `<origin>[@<position>] <audience>[ <message>]\n<frame>`, where
 //! - `origin` is the publishing instance's id (a subscriber skips its own
 //!   envelopes: it delivered them locally already), or `*` for envelopes
 //!   every instance delivers, the sender included (presence, decided and
 //!   published by a Lua script so that every instance sees presence in the
 //!   one order Redis decided it);
+//! - `position`, present only on message frames whose store reported one,
+//!   is the message's position in the store's order (decimal), handed to
+//!   each connection with the frame so that a session resuming after a
+//!   message (`?since=`) drops live frames at or below it;
 //! - `audience` is `*` (every connection) or comma-separated user ids, or
 //!   `~` for a sync marker, which an instance publishes to itself and
 //!   whose body is a number (see `RedisNotifier::connect`);
@@ -20,6 +24,17 @@
 //! A line header rather than a JSON envelope: the frame is JSON already,
 //! and nesting it in JSON would escape it on publish and unescape it on
 //! every instance.
+//!
+//! **Why the position rides on the origin field.** Instances of two
+//! versions share the channel during a rolling deploy. A decoder of the
+//! version before positions refuses a header with a fourth field, and
+//! parses the third as a message id, so a position there would make it
+//! drop every message frame of a newer instance. It takes the origin as
+//! an opaque id it only compares with its own: `<id>@<position>` never
+//! equals an older instance's id, so it delivers the frame and ignores the
+//! position, as it should. The other way round, a frame from an older
+//! instance has no `@`, and is delivered without a position (the session
+//! then de-duplicates it by message id only, as before).
 
 use std::fmt::Write as _;
 use std::str::FromStr;
@@ -30,6 +45,10 @@ use chat_domain::{Audience, MessageId, UserId};
 const EVERYONE: &str = "*";
 /// The audience field of sync markers.
 const SYNC: &str = "~";
+
+/// What separates the origin from a message's position in the first
+/// field.
+const AT: char = '@';
 
 /// A decoded envelope, borrowing from the payload.
 #[derive(Debug, PartialEq, Eq)]
@@ -49,6 +68,9 @@ pub(crate) enum Body<'a> {
         audience: Audience,
         /// The stored message the frame carries, if any.
         message: Option<MessageId>,
+        /// That message's position in the store's order, if the publisher
+        /// knew it (never from instances of older versions).
+        position: Option<u64>,
         /// The frame text.
         frame: &'a str,
     },
@@ -61,15 +83,20 @@ pub(crate) fn encode_sync(origin: &str, token: u64) -> String {
     format!("{origin} {SYNC}\n{token}")
 }
 
-/// Encodes an envelope.
+/// Encodes an envelope. `position` is written only with a `message`.
 pub(crate) fn encode(
     origin: &str,
     audience: &Audience,
     message: Option<MessageId>,
+    position: Option<u64>,
     frame: &str,
 ) -> String {
     let mut out = String::with_capacity(origin.len() + frame.len() + 96);
     out.push_str(origin);
+    if let (Some(_), Some(position)) = (message, position) {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{AT}{position}");
+    }
     out.push(' ');
     match audience {
         Audience::Everyone => out.push_str(EVERYONE),
@@ -105,19 +132,31 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Envelope<'_>, String> {
     else {
         return Err(format!("malformed header {header:?}"));
     };
+    let (origin, position) = match origin.split_once(AT) {
+        None => (origin, None),
+        Some((origin, position)) => (origin, Some(decode_position(position)?)),
+    };
     let body = if audience == SYNC {
         let token = frame
             .parse()
             .map_err(|_| format!("bad sync marker {frame:?}"))?;
         Body::Sync(token)
     } else {
+        let message = message.map(decode_message).transpose()?;
         Body::Frame {
             audience: decode_audience(audience)?,
-            message: message.map(decode_message).transpose()?,
+            // A position names the place of a message: none without one.
+            position: position.filter(|_| message.is_some()),
+            message,
             frame,
         }
     };
     Ok(Envelope { origin, body })
+}
+
+fn decode_position(text: &str) -> Result<u64, String> {
+    text.parse()
+        .map_err(|_| format!("bad message position {text:?}"))
 }
 
 fn decode_message(text: &str) -> Result<MessageId, String> {
@@ -145,7 +184,13 @@ mod tests {
     fn round_trips_both_audiences() {
         let (a, b) = (UserId::generate(), UserId::generate());
         for audience in [Audience::Everyone, Audience::Users(vec![a, b])] {
-            let text = encode("abc", &audience, None, r#"{"type":"pong","status":"ok"}"#);
+            let text = encode(
+                "abc",
+                &audience,
+                None,
+                None,
+                r#"{"type":"pong","status":"ok"}"#,
+            );
             let envelope = decode(text.as_bytes()).expect("decodes");
             assert_eq!(envelope.origin, "abc");
             let frame = r#"{"type":"pong","status":"ok"}"#;
@@ -155,6 +200,7 @@ mod tests {
                 Body::Frame {
                     audience,
                     message,
+                    position: None,
                     frame
                 }
             );
@@ -170,7 +216,7 @@ mod tests {
             Audience::Users(vec![user]),
             Audience::Users(vec![]),
         ] {
-            let text = encode("abc", &audience, Some(id), r#"{"type":"message"}"#);
+            let text = encode("abc", &audience, Some(id), None, r#"{"type":"message"}"#);
             let envelope = decode(text.as_bytes()).expect("decodes");
             let frame = r#"{"type":"message"}"#;
             let message = Some(id);
@@ -179,12 +225,85 @@ mod tests {
                 Body::Frame {
                     audience,
                     message,
+                    position: None,
                     frame
                 }
             );
         }
         assert!(decode(b"abc * not-an-id\n{}").is_err());
         assert!(decode(b"abc * 0192f1e6-4d7e-7c3a-9b1a-3f0e2d1c0b0a extra\n{}").is_err());
+    }
+
+    #[test]
+    fn round_trips_the_position_of_a_message_frame() {
+        let id = MessageId::generate();
+        let text = encode("abc", &Audience::Everyone, Some(id), Some(42), "{}");
+        assert!(text.starts_with("abc@42 * "), "{text}");
+        let envelope = decode(text.as_bytes()).expect("decodes");
+        assert_eq!(envelope.origin, "abc", "the position is not the origin's");
+        assert_eq!(
+            envelope.body,
+            Body::Frame {
+                audience: Audience::Everyone,
+                message: Some(id),
+                position: Some(42),
+                frame: "{}"
+            }
+        );
+        // No message, no position: a position names a message's place.
+        let text = encode("abc", &Audience::Everyone, None, Some(42), "{}");
+        assert!(text.starts_with("abc *\n"), "{text}");
+        assert!(decode(b"abc@x * 0192f1e6-4d7e-7c3a-9b1a-3f0e2d1c0b0a\n{}").is_err());
+        assert!(decode(b"abc@ * 0192f1e6-4d7e-7c3a-9b1a-3f0e2d1c0b0a\n{}").is_err());
+    }
+
+    /// What the version before positions did with envelopes, verbatim: a
+    /// rolling deploy runs it beside this one on the same channel.
+    fn decode_as_before_positions(payload: &[u8]) -> Result<(&str, Option<MessageId>), String> {
+        let text = std::str::from_utf8(payload).map_err(|e| format!("not UTF-8: {e}"))?;
+        let (header, _frame) = text
+            .split_once('\n')
+            .ok_or_else(|| "no header line".to_owned())?;
+        let mut fields = header.split(' ');
+        let (Some(origin), Some(audience), message, None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(format!("malformed header {header:?}"));
+        };
+        decode_audience(audience)?;
+        Ok((origin, message.map(decode_message).transpose()?))
+    }
+
+    #[test]
+    fn instances_with_and_without_positions_understand_each_other() {
+        let id = MessageId::generate();
+        let user = UserId::generate();
+        let audience = Audience::Users(vec![user]);
+        // New to old: delivered (the origin is not the old instance's own)
+        // with its message id; the position is ignored.
+        let new = encode(
+            "newer",
+            &audience,
+            Some(id),
+            Some(7),
+            r#"{"type":"message"}"#,
+        );
+        let (origin, message) = decode_as_before_positions(new.as_bytes()).expect("decodes");
+        assert_ne!(origin, "older", "not taken for the old instance's own");
+        assert_eq!(message, Some(id));
+        // Old to new: delivered with its message id and no position.
+        let old = format!("older {user} {id}\n{{\"type\":\"message\"}}");
+        let envelope = decode(old.as_bytes()).expect("decodes");
+        assert_eq!(envelope.origin, "older");
+        assert_eq!(
+            envelope.body,
+            Body::Frame {
+                audience,
+                message: Some(id),
+                position: None,
+                frame: r#"{"type":"message"}"#
+            }
+        );
     }
 
     #[test]
@@ -198,7 +317,7 @@ mod tests {
 
     #[test]
     fn an_empty_user_list_reaches_nobody() {
-        let text = encode("abc", &Audience::Users(vec![]), None, "{}");
+        let text = encode("abc", &Audience::Users(vec![]), None, None, "{}");
         let envelope = decode(text.as_bytes()).expect("decodes");
         let audience = Audience::Users(vec![]);
         assert_eq!(
@@ -206,6 +325,7 @@ mod tests {
             Body::Frame {
                 audience,
                 message: None,
+                position: None,
                 frame: "{}"
             }
         );

@@ -108,7 +108,13 @@ fn deliver(shared: &Shared, message: &Msg) {
         Body::Frame {
             audience,
             message,
+            position,
             frame,
-        } => shared.hub.deliver(Arc::from(frame), message, audience),
+        } => {
+            metrics::counter!("chat_redis_received_total").increment(1);
+            shared
+                .hub
+                .deliver(Arc::from(frame), message, position, audience)
+        }
     }
 }

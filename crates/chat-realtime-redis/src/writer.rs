@@ -141,11 +141,13 @@ impl Writer {
         if envelopes.is_empty() {
             return;
         }
+        let count = u64::try_from(envelopes.len()).unwrap_or(u64::MAX);
         let Some(mut conn) = self.conn.clone() else {
             tracing::debug!(
                 count = envelopes.len(),
                 "Redis lost: events delivered to this instance only"
             );
+            metrics::counter!("chat_redis_dropped_total").increment(count);
             envelopes.clear();
             return;
         };
@@ -156,8 +158,14 @@ impl Writer {
                 .arg(envelope)
                 .ignore();
         }
-        if let Err(error) = pipe.query_async::<()>(&mut conn).await {
-            self.lost(&error);
+        match pipe.query_async::<()>(&mut conn).await {
+            Ok(()) => metrics::counter!("chat_redis_published_total").increment(count),
+            Err(error) => {
+                // Some may have gone out before the failure: counted as
+                // dropped, the side to err on for an alert.
+                metrics::counter!("chat_redis_dropped_total").increment(count);
+                self.lost(&error);
+            }
         }
     }
 

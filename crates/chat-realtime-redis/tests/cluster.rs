@@ -183,7 +183,7 @@ async fn malformed_envelopes_are_ignored() {
             .expect("PUBLISH");
     }
     let message = global_message(&bob.name, "still here");
-    a.publish(Event::Message(message.clone()), Audience::Everyone)
+    a.publish(Event::message(message.clone()), Audience::Everyone)
         .await;
     bob.expect(&ServerFrame::Message { message }).await;
 }

@@ -53,7 +53,7 @@ async fn unreachable_at_start_serves_locally_then_joins_when_redis_appears() {
         .await;
     let message = global_message(&alice.name, "local only");
     notifier
-        .publish(Event::Message(message.clone()), Audience::Everyone)
+        .publish(Event::message(message.clone()), Audience::Everyone)
         .await;
     let expected = ServerFrame::Message { message };
     alice.expect(&expected).await;
@@ -106,7 +106,7 @@ async fn redis_lost_at_run_time_degrades_then_fan_out_resumes() {
         .expect(&presence(&bob.name, PresenceStatus::Online))
         .await;
     let before = global_message(&alice.name, "before");
-    a.publish(Event::Message(before.clone()), Audience::Everyone)
+    a.publish(Event::message(before.clone()), Audience::Everyone)
         .await;
     let before = ServerFrame::Message { message: before };
     alice.expect(&before).await;
@@ -118,7 +118,7 @@ async fn redis_lost_at_run_time_degrades_then_fan_out_resumes() {
     })
     .await;
     let during = global_message(&alice.name, "during");
-    a.publish(Event::Message(during.clone()), Audience::Everyone)
+    a.publish(Event::message(during.clone()), Audience::Everyone)
         .await;
     alice
         .expect(&ServerFrame::Message { message: during })
@@ -135,7 +135,7 @@ async fn redis_lost_at_run_time_degrades_then_fan_out_resumes() {
     })
     .await;
     let after = global_message(&alice.name, "after");
-    a.publish(Event::Message(after.clone()), Audience::Everyone)
+    a.publish(Event::message(after.clone()), Audience::Everyone)
         .await;
     // What was published during the outage never reaches b (clients catch
     // up from the store); what is published after does.
@@ -144,7 +144,7 @@ async fn redis_lost_at_run_time_degrades_then_fan_out_resumes() {
     assert_eq!(next_non_presence(&mut bob).await, after);
     let reply = global_message(&bob.name, "reply");
     b.publish(
-        Event::Message(reply.clone()),
+        Event::message(reply.clone()),
         Audience::Users(vec![alice.id]),
     )
     .await;

@@ -143,6 +143,16 @@ impl MessageStore for MemoryStore {
         Ok(self.state.read().await.message_by_id(id))
     }
 
+    async fn message_by_id_positioned(
+        &self,
+        id: MessageId,
+    ) -> DomainResult<Option<(Message, Option<u64>)>> {
+        let state = self.state.read().await;
+        Ok(state
+            .message_by_id(id)
+            .map(|message| (message, state.position_of(id))))
+    }
+
     async fn visible_messages(
         &self,
         viewer: UserId,

@@ -57,18 +57,16 @@ impl MessageStore for PgStore {
         self.writer().write(new.clone()).await
     }
 
-    /// Not yet, although the positions are right (tested): with them the
-    /// service publishes concurrent sends in position order, and a
-    /// message's live frame then trails its commit by up to a batch cycle.
-    /// A client that read the message by replay on one connection and
-    /// reconnects before the live frame goes out receives that frame on the
-    /// new connection too (the session drops live copies only of what the
-    /// same connection replayed): `chat-bench history` counted 14 repeated
-    /// frames with batches, 1,620 without, 0 with this `false` (see
-    /// docs/benchmarks.md, "Group commit"). Turn on once live frames at or
-    /// below a connection's resume position are dropped.
+    /// Yes: `seq`, which every list orders by. A message's live frame
+    /// trails its commit by up to a batch cycle (the publish order waits
+    /// for the inserts that started before it), so a client can read a
+    /// message by replay on one connection and reconnect before its live
+    /// frame went out; the new connection drops that frame because it lies
+    /// at or below its resume position (`message_by_id_positioned` of its
+    /// `since`), which is what made turning this on safe (see
+    /// docs/decisions.md, "Group commit of messages").
     fn reports_positions(&self) -> bool {
-        false
+        true
     }
 
     async fn message_by_id(&self, id: MessageId) -> DomainResult<Option<Message>> {
@@ -81,6 +79,25 @@ impl MessageStore for PgStore {
             .map_err(db_error)?
             .map(Message::try_from)
             .transpose()
+    }
+
+    /// The row's `seq`, read in the same statement.
+    async fn message_by_id_positioned(
+        &self,
+        id: MessageId,
+    ) -> DomainResult<Option<(Message, Option<u64>)>> {
+        let mut conn = self.conn().await?;
+        let Some(row) = select_messages()
+            .filter(messages::id.eq(id.as_uuid()))
+            .first::<MessageRow>(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?
+        else {
+            return Ok(None);
+        };
+        let position = u64::try_from(row.seq).ok();
+        Ok(Some((Message::try_from(row)?, position)))
     }
 
     /// Direct messages are matched by the viewer's id (the name is for

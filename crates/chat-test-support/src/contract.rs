@@ -1162,6 +1162,24 @@ pub async fn reported_positions_follow_the_store_order<S: FullStore>(store: Arc<
         none, None,
         "a resend stores nothing, so has no new position"
     );
+
+    // Read back by id, a message has the position its insert answered
+    // (what a `?since=` connection compares live frames with).
+    for (position, id) in [answered[0], answered[answered.len() - 1]] {
+        let (found, read) = store
+            .message_by_id_positioned(id)
+            .await
+            .expect("reads")
+            .expect("stored");
+        assert_eq!((found.id, read), (id, Some(position)));
+    }
+    assert_eq!(
+        store
+            .message_by_id_positioned(MessageId::generate())
+            .await
+            .expect("reads"),
+        None
+    );
 }
 
 /// A cursor naming no stored message is `MessageNotFound` in every message

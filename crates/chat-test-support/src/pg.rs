@@ -238,6 +238,12 @@ impl MessageStore for PgTestStore {
     async fn message_by_id(&self, id: MessageId) -> DomainResult<Option<Message>> {
         self.store.message_by_id(id).await
     }
+    async fn message_by_id_positioned(
+        &self,
+        id: MessageId,
+    ) -> DomainResult<Option<(Message, Option<u64>)>> {
+        self.store.message_by_id_positioned(id).await
+    }
     async fn visible_messages(
         &self,
         viewer: UserId,

@@ -26,6 +26,18 @@ pub struct SendMessage {
     pub client_id: Option<String>,
 }
 
+/// What [`ChatService::replay_since`] answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replay {
+    /// The first page of the visible messages stored after `since`,
+    /// oldest first.
+    pub page: Page<Message>,
+    /// The position of `since` in the store's order, when the store
+    /// reports positions (the number its live frames carry, see
+    /// `Delivery::Frame`); `None` otherwise.
+    pub since_position: Option<u64>,
+}
+
 impl ChatService {
     /// Sends a message: checks it, stores it, then delivers it live. A
     /// resend with a `client_id` the caller already used returns the
@@ -78,7 +90,7 @@ impl ChatService {
             let _one_at_a_time = self.publish_order.one_at_a_time().await;
             let stored = messages.insert_message(&new).await?;
             if let Stored::Created(message) = &stored {
-                let event = Event::Message(message.clone());
+                let event = Event::message(message.clone());
                 self.notifier.publish(event, audience).await;
             }
             return Ok(stored);
@@ -87,7 +99,11 @@ impl ChatService {
         let (stored, position) = messages.insert_message_positioned(&new).await?;
         let publish = match (&stored, position) {
             (Stored::Created(message), Some(position)) => {
-                Some((position, Event::Message(message.clone()), audience))
+                let event = Event::Message {
+                    message: message.clone(),
+                    position: Some(position),
+                };
+                Some((position, event, audience))
             }
             (Stored::Created(_), None) => {
                 return Err(DomainError::internal(
@@ -158,26 +174,35 @@ impl ChatService {
     /// to); otherwise, whether it does not exist or is someone else's, the
     /// answer is `MessageNotFound` and nothing is replayed: never a silent
     /// replay of everything.
+    ///
+    /// Also answers the position of `since` in the store's order, when the
+    /// store knows it: live frames of messages at or below it are not
+    /// "after since", and a resuming connection drops them.
     pub async fn replay_since(
         &self,
         caller: &Caller,
         since: MessageId,
         limit: usize,
-    ) -> DomainResult<Page<Message>> {
+    ) -> DomainResult<Replay> {
         let page = PageRequest::new(Some(limit), None, Some(since))?;
-        let message = self
+        let (message, since_position) = self
             .stores
             .messages
-            .message_by_id(since)
+            .message_by_id_positioned(since)
             .await?
             .ok_or(DomainError::MessageNotFound)?;
         if !self.can_read(caller, &message).await? {
             return Err(DomainError::MessageNotFound);
         }
-        self.stores
+        let page = self
+            .stores
             .messages
             .visible_messages(caller.user_id, &caller.username, page)
-            .await
+            .await?;
+        Ok(Replay {
+            page,
+            since_position,
+        })
     }
 
     /// Whether `message` is among the caller's visible messages now: the

@@ -18,7 +18,7 @@ use crate::ports::{
     SystemClock, TokenCodec, UserStore,
 };
 
-pub use messages::SendMessage;
+pub use messages::{Replay, SendMessage};
 
 /// The stores the service reads and writes. One adapter usually implements
 /// all of them: see [`Stores::single`].

@@ -201,7 +201,7 @@ mod tests {
     use crate::values::{MessageContent, Username};
 
     fn event(n: u64) -> Event {
-        Event::Message(Message {
+        Event::message(Message {
             id: MessageId::generate(),
             sender: Username::parse("alice").expect("valid"),
             target: MessageTarget::Global,
@@ -212,7 +212,7 @@ mod tests {
 
     fn content(event: &Event) -> String {
         match event {
-            Event::Message(m) => m.content.as_str().to_owned(),
+            Event::Message { message: m, .. } => m.content.as_str().to_owned(),
             Event::Typing { .. } => String::new(),
         }
     }

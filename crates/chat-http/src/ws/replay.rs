@@ -4,9 +4,48 @@
 //! `upgrade.rs`) before the store is read, so every message published
 //! from then on waits in the connection's queue while the replay reads
 //! the store; a message stored before that moment is in the store when
-//! the replay reads it. No duplicate: the replay remembers the ids it
-//! sent ([`Replayed`]), and the session drops a queued live frame whose
-//! message id is among them (`Delivery::Frame`'s `message`).
+//! the replay reads it.
+//!
+//! No duplicate: the session drops a live frame ([`Replayed::covers`])
+//! - whose message the replay sent (its id, `Delivery::Frame`'s
+//!   `message`): a message stored around the moment of `connect` can be
+//!   both read by the replay and queued;
+//! - or whose position in the store's order (`Delivery::Frame`'s
+//!   `position`) is at or below the position of `since` itself. Such a
+//!   message is not "after since": the client had it already, or chose to
+//!   resume past it. It can still come live because a live frame trails
+//!   its commit (by the publisher's hop to the notifier, and with a store
+//!   that reports positions by the publish order's wait for earlier
+//!   inserts, up to a group-commit batch cycle): a client reads `m5` on
+//!   one connection (by replay, or live), drops, and reconnects with
+//!   `since=m5` before `m5`'s live frame went out; the new connection,
+//!   registered by then, gets that frame, and never replayed `m5` itself.
+//!
+//! Both rules hold for [`DEDUPE_WINDOW`] after the replay; frames without
+//! a position (stores that report none, instances of an older version)
+//! are judged by id only.
+//!
+//! **Why a fixed bound and not "the highest position delivered so far"**:
+//! positions order the store, not the arrival of live frames across
+//! instances. Each instance publishes in its own store order, but frames
+//! of two instances reach a third over Redis in either order (instance A
+//! stores `m6`, B stores `m7`; this instance can get `m7` from B before
+//! `m6` from A). Dropping frames below the highest one delivered would
+//! drop `m6` there, a message the client never got and that no replay
+//! will send it: a permanent gap for a client that never disconnected.
+//! The bound used here is fixed before any live frame is written (the
+//! position of `since`, read with it from the store), and every message
+//! at or below it was committed before `since` was (positions follow
+//! commit order, across instances too, since they share one store), so
+//! whatever arrives, in any order, is dropped only if it is not after
+//! `since`: exactly what the replay would not have sent. Across
+//! instances this can drop a frame the client's old connection never got
+//! (`m4` from another instance still on its way when the client took
+//! `m5` from this one and dropped): that client had already resumed past
+//! `m4`, the documented cross-instance limit (docs/decisions.md,
+//! "Reconnect recovery"); forwarding it would not close that gap (it
+//! arrives only if it happens to trail past the new registration) and
+//! would repeat a message for every client that did get it.
 //!
 //! The queue keeps its bound while it waits: if the replay takes so long
 //! that more live frames arrive than the queue holds, the notifier closes
@@ -27,11 +66,13 @@ use tokio::time::Instant;
 
 use super::outbound::{Outbound, WriteError};
 
-/// How long after a replay live copies of replayed messages are still
-/// looked for. A live copy trails its store commit by the publisher's hop
-/// to the notifier (microseconds in process, one Redis round trip across
-/// instances); a minute covers any publisher that is not stalled, and
-/// bounds how long a connection keeps the replayed ids.
+/// How long after a replay live copies of replayed messages (and of
+/// messages at or below `since`) are still looked for. A live copy trails
+/// its store commit by the publisher's hop to the notifier (microseconds
+/// in process, one Redis round trip across instances) and the publish
+/// order's wait (up to a group-commit batch cycle); a minute covers any
+/// publisher that is not stalled, and bounds how long a connection keeps
+/// the replayed ids.
 const DEDUPE_WINDOW: Duration = Duration::from_secs(60);
 
 /// What the client asked for with `?since=`.
@@ -80,11 +121,14 @@ pub(crate) enum Outcome {
     Failed(DomainError),
 }
 
-/// The ids a replay sent, kept for [`DEDUPE_WINDOW`] to recognise live
-/// copies of them.
+/// What a replay covered: the ids it sent and the position of `since`,
+/// kept for [`DEDUPE_WINDOW`] to recognise live copies.
 #[derive(Debug)]
 pub(crate) struct Replayed {
     ids: HashSet<MessageId>,
+    /// The position of `since` in the store's order, when the store
+    /// reports positions.
+    since_position: Option<u64>,
     until: Instant,
 }
 
@@ -92,18 +136,25 @@ impl Replayed {
     fn new() -> Self {
         Self {
             ids: HashSet::new(),
+            since_position: None,
             until: Instant::now() + DEDUPE_WINDOW,
         }
     }
 
-    /// Whether a live frame of message `id` repeats a replayed one.
-    pub(crate) fn contains(&self, id: MessageId) -> bool {
-        self.ids.contains(&id)
+    /// Whether a live frame of message `id`, at `position` in the store's
+    /// order if known, is not to be sent: the replay sent that message, or
+    /// it lies at or below `since` (see the module's documentation).
+    pub(crate) fn covers(&self, id: MessageId, position: Option<u64>) -> bool {
+        let at_or_below_since = match (position, self.since_position) {
+            (Some(position), Some(since)) => position <= since,
+            _ => false,
+        };
+        at_or_below_since || self.ids.contains(&id)
     }
 
     /// Whether live copies are no longer looked for.
     pub(crate) fn expired(&self) -> bool {
-        self.ids.is_empty() || Instant::now() >= self.until
+        (self.ids.is_empty() && self.since_position.is_none()) || Instant::now() >= self.until
     }
 }
 
@@ -124,7 +175,12 @@ pub(crate) async fn replay(
         let sent = replayed.ids.len();
         let want = (limit - sent).min(PageRequest::<MessageId>::MAX_LIMIT);
         let page = match read_page(service, caller, since, last, want).await {
-            Ok(page) => page,
+            Ok((page, since_position)) => {
+                if last == since {
+                    replayed.since_position = since_position;
+                }
+                page
+            }
             Err(DomainError::MessageNotFound) if sent == 0 => {
                 return Ok((Outcome::UnknownSince, replayed))
             }
@@ -148,21 +204,23 @@ pub(crate) async fn replay(
 }
 
 /// The page after `last`. The first one goes through `replay_since`,
-/// which checks that `since` is the caller's to name; later ones continue
-/// the caller's visible feed from the last message sent, which stays a
-/// valid position even if the caller meanwhile left its room.
+/// which checks that `since` is the caller's to name and answers its
+/// position; later ones continue the caller's visible feed from the last
+/// message sent, which stays a valid position even if the caller
+/// meanwhile left its room (and answer no position).
 async fn read_page(
     service: &ChatService,
     caller: &Caller,
     since: MessageId,
     last: MessageId,
     want: usize,
-) -> DomainResult<Page<Message>> {
+) -> DomainResult<(Page<Message>, Option<u64>)> {
     if last == since {
-        return service.replay_since(caller, since, want).await;
+        let replay = service.replay_since(caller, since, want).await?;
+        return Ok((replay.page, replay.since_position));
     }
     let page = PageRequest::new(Some(want), None, Some(last))?;
-    service.visible_messages(caller, page).await
+    Ok((service.visible_messages(caller, page).await?, None))
 }
 
 /// The `error` frame for a replay that did not complete, if any.
@@ -239,8 +297,35 @@ mod tests {
         let id = MessageId::generate();
         replayed.ids.insert(id);
         assert!(!replayed.expired());
-        assert!(replayed.contains(id));
-        assert!(!replayed.contains(MessageId::generate()));
+        assert!(replayed.covers(id, None));
+        assert!(
+            replayed.covers(id, Some(1_000)),
+            "by id whatever its position"
+        );
+        assert!(!replayed.covers(MessageId::generate(), None));
+        replayed.until = Instant::now();
+        assert!(replayed.expired());
+    }
+
+    /// The repeat that kept positions off: `since` is the newest message,
+    /// so the replay sends nothing, and its own live frame (or any at or
+    /// below it) arrives afterwards on the new connection.
+    #[test]
+    fn live_frames_at_or_below_since_are_covered_even_with_nothing_replayed() {
+        let mut replayed = Replayed::new();
+        replayed.since_position = Some(5);
+        assert!(!replayed.expired(), "a position to compare with is kept");
+        let late = MessageId::generate();
+        assert!(replayed.covers(late, Some(5)), "since's own live frame");
+        assert!(replayed.covers(late, Some(4)), "an older one, late");
+        assert!(!replayed.covers(late, Some(6)), "after since: sent");
+        // Out of order across instances: 7 then 6 both go out; only the
+        // fixed bound counts, never what was delivered before.
+        assert!(!replayed.covers(MessageId::generate(), Some(7)));
+        assert!(!replayed.covers(MessageId::generate(), Some(6)));
+        // No position (an older instance, a store without positions): by
+        // id only.
+        assert!(!replayed.covers(late, None));
         replayed.until = Instant::now();
         assert!(replayed.expired());
     }

@@ -211,7 +211,7 @@ async fn a_direct_message_is_stored_then_sent_to_exactly_its_two_parties() {
     assert_eq!(
         published.calls(),
         [(
-            Event::Message(message.clone()),
+            Event::message(message.clone()),
             Audience::Users(vec![alice().id, bob().id])
         )]
     );
@@ -259,7 +259,7 @@ async fn a_room_message_goes_to_the_rooms_members() {
     assert_eq!(
         published.calls(),
         [(
-            Event::Message(stored.message().clone()),
+            Event::message(stored.message().clone()),
             Audience::Users(vec![bob().id, alice().id, carol().id])
         )]
     );
@@ -280,7 +280,7 @@ async fn a_global_message_goes_to_everyone() {
     assert_eq!(stored.message().target, MessageTarget::Global);
     assert_eq!(
         published.calls(),
-        [(Event::Message(stored.message().clone()), Audience::Everyone)]
+        [(Event::message(stored.message().clone()), Audience::Everyone)]
     );
 }
 
@@ -459,10 +459,11 @@ async fn with_positions_a_new_message_is_stored_then_published() {
         .expect("sends");
 
     assert!(stored.is_new());
-    assert_eq!(
-        published.calls(),
-        [(Event::Message(stored.message().clone()), Audience::Everyone)]
-    );
+    let event = Event::Message {
+        message: stored.message().clone(),
+        position: Some(42),
+    };
+    assert_eq!(published.calls(), [(event, Audience::Everyone)]);
 }
 
 #[tokio::test]

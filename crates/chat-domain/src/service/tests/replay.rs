@@ -1,8 +1,10 @@
-//! Recovery after a disconnect: `replay_since`.
+//! Recovery after a disconnect: `replay_since`, which also answers the
+//! position of `since` as the store gives it.
 
 use super::*;
-use crate::error::DomainError;
+use crate::error::{DomainError, DomainResult};
 use crate::pagination::{Cursor, PageRequest};
+use crate::service::Replay;
 
 /// A page a store might answer with.
 fn page_of(messages: Vec<Message>) -> Page<Message> {
@@ -13,14 +15,26 @@ fn page_of(messages: Vec<Message>) -> Page<Message> {
     }
 }
 
-/// Makes `message_by_id` find exactly this message, once.
+/// The position the store answers for a known `since`.
+const SINCE_POSITION: u64 = 41;
+
+/// Makes `message_by_id_positioned` find exactly this message, once, at
+/// [`SINCE_POSITION`].
 fn knows(h: &mut Harness, message: &Message) {
     let (id, found) = (message.id, message.clone());
     h.messages
-        .expect_message_by_id()
+        .expect_message_by_id_positioned()
         .times(1)
         .withf(move |asked| *asked == id)
-        .returning(move |_| Ok(Some(found.clone())));
+        .returning(move |_| Ok(Some((found.clone(), Some(SINCE_POSITION)))));
+}
+
+/// A successful replay's first page and the position of `since`.
+fn replayed_page(page: Page<Message>) -> DomainResult<Replay> {
+    Ok(Replay {
+        page,
+        since_position: Some(SINCE_POSITION),
+    })
 }
 
 /// A harness whose visible feed must not be read.
@@ -59,7 +73,7 @@ async fn a_global_message_replays_the_callers_visible_feed_after_it() {
         .replay_since(&caller(&alice()), since.id, 100)
         .await;
 
-    assert_eq!(replayed, Ok(page_of(vec![missed])));
+    assert_eq!(replayed, replayed_page(page_of(vec![missed])));
 }
 
 #[tokio::test]
@@ -79,13 +93,13 @@ async fn the_replay_limit_is_capped_like_any_page() {
         .replay_since(&caller(&alice()), since.id, 10_000)
         .await;
 
-    assert_eq!(replayed, Ok(empty_page()));
+    assert_eq!(replayed, replayed_page(empty_page()));
 }
 
 #[tokio::test]
 async fn a_zero_limit_is_refused_before_any_read() {
     let mut h = Harness::new();
-    h.messages.expect_message_by_id().times(0);
+    h.messages.expect_message_by_id_positioned().times(0);
     no_replay(&mut h);
 
     let err = h
@@ -104,7 +118,7 @@ async fn a_zero_limit_is_refused_before_any_read() {
 async fn an_unknown_since_is_message_not_found_not_a_full_replay() {
     let mut h = Harness::new();
     h.messages
-        .expect_message_by_id()
+        .expect_message_by_id_positioned()
         .times(1)
         .returning(|_| Ok(None));
     no_replay(&mut h);
@@ -146,7 +160,7 @@ async fn direct_messages_to_or_from_the_caller_are_valid_starting_points() {
             .replay_since(&caller(&alice()), since.id, 50)
             .await;
 
-        assert_eq!(replayed, Ok(empty_page()), "{since:?}");
+        assert_eq!(replayed, replayed_page(empty_page()), "{since:?}");
     }
 }
 
@@ -162,7 +176,7 @@ async fn a_message_of_a_room_the_caller_is_in_is_a_valid_starting_point() {
         .replay_since(&caller(&alice()), since.id, 50)
         .await;
 
-    assert_eq!(replayed, Ok(empty_page()));
+    assert_eq!(replayed, replayed_page(empty_page()));
 }
 
 #[tokio::test]
@@ -199,7 +213,7 @@ async fn a_message_of_a_room_that_is_gone_is_not_found() {
 async fn a_store_failure_is_reported_as_it_is() {
     let mut h = Harness::new();
     h.messages
-        .expect_message_by_id()
+        .expect_message_by_id_positioned()
         .times(1)
         .returning(|_| Err(DomainError::StoreUnavailable));
     no_replay(&mut h);
