@@ -76,7 +76,7 @@ where
     let mut alice = s.connect_quiet(a, "alice").await;
     let mut bob = s.connect_quiet(b, "bob").await;
     let message = s.message(&alice.name, MessageTarget::Global, "hello all");
-    a.publish(Event::Message(message.clone()), Audience::Everyone)
+    a.publish(Event::message(message.clone()), Audience::Everyone)
         .await;
     let expected = ServerFrame::Message { message };
     alice.expect(&expected).await;
@@ -100,7 +100,7 @@ where
         "just us",
     );
     let audience = Audience::Users(vec![alice.id, bob.id]);
-    a.publish(Event::Message(dm.clone()), audience).await;
+    a.publish(Event::message(dm.clone()), audience).await;
     let expected = ServerFrame::DirectMessage { message: dm };
     alice.expect(&expected).await;
     bob.expect(&expected).await;
@@ -121,7 +121,7 @@ where
     let room = RoomId::generate();
     let message = s.message(&tab1.name, MessageTarget::Room(room), "in the room");
     a.publish(
-        Event::Message(message.clone()),
+        Event::message(message.clone()),
         Audience::Users(vec![tab1.id]),
     )
     .await;
@@ -262,8 +262,9 @@ where
 }
 
 /// A delivered `message` or `direct_message` frame names the id of its
-/// message (`Delivery::Frame`'s `message`), on the publishing instance and
-/// on the others alike; a `typing` or `presence` frame names none.
+/// message (`Delivery::Frame`'s `message`) and the message's position when
+/// the event had one (`position`), on the publishing instance and on the
+/// others alike; a `typing` or `presence` frame names neither.
 pub async fn message_frames_name_their_message<A, B>(a: &A, b: &B)
 where
     A: Notifier + ?Sized,
@@ -275,12 +276,15 @@ where
     let audience = Audience::Users(vec![near.id, far.id]);
     let global = s.message(&near.name, MessageTarget::Global, "global");
     let direct = s.message(&near.name, MessageTarget::Direct(far.name.clone()), "dm");
-    for message in [global, direct] {
+    // A position is carried as given; an event without one still goes out.
+    for (message, position) in [(global, Some(42)), (direct, None)] {
         let id = message.id;
-        a.publish(Event::Message(message), audience.clone()).await;
+        let event = Event::Message { message, position };
+        a.publish(event, audience.clone()).await;
         for probe in [&mut near, &mut far] {
-            let (text, named) = probe.delivered().await;
+            let (text, named, at) = probe.delivered().await;
             assert_eq!(named, Some(id), "{}: message id of {text}", probe.name);
+            assert_eq!(at, position, "{}: position of {text}", probe.name);
         }
     }
     let typing = Event::Typing {
@@ -288,10 +292,11 @@ where
         target: TypingTarget::Direct(far.name.clone()),
     };
     a.publish(typing, Audience::Users(vec![far.id])).await;
-    let (text, named) = far.delivered().await;
+    let (text, named, at) = far.delivered().await;
     assert_eq!(named, None, "a typing frame names no message: {text}");
+    assert_eq!(at, None, "a typing frame has no position: {text}");
     let mut watcher = s.connect(b, "watcher").await;
-    let (text, named) = watcher.tagged_frame().await;
+    let (text, named, _) = watcher.tagged_frame().await;
     assert!(is_presence(&text), "the watcher's own online: {text}");
     assert_eq!(named, None, "a presence frame names no message: {text}");
 }
@@ -306,7 +311,7 @@ where
     let mut bob = s.connect_quiet(a, "bob").await;
     let message = s.message(&alice.name, MessageTarget::Global, "shared");
     let audience = Audience::Users(vec![alice.id, bob.id]);
-    a.publish(Event::Message(message), audience).await;
+    a.publish(Event::message(message), audience).await;
     let (one, two) = (alice.text().await, bob.text().await);
     assert!(
         Arc::ptr_eq(&one, &two),
@@ -472,7 +477,7 @@ impl Scope {
         for n in numbers {
             let message = self.message(sender, MessageTarget::Global, &format!("#{n}"));
             notifier
-                .publish(Event::Message(message.clone()), audience.clone())
+                .publish(Event::message(message.clone()), audience.clone())
                 .await;
             sent.push(ServerFrame::Message { message });
         }
@@ -489,7 +494,7 @@ impl Scope {
         let marker = self.message(&probe.name, MessageTarget::Global, "marker");
         notifier
             .publish(
-                Event::Message(marker.clone()),
+                Event::message(marker.clone()),
                 Audience::Users(vec![probe.id]),
             )
             .await;
@@ -513,27 +518,29 @@ impl Probe {
     }
 
     /// The next frame of this case (as [`Probe::text`]) with the message
-    /// id it was delivered with.
-    async fn delivered(&mut self) -> (Arc<str>, Option<MessageId>) {
+    /// id and position it was delivered with.
+    async fn delivered(&mut self) -> (Arc<str>, Option<MessageId>, Option<u64>) {
         loop {
-            let (text, message) = self.tagged_frame().await;
+            let (text, message, position) = self.tagged_frame().await;
             if self.presence || !is_presence(&text) {
-                return (text, message);
+                return (text, message, position);
             }
         }
     }
 
-    /// The next frame of this case, with the message id it was delivered
-    /// with.
-    async fn tagged_frame(&mut self) -> (Arc<str>, Option<MessageId>) {
+    /// The next frame of this case, with the message id and position it was
+    /// delivered with.
+    async fn tagged_frame(&mut self) -> (Arc<str>, Option<MessageId>, Option<u64>) {
         loop {
             let delivery = tokio::time::timeout(PATIENCE, self.sub.next())
                 .await
                 .unwrap_or_else(|_| panic!("{}: no frame within {PATIENCE:?}", self.name));
             match delivery {
-                Some(Delivery::Frame { text, message }) if text.contains(self.tag.as_str()) => {
-                    return (text, message)
-                }
+                Some(Delivery::Frame {
+                    text,
+                    message,
+                    position,
+                }) if text.contains(self.tag.as_str()) => return (text, message, position),
                 Some(Delivery::Frame { .. }) => continue,
                 other => panic!("{}: expected a frame, got {other:?}", self.name),
             }

@@ -130,7 +130,7 @@ impl Hub {
     /// (presence, typing) for every connection of `audience` in this
     /// process: [`Hub::deliver`] without a message id.
     pub fn deliver_frame(&self, frame: Arc<str>, audience: Audience) {
-        self.deliver(frame, None, audience);
+        self.deliver(frame, None, None, audience);
     }
 
     /// Queues an already serialized frame for every connection of
@@ -138,15 +138,23 @@ impl Hub {
     /// connections whose queue is full are closed as too slow. Every
     /// receiver gets a clone of `frame`, as `Delivery::Frame` with
     /// `message` (the id of the stored message a `message` or
-    /// `direct_message` frame carries, else `None`).
+    /// `direct_message` frame carries, else `None`) and `position` (that
+    /// message's position in the store's order, when known).
     /// [`Notifier::publish`] is this after serializing the event; a
     /// cross-instance notifier calls it with frames received from other
     /// instances.
-    pub fn deliver(&self, frame: Arc<str>, message: Option<MessageId>, audience: Audience) {
-        let outgoing = Outgoing {
+    pub fn deliver(
+        &self,
+        frame: Arc<str>,
+        message: Option<MessageId>,
+        position: Option<u64>,
+        audience: Audience,
+    ) {
+        let outgoing = Arc::new(Outgoing {
             text: frame,
             message,
-        };
+            position,
+        });
         let slow = self.inner.read().deliver(audience, &outgoing);
         self.inner.evict_slow(slow);
     }
@@ -169,7 +177,7 @@ impl Hub {
     }
 
     fn register(&self, user: UserId, username: Username) -> DomainResult<HubSubscription> {
-        let (sender, queue) = mpsc::channel(self.inner.queue_capacity);
+        let (sender, queue) = crate::queue::bounded(self.inner.queue_capacity);
         let state = Arc::new(ConnState::default());
         let mut registry = self.inner.write();
         if registry.is_shut_down() {
@@ -214,8 +222,9 @@ impl fmt::Debug for Hub {
 impl Notifier for Hub {
     async fn publish(&self, event: Event, audience: Audience) {
         // Serialized once; every receiver gets a clone of the same Arc.
-        let message = event.message_id();
-        self.deliver(Arc::from(event_frame(event).to_json()), message, audience);
+        let (message, position) = (event.message_id(), event.position());
+        let frame = Arc::from(event_frame(event).to_json());
+        self.deliver(frame, message, position, audience);
     }
 
     async fn connect(
@@ -240,7 +249,7 @@ impl Notifier for Hub {
 /// public so that a cross-instance notifier serializes events the same way.
 pub fn event_frame(event: Event) -> ServerFrame {
     match event {
-        Event::Message(message) => ServerFrame::for_message(message),
+        Event::Message { message, .. } => ServerFrame::for_message(message),
         Event::Typing { from, target } => {
             let (recipient, room_id) = match target {
                 TypingTarget::Direct(user) => (Some(user), None),

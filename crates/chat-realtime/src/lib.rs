@@ -28,11 +28,14 @@
 //!     created_at: time::OffsetDateTime::now_utc(),
 //! };
 //! let id = message.id;
-//! hub.publish(Event::Message(message), Audience::Everyone).await;
-//! let Some(Delivery::Frame { text, message }) = socket.next().await else { panic!() };
+//! // With its position in the store's order, as the store answered it.
+//! let event = Event::Message { message, position: Some(7) };
+//! hub.publish(event, Audience::Everyone).await;
+//! let Some(Delivery::Frame { text, message, position }) = socket.next().await else { panic!() };
 //! assert!(text.starts_with(r#"{"type":"message","message":{"#));
-//! // A message frame names its message, for `?since=` replay to de-duplicate.
-//! assert_eq!(message, Some(id));
+//! // A message frame names its message and position, for `?since=` replay
+//! // to de-duplicate.
+//! assert_eq!((message, position), (Some(id), Some(7)));
 //!
 //! // On `Delivery::Close(reason)` the session closes with `reason.close_code()`.
 //! hub.shutdown();
@@ -66,9 +69,10 @@
 //! **Serialize once.** An event is turned into its `ServerFrame` JSON once
 //! per fan-out, into an `Arc<str>`; each receiver gets a clone of that
 //! `Arc` (a reference-count increment, no allocation per delivery), with
-//! the id of the message when the event is one (`Delivery::Frame`'s
-//! `message`), so that a session replaying history can drop live copies
-//! of what it replayed without parsing the JSON.
+//! the id and position of the message when the event is one
+//! (`Delivery::Frame`'s `message` and `position`), so that a session
+//! replaying history can drop live copies of what it replayed, and of what
+//! lies at or below its resume position, without parsing the JSON.
 //!
 //! **Back-pressure.** Each connection's queue holds
 //! [`HubConfig::queue_capacity`] frames (default 256). `publish` never
@@ -110,6 +114,7 @@
 //! test cases every `Notifier` (this hub, the Redis notifier) must pass.
 
 mod hub;
+mod queue;
 mod registry;
 mod subscription;
 

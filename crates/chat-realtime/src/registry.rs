@@ -10,9 +10,10 @@ use std::sync::Arc;
 use chat_domain::{
     Audience, CloseReason, MessageId, PresenceStatus, ServerFrame, UserId, Username,
 };
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::mpsc;
 
 use crate::hub::PresenceChange;
+use crate::queue::{QueueSender, Refused};
 
 /// Identifies one connection: its user and a number unique in the hub.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,12 +55,14 @@ impl ConnState {
     }
 }
 
-/// One frame waiting in a connection's queue: the shared text, and the id
-/// of the stored message it carries, if any.
+/// One frame for the connections' queues: the shared text, and the id
+/// of the stored message it carries, if any. Queued as a [`Queued`].
 #[derive(Clone, Debug)]
 pub(crate) struct Outgoing {
     pub(crate) text: Arc<str>,
     pub(crate) message: Option<MessageId>,
+    /// The message's position in the store's order, when known.
+    pub(crate) position: Option<u64>,
 }
 
 impl Outgoing {
@@ -68,30 +71,41 @@ impl Outgoing {
         Self {
             text,
             message: None,
+            position: None,
         }
     }
 }
 
+/// What a connection's queue holds: one pointer per frame, shared by every
+/// receiver, so a full queue of 256 costs 2 KiB of slots rather than 256
+/// copies of the frame's 56 bytes (docs/benchmarks.md, "Memory per idle
+/// socket").
+pub(crate) type Queued = Arc<Outgoing>;
+
 /// The hub's end of one connection.
 struct Conn {
     id: u64,
-    queue: mpsc::Sender<Outgoing>,
+    queue: QueueSender,
     state: Arc<ConnState>,
 }
 
 impl Conn {
     /// Queues a frame without waiting. Returns `false` when the queue was
     /// full: the connection is then marked too slow and must be evicted.
-    fn offer(&self, frame: &Outgoing) -> bool {
+    fn offer(&self, frame: &Queued) -> bool {
         if self.state.reason().is_some() {
             return true; // already closing: its frames no longer matter
         }
-        // Cloning shares the text (a reference count), never copies it.
-        match self.queue.try_send(frame.clone()) {
+        // Cloning shares the frame (a reference count), never copies it.
+        match self.queue.try_send(Arc::clone(frame)) {
             // Closed: the subscription is being dropped and unregisters itself.
-            Ok(()) | Err(TrySendError::Closed(_)) => true,
-            Err(TrySendError::Full(_)) => {
+            Ok(()) | Err(Refused::Closed) => true,
+            Err(Refused::Full) => {
                 self.state.close(CloseReason::TooSlow);
+                // Once per connection: a closing one is not offered again.
+                // Through the `metrics` facade: a no-op without a recorder.
+                metrics::counter!("chat_ws_slow_reader_disconnects_total", "reason" => "queue_full")
+                    .increment(1);
                 false
             }
         }
@@ -139,7 +153,7 @@ impl Registry {
         &mut self,
         user: UserId,
         username: Username,
-        queue: mpsc::Sender<Outgoing>,
+        queue: QueueSender,
         state: Arc<ConnState>,
     ) -> (ConnKey, bool) {
         self.next_id += 1;
@@ -156,7 +170,7 @@ impl Registry {
 
     /// Queues `frame` for every connection in `audience`. Returns the
     /// connections whose queue was full.
-    pub(crate) fn deliver(&self, audience: Audience, frame: &Outgoing) -> Vec<ConnKey> {
+    pub(crate) fn deliver(&self, audience: Audience, frame: &Queued) -> Vec<ConnKey> {
         match audience {
             Audience::Everyone => self.deliver_to_all(frame),
             Audience::Users(mut users) => {
@@ -176,7 +190,7 @@ impl Registry {
     }
 
     /// Queues `frame` for every connection.
-    pub(crate) fn deliver_to_all(&self, frame: &Outgoing) -> Vec<ConnKey> {
+    pub(crate) fn deliver_to_all(&self, frame: &Queued) -> Vec<ConnKey> {
         let mut slow = Vec::new();
         for (&user, entry) in &self.users {
             offer_all(user, entry, frame, &mut slow);
@@ -263,7 +277,7 @@ impl Registry {
     }
 }
 
-fn offer_all(user: UserId, entry: &UserConns, frame: &Outgoing, slow: &mut Vec<ConnKey>) {
+fn offer_all(user: UserId, entry: &UserConns, frame: &Queued, slow: &mut Vec<ConnKey>) {
     for conn in &entry.conns {
         if !conn.offer(frame) {
             slow.push(ConnKey { user, id: conn.id });
@@ -272,10 +286,21 @@ fn offer_all(user: UserId, entry: &UserConns, frame: &Outgoing, slow: &mut Vec<C
 }
 
 /// The serialized `presence` frame.
-pub(crate) fn presence_text(username: &Username, status: PresenceStatus) -> Outgoing {
+pub(crate) fn presence_text(username: &Username, status: PresenceStatus) -> Queued {
     let frame = ServerFrame::Presence {
         username: username.clone(),
         status,
     };
-    Outgoing::plain(Arc::from(frame.to_json()))
+    Arc::new(Outgoing::plain(Arc::from(frame.to_json())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_slot_is_one_pointer() {
+        // Paid per queued frame, up to the queue's capacity.
+        assert_eq!(std::mem::size_of::<Queued>(), std::mem::size_of::<usize>());
+    }
 }

@@ -6,15 +6,15 @@ use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use chat_domain::{CloseReason, Delivery, Subscription};
-use tokio::sync::mpsc;
 
 use crate::hub::Inner;
+use crate::queue::QueueReceiver;
 use crate::registry::{ConnKey, ConnState, Outgoing};
 
 /// What [`Hub::connect`](crate::Hub) hands out, boxed as a
 /// `dyn Subscription`.
 pub(crate) struct HubSubscription {
-    pub(crate) queue: mpsc::Receiver<Outgoing>,
+    pub(crate) queue: QueueReceiver,
     pub(crate) state: Arc<ConnState>,
     pub(crate) key: ConnKey,
     /// Weak, so that a hub whose every handle is dropped lets its
@@ -43,7 +43,18 @@ impl Subscription for HubSubscription {
             return self.finish(Some(CloseReason::TooSlow));
         }
         match self.queue.recv().await {
-            Some(Outgoing { text, message }) => Some(Delivery::Frame { text, message }),
+            Some(queued) => {
+                let Outgoing {
+                    text,
+                    message,
+                    position,
+                } = &*queued;
+                Some(Delivery::Frame {
+                    text: Arc::clone(text),
+                    message: *message,
+                    position: *position,
+                })
+            }
             // The hub dropped our sender: shut down (after the backlog was
             // drained), evicted, or the hub itself is gone.
             None => {

@@ -101,7 +101,7 @@ async fn a_global_message_reaches_every_connection_once() {
         presence(&bob.name, PresenceStatus::Online)
     );
     let m = message(&alice.name, MessageTarget::Global, "hi all");
-    hub.publish(Event::Message(m.clone()), Audience::Everyone)
+    hub.publish(Event::message(m.clone()), Audience::Everyone)
         .await;
     let expected = ServerFrame::Message { message: m };
     assert_eq!(alice.frame().await, expected);
@@ -123,7 +123,7 @@ async fn a_users_audience_reaches_only_those_users() {
     let dm = message(&alice.name, MessageTarget::Direct(bob.name.clone()), "psst");
     // Bob named twice still gets it once.
     let audience = Audience::Users(vec![bob.id, alice.id, bob.id]);
-    hub.publish(Event::Message(dm.clone()), audience).await;
+    hub.publish(Event::message(dm.clone()), audience).await;
     let expected = ServerFrame::DirectMessage { message: dm };
     assert_eq!(alice.frame().await, expected);
     assert_eq!(bob.frame().await, expected);
@@ -141,7 +141,7 @@ async fn every_connection_of_a_user_gets_the_event() {
     assert_eq!(tab1.frame().await, presence(&bob.1, PresenceStatus::Online));
     let room = RoomId::generate();
     let m = message(&bob.1, MessageTarget::Room(room), "room talk");
-    hub.publish(Event::Message(m.clone()), Audience::Users(vec![bob.0]))
+    hub.publish(Event::message(m.clone()), Audience::Users(vec![bob.0]))
         .await;
     let expected = ServerFrame::Message { message: m };
     assert_eq!(tab1.frame().await, expected);
@@ -269,7 +269,7 @@ async fn a_slow_reader_is_closed_without_slowing_anyone() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let m = message(&sender, MessageTarget::Global, &format!("#{n}"));
-        hub.publish(Event::Message(m), Audience::Users(ids.clone()))
+        hub.publish(Event::message(m), Audience::Users(ids.clone()))
             .await;
     }
     let expected: Vec<String> = (0..TOTAL).map(|n| format!("#{n}")).collect();
@@ -318,7 +318,7 @@ async fn concurrent_publishers_lose_nothing_and_keep_their_own_order() {
                 let sender = Username::parse(format!("pub{p}")).expect("valid");
                 for n in 0..EACH {
                     let m = message(&sender, MessageTarget::Global, &format!("{p}:{n}"));
-                    hub.publish(Event::Message(m), Audience::Everyone).await;
+                    hub.publish(Event::message(m), Audience::Everyone).await;
                     tokio::task::yield_now().await;
                 }
             })
@@ -349,7 +349,7 @@ async fn one_fan_out_hands_every_receiver_the_same_text() {
     let mut bob = connect_new(&hub, "bob").await;
     alice.frame().await; // bob's online
     let m = message(&alice.name, MessageTarget::Global, "once");
-    hub.publish(Event::Message(m), Audience::Everyone).await;
+    hub.publish(Event::message(m), Audience::Everyone).await;
     let (one, two) = (alice.text().await, bob.text().await);
     assert!(Arc::ptr_eq(&one, &two), "serialized once, shared");
 }
@@ -361,7 +361,7 @@ async fn shutdown_closes_every_connection_and_refuses_new_ones() {
     let mut bob = connect_new(&hub, "bob").await;
     let mut bob2 = connect(&hub, &(bob.id, bob.name.clone())).await;
     let m = message(&alice.name, MessageTarget::Global, "last words");
-    hub.publish(Event::Message(m.clone()), Audience::Users(vec![bob.id]))
+    hub.publish(Event::message(m.clone()), Audience::Users(vec![bob.id]))
         .await;
     hub.shutdown();
     assert!(hub.is_shut_down());
@@ -436,7 +436,7 @@ async fn a_reporting_hub_reports_presence_changes_instead_of_announcing_them() {
     drop(tab2);
     assert!(changes.try_recv().is_err(), "alice still has a connection");
     let m = message(&alice.1, MessageTarget::Global, "no presence before me");
-    hub.publish(Event::Message(m.clone()), Audience::Everyone)
+    hub.publish(Event::message(m.clone()), Audience::Everyone)
         .await;
     assert_eq!(tab1.frame().await, ServerFrame::Message { message: m });
     drop(tab1);

@@ -1,9 +1,22 @@
-//! What the client sends: actix-ws frames with continuations joined into
-//! whole messages, and WEBSOCKET_MAX_MESSAGE_SIZE applied to single frames
-//! and to joined messages alike.
+//! What the client sends: WebSocket frames read from the upgraded
+//! connection's payload, with continuations joined into whole messages,
+//! and WEBSOCKET_MAX_MESSAGE_SIZE applied to single frames and to joined
+//! messages alike.
+//!
+//! The frames are decoded here with actix-http's codec rather than through
+//! actix-ws's `MessageStream`, which came with actix-ws's write channel
+//! (see `outbound.rs`), and so that the read buffer is let go whenever it
+//! is empty: an idle connection holds none.
 
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_codec::Decoder;
+use actix_http::ws::{CloseReason, Codec, Frame, Item, ProtocolError};
+use actix_web::dev::Payload;
 use actix_web::web::{Bytes, BytesMut};
-use actix_ws::{CloseReason, Item, Message, MessageStream, ProtocolError};
+use futures_util::Stream;
 
 /// One whole message from the client.
 #[derive(Debug, PartialEq, Eq)]
@@ -31,52 +44,87 @@ pub(crate) enum InboundError {
     Protocol(ProtocolError),
 }
 
-/// The client's messages, read from actix-ws's frame stream.
+/// The client's messages, read from the connection's payload.
 pub(crate) struct Inbound {
-    stream: MessageStream,
+    payload: Payload,
+    /// Bytes read but not yet decoded; empty, it holds no allocation.
+    buf: BytesMut,
+    codec: Codec,
+    /// The payload ended: what is left in `buf` is all there is.
+    ended: bool,
     joiner: Joiner,
 }
 
 impl Inbound {
-    /// Reads `stream`, refusing frames and joined messages over `max_size`
-    /// bytes.
-    pub(crate) fn new(stream: MessageStream, max_size: usize) -> Self {
+    /// Reads `payload` (the upgraded request's), refusing frames and joined
+    /// messages over `max_size` bytes.
+    pub(crate) fn new(payload: Payload, max_size: usize) -> Self {
         Self {
-            stream: stream.max_frame_size(max_size),
+            payload,
+            buf: BytesMut::new(),
+            codec: Codec::new().max_size(max_size),
+            ended: false,
             joiner: Joiner::new(max_size),
         }
     }
 
     /// The next whole message; `None` once the client's stream ended.
     ///
-    /// Cancel safe: the only await is on the frame stream, and the partial
-    /// message lives in `self`, so a `select!` may drop this future at any
-    /// point without losing input.
+    /// Cancel safe: the only await is on the next frame, whose partial
+    /// bytes, like the partial message, live in `self`, so a `select!` may
+    /// drop this future at any point without losing input.
     pub(crate) async fn next(&mut self) -> Option<Result<Incoming, InboundError>> {
         loop {
-            let message = match self.stream.recv().await? {
-                Ok(message) => message,
+            let frame = match poll_fn(|cx| self.poll_frame(cx)).await? {
+                Ok(frame) => frame,
                 Err(ProtocolError::Overflow) => return Some(Err(InboundError::TooBig)),
-                // actix-ws reports a text frame that is not UTF-8 this way.
-                Err(ProtocolError::Io(err)) if err.kind() == std::io::ErrorKind::InvalidData => {
-                    return Some(Err(InboundError::NotUtf8))
-                }
                 Err(err) => return Some(Err(InboundError::Protocol(err))),
             };
-            let whole = match message {
-                Message::Text(text) => Incoming::Text(String::from(&*text)),
-                Message::Binary(_) => Incoming::Binary,
-                Message::Ping(payload) => Incoming::Ping(payload),
-                Message::Pong(_) => Incoming::Pong,
-                Message::Close(reason) => Incoming::Close(reason),
-                Message::Nop => continue,
-                Message::Continuation(item) => match self.joiner.push(item) {
+            let whole = match frame {
+                Frame::Text(bytes) => match std::str::from_utf8(&bytes) {
+                    Ok(text) => Incoming::Text(text.to_owned()),
+                    Err(_) => return Some(Err(InboundError::NotUtf8)),
+                },
+                Frame::Binary(_) => Incoming::Binary,
+                Frame::Ping(payload) => Incoming::Ping(payload),
+                Frame::Pong(_) => Incoming::Pong,
+                Frame::Close(reason) => Incoming::Close(reason),
+                Frame::Continuation(item) => match self.joiner.push(item) {
                     Ok(Some(whole)) => whole,
                     Ok(None) => continue,
                     Err(err) => return Some(Err(err)),
                 },
             };
             return Some(Ok(whole));
+        }
+    }
+
+    /// The next frame: decoded from what was read, else read more.
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame, ProtocolError>>> {
+        loop {
+            match self.codec.decode(&mut self.buf) {
+                Ok(Some(frame)) => {
+                    if self.buf.is_empty() {
+                        // Let go of the allocation: most connections are idle.
+                        self.buf = BytesMut::new();
+                    }
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                Ok(None) => {}
+                Err(err) => return Poll::Ready(Some(Err(err))),
+            }
+            if self.ended {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut self.payload).poll_next(cx) {
+                Poll::Ready(Some(Ok(bytes))) => self.buf.extend_from_slice(&bytes),
+                Poll::Ready(Some(Err(err))) => {
+                    let err = std::io::Error::other(err);
+                    return Poll::Ready(Some(Err(ProtocolError::Io(err))));
+                }
+                Poll::Ready(None) => self.ended = true,
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
 

@@ -22,12 +22,13 @@
 //!
 //! With `?since=`, the session first replays the stored messages after it
 //! (see `replay.rs`), then serves the deliveries queued meanwhile, dropping
-//! live copies of messages the replay already sent.
+//! live copies of messages the replay already sent and of messages at or
+//! below `since`.
 
 use std::ops::ControlFlow;
 use std::time::Duration;
 
-use actix_ws::CloseReason;
+use actix_http::ws::CloseReason;
 use chat_domain::{CloseReason as NotifierClose, Delivery, MessageId, ServerFrame, Subscription};
 use time::OffsetDateTime;
 use tokio::time::{interval_at, sleep, sleep_until, Instant, MissedTickBehavior};
@@ -63,7 +64,7 @@ pub(crate) struct WsSession {
     pub(crate) settings: WsSettings,
     /// What to replay before going live (taken when the replay starts).
     pub(crate) since: Since,
-    /// The ids the replay sent, while live copies of them may still come.
+    /// What the replay covered, while live copies of it may still come.
     pub(crate) replayed: Option<Replayed>,
 }
 
@@ -120,34 +121,49 @@ type Flow = ControlFlow<Ending>;
 impl WsSession {
     /// Serves the connection until it ends, then closes it. Dropping the
     /// subscription unregisters it from the notifier.
-    pub(crate) async fn run(mut self) {
-        let ending = self.serve().await;
-        match &ending {
-            Ending::Stuck => tracing::warn!("closing a WebSocket whose client stopped reading"),
-            ending => tracing::debug!(?ending, "WebSocket closing"),
-        }
-        let Self {
-            out,
-            subscription,
-            mut inbound,
-            ..
-        } = self;
-        drop(subscription);
-        match ending {
-            Ending::Close(reason) => {
-                out.close(reason).await;
-                // Letting go at once would close the TCP connection under
-                // the client's feet: whatever it sends meanwhile (pongs)
-                // would draw a reset that can destroy our close frame
-                // before the client reads it.
-                let _ = tokio::time::timeout(CLOSING_HANDSHAKE, inbound.closed()).await;
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an `async fn` would keep `self` twice in the task (the argument and \
+                  the body's copy of it); the `async move` block keeps it once"
+    )]
+    pub(crate) fn run(mut self) -> impl std::future::Future<Output = ()> {
+        async move {
+            let ending = self.serve().await;
+            match &ending {
+                Ending::Stuck => {
+                    crate::metrics::write_timed_out();
+                    tracing::warn!("closing a WebSocket whose client stopped reading")
+                }
+                ending => tracing::debug!(?ending, "WebSocket closing"),
             }
-            Ending::Answer(reason) => out.close(reason).await,
-            Ending::Stuck => {
-                let reason = close_reason(code::TRY_AGAIN_LATER, "the client reads too slowly");
-                out.close_if_room(reason).await;
-            }
-            Ending::Gone => {}
+            let Self {
+                out,
+                subscription,
+                mut inbound,
+                ..
+            } = self;
+            drop(subscription);
+            // Boxed, as the other large steps are (see `on`).
+            Box::pin(async move {
+                match ending {
+                    Ending::Close(reason) => {
+                        out.close(reason).await;
+                        // Letting go at once would close the TCP connection under
+                        // the client's feet: whatever it sends meanwhile (pongs)
+                        // would draw a reset that can destroy our close frame
+                        // before the client reads it.
+                        let _ = tokio::time::timeout(CLOSING_HANDSHAKE, inbound.closed()).await;
+                    }
+                    Ending::Answer(reason) => out.close(reason).await,
+                    Ending::Stuck => {
+                        let reason =
+                            close_reason(code::TRY_AGAIN_LATER, "the client reads too slowly");
+                        out.close_if_room(reason).await;
+                    }
+                    Ending::Gone => {}
+                }
+            })
+            .await;
         }
     }
 
@@ -164,7 +180,8 @@ impl WsSession {
         }
         // The subscription is already live and queueing: what is published
         // while the replay reads the store waits for the loop below.
-        if let ControlFlow::Break(ending) = self.recover().await {
+        // Boxed, as the other large steps are (see `on`).
+        if let ControlFlow::Break(ending) = Box::pin(self.recover()).await {
             return ending;
         }
 
@@ -211,7 +228,7 @@ impl WsSession {
                 heartbeat.as_mut().reset(Instant::now() + pong_wait);
             }
             if let ControlFlow::Break(ending) = self.on(event, &mut handling).await {
-                return self.settle(handling, ending).await;
+                return Box::pin(self.settle(handling, ending)).await;
             }
         }
     }
@@ -292,8 +309,10 @@ impl WsSession {
         }
     }
 
-    /// Whether a live frame of this message repeats one the replay sent.
-    fn replayed_already(&mut self, message: Option<MessageId>) -> bool {
+    /// Whether a live frame of this message (at this position, if known)
+    /// repeats what the replay covered: a message it sent, or one at or
+    /// below `since`.
+    fn replayed_already(&mut self, message: Option<MessageId>, position: Option<u64>) -> bool {
         let Some(replayed) = &self.replayed else {
             return false;
         };
@@ -301,13 +320,18 @@ impl WsSession {
             self.replayed = None;
             return false;
         }
-        message.is_some_and(|id| replayed.contains(id))
+        message.is_some_and(|id| replayed.covers(id, position))
     }
 
     async fn on(&mut self, event: Event, handling: &mut Handling) -> Flow {
+        // A task is allocated at the size of its largest state, for its
+        // whole life: the steps whose futures are large (answering a client
+        // frame, like the replay and the settling) are boxed, so an idle
+        // connection does not carry them; deliveries, the hot path, stay
+        // inline (docs/benchmarks.md, "Memory per idle socket").
         match event {
-            Event::Incoming(incoming) => self.on_incoming(incoming, handling).await,
-            Event::Answered(reply) => self.reply(reply).await,
+            Event::Incoming(incoming) => Box::pin(self.on_incoming(incoming, handling)).await,
+            Event::Answered(reply) => Box::pin(self.reply(reply)).await,
             Event::Delivery(delivery) => self.on_delivery(delivery).await,
             Event::PingDue => written(self.out.ping().await),
             Event::HeartbeatLost => close(
@@ -371,10 +395,15 @@ impl WsSession {
 
     async fn on_delivery(&mut self, delivery: Option<Delivery>) -> Flow {
         match delivery {
-            Some(Delivery::Frame { message, .. }) if self.replayed_already(message) => {
-                ControlFlow::Continue(())
-            }
-            Some(Delivery::Frame { text, .. }) => written(self.out.text(&*text).await),
+            Some(Delivery::Frame {
+                message, position, ..
+            }) if self.replayed_already(message, position) => ControlFlow::Continue(()),
+            Some(Delivery::Frame { text, .. }) => written(
+                self.out
+                    .text(&*text)
+                    .await
+                    .inspect(|()| crate::metrics::delivered()),
+            ),
             Some(Delivery::Close(reason)) => close(reason.close_code(), describe(reason)),
             // The notifier let go of us without a reason: it is gone.
             None => close(code::GOING_AWAY, "the realtime service stopped: reconnect"),
@@ -476,6 +505,19 @@ mod tests {
         assert_eq!(streak_after(streak, &delivery(), true), 0);
         // A client frame came.
         assert_eq!(streak_after(streak, &Event::Incoming(None), false), 0);
+    }
+
+    #[test]
+    fn an_idle_session_task_stays_small() {
+        // The task is allocated at its future's size for the connection's
+        // whole life; the large, rare steps are boxed (see `on`). It was
+        // 3.8 KiB before they were (docs/benchmarks.md, "Memory per idle
+        // socket").
+        fn size<F: std::future::Future>(_: &dyn Fn(WsSession) -> F) -> usize {
+            std::mem::size_of::<F>()
+        }
+        let run = size(&WsSession::run);
+        assert!(run <= 2_560, "the session's future is {run} bytes");
     }
 
     #[test]

@@ -8,8 +8,10 @@
 //! upgrade (it only sees close code 1006), so a bad `since` refused here
 //! would leave its client retrying blind.
 
+use actix_http::body::BoxBody;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::FutureExt;
 use serde::Deserialize;
 use tracing::Instrument;
 
@@ -33,8 +35,8 @@ pub(crate) async fn upgrade(
     check_origin(&req, state.settings())?;
     require_upgrade(&req)?;
     let since = since(&req);
-    let (response, session, stream) =
-        actix_ws::handle(&req, body).map_err(|err| ApiError::InvalidHandshake(err.to_string()))?;
+    let mut response = actix_http::ws::handshake(req.head())
+        .map_err(|err| ApiError::InvalidHandshake(err.to_string()))?;
     let Authenticated(caller) = caller;
     // Registered before the 101 goes out: a refusal (the hub is shutting
     // down) is still a plain 503, and nothing published from here on is
@@ -45,19 +47,32 @@ pub(crate) async fn upgrade(
         .connect(caller.user_id, caller.username.clone())
         .await?;
     let settings = state.settings().ws.clone();
+    let (out, frames) = Outbound::new(settings.write_wait);
+    // Fails only for a builder already in error, which the handshake's is not.
+    let response = response
+        .message_body(BoxBody::new(frames))
+        .map_err(|err| ApiError::InvalidHandshake(err.to_string()))?;
+    let response = HttpResponse::from(response);
     let span = tracing::info_span!("ws", user_id = %caller.user_id, username = %caller.username);
     let session = WsSession {
         handler: FrameHandler::new(state.service().clone(), caller, settings.rate_limit),
-        out: Outbound::new(session, settings.write_wait),
-        inbound: Inbound::new(stream, settings.max_message_size),
+        out,
+        inbound: Inbound::new(body.into_inner(), settings.max_message_size),
         subscription,
         settings,
         since,
         replayed: None,
     };
     span.in_scope(|| tracing::debug!("WebSocket open"));
-    // actix-ws's streams are tied to this worker's thread: a local task.
-    actix_web::rt::spawn(session.run().instrument(span));
+    // The connection's body and payload are tied to this worker's thread:
+    // a local task.
+    let open = crate::metrics::OpenSocket::new();
+    // A combinator, not an `async` block: a block awaiting the session
+    // would hold it twice (captured, and as the future it awaits), and the
+    // task's allocation is sized for both (docs/benchmarks.md, "Memory per
+    // idle socket").
+    let served = session.run().map(move |()| drop(open));
+    actix_web::rt::spawn(served.instrument(span));
     Ok(response)
 }
 
