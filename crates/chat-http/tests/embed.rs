@@ -76,3 +76,109 @@ async fn the_openapi_document_names_the_prefix() {
     assert_eq!(doc["servers"][0]["url"], "/chat");
     assert!(doc["paths"]["/api/auth/register"]["post"].is_object());
 }
+
+/// Under the host's own `HttpServer` (no `chat_http::server`), a WebSocket
+/// is a streaming response of actix-http's dispatcher: the session's
+/// frames go both ways, and a close is answered.
+#[actix_web::test]
+async fn a_websocket_works_under_the_hosts_own_http_server() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let chat = embed::chat_state(4, b"test secret, at least thirty-two bytes").expect("state");
+    let server = actix_web::HttpServer::new(move || {
+        App::new().configure(|cfg| embed::host_routes(cfg, chat.clone()))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(("127.0.0.1", 0))
+    .expect("binds");
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+
+    let base = format!("http://{addr}/chat");
+    let http = reqwest::Client::new();
+    let account =
+        json!({"username": "alice", "email": "alice@example.com", "password": "correct horse"});
+    let res = http
+        .post(format!("{base}/api/auth/register"))
+        .json(&account)
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(res.status().as_u16(), 201);
+    let login: Value = http
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"username": "alice", "password": "correct horse"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("a JSON login");
+    let token = login["token"].as_str().expect("a token");
+
+    let mut request = format!("ws://{addr}/chat/api/ws/connect")
+        .into_client_request()
+        .expect("a WebSocket URL");
+    let bearer = format!("Bearer {token}").parse().expect("a header value");
+    request.headers_mut().insert("authorization", bearer);
+    let (mut ws, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the WebSocket opens");
+    assert_eq!(response.status().as_u16(), 101);
+    let hello = next_json(&mut ws).await;
+    assert_eq!(hello["type"], "connection");
+
+    let send = json!({"type": "message", "content": "hi", "client_id": "c1"});
+    ws.send(Message::text(send.to_string()))
+        .await
+        .expect("sent");
+    // Alice's own presence may come first.
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let frame = next_json(&mut ws).await;
+        match frame["type"].as_str() {
+            Some("presence") => {}
+            other => seen.push(other.unwrap_or_default().to_owned()),
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["ack", "message"]);
+
+    ws.close(None).await.expect("close sent");
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(Ok(frame)) = ws.next().await {
+            if frame.is_close() {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("closed in time");
+    assert!(answered, "the server answers the close");
+    handle.stop(true).await;
+}
+
+/// The next frame, which must be JSON text, within 10 s.
+async fn next_json<S>(ws: &mut S) -> Value
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures_util::StreamExt;
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+        .await
+        .expect("a frame in time")
+        .expect("the socket is open")
+        .expect("a frame");
+    serde_json::from_str(frame.to_text().expect("a text frame")).expect("JSON")
+}

@@ -38,9 +38,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::HttpServer;
 use chat_auth::{BcryptHasher, JwtCodec};
 use chat_domain::{AuthPolicy, ChatService, Notifier, Stores};
+use chat_http::server::ServerOptions;
 use chat_http::ApiState;
 use chat_realtime::{Hub, HubConfig};
 use chat_realtime_redis::{RedisNotifier, RedisOptions};
@@ -213,25 +213,18 @@ pub async fn build(config: Config) -> io::Result<Application> {
         }));
     }
 
-    let mut server = HttpServer::new(move || chat_http::app(state.clone()))
-        // Signals are handled by `run`, which closes the WebSockets first:
-        // actix's own handler would wait for them to end by themselves.
-        .disable_signals()
-        .shutdown_timeout(SHUTDOWN_GRACE_SECS)
-        // Small frames written back to back (an ack, then the message
-        // itself) must not wait for the client's delayed ACK (~40 ms on
-        // Linux) under Nagle's algorithm: see docs/benchmarks.md.
-        .tcp_nodelay(true);
-    if let Some(workers) = config.workers {
-        server = server.workers(workers);
-    }
-    let server = server.bind((config.bind_address, config.port))?;
-    let addr = server
-        .addrs()
-        .first()
-        .copied()
-        .ok_or_else(|| io::Error::other("the server bound no address"))?;
-    let server = server.run();
+    // `chat_http::server` is actix-web's `HttpServer` for this app (same
+    // dispatcher settings, TCP_NODELAY so that small frames written back to
+    // back do not wait for the client's delayed ACK), with WebSockets taken
+    // off the HTTP dispatcher once upgraded. Signals are handled by `run`,
+    // which closes the WebSockets first.
+    let listener = chat_http::server::bind(SocketAddr::new(config.bind_address, config.port))?;
+    let addr = listener.local_addr()?;
+    let options = ServerOptions {
+        workers: config.workers,
+        shutdown_timeout_secs: SHUTDOWN_GRACE_SECS,
+    };
+    let server = chat_http::server::serve(state, listener, &options)?;
     tracing::info!(environment = ?config.environment, "listening on http://{addr}");
     let stop = ShutdownHandle {
         realtime,

@@ -11,6 +11,8 @@
 //!   after it, then live, with no gap and no duplicate in between.
 //! - `inbound` / `outbound`: frame size limit and continuation
 //!   joining; writes bounded in time.
+//! - `bare`: the session on the bare TCP socket, when [`crate::server`]
+//!   serves the app (an upgraded connection then holds no HTTP buffers).
 //!
 //! A client in a browser (the cookie set by login is sent with the
 //! upgrade):
@@ -34,6 +36,7 @@
 //! frame over WEBSOCKET_MAX_MESSAGE_SIZE), 1013 (the client read too
 //! slowly: reconnect and catch up from the history).
 
+pub(crate) mod bare;
 mod frames;
 mod inbound;
 mod outbound;

@@ -8,13 +8,16 @@
 //! upgrade (it only sees close code 1006), so a bad `since` refused here
 //! would leave its client retrying blind.
 
+use std::rc::Rc;
+
 use actix_http::body::BoxBody;
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::FutureExt;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use futures_util::{future, FutureExt};
 use serde::Deserialize;
 use tracing::Instrument;
 
+use super::bare::{self, BareUpgrade, Socket};
 use super::frames::FrameHandler;
 use super::inbound::Inbound;
 use super::outbound::Outbound;
@@ -48,32 +51,44 @@ pub(crate) async fn upgrade(
         .await?;
     let settings = state.settings().ws.clone();
     let (out, frames) = Outbound::new(settings.write_wait);
-    // Fails only for a builder already in error, which the handshake's is not.
-    let response = response
-        .message_body(BoxBody::new(frames))
-        .map_err(|err| ApiError::InvalidHandshake(err.to_string()))?;
-    let response = HttpResponse::from(response);
     let span = tracing::info_span!("ws", user_id = %caller.user_id, username = %caller.username);
-    let session = WsSession {
-        handler: FrameHandler::new(state.service().clone(), caller, settings.rate_limit),
+    let handler = FrameHandler::new(state.service().clone(), caller, settings.rate_limit);
+    let session = move |payload| WsSession {
+        handler,
         out,
-        inbound: Inbound::new(body.into_inner(), settings.max_message_size),
+        inbound: Inbound::new(payload, settings.max_message_size),
         subscription,
         settings,
         since,
         replayed: None,
     };
     span.in_scope(|| tracing::debug!("WebSocket open"));
-    // The connection's body and payload are tied to this worker's thread:
-    // a local task.
     let open = crate::metrics::OpenSocket::new();
-    // A combinator, not an `async` block: a block awaiting the session
-    // would hold it twice (captured, and as the future it awaits), and the
-    // task's allocation is sized for both (docs/benchmarks.md, "Memory per
-    // idle socket").
+    // Served by `crate::server`: the session runs on the bare socket once
+    // the 101 is written (see `bare.rs`).
+    if let Some(bare) = req.extensions().get::<BareUpgrade>() {
+        bare.put(Box::new(move |socket: Socket| {
+            let io = Rc::new(socket.io);
+            let session = session(bare::payload(Rc::clone(&io), socket.early));
+            let served = future::join(session.run(), bare::pump(frames, io));
+            Box::pin(served.map(move |_| drop(open)).instrument(span))
+        }));
+        return Ok(HttpResponse::from(response.finish()).map_into_boxed_body());
+    }
+    // Under any other server: a streaming response of the dispatcher.
+    // Fails only for a builder already in error, which the handshake's is not.
+    let response = response
+        .message_body(BoxBody::new(frames))
+        .map_err(|err| ApiError::InvalidHandshake(err.to_string()))?;
+    let session = session(body.into_inner());
+    // The connection's body and payload are tied to this worker's thread:
+    // a local task. A combinator, not an `async` block: a block awaiting
+    // the session would hold it twice (captured, and as the future it
+    // awaits), and the task's allocation is sized for both
+    // (docs/benchmarks.md, "Memory per idle socket").
     let served = session.run().map(move |()| drop(open));
     actix_web::rt::spawn(served.instrument(span));
-    Ok(response)
+    Ok(HttpResponse::from(response))
 }
 
 /// The query parameters of the upgrade.

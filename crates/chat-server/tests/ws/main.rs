@@ -15,3 +15,4 @@ mod presence;
 mod recovery;
 mod shutdown;
 mod slow_reader;
+mod upgraded;
