@@ -17,17 +17,18 @@
 //!   buffer on the stack, and handed to the session's `Inbound` as exact
 //!   sized chunks ([`SocketReader`]), so an idle socket holds no read
 //!   buffer;
-//! - the frames the session encodes (its `Outbound`'s body) are written
-//!   as they come ([`pump`]); when the client stops reading, the kernel's
-//!   buffer fills, then the body's, and the session's writes wait and time
-//!   out (1013) exactly as under the dispatcher.
+//! - the frames the session encodes are written to the socket at once
+//!   (`Outbound::with_socket`); what the socket does not take waits in the
+//!   `Outbound`'s buffer, which its body writes as the socket drains
+//!   (`FrameBody::write_to_socket`). When the client stops reading, the
+//!   kernel's buffer fills, then that one, and the session's writes wait
+//!   and time out (1013) exactly as under the dispatcher.
 //!
 //! Under any other server (an app embedding [`crate::configure`] in its own
 //! `HttpServer`) the slot is absent and the session is served as a
 //! streaming response, as before: same frames, same limits.
 
 use std::cell::Cell;
-use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -39,9 +40,6 @@ use actix_web::web::Bytes;
 use futures_util::future::LocalBoxFuture;
 use futures_util::Stream;
 use tokio::net::TcpStream;
-
-use super::outbound::FrameBody;
-use actix_http::body::MessageBody;
 
 /// Bytes read from the socket at most per read. On the stack, and copied
 /// out at the size read; a WebSocket frame of the protocol is a few
@@ -129,33 +127,4 @@ impl Stream for SocketReader {
             }
         }
     }
-}
-
-/// Writes what the session encodes to the socket until the session lets go
-/// of its `Outbound` (the body ends) or the socket fails. Dropping the body
-/// on a failure tells the session the connection is gone.
-pub(crate) async fn pump(mut body: FrameBody, io: Rc<TcpStream>) {
-    loop {
-        let next = poll_fn(|cx| Pin::new(&mut body).poll_next(cx)).await;
-        let Some(Ok(bytes)) = next else {
-            return;
-        };
-        if write_all(&io, &bytes).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Writes all of `bytes`, waiting for room as the client reads.
-async fn write_all(io: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        io.writable().await?;
-        match io.try_write(bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(written) => bytes = bytes.get(written..).unwrap_or_default(),
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(())
 }

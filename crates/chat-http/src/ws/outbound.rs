@@ -31,6 +31,7 @@ use actix_codec::Encoder;
 use actix_http::body::{BodySize, MessageBody};
 use actix_http::ws::{CloseCode, CloseReason, Codec, Message};
 use actix_web::web::{Bytes, BytesMut};
+use tokio::net::TcpStream;
 
 /// The longest a close frame may wait for room in a stuck connection: the
 /// session ends either way, and shutdown must not wait on slow readers.
@@ -66,9 +67,51 @@ struct Shared {
     body: Option<Waker>,
     /// The session, waiting for room.
     writer: Option<Waker>,
+    /// The bare socket, when the connection left the dispatcher
+    /// (`bare.rs`): the body writes `pending` to it in place
+    /// ([`FrameBody::write_to_socket`]).
+    socket: Option<Rc<TcpStream>>,
 }
 
 impl Shared {
+    /// Writes what is pending to the bare socket, as far as it takes it
+    /// without waiting. A socket error means the connection is gone.
+    fn write_through(&mut self) {
+        let Some(socket) = &self.socket else {
+            return;
+        };
+        while !self.pending.is_empty() {
+            match socket.try_write(&self.pending) {
+                Ok(0) => {
+                    self.gone = true;
+                    break;
+                }
+                Ok(written) => {
+                    let _ = self.pending.split_to(written);
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    self.gone = true;
+                    break;
+                }
+            }
+        }
+        if self.pending.is_empty() {
+            // Let go of the allocation: most connections are idle.
+            self.pending = BytesMut::new();
+        }
+    }
+
+    /// Registers the body's waker; on a bare connection the body is polled
+    /// on every wake-up of the connection's task, so the same waker is
+    /// kept rather than cloned each time.
+    fn register_body(&mut self, cx: &Context<'_>) {
+        match &mut self.body {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            waker => *waker = Some(cx.waker().clone()),
+        }
+    }
+
     fn wake_body(&mut self) {
         if let Some(waker) = self.body.take() {
             waker.wake();
@@ -107,8 +150,50 @@ impl MessageBody for FrameBody {
         if shared.finished {
             return Poll::Ready(None);
         }
-        shared.body = Some(cx.waker().clone());
+        shared.register_body(cx);
         Poll::Pending
+    }
+}
+
+impl FrameBody {
+    /// On a bare socket ([`Outbound::with_socket`]): writes what the
+    /// session encodes, as the socket takes it, until the session lets go
+    /// of its `Outbound` and everything is written, or the socket fails.
+    /// Run it in the session's task, polled after the session (`join`):
+    /// the session does not wake it. Pending bytes are written in place,
+    /// so a frame the session encodes meanwhile queues behind them.
+    pub(crate) async fn write_to_socket(self) {
+        let Some(socket) = self.0.borrow().socket.clone() else {
+            return;
+        };
+        while self.pending().await {
+            if socket.writable().await.is_err() {
+                return;
+            }
+            let mut shared = self.0.borrow_mut();
+            shared.write_through();
+            if shared.gone {
+                return;
+            }
+            shared.wake_writer();
+        }
+    }
+
+    /// Resolves `true` once bytes are pending, `false` once none are and
+    /// none will come.
+    async fn pending(&self) -> bool {
+        poll_fn(|cx| {
+            let mut shared = self.0.borrow_mut();
+            if !shared.pending.is_empty() {
+                Poll::Ready(true)
+            } else if shared.finished || shared.gone {
+                Poll::Ready(false)
+            } else {
+                shared.register_body(cx);
+                Poll::Pending
+            }
+        })
+        .await
     }
 }
 
@@ -130,7 +215,20 @@ pub(crate) struct Outbound {
 impl Outbound {
     /// The writing half and the response body it feeds.
     pub(crate) fn new(write_wait: Duration) -> (Self, FrameBody) {
-        let shared = Rc::new(RefCell::new(Shared::default()));
+        Self::with_socket(write_wait, None)
+    }
+
+    /// [`Outbound::new`] for a connection on the bare `socket`, which the
+    /// body writes to ([`FrameBody::write_to_socket`]): every frame the
+    /// session encodes in one wake-up of the task goes out in one `write`.
+    pub(crate) fn with_socket(
+        write_wait: Duration,
+        socket: Option<Rc<TcpStream>>,
+    ) -> (Self, FrameBody) {
+        let shared = Rc::new(RefCell::new(Shared {
+            socket,
+            ..Shared::default()
+        }));
         let body = FrameBody(Rc::clone(&shared));
         let out = Self {
             shared,
@@ -176,15 +274,35 @@ impl Outbound {
     /// Waits (at most `wait`) until the body has room, then encodes
     /// `message` for it.
     async fn write(&mut self, wait: Duration, message: Message) -> Result<(), WriteError> {
-        bounded(wait, self.room()).await?;
+        // The timer is set up only when the write has to wait: a delivery
+        // is one frame, and most find room.
+        if !self.has_room()? {
+            bounded(wait, self.room()).await?;
+        }
         let mut shared = self.shared.borrow_mut();
         // Encoding a server frame (unmasked) fails only for a frame over
         // the codec's limit, which applies to frames read, not written.
         self.codec
             .encode(message, &mut shared.pending)
             .map_err(|_| WriteError::Closed)?;
-        shared.wake_body();
+        // On a bare socket the body is polled right after the session, in
+        // the same wake-up of the connection's task (`bare.rs`), and writes
+        // every frame the session encoded meanwhile in one go: waking it
+        // would only poll the whole task a second time.
+        if shared.socket.is_none() {
+            shared.wake_body();
+        }
         Ok(())
+    }
+
+    /// Whether a frame may be written now.
+    fn has_room(&self) -> Result<bool, WriteError> {
+        let shared = self.shared.borrow();
+        if shared.gone {
+            Err(WriteError::Closed)
+        } else {
+            Ok(shared.pending.len() < PENDING_LIMIT)
+        }
     }
 
     /// Resolves once the body may take another frame.
@@ -295,5 +413,92 @@ mod tests {
         // The connection gone: writes fail at once.
         drop(body);
         assert_eq!(out.text("y").await, Err(WriteError::Closed));
+    }
+
+    /// A connected pair on loopback with small buffers, so that a client
+    /// that does not read fills them quickly: the server's end (for the
+    /// `Outbound`) and the client's.
+    async fn socket_pair() -> (Rc<TcpStream>, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let client = tokio::net::TcpSocket::new_v4().expect("a socket");
+        client.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let addr = listener.local_addr().expect("an address");
+        let (client, accepted) = tokio::join!(client.connect(addr), listener.accept());
+        let (server, _) = accepted.expect("accepts");
+        socket2::SockRef::from(&server)
+            .set_send_buffer_size(4096)
+            .expect("SO_SNDBUF");
+        (Rc::new(server), client.expect("connects"))
+    }
+
+    /// The payloads of the unmasked text frames in `bytes`, and what is
+    /// left of an incomplete one.
+    fn texts(mut bytes: &[u8]) -> (Vec<String>, usize) {
+        let mut out = Vec::new();
+        loop {
+            let (len, header) = match bytes {
+                [0x81, 126, hi, lo, ..] => (usize::from(*hi) << 8 | usize::from(*lo), 4),
+                [0x81, len, ..] if *len < 126 => (usize::from(*len), 2),
+                [] => return (out, 0),
+                _ => return (out, bytes.len()),
+            };
+            let Some(payload) = bytes.get(header..header + len) else {
+                return (out, bytes.len());
+            };
+            out.push(String::from_utf8(payload.to_vec()).expect("UTF-8"));
+            bytes = bytes.get(header + len..).unwrap_or_default();
+        }
+    }
+
+    #[tokio::test]
+    async fn on_a_bare_socket_the_body_writes_every_frame_in_order_bounded() {
+        use tokio::io::AsyncReadExt;
+        let (server, mut client) = socket_pair().await;
+        let (mut out, body) = Outbound::with_socket(Duration::from_secs(5), Some(server));
+        let frame = |n: usize| format!("{n:04}{}", "x".repeat(1000));
+        let (read_now, reading) = tokio::sync::oneshot::channel::<()>();
+        // The session's side: what it encodes in one wake-up is written by
+        // the body polled after it, without being woken.
+        let session = async {
+            out.text(frame(0)).await.expect("room");
+            tokio::task::yield_now().await;
+            assert!(
+                out.shared.borrow().pending.is_empty(),
+                "written in that wake-up"
+            );
+            // The client does not read: the socket fills, then `pending`,
+            // which stays bounded.
+            let mut sent = 1;
+            while out.shared.borrow().pending.len() < PENDING_LIMIT {
+                out.text(frame(sent)).await.expect("room");
+                sent += 1;
+                assert!(sent < 10_000, "the socket never filled");
+                tokio::task::yield_now().await;
+            }
+            // Once it reads, writes find room again, queued behind the rest.
+            let _ = read_now.send(());
+            for _ in 0..20 {
+                out.text(frame(sent)).await.expect("room again");
+                sent += 1;
+            }
+            drop(out);
+            sent
+        };
+        let client = async {
+            let _ = reading.await;
+            let mut all = Vec::new();
+            client
+                .read_to_end(&mut all)
+                .await
+                .expect("reads to the end");
+            all
+        };
+        let (sent, (), all) = tokio::join!(session, body.write_to_socket(), client);
+        let (texts, rest) = texts(&all);
+        assert_eq!(rest, 0, "no partial frame");
+        let expected: Vec<String> = (0..sent).map(frame).collect();
+        assert_eq!(texts, expected);
     }
 }

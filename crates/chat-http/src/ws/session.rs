@@ -31,7 +31,7 @@ use std::time::Duration;
 use actix_http::ws::CloseReason;
 use chat_domain::{CloseReason as NotifierClose, Delivery, MessageId, ServerFrame, Subscription};
 use time::OffsetDateTime;
-use tokio::time::{interval_at, sleep, sleep_until, Instant, MissedTickBehavior};
+use tokio::time::{sleep_until, Instant};
 
 use super::frames::{Answer, FrameHandler, Pending};
 use super::inbound::{Inbound, InboundError, Incoming};
@@ -185,13 +185,9 @@ impl WsSession {
             return ending;
         }
 
-        let ping_period = self.settings.ping_period;
-        let pong_wait = self.settings.pong_wait;
-        let mut ping = interval_at(Instant::now() + ping_period, ping_period);
-        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let heartbeat = sleep(pong_wait);
-        let expiry = sleep_until(instant_at(expires_at));
-        tokio::pin!(heartbeat, expiry);
+        let mut timers = Timers::new(&self.settings, instant_at(expires_at));
+        let alarm = sleep_until(timers.next());
+        tokio::pin!(alarm);
         let mut handling = Handling::default();
         // Deliveries written since the client's frames were last looked at.
         let mut streak = 0;
@@ -214,18 +210,29 @@ impl WsSession {
                 Some(event) => event,
                 None => tokio::select! {
                     biased;
-                    () = &mut expiry => Event::TokenExpired,
-                    () = &mut heartbeat => Event::HeartbeatLost,
-                    _ = ping.tick() => Event::PingDue,
+                    () = &mut alarm => match timers.due(Instant::now()) {
+                        Some(event) => event,
+                        // Woken early (the heartbeat moved on): set again.
+                        None => {
+                            alarm.as_mut().reset(timers.next());
+                            continue;
+                        }
+                    },
                     reply = handling.reply() => Event::Answered(reply),
                     delivery = self.subscription.next() => Event::Delivery(delivery),
                     incoming = self.inbound.next(), if handling.is_idle() => Event::Incoming(incoming),
                 },
             };
+            if let Event::PingDue = event {
+                timers.pinged(Instant::now());
+                alarm.as_mut().reset(timers.next());
+            }
             streak = streak_after(streak, &event, turn);
             if let Event::Incoming(Some(_)) = event {
                 // Any frame proves the client is there, not only a pong.
-                heartbeat.as_mut().reset(Instant::now() + pong_wait);
+                // The alarm is not moved: if it goes off before the new
+                // deadline, it is set again then.
+                timers.heard_from_client(Instant::now());
             }
             if let ControlFlow::Break(ending) = self.on(event, &mut handling).await {
                 return Box::pin(self.settle(handling, ending)).await;
@@ -411,6 +418,61 @@ impl WsSession {
     }
 }
 
+/// The session's three deadlines (the token's expiry, the heartbeat, the
+/// next ping) behind one timer: every wake-up of the session polls its
+/// timer, and at one delivery per wake-up three timers cost more than the
+/// delivery's own work (docs/benchmarks.md, "Fan-out").
+struct Timers {
+    expires_at: Instant,
+    /// No frame from the client by then: the heartbeat is lost.
+    heartbeat_at: Instant,
+    next_ping: Instant,
+    ping_period: Duration,
+    pong_wait: Duration,
+}
+
+impl Timers {
+    fn new(settings: &WsSettings, expires_at: Instant) -> Self {
+        let now = Instant::now();
+        Self {
+            expires_at,
+            heartbeat_at: now + settings.pong_wait,
+            next_ping: now + settings.ping_period,
+            ping_period: settings.ping_period,
+            pong_wait: settings.pong_wait,
+        }
+    }
+
+    /// When the timer must go off next.
+    fn next(&self) -> Instant {
+        self.expires_at.min(self.heartbeat_at).min(self.next_ping)
+    }
+
+    /// What is due at `now`, most pressing first.
+    fn due(&self, now: Instant) -> Option<Event> {
+        if self.expires_at <= now {
+            Some(Event::TokenExpired)
+        } else if self.heartbeat_at <= now {
+            Some(Event::HeartbeatLost)
+        } else if self.next_ping <= now {
+            Some(Event::PingDue)
+        } else {
+            None
+        }
+    }
+
+    /// A ping went out: the next one is a period later (a late ping delays
+    /// the ones after it, rather than bursting to catch up).
+    fn pinged(&mut self, now: Instant) {
+        self.next_ping = now + self.ping_period;
+    }
+
+    /// A frame came from the client.
+    fn heard_from_client(&mut self, now: Instant) {
+        self.heartbeat_at = now + self.pong_wait;
+    }
+}
+
 /// The client frame being handled, if any.
 #[derive(Default)]
 struct Handling(Option<Pending>);
@@ -505,6 +567,37 @@ mod tests {
         assert_eq!(streak_after(streak, &delivery(), true), 0);
         // A client frame came.
         assert_eq!(streak_after(streak, &Event::Incoming(None), false), 0);
+    }
+
+    #[test]
+    fn one_timer_serves_the_three_deadlines_most_pressing_first() {
+        let settings = WsSettings {
+            ping_period: Duration::from_secs(54),
+            pong_wait: Duration::from_secs(60),
+            ..WsSettings::default()
+        };
+        let start = Instant::now();
+        let mut timers = Timers::new(&settings, start + Duration::from_secs(1000));
+        assert!(timers.due(start).is_none());
+        assert_eq!(timers.next(), timers.next_ping, "the ping comes first");
+        let ping_at = timers.next_ping;
+        assert!(matches!(timers.due(ping_at), Some(Event::PingDue)));
+        timers.pinged(ping_at);
+        assert_eq!(timers.next(), timers.heartbeat_at, "then the heartbeat");
+        // A frame from the client moves the heartbeat: nothing is due at
+        // its old deadline, the next alarm is later.
+        let old = timers.heartbeat_at;
+        timers.heard_from_client(ping_at);
+        assert!(timers.due(old).is_none());
+        assert!(timers.next() > old);
+        // Silence past the heartbeat loses it; past the expiry, the token
+        // expiring is what is reported.
+        assert!(matches!(
+            timers.due(timers.heartbeat_at),
+            Some(Event::HeartbeatLost)
+        ));
+        let late = start + Duration::from_secs(1500);
+        assert!(matches!(timers.due(late), Some(Event::TokenExpired)));
     }
 
     #[test]

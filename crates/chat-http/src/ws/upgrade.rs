@@ -50,10 +50,10 @@ pub(crate) async fn upgrade(
         .connect(caller.user_id, caller.username.clone())
         .await?;
     let settings = state.settings().ws.clone();
-    let (out, frames) = Outbound::new(settings.write_wait);
+    let write_wait = settings.write_wait;
     let span = tracing::info_span!("ws", user_id = %caller.user_id, username = %caller.username);
     let handler = FrameHandler::new(state.service().clone(), caller, settings.rate_limit);
-    let session = move |payload| WsSession {
+    let session = move |payload, out| WsSession {
         handler,
         out,
         inbound: Inbound::new(payload, settings.max_message_size),
@@ -69,18 +69,20 @@ pub(crate) async fn upgrade(
     if let Some(bare) = req.extensions().get::<BareUpgrade>() {
         bare.put(Box::new(move |socket: Socket| {
             let io = Rc::new(socket.io);
-            let session = session(bare::payload(Rc::clone(&io), socket.early));
-            let served = future::join(session.run(), bare::pump(frames, io));
+            let (out, frames) = Outbound::with_socket(write_wait, Some(Rc::clone(&io)));
+            let session = session(bare::payload(io, socket.early), out);
+            let served = future::join(session.run(), frames.write_to_socket());
             Box::pin(served.map(move |_| drop(open)).instrument(span))
         }));
         return Ok(HttpResponse::from(response.finish()).map_into_boxed_body());
     }
     // Under any other server: a streaming response of the dispatcher.
+    let (out, frames) = Outbound::new(write_wait);
     // Fails only for a builder already in error, which the handshake's is not.
     let response = response
         .message_body(BoxBody::new(frames))
         .map_err(|err| ApiError::InvalidHandshake(err.to_string()))?;
-    let session = session(body.into_inner());
+    let session = session(body.into_inner(), out);
     // The connection's body and payload are tied to this worker's thread:
     // a local task. A combinator, not an `async` block: a block awaiting
     // the session would hold it twice (captured, and as the future it
