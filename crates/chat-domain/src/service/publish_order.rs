@@ -22,23 +22,28 @@
 //! With a store that does not, sends go one at a time from the insert to
 //! the publish ([`PublishOrder::one_at_a_time`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 
 use crate::ports::{Audience, Event, Notifier};
 
 /// The order in which one process publishes new messages.
+///
+/// Whoever answers an insert publishes what that makes ready, unless
+/// another send is publishing already: then that one publishes it too
+/// before it stops (it looks again after each batch). The owner of each
+/// message published by someone else is woken once, by its message's own
+/// signal, so a message costs at most one wake-up however many sends are
+/// in flight (a shared "something changed" notification woke every waiting
+/// send on every answer: docs/benchmarks.md, "Direct messages").
 #[derive(Default)]
 pub(crate) struct PublishOrder {
     state: Mutex<State>,
-    /// Woken whenever an insert answers or gives up, or events go out.
-    changed: Notify,
-    /// Held while taking events and publishing them, so that batches taken
-    /// one after the other go out one after the other. Tokio's mutexes are
-    /// fair (first come, first served): nobody waits behind later comers.
-    publishing: tokio::sync::Mutex<()>,
+    /// Woken when an insert is dropped without an answer or a publisher
+    /// stops short (cancelled): waiting sends then look for themselves.
+    released: Notify,
     /// Held from insert to publish by sends to stores without positions.
     exclusive: tokio::sync::Mutex<()>,
 }
@@ -51,8 +56,8 @@ struct State {
     running: BTreeSet<u64>,
     /// New messages answered and not yet published, by position.
     waiting: BTreeMap<u64, Waiting>,
-    /// Positions taken for publishing and not yet published.
-    sending: BTreeSet<u64>,
+    /// A send is publishing: it takes what is ready until nothing is.
+    publishing: bool,
 }
 
 struct Waiting {
@@ -61,6 +66,8 @@ struct Waiting {
     issued_before: u64,
     event: Event,
     audience: Audience,
+    /// Told once the message went out.
+    gone: oneshot::Sender<()>,
 }
 
 /// An insert in progress. Dropped without an answer (an error, or a
@@ -75,7 +82,7 @@ impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         if !self.answered {
             self.order.state().running.remove(&self.number);
-            self.order.changed.notify_waiters();
+            self.order.released.notify_waiters();
         }
     }
 }
@@ -114,79 +121,122 @@ impl PublishOrder {
         new: Option<(u64, Event, Audience)>,
         notifier: &dyn Notifier,
     ) {
-        let position = new.as_ref().map(|(position, _, _)| *position);
-        {
+        let mut gone = {
             let mut state = self.state();
             state.running.remove(&ticket.number);
-            if let Some((position, event, audience)) = new {
+            ticket.answered = true;
+            new.map(|(position, event, audience)| {
+                let (gone, went) = oneshot::channel();
                 let issued_before = state.issued;
                 let waiting = Waiting {
                     issued_before,
                     event,
                     audience,
+                    gone,
                 };
                 state.waiting.insert(position, waiting);
-            }
-            ticket.answered = true;
-        }
-        self.changed.notify_waiters();
+                went
+            })
+        };
         loop {
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            // Registered before looking, so no change is missed between the
-            // look and the wait.
-            changed.as_mut().enable();
+            let released = self.released.notified();
+            tokio::pin!(released);
+            // Registered before looking, so no release is missed between
+            // the look and the wait.
+            released.as_mut().enable();
             self.publish_ready(notifier).await;
-            if !position.is_some_and(|p| self.pending(p)) {
+            let Some(went) = gone.as_mut() else {
+                return;
+            };
+            tokio::select! {
+                // Gone out (or dropped by a publisher cancelled while
+                // publishing it: it went to the notifier or nowhere).
+                _ = went => return,
+                () = released => {}
+            }
+        }
+    }
+
+    /// Unless another send is publishing: publishes, in position order,
+    /// the waiting messages that nothing running can precede any more,
+    /// until none is left or [`TURN_ROUNDS`] batches went out; then hands
+    /// the turn to a waiting send, so that a send under steady load is not
+    /// kept publishing everyone else's messages.
+    async fn publish_ready(&self, notifier: &dyn Notifier) {
+        {
+            let mut state = self.state();
+            if state.publishing {
                 return;
             }
-            changed.await;
+            state.publishing = true;
         }
+        let mut turn = Turn {
+            order: self,
+            taken: VecDeque::new(),
+            finished: false,
+        };
+        for _ in 0..TURN_ROUNDS {
+            {
+                let mut state = self.state();
+                turn.taken = take_ready(&mut state);
+                if turn.taken.is_empty() {
+                    state.publishing = false;
+                    turn.finished = true;
+                    return;
+                }
+            }
+            while let Some((_, waiting)) = turn.taken.pop_front() {
+                notifier.publish(waiting.event, waiting.audience).await;
+                let _ = waiting.gone.send(());
+            }
+        }
+        self.state().publishing = false;
+        turn.finished = true;
+        // Whoever wakes publishes the rest (a permit is kept if nobody
+        // waits yet).
+        self.released.notify_one();
     }
+}
 
-    /// Whether the message at `position` has not gone out yet.
-    fn pending(&self, position: u64) -> bool {
-        let state = self.state();
-        state.waiting.contains_key(&position) || state.sending.contains(&position)
+/// Batches one turn at publishing takes at most (see
+/// [`PublishOrder::publish_ready`]).
+const TURN_ROUNDS: usize = 4;
+
+/// Removes the waiting messages that may go out now, lowest position
+/// first, stopping at the first that an insert still running may precede.
+fn take_ready(state: &mut State) -> VecDeque<(u64, Waiting)> {
+    let oldest_running = state.running.first().copied().unwrap_or(u64::MAX);
+    let mut ready = VecDeque::new();
+    while let Some(entry) = state.waiting.first_entry() {
+        if oldest_running < entry.get().issued_before {
+            break;
+        }
+        ready.push_back(entry.remove_entry());
     }
+    ready
+}
 
-    /// Publishes, in position order, the waiting messages that nothing
-    /// running can precede any more.
-    async fn publish_ready(&self, notifier: &dyn Notifier) {
-        let _turn = self.publishing.lock().await;
-        let ready = self.take_ready();
-        if ready.is_empty() {
+/// A send's turn at publishing. Cancelled before it finished, it puts back
+/// what it had taken and not published, gives up the turn and wakes the
+/// waiting sends, one of which takes over.
+struct Turn<'a> {
+    order: &'a PublishOrder,
+    taken: VecDeque<(u64, Waiting)>,
+    finished: bool,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        if self.finished {
             return;
         }
-        let positions: Vec<u64> = ready.iter().map(|(position, _)| *position).collect();
-        for (_, waiting) in ready {
-            notifier.publish(waiting.event, waiting.audience).await;
+        let mut state = self.order.state();
+        for (position, waiting) in self.taken.drain(..) {
+            state.waiting.insert(position, waiting);
         }
-        let mut state = self.state();
-        for position in positions {
-            state.sending.remove(&position);
-        }
+        state.publishing = false;
         drop(state);
-        self.changed.notify_waiters();
-    }
-
-    /// Removes the waiting messages that may go out now, lowest position
-    /// first, stopping at the first that an insert still running may
-    /// precede.
-    fn take_ready(&self) -> Vec<(u64, Waiting)> {
-        let mut state = self.state();
-        let oldest_running = state.running.first().copied().unwrap_or(u64::MAX);
-        let mut ready = Vec::new();
-        while let Some(entry) = state.waiting.first_entry() {
-            if oldest_running < entry.get().issued_before {
-                break;
-            }
-            ready.push(entry.remove_entry());
-        }
-        for (position, _) in &ready {
-            state.sending.insert(*position);
-        }
-        ready
+        self.order.released.notify_waiters();
     }
 }
 
