@@ -25,8 +25,7 @@
 //! # }
 //! ```
 //!
-//! All state sits behind one `tokio::sync::RwLock`, so each operation is
-//! atomic: of two concurrent registrations of one name exactly one wins, and
+//! All state sits behind one lock, so each operation is atomic: of two concurrent registrations of one name exactly one wins, and
 //! concurrent resends of one `client_id` store one message. Each message
 //! gets its position in the history under that same lock, so histories are
 //! in the order messages were stored and a reader paging forward with
@@ -34,9 +33,17 @@
 //! and pagination"). Reads of a room, a conversation or a user's visible
 //! messages use per-conversation indexes and touch about `limit` messages
 //! per source, not the whole history.
+//!
+//! The lock is `std::sync::RwLock`, not tokio's: every operation is a few
+//! map operations with nothing awaited inside, so a thread that finds it
+//! taken waits microseconds; with tokio's, the holder's release handed
+//! the lock to a waiting *task*, often on the other worker thread, at the
+//! price of waking that thread (docs/benchmarks.md, "Direct messages").
 
 mod pages;
 mod state;
+
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chat_domain::{
@@ -45,7 +52,6 @@ use chat_domain::{
     Username,
 };
 use time::OffsetDateTime;
-use tokio::sync::RwLock;
 
 use state::State;
 
@@ -60,6 +66,17 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// The state, to read. Every update leaves it whole before it can
+    /// panic (validation comes first), so a poisoned lock is used as is.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The state, to change.
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -71,38 +88,38 @@ impl std::fmt::Debug for MemoryStore {
 #[async_trait]
 impl UserStore for MemoryStore {
     async fn create_user(&self, account: &UserAccount) -> DomainResult<()> {
-        self.state.write().await.create_user(account)
+        self.write().create_user(account)
     }
 
     async fn user_by_id(&self, id: UserId) -> DomainResult<Option<UserAccount>> {
-        Ok(self.state.read().await.users.get(&id).cloned())
+        Ok(self.read().users.get(&id).cloned())
     }
 
     async fn user_by_username(&self, username: &Username) -> DomainResult<Option<UserAccount>> {
-        Ok(self.state.read().await.user_by_username(username).cloned())
+        Ok(self.read().user_by_username(username).cloned())
     }
 
     async fn list_users(&self, page: PageRequest<UserId>) -> DomainResult<Page<UserAccount>> {
-        Ok(self.state.read().await.list_users(&page))
+        Ok(self.read().list_users(&page))
     }
 }
 
 #[async_trait]
 impl RoomStore for MemoryStore {
     async fn create_room(&self, room: &Room) -> DomainResult<()> {
-        self.state.write().await.create_room(room)
+        self.write().create_room(room)
     }
 
     async fn room_by_id(&self, id: RoomId) -> DomainResult<Option<Room>> {
-        Ok(self.state.read().await.rooms.get(&id).cloned())
+        Ok(self.read().rooms.get(&id).cloned())
     }
 
     async fn add_member(&self, room: RoomId, user: UserId) -> DomainResult<bool> {
-        self.state.write().await.add_member(room, user)
+        self.write().add_member(room, user)
     }
 
     async fn remove_member(&self, room: RoomId, user: UserId) -> DomainResult<bool> {
-        Ok(self.state.write().await.remove_member(room, user))
+        Ok(self.write().remove_member(room, user))
     }
 
     async fn rooms_of_user(
@@ -111,21 +128,21 @@ impl RoomStore for MemoryStore {
         viewer: UserId,
         page: PageRequest<RoomId>,
     ) -> DomainResult<Page<Room>> {
-        Ok(self.state.read().await.rooms_of_user(member, viewer, &page))
+        Ok(self.read().rooms_of_user(member, viewer, &page))
     }
 }
 
 #[async_trait]
 impl MessageStore for MemoryStore {
     async fn insert_message(&self, new: &NewMessage) -> DomainResult<Stored> {
-        self.state.write().await.insert_message(new)
+        self.write().insert_message(new)
     }
 
     async fn insert_message_positioned(
         &self,
         new: &NewMessage,
     ) -> DomainResult<(Stored, Option<u64>)> {
-        let mut state = self.state.write().await;
+        let mut state = self.write();
         let stored = state.insert_message(new)?;
         let position = match &stored {
             Stored::Created(message) => state.position_of(message.id),
@@ -140,14 +157,14 @@ impl MessageStore for MemoryStore {
     }
 
     async fn message_by_id(&self, id: MessageId) -> DomainResult<Option<Message>> {
-        Ok(self.state.read().await.message_by_id(id))
+        Ok(self.read().message_by_id(id))
     }
 
     async fn message_by_id_positioned(
         &self,
         id: MessageId,
     ) -> DomainResult<Option<(Message, Option<u64>)>> {
-        let state = self.state.read().await;
+        let state = self.read();
         Ok(state
             .message_by_id(id)
             .map(|message| (message, state.position_of(id))))
@@ -159,10 +176,7 @@ impl MessageStore for MemoryStore {
         viewer_name: &Username,
         page: PageRequest<MessageId>,
     ) -> DomainResult<Page<Message>> {
-        self.state
-            .read()
-            .await
-            .visible_messages(viewer, viewer_name, &page)
+        self.read().visible_messages(viewer, viewer_name, &page)
     }
 
     async fn direct_messages(
@@ -171,7 +185,7 @@ impl MessageStore for MemoryStore {
         b: &Username,
         page: PageRequest<MessageId>,
     ) -> DomainResult<Page<Message>> {
-        self.state.read().await.direct_messages(a, b, &page)
+        self.read().direct_messages(a, b, &page)
     }
 
     async fn room_messages(
@@ -179,23 +193,23 @@ impl MessageStore for MemoryStore {
         room: RoomId,
         page: PageRequest<MessageId>,
     ) -> DomainResult<Page<Message>> {
-        self.state.read().await.room_messages(room, &page)
+        self.read().room_messages(room, &page)
     }
 }
 
 #[async_trait]
 impl RevocationStore for MemoryStore {
     async fn revoke(&self, token: TokenId, expires_at: OffsetDateTime) -> DomainResult<()> {
-        self.state.write().await.revoke(token, expires_at);
+        self.write().revoke(token, expires_at);
         Ok(())
     }
 
     async fn is_revoked(&self, token: TokenId) -> DomainResult<bool> {
-        Ok(self.state.read().await.revocations.contains_key(&token))
+        Ok(self.read().revocations.contains_key(&token))
     }
 
     async fn purge_expired(&self, now: OffsetDateTime) -> DomainResult<u64> {
-        Ok(self.state.write().await.purge_expired(now))
+        Ok(self.write().purge_expired(now))
     }
 }
 

@@ -12,14 +12,17 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chat_domain::{DomainError, DomainResult, Message, NewMessage, Stored, Username};
+use std::sync::Arc;
+
+use chat_domain::{DomainError, DomainResult, Message, NewMessage, Stored, UserAccount, Username};
 use diesel::prelude::*;
 use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use crate::account_cache::AccountCache;
 use crate::error::{db_error, foreign_key_violation, pool_error};
-use crate::rows::{MessageRow, NewMessageRow};
+use crate::rows::{MessageRow, NewMessageRow, UserRow};
 use crate::schema::{messages, users};
 use crate::sql::lower;
 use crate::unnest::MessageBatch;
@@ -28,11 +31,15 @@ use crate::writer::{BatchSink, Placed};
 /// The writer task's sink: each batch on a pooled connection.
 pub(crate) struct PgBatchSink {
     pub pool: Pool<AsyncPgConnection>,
+    /// The store's accounts read by name: the recipients of a batch's
+    /// direct messages are usually there, and then the batch is one
+    /// statement (the insert) instead of two.
+    pub accounts: Arc<AccountCache>,
 }
 
 impl BatchSink for PgBatchSink {
     async fn write(&self, batch: Vec<NewMessage>) -> Vec<DomainResult<Placed>> {
-        write_on_pool(&self.pool, &batch).await
+        write_on_pool(&self.pool, &self.accounts, &batch).await
     }
 }
 
@@ -41,10 +48,11 @@ impl BatchSink for PgBatchSink {
 /// `StoreUnavailable`.
 pub(crate) async fn write_on_pool(
     pool: &Pool<AsyncPgConnection>,
+    accounts: &AccountCache,
     batch: &[NewMessage],
 ) -> Vec<DomainResult<Placed>> {
     match pool.get().await {
-        Ok(mut conn) => write_batch(&mut conn, batch).await,
+        Ok(mut conn) => write_batch(&mut conn, accounts, batch).await,
         Err(err) => vec![Err(pool_error(err)); batch.len()],
     }
 }
@@ -55,18 +63,19 @@ pub(crate) async fn write_on_pool(
 /// failed, is tried on its own).
 async fn write_batch(
     conn: &mut AsyncPgConnection,
+    accounts: &AccountCache,
     batch: &[NewMessage],
 ) -> Vec<DomainResult<Placed>> {
     let leader_of = leaders(batch);
     let leading: Vec<usize> = (0..batch.len()).filter(|&i| leader_of[i] == i).collect();
     let mut results: Vec<Option<DomainResult<Placed>>> = vec![None; batch.len()];
-    for (i, result) in write_distinct(conn, batch, &leading).await {
+    for (i, result) in write_distinct(conn, accounts, batch, &leading).await {
         results[i] = Some(result);
     }
     for i in (0..batch.len()).filter(|&i| leader_of[i] != i) {
         let result = match &results[leader_of[i]] {
             Some(Ok((stored, _))) => Ok((Stored::Duplicate(stored.message().clone()), None)),
-            _ => insert_one(conn, &batch[i]).await,
+            _ => insert_one(conn, accounts, &batch[i]).await,
         };
         results[i] = Some(result);
     }
@@ -99,6 +108,7 @@ pub(crate) fn leaders(batch: &[NewMessage]) -> Vec<usize> {
 /// fail the others: each message is then written on its own.
 async fn write_distinct(
     conn: &mut AsyncPgConnection,
+    cache: &AccountCache,
     batch: &[NewMessage],
     indices: &[usize],
 ) -> Vec<(usize, DomainResult<Placed>)> {
@@ -109,7 +119,7 @@ async fn write_distinct(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let accounts = match accounts_named(conn, names).await {
+    let accounts = match recipients(conn, cache, names).await {
         Ok(accounts) => accounts,
         Err(err) => return indices.iter().map(|&i| (i, Err(err.clone()))).collect(),
     };
@@ -138,7 +148,7 @@ async fn write_distinct(
         Err(err) => {
             tracing::warn!(error = %err, rows = rows.len(), "batch insert failed; writing its messages one by one");
             for &i in &written {
-                results.push((i, insert_one(conn, &batch[i]).await));
+                results.push((i, insert_one(conn, cache, &batch[i]).await));
             }
         }
     }
@@ -247,32 +257,53 @@ async fn originals(
         .collect())
 }
 
-/// Ids and stored spellings of the accounts with these lowercase names
-/// (one look-up on the `lower(username)` index), keyed by lowercase name.
-async fn accounts_named(
+/// Ids and stored spellings of the accounts with these lowercase names,
+/// keyed by lowercase name: from `cache`, and the others in one look-up on
+/// the `lower(username)` index (then kept in `cache`).
+async fn recipients(
     conn: &mut AsyncPgConnection,
+    cache: &AccountCache,
     names: Vec<String>,
 ) -> DomainResult<HashMap<String, (Uuid, String)>> {
-    if names.is_empty() {
-        return Ok(HashMap::new());
+    let mut found = HashMap::with_capacity(names.len());
+    let mut missing = Vec::new();
+    for name in names {
+        match cache.get(&name) {
+            Some(account) => {
+                let spelling = account.username.as_str().to_owned();
+                found.insert(name, (account.id.as_uuid(), spelling));
+            }
+            None => missing.push(name),
+        }
     }
-    let found: Vec<(Uuid, String)> = users::table
-        .filter(lower(users::username).eq_any(names))
-        .select((users::id, users::username))
+    if missing.is_empty() {
+        return Ok(found);
+    }
+    let rows: Vec<UserRow> = users::table
+        .filter(lower(users::username).eq_any(missing))
+        .select(UserRow::as_select())
         .load(conn)
         .await
         .map_err(db_error)?;
-    Ok(found
-        .into_iter()
-        .map(|(id, name)| (name.to_ascii_lowercase(), (id, name)))
-        .collect())
+    for row in rows {
+        let account = UserAccount::try_from(row)?;
+        cache.put(&account);
+        let spelling = account.username.as_str().to_owned();
+        let key = spelling.to_ascii_lowercase();
+        found.insert(key, (account.id.as_uuid(), spelling));
+    }
+    Ok(found)
 }
 
 /// Stores one message in a statement of its own: the fallback when a batch
 /// fails, and for a resend whose first copy in the batch failed.
-async fn insert_one(conn: &mut AsyncPgConnection, new: &NewMessage) -> DomainResult<Placed> {
+async fn insert_one(
+    conn: &mut AsyncPgConnection,
+    cache: &AccountCache,
+    new: &NewMessage,
+) -> DomainResult<Placed> {
     let recipient = match new.message.recipient() {
-        Some(name) => Some(account_named(conn, name).await?),
+        Some(name) => Some(account_named(conn, cache, name).await?),
         None => None,
     };
     let mut row = NewMessageRow::new(new, recipient.as_ref().map(|(id, _)| *id));
@@ -303,10 +334,11 @@ fn duplicate(row: MessageRow) -> DomainResult<Placed> {
 /// (case-insensitively); `UserNotFound` if there is none.
 async fn account_named(
     conn: &mut AsyncPgConnection,
+    cache: &AccountCache,
     name: &Username,
 ) -> DomainResult<(Uuid, String)> {
     let lowercase = name.as_str().to_ascii_lowercase();
-    accounts_named(conn, vec![lowercase.clone()])
+    recipients(conn, cache, vec![lowercase.clone()])
         .await?
         .remove(&lowercase)
         .ok_or(DomainError::UserNotFound)

@@ -56,6 +56,7 @@
 //!   answers each new message's `seq`. [`PgStore::insert_messages`] writes
 //!   a given batch directly.
 
+mod account_cache;
 mod error;
 mod insert;
 mod merge;

@@ -17,6 +17,7 @@ use diesel_async::pooled_connection::{
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+use crate::account_cache::AccountCache;
 use crate::error::{pool_error, StartupError};
 use crate::insert::{write_on_pool, PgBatchSink};
 use crate::sql::{pg_advisory_lock, pg_advisory_unlock};
@@ -49,6 +50,8 @@ const MIGRATION_LOCK_KEY: i64 = 0x6368_6174_6d69_6772;
 pub struct PgStore {
     pool: Pool<AsyncPgConnection>,
     writer: Arc<BatchWriter<PgBatchSink>>,
+    /// Accounts already read by name (see `account_cache.rs`).
+    accounts: Arc<AccountCache>,
 }
 
 impl fmt::Debug for PgStore {
@@ -92,10 +95,15 @@ impl PgStore {
 
     /// A store on `pool` whose message writer uses `writer_pool`.
     fn assemble(pool: Pool<AsyncPgConnection>, writer_pool: Pool<AsyncPgConnection>) -> Self {
-        let sink = PgBatchSink { pool: writer_pool };
+        let accounts = Arc::new(AccountCache::default());
+        let sink = PgBatchSink {
+            pool: writer_pool,
+            accounts: Arc::clone(&accounts),
+        };
         Self {
             pool,
             writer: Arc::new(BatchWriter::new(sink, Limits::DEFAULT)),
+            accounts,
         }
     }
 
@@ -113,7 +121,7 @@ impl PgStore {
         &self,
         batch: &[NewMessage],
     ) -> Vec<DomainResult<(Stored, Option<u64>)>> {
-        write_on_pool(&self.pool, batch).await
+        write_on_pool(&self.pool, &self.accounts, batch).await
     }
 
     /// The underlying pool (for metrics or ad-hoc queries in tests).
@@ -136,6 +144,11 @@ impl PgStore {
             .set(gauge(status.available));
         metrics::gauge!("chat_store_pool_max_connections").set(gauge(status.max_size));
         metrics::gauge!("chat_store_pool_waiting").set(gauge(status.waiting));
+    }
+
+    /// Accounts already read by name.
+    pub(crate) fn accounts(&self) -> &AccountCache {
+        &self.accounts
     }
 
     /// The group-commit writer of messages.

@@ -22,8 +22,9 @@ impl UserStore for PgStore {
             .values(UserRow::from(account))
             .execute(&mut conn)
             .await
-            .map(drop)
-            .map_err(registration_error)
+            .map_err(registration_error)?;
+        self.accounts().put(account);
+        Ok(())
     }
 
     async fn user_by_id(&self, id: UserId) -> DomainResult<Option<UserAccount>> {
@@ -39,12 +40,17 @@ impl UserStore for PgStore {
             .transpose()
     }
 
+    /// Read once per name and instance: accounts never change (see
+    /// `account_cache.rs`).
     async fn user_by_username(&self, username: &Username) -> DomainResult<Option<UserAccount>> {
-        let mut conn = self.conn().await?;
         // Usernames are ASCII, so Rust's and PostgreSQL's lower() agree; the
         // comparison is on lower(username), the unique index's expression.
         let folded = username.as_str().to_ascii_lowercase();
-        users::table
+        if let Some(account) = self.accounts().get(&folded) {
+            return Ok(Some(account));
+        }
+        let mut conn = self.conn().await?;
+        let account = users::table
             .filter(lower(users::username).eq(folded))
             .select(UserRow::as_select())
             .first(&mut conn)
@@ -52,7 +58,11 @@ impl UserStore for PgStore {
             .optional()
             .map_err(db_error)?
             .map(UserAccount::try_from)
-            .transpose()
+            .transpose()?;
+        if let Some(account) = &account {
+            self.accounts().put(account);
+        }
+        Ok(account)
     }
 
     async fn list_users(&self, page: PageRequest<UserId>) -> DomainResult<Page<UserAccount>> {
