@@ -233,6 +233,13 @@ impl WsSession {
                 // The alarm is not moved: if it goes off before the new
                 // deadline, it is set again then.
                 timers.heard_from_client(Instant::now());
+                // Frames already read are decoded without touching the
+                // socket, so a client that sent thousands at once would be
+                // answered in one go, keeping its worker from the
+                // connections it sends to until their queues overflow:
+                // each frame costs a unit of tokio's task budget, and the
+                // task yields when it is spent.
+                tokio::task::coop::consume_budget().await;
             }
             if let ControlFlow::Break(ending) = self.on(event, &mut handling).await {
                 return Box::pin(self.settle(handling, ending)).await;
