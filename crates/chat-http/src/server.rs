@@ -39,7 +39,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::state::ApiState;
-use crate::ws::bare::{BareUpgrade, Socket};
+use crate::ws::bare::{BareUpgrade, Socket, StartSession};
 
 /// Connections waiting to be accepted, at most (actix-web's default): a
 /// burst of reconnecting clients is queued, not refused.
@@ -143,6 +143,27 @@ where
     S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody + 'static,
 {
+    // Boxed: the answer's state (the app's call, the HTTP codec) would
+    // otherwise be part of this future, and so of every WebSocket's memory
+    // for as long as its session runs (1.3 KiB).
+    if let Some((start, socket)) = Box::pin(answer(app, req, framed)).await? {
+        start(socket).await;
+    }
+    Ok(())
+}
+
+/// Answers one upgrade request with the app: the 101 and the session left
+/// in the slot, ready to run on the socket; or any other answer, written,
+/// and the connection closed.
+async fn answer<S, B>(
+    app: Rc<S>,
+    req: Request,
+    framed: Framed<TcpStream, h1::Codec>,
+) -> Result<Option<(StartSession, Socket)>, actix_web::Error>
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody + 'static,
+{
     let slot = BareUpgrade::default();
     req.extensions_mut().insert(slot.clone());
     let response = match app.call(req).await {
@@ -162,8 +183,7 @@ where
             let early =
                 (!parts.read_buf.is_empty()).then(|| Bytes::copy_from_slice(&parts.read_buf));
             drop((out, parts.read_buf, parts.write_buf));
-            start(Socket { io, early }).await;
-            Ok(())
+            Ok(Some((start, Socket { io, early })))
         }
         _ => {
             let mut head = head;
@@ -174,7 +194,8 @@ where
             codec.encode(h1::Message::Chunk(Some(body)), &mut out)?;
             codec.encode(h1::Message::Chunk(None), &mut out)?;
             io.write_all(&out).await?;
-            Ok(io.shutdown().await?)
+            io.shutdown().await?;
+            Ok(None)
         }
     }
 }
