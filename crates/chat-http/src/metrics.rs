@@ -134,10 +134,17 @@ pub(crate) fn ws_send_rate_limited() {
 }
 
 /// Counts a connection closed because a write to it waited longer than
-/// WEBSOCKET_WRITE_WAIT (the notifier counts the other reason, a full
-/// queue, as `reason="queue_full"`).
+/// WEBSOCKET_WRITE_WAIT. A connection is counted once, for what its
+/// session saw first: a stuck write, or its notifier queue full
+/// ([`queue_overflowed`]); often both happen to one slow reader.
 pub(crate) fn write_timed_out() {
     counter!("chat_ws_slow_reader_disconnects_total", "reason" => "write_timeout").increment(1);
+}
+
+/// Counts a connection closed because its queue of deliveries filled up
+/// (the notifier closed it: `Delivery::Close(TooSlow)`).
+pub(crate) fn queue_overflowed() {
+    counter!("chat_ws_slow_reader_disconnects_total", "reason" => "queue_full").increment(1);
 }
 
 /// Counts one live frame written to a socket. Called once per frame per

@@ -101,11 +101,8 @@ impl Conn {
             // Closed: the subscription is being dropped and unregisters itself.
             Ok(()) | Err(Refused::Closed) => true,
             Err(Refused::Full) => {
-                self.state.close(CloseReason::TooSlow);
                 // Once per connection: a closing one is not offered again.
-                // Through the `metrics` facade: a no-op without a recorder.
-                metrics::counter!("chat_ws_slow_reader_disconnects_total", "reason" => "queue_full")
-                    .increment(1);
+                self.state.close(CloseReason::TooSlow);
                 false
             }
         }

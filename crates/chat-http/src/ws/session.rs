@@ -418,7 +418,12 @@ impl WsSession {
                     .await
                     .inspect(|()| crate::metrics::delivered()),
             ),
-            Some(Delivery::Close(reason)) => close(reason.close_code(), describe(reason)),
+            Some(Delivery::Close(reason)) => {
+                if reason == NotifierClose::TooSlow {
+                    crate::metrics::queue_overflowed();
+                }
+                close(reason.close_code(), describe(reason))
+            }
             // The notifier let go of us without a reason: it is gone.
             None => close(code::GOING_AWAY, "the realtime service stopped: reconnect"),
         }
