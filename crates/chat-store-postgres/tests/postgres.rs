@@ -246,7 +246,7 @@ async fn connecting_to_a_closed_port_fails_within_ten_seconds_naming_the_databas
 #[tokio::test]
 async fn the_store_recovers_by_itself_when_its_connections_are_killed() {
     let store = PgTestStore::create().await;
-    seed_user(&*store, "alice").await;
+    let alice = seed_user(&*store, "alice").await;
     store.check().await.expect("healthy");
     // What a database restart does to the pool: every session is gone.
     let mut admin = AsyncPgConnection::establish(&admin_url())
@@ -262,9 +262,11 @@ async fn the_store_recovers_by_itself_when_its_connections_are_killed() {
     .expect("terminates the store's sessions");
     // A call may still hit a dead connection once; it must then say
     // "unavailable", never "internal". Soon after, everything works again.
+    // (By id: an account read by name may be answered from the store's
+    // cache, without a connection.)
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match store.user_by_username(&username("alice")).await {
+        match store.user_by_id(alice.id).await {
             Ok(found) => {
                 assert!(found.is_some());
                 break;
@@ -344,4 +346,32 @@ async fn visible_messages_merge_many_rooms_in_id_order() {
         }
     }
     assert_eq!(seen, expected);
+}
+
+/// Accounts read by name are cached per store (`account_cache.rs`), and a
+/// cache per instance must never hide an account another instance
+/// registered: only accounts found are kept.
+#[tokio::test]
+async fn an_account_registered_elsewhere_is_found_after_a_miss() {
+    let here = PgTestStore::create().await;
+    let elsewhere = here.database.store().await;
+    assert_eq!(
+        here.user_by_username(&username("bob")).await.expect("reads"),
+        None
+    );
+    let bob = seed_user(&elsewhere, "bob").await;
+    let found = here
+        .user_by_username(&username("BOB"))
+        .await
+        .expect("reads")
+        .expect("registered by the other instance");
+    assert_eq!(found.id, bob.id);
+    // A direct message to an account this instance never read is stored
+    // too (the batch resolves its recipient in the database).
+    let alice = seed_user(&*here, "alice").await;
+    seed_user(&elsewhere, "carol").await;
+    for to in ["bob", "carol"] {
+        let dm = new_message(&alice, MessageTarget::Direct(username(to)), "hi");
+        here.insert_message(&dm).await.expect("stored");
+    }
 }
