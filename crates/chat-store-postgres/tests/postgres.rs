@@ -356,7 +356,9 @@ async fn an_account_registered_elsewhere_is_found_after_a_miss() {
     let here = PgTestStore::create().await;
     let elsewhere = here.database.store().await;
     assert_eq!(
-        here.user_by_username(&username("bob")).await.expect("reads"),
+        here.user_by_username(&username("bob"))
+            .await
+            .expect("reads"),
         None
     );
     let bob = seed_user(&elsewhere, "bob").await;
