@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
 use crate::support::ws::WsClient;
-use crate::support::{expect_error, link, TestApp, TestUser};
+use crate::support::{expect_error, link, TestApp, TestUser, WAIT_FOR_A_BLOCKED_INSERT};
 
 /// Clients sending over HTTP at the same time (one more sends over a
 /// WebSocket).
@@ -318,20 +318,6 @@ async fn a_server_started_while_its_database_is_down_exits_1_naming_it() {
 }
 
 // ------------------------------------------------------------- helpers
-
-/// Waits (up to 10 s) until an INSERT waits on the `messages` lock.
-const WAIT_FOR_A_BLOCKED_INSERT: &str = "
-DO $$
-BEGIN
-    FOR i IN 1..1000 LOOP
-        IF EXISTS (SELECT 1 FROM pg_locks
-                   WHERE NOT granted AND relation = 'messages'::regclass) THEN
-            RETURN;
-        END IF;
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-    RAISE EXCEPTION 'no message insert is waiting on the lock';
-END $$";
 
 fn lock(log: &SharedLog) -> std::sync::MutexGuard<'_, SendLog> {
     log.lock().expect("no sender panicked holding the log")

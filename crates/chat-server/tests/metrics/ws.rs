@@ -6,14 +6,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 use crate::exclusive;
 use crate::exposition::{scrape, scrape_until, Scrape};
 use crate::support::ws::QUIET;
-use crate::support::{Backend, TestApp, TestUser};
+use crate::support::{Backend, TestApp};
 
 backend_tests!(connections_deliveries_and_socket_sends_are_counted);
 per_backend!(
@@ -123,19 +121,6 @@ async fn refused_socket_sends_are_counted(backend: Backend) {
     .await;
 }
 
-/// A WebSocket on a socket with a tiny receive buffer, never read from
-/// (as in the ws tests' slow_reader).
-async fn stalled_socket(app: &TestApp, user: &TestUser) -> WebSocketStream<TcpStream> {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    let stream = socket.connect(app.addr).await.expect("connects");
-    let (ws, response) = tokio_tungstenite::client_async(app.ws_request(user), stream)
-        .await
-        .expect("handshake");
-    assert_eq!(response.status().as_u16(), 101);
-    ws
-}
-
 fn slow_closed(scrape: &Scrape) -> f64 {
     scrape.sum(SLOW, &[])
 }
@@ -156,7 +141,7 @@ async fn a_slow_reader_closed_with_1013_is_counted(backend: Backend) {
     let alice = app.user("alice").await;
     let slowpoke = app.user("slowpoke").await;
     let before = scrape(&app.client, &app.base_url).await;
-    let mut stalled = stalled_socket(&app, &slowpoke).await;
+    let mut stalled = app.stalled_ws(&slowpoke).await;
 
     let padding = "x".repeat(3_900);
     let mut sent = 0;

@@ -438,3 +438,17 @@ pub fn link(res: &Response, rel: &str) -> Option<String> {
         .find(|(r, _)| r == rel)
         .map(|(_, url)| url)
 }
+
+/// Waits (up to 10 s) until an INSERT waits on the `messages` lock.
+pub const WAIT_FOR_A_BLOCKED_INSERT: &str = "
+DO $$
+BEGIN
+    FOR i IN 1..1000 LOOP
+        IF EXISTS (SELECT 1 FROM pg_locks
+                   WHERE NOT granted AND relation = 'messages'::regclass) THEN
+            RETURN;
+        END IF;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RAISE EXCEPTION 'no message insert is waiting on the lock';
+END $$";

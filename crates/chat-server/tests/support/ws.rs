@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -113,6 +113,22 @@ impl TestApp {
             .header("upgrade", "websocket")
             .header("sec-websocket-version", "13")
             .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+    }
+}
+
+impl TestApp {
+    /// A WebSocket as `user` on a socket with a tiny receive buffer (so
+    /// the kernel does not absorb megabytes on the client's behalf), for a
+    /// client that stops reading.
+    pub async fn stalled_ws(&self, user: &TestUser) -> WebSocketStream<TcpStream> {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = socket.connect(self.addr).await.expect("connects");
+        let (ws, response) = tokio_tungstenite::client_async(self.ws_request(user), stream)
+            .await
+            .expect("handshake");
+        assert_eq!(response.status().as_u16(), 101);
+        ws
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::support::{Backend, TestApp};
+use crate::support::{Backend, TestApp, WAIT_FOR_A_BLOCKED_INSERT};
 
 /// Messages the sender sends in one burst, all waiting on the store.
 const BURST: usize = 20;
@@ -146,20 +146,6 @@ async fn a_sender_that_reads_promptly_is_not_closed_while_the_store_holds_its_me
     assert_eq!(got.acks, expected, "acks in the order the frames were sent");
     assert_eq!(got.messages, BURST);
 }
-
-/// Waits (up to 10 s) until an INSERT waits on the `messages` lock.
-const WAIT_FOR_A_BLOCKED_INSERT: &str = "
-DO $$
-BEGIN
-    FOR i IN 1..1000 LOOP
-        IF EXISTS (SELECT 1 FROM pg_locks
-                   WHERE NOT granted AND relation = 'messages'::regclass) THEN
-            RETURN;
-        END IF;
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-    RAISE EXCEPTION 'no message insert is waiting on the lock';
-END $$";
 
 /// Fails unless an INSERT is still waiting on the `messages` lock.
 const EXPECT_A_BLOCKED_INSERT: &str = "

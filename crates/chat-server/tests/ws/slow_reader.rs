@@ -6,12 +6,12 @@ use std::time::Duration;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::support::{Backend, TestApp, TestUser};
+use crate::support::{Backend, TestApp};
 
 per_backend!(a_client_that_stops_reading_is_closed_and_slows_nobody);
 
@@ -37,19 +37,6 @@ const WINDOW: usize = 32;
 type Progress = [usize; SENDERS];
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// A WebSocket on a socket with a tiny receive buffer (so the kernel does
-/// not absorb megabytes on the client's behalf), never read from.
-async fn stalled_socket(app: &TestApp, user: &TestUser) -> WebSocketStream<TcpStream> {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    let stream = socket.connect(app.addr).await.expect("connects");
-    let (ws, response) = tokio_tungstenite::client_async(app.ws_request(user), stream)
-        .await
-        .expect("handshake");
-    assert_eq!(response.status().as_u16(), 101);
-    ws
-}
 
 /// What one reader saw.
 #[derive(Debug, Default)]
@@ -162,7 +149,7 @@ async fn drain_stalled(stalled: &mut WebSocketStream<TcpStream>) -> (usize, Opti
 async fn a_client_that_stops_reading_is_closed_and_slows_nobody(backend: Backend) {
     let app = TestApp::spawn_with(backend, &[("WEBSOCKET_RATE_LIMIT", "0")]).await;
     let slowpoke = app.user("slowpoke").await;
-    let mut stalled = stalled_socket(&app, &slowpoke).await;
+    let mut stalled = app.stalled_ws(&slowpoke).await;
 
     let mut readers = Vec::new();
     let mut progress = Vec::new();
