@@ -515,7 +515,8 @@ fn database(r: &Reader<'_>) -> Result<Option<DatabaseConfig>, ConfigError> {
     }))
 }
 
-/// `postgres://user:password@host:port/name?sslmode=...` from `DB_*`, with
+/// `postgres://user:password@host:port/name?sslmode=...&sslrootcert=...`
+/// from `DB_*`, with
 /// the old service's defaults for the parts not given.
 fn database_url_from_parts(r: &Reader<'_>) -> Result<String, ConfigError> {
     let host = r.get("DB_HOST").unwrap_or("localhost");
@@ -543,6 +544,13 @@ fn database_url_from_parts(r: &Reader<'_>) -> Result<String, ConfigError> {
         }
         url.push_str("?sslmode=");
         url.push_str(mode);
+    }
+    // The CA that signed the database's certificate (libpq's sslrootcert);
+    // without it the `verify-*` modes trust the system's roots.
+    if let Some(root) = r.get("DB_SSLROOTCERT") {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str("sslrootcert=");
+        url.push_str(&percent_encode(root));
     }
     Ok(url)
 }
@@ -957,6 +965,24 @@ mod tests {
         assert_eq!(
             c.database.expect("postgres").url,
             "postgres://chat:p%40ss%3Aw%2Frd@localhost:6543/chat?sslmode=require"
+        );
+    }
+
+    #[test]
+    fn the_root_certificate_file_joins_the_url_encoded() {
+        let c = config(&[
+            ("DB_HOST", "db"),
+            ("DB_SSLMODE", "verify-full"),
+            ("DB_SSLROOTCERT", "/etc/chat/db ca.pem"),
+        ]);
+        assert_eq!(
+            c.database.expect("postgres").url,
+            "postgres://postgres@db:5432/chatapi?sslmode=verify-full&sslrootcert=%2Fetc%2Fchat%2Fdb%20ca.pem"
+        );
+        let c = config(&[("DB_HOST", "db"), ("DB_SSLROOTCERT", "/ca.pem")]);
+        assert_eq!(
+            c.database.expect("postgres").url,
+            "postgres://postgres@db:5432/chatapi?sslrootcert=%2Fca.pem"
         );
     }
 

@@ -13,6 +13,10 @@ pub enum StartupError {
     /// The connection string does not parse.
     #[error("invalid database URL: {0}")]
     InvalidUrl(String),
+    /// The TLS settings cannot be used (`sslrootcert` unreadable, no
+    /// trusted root for a `verify-*` mode).
+    #[error("PostgreSQL TLS: {0}")]
+    Tls(String),
     /// No connection within the time limit, or the server refused it.
     #[error("cannot connect to PostgreSQL at {target}: {reason}")]
     Unreachable {

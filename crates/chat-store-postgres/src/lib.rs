@@ -57,6 +57,7 @@
 //!   a given batch directly.
 
 mod account_cache;
+mod connector;
 mod error;
 mod insert;
 mod merge;

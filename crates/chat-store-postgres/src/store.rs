@@ -14,10 +14,12 @@ use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncPgConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use futures_util::FutureExt as _;
 
 use crate::account_cache::AccountCache;
+use crate::connector::{driver_url, Connector};
 use crate::error::{pool_error, StartupError};
 use crate::insert::{write_on_pool, PgBatchSink};
 use crate::sql::{pg_advisory_lock, pg_advisory_unlock};
@@ -167,8 +169,16 @@ impl PgStore {
 /// into `StoreUnavailable` promptly, and broken connections are replaced on
 /// the next checkout, so the store recovers by itself when the database
 /// comes back.
+///
+/// Connections are opened as `url` says, TLS included (`sslmode`,
+/// `sslrootcert`: see the crate docs); an unusable TLS setting fails here.
 pub fn build_pool(url: &str, pool_size: usize) -> Result<Pool<AsyncPgConnection>, StartupError> {
+    let connector = Connector::from_url(url)?;
     let mut config = ManagerConfig::default();
+    config.custom_setup = Box::new(move |_url| {
+        let connector = connector.clone();
+        async move { connector.open().await }.boxed()
+    });
     // A connection the server closed (restart, failover) is seen as broken
     // and replaced without a round trip; a ping on every checkout would cost
     // a query per request.
@@ -211,15 +221,15 @@ pub async fn check_reachable(url: &str) -> Result<(), StartupError> {
 /// Opens one connection, giving up after [`CONNECT_TIMEOUT`].
 async fn establish(url: &str) -> Result<AsyncPgConnection, StartupError> {
     let target = database_target_checked(url)?;
-    let reason =
-        match tokio::time::timeout(CONNECT_TIMEOUT, AsyncPgConnection::establish(url)).await {
-            Ok(Ok(conn)) => return Ok(conn),
-            Ok(Err(err)) => err.to_string(),
-            Err(_) => format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
-        };
+    let connector = Connector::from_url(url)?;
+    let reason = match tokio::time::timeout(CONNECT_TIMEOUT, connector.open()).await {
+        Ok(Ok(conn)) => return Ok(conn),
+        Ok(Err(err)) => err.to_string(),
+        Err(_) => format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+    };
     // The driver's message is often just "error connecting to server";
     // a plain TCP attempt tells "connection refused" from a timeout.
-    let reason = match tcp_failure(url).await {
+    let reason = match tcp_failure(connector.driver_url()).await {
         Some(cause) => format!("{reason} ({cause})"),
         None => reason,
     };
@@ -266,7 +276,7 @@ pub fn database_target(url: &str) -> String {
 }
 
 fn database_target_checked(url: &str) -> Result<String, StartupError> {
-    let config = tokio_postgres::Config::from_str(url)
+    let config = tokio_postgres::Config::from_str(&driver_url(url)?)
         .map_err(|err| StartupError::InvalidUrl(err.to_string()))?;
     let host = config
         .get_hosts()

@@ -11,7 +11,9 @@
 //!   with [`store_contract_tests!`], which makes each rule its own test.
 //! - `pg` (feature `postgres`): a fresh database per test on the shared
 //!   PostgreSQL server; `pg_server` (same feature): a private PostgreSQL
-//!   server per test, for tests that kill and restart the database.
+//!   server per test, for tests that kill and restart the database or
+//!   need it to speak TLS; `tls` (same feature): a throwaway CA and the
+//!   server certificates it signs.
 //!
 //! In an adapter's `tests/contract.rs` (the crate needs `tokio` with the
 //! `macros` and `rt-multi-thread` features as a dev-dependency):
@@ -48,6 +50,8 @@ pub mod contract;
 pub mod pg;
 #[cfg(feature = "postgres")]
 pub mod pg_server;
+#[cfg(feature = "postgres")]
+pub mod tls;
 
 pub use builders::{
     account, account_with_email, new_message, new_message_with_client_id, now, page, room,

@@ -44,6 +44,8 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
+use crate::tls::ServerCertificate;
+
 /// How long `postgres` may take to accept connections after a start,
 /// crash recovery included.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -82,6 +84,19 @@ impl PgServer {
     /// `postgres`) in a temporary directory and starts it on a free port.
     /// Panics, saying why (with PostgreSQL's own output), when it cannot.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Like [`PgServer::start`], but the server speaks TLS with
+    /// `certificate` and accepts TCP connections over TLS only
+    /// (`hostssl` in `pg_hba.conf`): a client that connects in plain text
+    /// is refused, so a test that gets in has proved its connection is
+    /// encrypted.
+    pub async fn start_tls(certificate: &ServerCertificate) -> Self {
+        Self::start_with(Some(certificate)).await
+    }
+
+    async fn start_with(tls: Option<&ServerCertificate>) -> Self {
         let bindir = find_bindir().unwrap_or_else(|| panic!("{INSTALL_HINT}"));
         let run_as = postgres_os_user();
         let dir = std::env::temp_dir().join(format!("chat-pg-{}", uuid::Uuid::new_v4().simple()));
@@ -102,6 +117,9 @@ impl PgServer {
             });
         }
         server.initdb().await;
+        if let Some(certificate) = tls {
+            server.require_tls(certificate);
+        }
         let mut attempt = 1;
         loop {
             server.port = free_port();
@@ -194,6 +212,41 @@ impl PgServer {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+
+    /// Installs `certificate` as the server's, turns `ssl` on and lets TCP
+    /// clients in over TLS only (the Unix socket stays open, for
+    /// `pg_isready`'s sake it is not used: that one goes over TCP too).
+    fn require_tls(&self, certificate: &ServerCertificate) {
+        let data = self.data_dir();
+        // PostgreSQL refuses a key readable by others, or not its own.
+        self.write_private(&data.join("server.crt"), &certificate.cert_pem);
+        self.write_private(&data.join("server.key"), &certificate.key_pem);
+        let hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust\n";
+        self.write_private(&data.join("pg_hba.conf"), hba);
+        let conf = data.join("postgresql.conf");
+        let mut settings = std::fs::read_to_string(&conf)
+            .unwrap_or_else(|err| panic!("reading {}: {err}", conf.display()));
+        settings.push_str("\nssl = on\n");
+        self.write_private(&conf, &settings);
+    }
+
+    /// Writes `contents` to `path`, mode 0600, owned by the PostgreSQL user.
+    fn write_private(&self, path: &Path, contents: &str) {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let written = File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut file| file.write_all(contents.as_bytes()));
+        written.unwrap_or_else(|err| panic!("writing {}: {err}", path.display()));
+        if let Some((uid, gid)) = self.run_as {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                .unwrap_or_else(|err| panic!("chown {}: {err}", path.display()));
+        }
     }
 
     /// Starts `postgres` on `self.port` and waits until it accepts

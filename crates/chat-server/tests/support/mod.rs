@@ -174,7 +174,15 @@ impl TestApp {
     /// `chat_test_support::pg_server::PgServer`), with the test defaults
     /// overridden by `vars`. The harness does not drop that database.
     pub async fn spawn_on_database(database_url: &str, vars: &[(&str, &str)]) -> Self {
-        let mut all = vec![("DATABASE_URL", database_url), ("DB_POOL_SIZE", "4")];
+        let mut all = vec![("DATABASE_URL", database_url)];
+        all.extend_from_slice(vars);
+        Self::spawn_on_postgres_configured_by(&all).await
+    }
+
+    /// A server on the PostgreSQL database that `vars` name (`DATABASE_URL`
+    /// or the `DB_*` parts), which the test owns, with a pool of 4.
+    pub async fn spawn_on_postgres_configured_by(vars: &[(&str, &str)]) -> Self {
+        let mut all = vec![("DB_POOL_SIZE", "4")];
         all.extend_from_slice(vars);
         Self::spawn_with_workers(Backend::Memory, &all, 1)
             .await
