@@ -18,6 +18,10 @@
 #   BENCH_SKIP_BUILD=1               use the release binaries already built
 #                                    (the commit recorded is the tree's, which
 #                                    they may not match)
+#   BENCH_DB_SSLMODE=MODE            the sslmode of the server's and
+#                                    pgbench's connections (default disable:
+#                                    loopback, and figures comparable with
+#                                    earlier runs; prefer/require measure TLS)
 #   BENCH_OUT=DIR                    keep the raw outputs (every chat-bench
 #                                    and pgbench output, server logs, the
 #                                    results file) in DIR; default a new
@@ -147,7 +151,7 @@ runs_file="$out/runs.jsonl" servers_file="$out/servers.tsv" setup_file="$out/set
 : >"$setup_file"
 
 db="chat_bench_$(date +%s)_$$"
-db_url="${TEST_DATABASE_URL%/*}/$db"
+db_url="${TEST_DATABASE_URL%/*}/$db?sslmode=${BENCH_DB_SSLMODE:-disable}"
 secret="bench-secret-$(date +%s%N)-0123456789abcdef"
 server_pid=""
 db_created=0

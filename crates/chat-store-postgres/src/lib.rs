@@ -28,6 +28,12 @@
 //! - **No C library**: queries go through `diesel-async`, which speaks the
 //!   protocol with `tokio-postgres`; libpq is only needed by the Diesel CLI,
 //!   to regenerate [`schema`] after changing a migration.
+//! - **TLS** on rustls: the URL's `sslmode` (`disable`, `allow`, `prefer`
+//!   by default, `require`, `verify-ca`, `verify-full`) and `sslrootcert`
+//!   (a PEM file, or `system`) mean what they mean to libpq, e.g.
+//!   `postgres://chat@db.internal/chat?sslmode=verify-full&sslrootcert=/etc/chat/db-ca.pem`.
+//!   An unusable setting is a [`StartupError::Tls`]; a certificate that
+//!   does not verify, [`StartupError::Unreachable`] saying why.
 //! - **Migrations** (the workspace's `migrations/`) are compiled in as
 //!   [`MIGRATIONS`] and applied by [`PgStore::connect`] and
 //!   [`run_migrations`], under a PostgreSQL advisory lock so that instances
