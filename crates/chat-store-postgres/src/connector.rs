@@ -213,12 +213,14 @@ fn client_config(
             let roots = load_roots(roots.unwrap_or(&Roots::System))?;
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
                 .build()
-                .map_err(|err| tls_error(format!("building the certificate verifier: {err}")))?
+                .map_err(|err| {
+                    StartupError::Tls(format!("building the certificate verifier: {err}"))
+                })?
         }
     };
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|err| tls_error(format!("TLS versions: {err}")))?
+        .map_err(|err| StartupError::Tls(format!("TLS versions: {err}")))?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
@@ -231,9 +233,9 @@ fn load_roots(roots: &Roots) -> Result<RootCertStore, StartupError> {
     match roots {
         Roots::File(path) => {
             for cert in read_pem_certificates(path)? {
-                store
-                    .add(cert)
-                    .map_err(|err| tls_error(format!("sslrootcert {}: {err}", path.display())))?;
+                store.add(cert).map_err(|err| {
+                    StartupError::Tls(format!("sslrootcert {}: {err}", path.display()))
+                })?;
             }
         }
         Roots::System => {
@@ -242,7 +244,7 @@ fn load_roots(roots: &Roots) -> Result<RootCertStore, StartupError> {
         }
     }
     if store.is_empty() {
-        return Err(tls_error(match roots {
+        return Err(StartupError::Tls(match roots {
             Roots::File(path) => format!("sslrootcert {} holds no certificate", path.display()),
             Roots::System => "no trusted root certificate in the system store: \
                  name the CA's PEM file with sslrootcert (DB_SSLROOTCERT)"
@@ -253,16 +255,13 @@ fn load_roots(roots: &Roots) -> Result<RootCertStore, StartupError> {
 }
 
 fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, StartupError> {
-    let unreadable =
-        |err: &dyn std::fmt::Display| tls_error(format!("sslrootcert {}: {err}", path.display()));
+    let unreadable = |err: &dyn std::fmt::Display| {
+        StartupError::Tls(format!("sslrootcert {}: {err}", path.display()))
+    };
     CertificateDer::pem_file_iter(path)
         .map_err(|err| unreadable(&err))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|err| unreadable(&err))
-}
-
-fn tls_error(reason: String) -> StartupError {
-    StartupError::Tls(reason)
 }
 
 /// A server certificate check short of `verify-full`: the chain to a

@@ -76,8 +76,11 @@ impl PgStore {
     /// The message writer gets a connection of its own (so at most
     /// `pool_size + 1` connections), opened on its thread.
     pub async fn connect(url: &str, pool_size: usize) -> Result<Self, StartupError> {
-        run_migrations(url).await?;
-        let store = Self::assemble(build_pool(url, pool_size)?, build_pool(url, 1)?);
+        // One connector (its root certificates read once) for all three.
+        let connector = Connector::from_url(url)?;
+        migrate(&connector).await?;
+        let pool = pool_on(connector.clone(), pool_size)?;
+        let store = Self::assemble(pool, pool_on(connector, 1)?);
         tracing::info!(
             database = %database_target(url),
             pool_size = pool_size.max(1),
@@ -173,7 +176,15 @@ impl PgStore {
 /// Connections are opened as `url` says, TLS included (`sslmode`,
 /// `sslrootcert`: see the crate docs); an unusable TLS setting fails here.
 pub fn build_pool(url: &str, pool_size: usize) -> Result<Pool<AsyncPgConnection>, StartupError> {
-    let connector = Connector::from_url(url)?;
+    pool_on(Connector::from_url(url)?, pool_size)
+}
+
+/// [`build_pool`] on a connector already made.
+fn pool_on(
+    connector: Connector,
+    pool_size: usize,
+) -> Result<Pool<AsyncPgConnection>, StartupError> {
+    let url = connector.driver_url().to_owned();
     let mut config = ManagerConfig::default();
     config.custom_setup = Box::new(move |_url| {
         let connector = connector.clone();
@@ -199,8 +210,12 @@ pub fn build_pool(url: &str, pool_size: usize) -> Result<Pool<AsyncPgConnection>
 /// processes at once: a PostgreSQL advisory lock makes them take turns.
 /// This is what `chat-server migrate` runs.
 pub async fn run_migrations(url: &str) -> Result<Vec<String>, StartupError> {
-    let target = database_target(url);
-    let conn = establish(url).await?;
+    migrate(&Connector::from_url(url)?).await
+}
+
+/// [`run_migrations`] through a connector already made.
+async fn migrate(connector: &Connector) -> Result<Vec<String>, StartupError> {
+    let (conn, target) = establish(connector).await?;
     let migrate = move || migrate_locked(conn);
     tokio::task::spawn_blocking(migrate)
         .await
@@ -215,15 +230,15 @@ pub async fn run_migrations(url: &str) -> Result<Vec<String>, StartupError> {
 /// [`CONNECT_TIMEOUT`]; the error says why not (refused, timed out,
 /// authentication) and names `host:port/database`.
 pub async fn check_reachable(url: &str) -> Result<(), StartupError> {
-    establish(url).await.map(drop)
+    establish(&Connector::from_url(url)?).await.map(drop)
 }
 
-/// Opens one connection, giving up after [`CONNECT_TIMEOUT`].
-async fn establish(url: &str) -> Result<AsyncPgConnection, StartupError> {
-    let target = database_target_checked(url)?;
-    let connector = Connector::from_url(url)?;
+/// Opens one connection, giving up after [`CONNECT_TIMEOUT`]; answers it
+/// with the `host:port/database` it reached.
+async fn establish(connector: &Connector) -> Result<(AsyncPgConnection, String), StartupError> {
+    let target = target_of(connector.driver_url())?;
     let reason = match tokio::time::timeout(CONNECT_TIMEOUT, connector.open()).await {
-        Ok(Ok(conn)) => return Ok(conn),
+        Ok(Ok(conn)) => return Ok((conn, target)),
         Ok(Err(err)) => err.to_string(),
         Err(_) => format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
     };
@@ -276,7 +291,12 @@ pub fn database_target(url: &str) -> String {
 }
 
 fn database_target_checked(url: &str) -> Result<String, StartupError> {
-    let config = tokio_postgres::Config::from_str(&driver_url(url)?)
+    target_of(&driver_url(url)?)
+}
+
+/// `host:port/database` of a connection string tokio-postgres reads.
+fn target_of(driver_url: &str) -> Result<String, StartupError> {
+    let config = tokio_postgres::Config::from_str(driver_url)
         .map_err(|err| StartupError::InvalidUrl(err.to_string()))?;
     let host = config
         .get_hosts()

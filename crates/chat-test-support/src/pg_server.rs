@@ -215,8 +215,8 @@ impl PgServer {
     }
 
     /// Installs `certificate` as the server's, turns `ssl` on and lets TCP
-    /// clients in over TLS only (the Unix socket stays open, for
-    /// `pg_isready`'s sake it is not used: that one goes over TCP too).
+    /// clients in over TLS only (`pg_isready` asks over TLS too, libpq's
+    /// default; the Unix socket keeps trust authentication).
     fn require_tls(&self, certificate: &ServerCertificate) {
         let data = self.data_dir();
         // PostgreSQL refuses a key readable by others, or not its own.

@@ -3,9 +3,6 @@
 //! as an operator would: the API works over the encrypted connection, and
 //! a certificate that does not match stops the start with a clear error.
 
-use std::net::{IpAddr, Ipv4Addr};
-
-use chat_server::config::{Config, Vars};
 use chat_test_support::pg_server::PgServer;
 use chat_test_support::tls::TestCa;
 use reqwest::StatusCode;
@@ -72,23 +69,13 @@ async fn the_api_works_over_a_verified_tls_connection_configured_by_parts() {
 async fn a_certificate_for_another_name_stops_the_start_saying_so() {
     let (pg, ca_file) = tls_database().await;
     let port = pg.port().to_string();
-    let mut vars = Vars::new();
-    for (key, value) in [
-        ("PORT", "0"),
-        ("JWT_SECRET", "a-test-secret-that-is-long-enough-for-hs256"),
+    let message = TestApp::start_error(&[
         ("DB_HOST", "127.0.0.1"),
-        ("DB_PORT", port.as_str()),
+        ("DB_PORT", &port),
         ("DB_SSLMODE", "verify-full"),
-        ("DB_SSLROOTCERT", ca_file.as_str()),
-    ] {
-        vars.insert(key.to_owned(), value.to_owned());
-    }
-    let mut config = Config::from_vars(&vars).expect("valid configuration");
-    config.bind_address = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let message = match chat_server::build(config).await {
-        Ok(_) => panic!("started on a certificate that does not name 127.0.0.1"),
-        Err(err) => err.to_string(),
-    };
+        ("DB_SSLROOTCERT", &ca_file),
+    ])
+    .await;
     assert!(
         message.contains(&format!("127.0.0.1:{port}/chatapi")),
         "{message}"

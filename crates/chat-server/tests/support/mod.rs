@@ -109,6 +109,44 @@ pub struct TestApp {
     database: Option<TestDatabase>,
 }
 
+/// A fresh JWT secret, long enough for production's rules.
+fn random_secret() -> String {
+    format!(
+        "test-{}-{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// The test defaults: a random port, `BCRYPT_COST=4`, no auth rate limit,
+/// `jwt_secret`.
+fn test_env(jwt_secret: &str) -> Vars {
+    let mut env = Vars::new();
+    for (key, value) in [
+        ("PORT", "0"),
+        ("BCRYPT_COST", "4"),
+        ("AUTH_RATE_LIMIT", "0"),
+        ("JWT_SECRET", jwt_secret),
+    ] {
+        env.insert(key.to_owned(), value.to_owned());
+    }
+    env
+}
+
+fn override_with(env: &mut Vars, vars: &[(&str, &str)]) {
+    for (key, value) in vars {
+        env.insert((*key).to_owned(), (*value).to_owned());
+    }
+}
+
+/// The configuration `env` gives, on loopback, with `workers` HTTP workers.
+fn test_config(env: &Vars, workers: usize) -> Config {
+    let mut config = Config::from_vars(env).expect("test configuration is valid");
+    config.bind_address = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    config.workers = Some(workers);
+    config
+}
+
 /// A registered, logged-in user.
 #[derive(Clone, Debug)]
 pub struct TestUser {
@@ -140,20 +178,8 @@ impl TestApp {
         vars: &[(&str, &str)],
         workers: usize,
     ) -> Self {
-        let jwt_secret = format!(
-            "test-{}-{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let mut env = Vars::new();
-        for (key, value) in [
-            ("PORT", "0"),
-            ("BCRYPT_COST", "4"),
-            ("AUTH_RATE_LIMIT", "0"),
-            ("JWT_SECRET", jwt_secret.as_str()),
-        ] {
-            env.insert(key.to_owned(), value.to_owned());
-        }
+        let jwt_secret = random_secret();
+        let mut env = test_env(&jwt_secret);
         let database = match backend {
             Backend::Memory => None,
             Backend::Postgres => {
@@ -163,10 +189,19 @@ impl TestApp {
                 Some(database)
             }
         };
-        for (key, value) in vars {
-            env.insert((*key).to_owned(), (*value).to_owned());
-        }
+        override_with(&mut env, vars);
         Self::launch(backend, env, jwt_secret, database, workers).await
+    }
+
+    /// Why a server with the test defaults overridden by `vars` fails to
+    /// start; panics if it starts.
+    pub async fn start_error(vars: &[(&str, &str)]) -> String {
+        let mut env = test_env(&random_secret());
+        override_with(&mut env, vars);
+        match chat_server::build(test_config(&env, 1)).await {
+            Ok(_) => panic!("the server started with {vars:?}"),
+            Err(err) => err.to_string(),
+        }
     }
 
     /// A server on the PostgreSQL database at `database_url`, which the
@@ -216,10 +251,9 @@ impl TestApp {
         database: Option<TestDatabase>,
         workers: usize,
     ) -> Self {
-        let mut config = Config::from_vars(&env).expect("test configuration is valid");
-        config.bind_address = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        config.workers = Some(workers);
-        let app = chat_server::build(config).await.expect("server starts");
+        let app = chat_server::build(test_config(&env, workers))
+            .await
+            .expect("server starts");
         let addr = app.local_addr();
         let stop = app.shutdown_handle();
         tokio::spawn(app.run_until_stopped());
