@@ -42,7 +42,6 @@
 pub mod auth;
 pub mod entities;
 pub mod error;
-pub mod frames;
 pub mod ids;
 pub mod pagination;
 pub mod ports;
@@ -54,13 +53,12 @@ pub use entities::{
     Message, MessageTarget, MessageWire, NewMessage, Room, Stored, User, UserAccount,
 };
 pub use error::{DomainError, DomainResult};
-pub use frames::{ClientFrame, FrameError, PresenceStatus, ServerFrame};
 pub use ids::{MessageId, RoomId, TokenId, UserId};
 pub use pagination::{Cursor, Page, PageRequest};
 pub use ports::{
     Audience, Clock, CloseReason, Delivery, Event, MessageStore, Notifier, PasswordHasher,
-    RealtimeHealth, RevocationStore, RoomStore, StoreHealth, Subscription, SystemClock, TokenCodec,
-    TypingTarget, UserStore,
+    PresenceStatus, RealtimeHealth, RevocationStore, RoomStore, StoreHealth, Subscription,
+    SystemClock, TokenCodec, TypingTarget, UserStore,
 };
 pub use service::{AuthPolicy, ChatService, Replay, SendMessage, Stores};
 pub use values::{

@@ -221,6 +221,16 @@ impl Event {
     }
 }
 
+/// Whether a user came or went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceStatus {
+    /// The user's first connection opened.
+    Online,
+    /// The user's last connection closed.
+    Offline,
+}
+
 /// Where someone is typing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TypingTarget {
@@ -338,21 +348,10 @@ impl Delivery {
 /// Why the notifier closes a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseReason {
-    /// Its outgoing queue filled up: the client reads too slowly (close
-    /// code 1013, try again later).
+    /// Its outgoing queue filled up: the client reads too slowly.
     TooSlow,
-    /// The server is shutting down (close code 1001, going away).
+    /// The server is shutting down.
     ShuttingDown,
-}
-
-impl CloseReason {
-    /// The WebSocket close code for this reason.
-    pub fn close_code(self) -> u16 {
-        match self {
-            Self::TooSlow => 1013,
-            Self::ShuttingDown => 1001,
-        }
-    }
 }
 
 /// One live connection's feed of deliveries. Dropping it unregisters the

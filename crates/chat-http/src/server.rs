@@ -28,7 +28,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use actix_codec::{Encoder, Framed};
-use actix_http::body::{self, BodySize, MessageBody};
+use actix_http::body::{self, BodySize, BoxBody, MessageBody};
 use actix_http::{h1, ConnectionType, HttpService, Request, Response, StatusCode};
 use actix_service::{fn_factory, fn_service, map_config, IntoServiceFactory, Service};
 use actix_web::dev::{AppConfig, Server, ServiceFactory, ServiceResponse};
@@ -39,7 +39,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::state::ApiState;
-use crate::ws::bare::{BareUpgrade, Socket, StartSession};
+use crate::ws::bare::{self, BareUpgrade};
 
 /// Connections waiting to be accepted, at most (actix-web's default): a
 /// burst of reconnecting clients is queued, not refused.
@@ -145,26 +145,36 @@ where
 {
     // Boxed: the answer's state (the app's call, the HTTP codec) would
     // otherwise be part of this future, and so of every WebSocket's memory
-    // for as long as its session runs (1.3 KiB).
-    if let Some((start, socket)) = Box::pin(answer(app, req, framed)).await? {
-        start(socket).await;
+    // for as long as its session runs.
+    if let Some(Upgraded { session, body, io }) = Box::pin(answer(app, req, framed)).await? {
+        bare::serve(session, body, io).await;
     }
     Ok(())
 }
 
-/// Answers one upgrade request with the app: the 101 and the session left
-/// in the slot, ready to run on the socket; or any other answer, written,
-/// and the connection closed.
+/// A connection whose upgrade was accepted: its session, the session's
+/// response body and the socket, with the 101 written.
+struct Upgraded {
+    session: LocalBoxFuture<'static, ()>,
+    body: BoxBody,
+    io: Rc<TcpStream>,
+}
+
+/// Answers one upgrade request with the app: the 101 written and the
+/// session left in the slot, ready to run on the socket; or any other
+/// answer, written, and the connection closed.
 async fn answer<S, B>(
     app: Rc<S>,
     req: Request,
     framed: Framed<TcpStream, h1::Codec>,
-) -> Result<Option<(StartSession, Socket)>, actix_web::Error>
+) -> Result<Option<Upgraded>, actix_web::Error>
 where
     S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody + 'static,
 {
     let slot = BareUpgrade::default();
+    // The request reads the socket itself once upgraded.
+    let (req, _none) = req.replace_payload(slot.payload());
     req.extensions_mut().insert(slot.clone());
     let response = match app.call(req).await {
         Ok(res) => Response::from(res.into_parts().1).map_into_boxed_body(),
@@ -175,7 +185,7 @@ where
     let (head, body) = response.into_parts();
     let mut out = BytesMut::new();
     match slot.take() {
-        Some(start) if head.status() == StatusCode::SWITCHING_PROTOCOLS => {
+        Some(session) if head.status() == StatusCode::SWITCHING_PROTOCOLS => {
             codec.encode(h1::Message::Item((head, BodySize::None)), &mut out)?;
             io.write_all(&out).await?;
             // What the client sent after its upgrade request; the
@@ -183,7 +193,9 @@ where
             let early =
                 (!parts.read_buf.is_empty()).then(|| Bytes::copy_from_slice(&parts.read_buf));
             drop((out, parts.read_buf, parts.write_buf));
-            Ok(Some((start, Socket { io, early })))
+            let io = Rc::new(io);
+            slot.connect(Rc::clone(&io), early);
+            Ok(Some(Upgraded { session, body, io }))
         }
         _ => {
             let mut head = head;

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use chat_domain::{Audience, PresenceStatus, ServerFrame, Username};
+use chat_domain::{Audience, PresenceStatus, Username};
+use chat_protocol::ServerFrame;
 use chat_realtime::Hub;
 use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;

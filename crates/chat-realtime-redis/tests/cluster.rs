@@ -7,7 +7,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use chat_domain::{Audience, CloseReason, Delivery, Event, Notifier, PresenceStatus, ServerFrame};
+use chat_domain::{Audience, CloseReason, Delivery, Event, Notifier, PresenceStatus};
+use chat_protocol::ServerFrame;
 use chat_realtime_redis::RedisOptions;
 use support::{
     cluster_of_two, eventually, fast_options, global_message, names, presence, redis_url,

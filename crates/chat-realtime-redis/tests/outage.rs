@@ -7,7 +7,8 @@ mod support;
 
 use std::time::Duration;
 
-use chat_domain::{Audience, Event, Notifier, PresenceStatus, RealtimeHealth, ServerFrame};
+use chat_domain::{Audience, Event, Notifier, PresenceStatus, RealtimeHealth};
+use chat_protocol::ServerFrame;
 use chat_realtime_redis::RedisNotifier;
 use support::{
     eventually, fast_options, free_port, global_message, names, presence, unique_prefix,

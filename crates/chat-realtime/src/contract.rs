@@ -35,8 +35,9 @@ use std::time::Duration;
 
 use chat_domain::{
     Audience, CloseReason, Delivery, Event, Message, MessageContent, MessageId, MessageTarget,
-    Notifier, PresenceStatus, RoomId, ServerFrame, Subscription, TypingTarget, UserId, Username,
+    Notifier, PresenceStatus, RoomId, Subscription, TypingTarget, UserId, Username,
 };
+use chat_protocol::ServerFrame;
 use time::OffsetDateTime;
 
 /// How long an expected frame may take to arrive.

@@ -6,9 +6,10 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chat_domain::{
-    Audience, DomainError, DomainResult, Event, MessageId, Notifier, PresenceStatus, ServerFrame,
-    Subscription, TypingTarget, UserId, Username,
+    Audience, DomainError, DomainResult, Event, MessageId, Notifier, PresenceStatus, Subscription,
+    TypingTarget, UserId, Username,
 };
+use chat_protocol::ServerFrame;
 use tokio::sync::mpsc;
 
 use crate::registry::{ConnKey, ConnState, Outgoing, Registry};

@@ -37,7 +37,7 @@
 //! // to de-duplicate.
 //! assert_eq!((message, position), (Some(id), Some(7)));
 //!
-//! // On `Delivery::Close(reason)` the session closes with `reason.close_code()`.
+//! // On `Delivery::Close(reason)` the session closes with `chat_protocol::Close::notifier(reason)`.
 //! hub.shutdown();
 //! assert_eq!(
 //!     socket.next().await,

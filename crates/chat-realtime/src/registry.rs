@@ -7,9 +7,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-use chat_domain::{
-    Audience, CloseReason, MessageId, PresenceStatus, ServerFrame, UserId, Username,
-};
+use chat_domain::{Audience, CloseReason, MessageId, PresenceStatus, UserId, Username};
+use chat_protocol::ServerFrame;
 use tokio::sync::mpsc;
 
 use crate::hub::PresenceChange;

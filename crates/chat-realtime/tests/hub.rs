@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use chat_domain::{
     Audience, CloseReason, Delivery, DomainError, Event, Message, MessageContent, MessageId,
-    MessageTarget, Notifier, PresenceStatus, RoomId, ServerFrame, Subscription, TypingTarget,
-    UserId, Username,
+    MessageTarget, Notifier, PresenceStatus, RoomId, Subscription, TypingTarget, UserId, Username,
 };
+use chat_protocol::ServerFrame;
 use chat_realtime::{Hub, HubConfig, PresenceChange};
 use time::OffsetDateTime;
 

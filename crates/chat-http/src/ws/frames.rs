@@ -7,9 +7,8 @@ use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use chat_domain::{
-    Caller, ChatService, ClientFrame, DomainError, RoomId, SendMessage, ServerFrame,
-};
+use chat_domain::{Caller, ChatService, DomainError, RoomId, SendMessage};
+use chat_protocol::{ClientFrame, ServerFrame};
 use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 

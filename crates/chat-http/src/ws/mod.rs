@@ -9,10 +9,12 @@
 //!   cases as HTTP (one send path), with the per-connection rate limit.
 //! - `replay`: recovery with `?since=<message id>`: the stored messages
 //!   after it, then live, with no gap and no duplicate in between.
-//! - `inbound` / `outbound`: frame size limit and continuation
-//!   joining; writes bounded in time.
-//! - `bare`: the session on the bare TCP socket, when [`crate::server`]
-//!   serves the app (an upgraded connection then holds no HTTP buffers).
+//! - `guard`: the frame header guard in front of actix-ws's decoder: a
+//!   frame over WEBSOCKET_MAX_MESSAGE_SIZE is refused from its header.
+//! - `writer`: actix-ws's `Session`, with writes bounded in time.
+//! - `bare`: the same session on the bare TCP socket, when
+//!   [`crate::server`] serves the app (an upgraded connection then holds
+//!   no HTTP buffers).
 //!
 //! A client in a browser (the cookie set by login is sent with the
 //! upgrade):
@@ -38,11 +40,11 @@
 
 pub(crate) mod bare;
 mod frames;
-mod inbound;
-mod outbound;
+mod guard;
 mod replay;
 mod session;
 mod upgrade;
+mod writer;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 

@@ -60,11 +60,11 @@ use std::time::Duration;
 
 use chat_domain::{
     Caller, ChatService, DomainError, DomainResult, Message, MessageId, Page, PageRequest,
-    ServerFrame,
 };
+use chat_protocol::ServerFrame;
 use tokio::time::Instant;
 
-use super::outbound::{Outbound, WriteError};
+use super::writer::{WriteError, Writer};
 
 /// How long after a replay live copies of replayed messages (and of
 /// messages at or below `since`) are still looked for. A live copy trails
@@ -166,7 +166,7 @@ pub(crate) async fn replay(
     caller: &Caller,
     since: MessageId,
     limit: usize,
-    out: &mut Outbound,
+    out: &mut Writer,
 ) -> Result<(Outcome, Replayed), WriteError> {
     let mut replayed = Replayed::new();
     let mut last = since;

@@ -6,7 +6,12 @@
 //! grows with a slow client; when it fills, the notifier closes the
 //! connection (`Delivery::Close(TooSlow)`, 1013) without waiting on it.
 //! A write that cannot complete within WEBSOCKET_WRITE_WAIT also closes it
-//! with 1013 (see `outbound.rs`).
+//! with 1013 (see `writer.rs`).
+//!
+//! The client's frames come from actix-ws's `MessageStream` (behind the
+//! header guard of `guard.rs`), with continuations joined; a frame that
+//! breaks the protocol closes the connection at once with the code that
+//! says why (1002, 1007, 1009), without waiting for the client's close.
 //!
 //! A client frame that needs the store (a message, a typing) is answered
 //! by a future the loop polls beside the deliveries: while the store works,
@@ -28,37 +33,28 @@
 use std::ops::ControlFlow;
 use std::time::Duration;
 
-use actix_http::ws::CloseReason;
-use chat_domain::{CloseReason as NotifierClose, Delivery, MessageId, ServerFrame, Subscription};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, ProtocolError};
+use chat_domain::{CloseReason as NotifierClose, Delivery, MessageId, Subscription};
+use chat_protocol::{Close, ServerFrame};
 use time::OffsetDateTime;
 use tokio::time::{sleep_until, Instant};
 
 use super::frames::{Answer, FrameHandler, Pending};
-use super::inbound::{Inbound, InboundError, Incoming};
-use super::outbound::{close_reason, Outbound, WriteError};
+use super::guard::Refused;
 use super::replay::{self, Outcome, Replayed, Since};
+use super::writer::{WriteError, Writer};
 use crate::state::WsSettings;
 
-/// Close codes this module sends besides the notifier's (1001, 1013).
-mod code {
-    /// Going away: heartbeat lost, or the notifier let go.
-    pub const GOING_AWAY: u16 = 1001;
-    /// The client broke the WebSocket protocol.
-    pub const PROTOCOL: u16 = 1002;
-    /// A text message that is not UTF-8.
-    pub const INVALID_DATA: u16 = 1007;
-    /// The token the connection was opened with expired.
-    pub const POLICY: u16 = 1008;
-    /// A frame over WEBSOCKET_MAX_MESSAGE_SIZE.
-    pub const TOO_BIG: u16 = 1009;
-    /// Writes to the client are stuck.
-    pub const TRY_AGAIN_LATER: u16 = 1013;
-}
+/// What the client sends, whole messages.
+pub(crate) type Inbound = AggregatedMessageStream;
+
+/// One read of the client's stream.
+type Incoming = Option<Result<AggregatedMessage, ProtocolError>>;
 
 /// A connection, upgraded and registered with the notifier.
 pub(crate) struct WsSession {
     pub(crate) handler: FrameHandler,
-    pub(crate) out: Outbound,
+    pub(crate) out: Writer,
     pub(crate) inbound: Inbound,
     pub(crate) subscription: Box<dyn Subscription>,
     pub(crate) settings: WsSettings,
@@ -70,7 +66,7 @@ pub(crate) struct WsSession {
 
 /// Something the session must react to.
 enum Event {
-    Incoming(Option<Result<Incoming, InboundError>>),
+    Incoming(Incoming),
     /// The frame being handled is answered (`None`: nothing to write).
     Answered(Option<ServerFrame>),
     Delivery(Option<Delivery>),
@@ -98,7 +94,10 @@ const CLIENT_TURN: usize = 32;
 #[derive(Debug)]
 enum Ending {
     /// Send this close frame and wait for the client's.
-    Close(Option<CloseReason>),
+    Close(Close),
+    /// The client broke the protocol: send this close frame and let go at
+    /// once.
+    Fail(Close),
     /// The client closed: answer with this close frame.
     Answer(Option<CloseReason>),
     /// The client's side is gone: nothing can be sent.
@@ -146,20 +145,19 @@ impl WsSession {
             // Boxed, as the other large steps are (see `on`).
             Box::pin(async move {
                 match ending {
-                    Ending::Close(reason) => {
-                        out.close(reason).await;
+                    Ending::Close(close) => {
+                        out.close(&close).await;
                         // Letting go at once would close the TCP connection under
                         // the client's feet: whatever it sends meanwhile (pongs)
                         // would draw a reset that can destroy our close frame
                         // before the client reads it.
-                        let _ = tokio::time::timeout(CLOSING_HANDSHAKE, inbound.closed()).await;
+                        let _ =
+                            tokio::time::timeout(CLOSING_HANDSHAKE, client_closed(&mut inbound))
+                                .await;
                     }
-                    Ending::Answer(reason) => out.close(reason).await,
-                    Ending::Stuck => {
-                        let reason =
-                            close_reason(code::TRY_AGAIN_LATER, "the client reads too slowly");
-                        out.close_if_room(reason).await;
-                    }
+                    Ending::Fail(close) => out.close(&close).await,
+                    Ending::Answer(reason) => out.echo_close(reason).await,
+                    Ending::Stuck => out.close_if_room(&Close::too_slow()).await,
                     Ending::Gone => {}
                 }
             })
@@ -220,7 +218,7 @@ impl WsSession {
                     },
                     reply = handling.reply() => Event::Answered(reply),
                     delivery = self.subscription.next() => Event::Delivery(delivery),
-                    incoming = self.inbound.next(), if handling.is_idle() => Event::Incoming(incoming),
+                    incoming = self.inbound.recv(), if handling.is_idle() => Event::Incoming(incoming),
                 },
             };
             if let Event::PingDue = event {
@@ -252,7 +250,7 @@ impl WsSession {
     async fn client_frame_if_ready(&mut self) -> Option<Event> {
         tokio::select! {
             biased;
-            incoming = self.inbound.next() => Some(Event::Incoming(incoming)),
+            incoming = self.inbound.recv() => Some(Event::Incoming(incoming)),
             () = std::future::ready(()) => None,
         }
     }
@@ -269,7 +267,8 @@ impl WsSession {
             return ending;
         };
         let writable = match &ending {
-            Ending::Close(reason) | Ending::Answer(reason) => !for_reading_slowly(reason),
+            Ending::Close(close) => !close.is_try_again_later(),
+            Ending::Fail(_) | Ending::Answer(_) => true,
             Ending::Gone | Ending::Stuck => false,
         };
         if let (true, Some(reply)) = (writable, reply) {
@@ -310,10 +309,7 @@ impl WsSession {
         match outcome {
             Outcome::Failed(err) => {
                 tracing::warn!(code = err.code(), error = %err, "replay for ?since= failed");
-                close(
-                    code::TRY_AGAIN_LATER,
-                    "the history is unavailable: reconnect with the same since",
-                )
+                close(Close::history_unavailable())
             }
             Outcome::Truncated { sent, .. } => {
                 tracing::debug!(sent, "replay for ?since= truncated at the limit");
@@ -348,40 +344,32 @@ impl WsSession {
             Event::Answered(reply) => Box::pin(self.reply(reply)).await,
             Event::Delivery(delivery) => self.on_delivery(delivery).await,
             Event::PingDue => written(self.out.ping().await),
-            Event::HeartbeatLost => close(
-                code::GOING_AWAY,
-                "no pong within WEBSOCKET_PONG_WAIT: reconnect",
-            ),
-            Event::TokenExpired => close(code::POLICY, "token expired: refresh it and reconnect"),
+            Event::HeartbeatLost => close(Close::heartbeat_lost()),
+            Event::TokenExpired => close(Close::token_expired()),
         }
     }
 
-    async fn on_incoming(
-        &mut self,
-        incoming: Option<Result<Incoming, InboundError>>,
-        handling: &mut Handling,
-    ) -> Flow {
+    async fn on_incoming(&mut self, incoming: Incoming, handling: &mut Handling) -> Flow {
         let incoming = match incoming {
             None => return ControlFlow::Break(Ending::Gone),
             Some(Ok(incoming)) => incoming,
-            Some(Err(err)) => return self.refuse_stream(err),
+            Some(Err(err)) => return self.refuse_stream(&err),
         };
         match incoming {
-            Incoming::Text(text) => match self.handler.answer(&text) {
+            AggregatedMessage::Text(text) => match self.handler.answer(&text) {
                 Answer::Now(reply) => self.reply(reply).await,
                 Answer::Later(pending) => {
                     handling.start(pending);
                     ControlFlow::Continue(())
                 }
             },
-            Incoming::Binary => {
+            AggregatedMessage::Binary(_) => {
                 let reply = FrameHandler::binary_refused().to_json();
                 written(self.out.text(reply).await)
             }
-            Incoming::Ping(payload) => written(self.out.pong(&payload).await),
-            Incoming::Pong => ControlFlow::Continue(()),
-            // Echo the client's code, as RFC 6455 suggests.
-            Incoming::Close(reason) => ControlFlow::Break(Ending::Answer(reason)),
+            AggregatedMessage::Ping(payload) => written(self.out.pong(&payload).await),
+            AggregatedMessage::Pong(_) => ControlFlow::Continue(()),
+            AggregatedMessage::Close(reason) => ControlFlow::Break(Ending::Answer(reason)),
         }
     }
 
@@ -392,19 +380,15 @@ impl WsSession {
         }
     }
 
-    fn refuse_stream(&self, err: InboundError) -> Flow {
-        match err {
-            InboundError::TooBig => {
-                let limit = self.settings.max_message_size;
-                let reason = format!("frames are limited to {limit} bytes");
-                close(code::TOO_BIG, &reason)
-            }
-            InboundError::NotUtf8 => close(code::INVALID_DATA, "text frames must be UTF-8"),
-            InboundError::Protocol(err) => {
-                tracing::debug!(error = %err, "WebSocket protocol error");
-                close(code::PROTOCOL, "WebSocket protocol error")
-            }
-        }
+    /// The client's stream failed: the client broke the protocol (any
+    /// client can, so it is logged at debug level), or its connection is
+    /// gone.
+    fn refuse_stream(&self, err: &ProtocolError) -> Flow {
+        let Some(close) = protocol_close(err, self.settings.max_message_size) else {
+            return ControlFlow::Break(Ending::Gone);
+        };
+        tracing::debug!(error = %err, code = close.code, "WebSocket client broke the protocol");
+        ControlFlow::Break(Ending::Fail(close))
     }
 
     async fn on_delivery(&mut self, delivery: Option<Delivery>) -> Flow {
@@ -422,10 +406,10 @@ impl WsSession {
                 if reason == NotifierClose::TooSlow {
                     crate::metrics::queue_overflowed();
                 }
-                close(reason.close_code(), describe(reason))
+                close(Close::notifier(reason))
             }
             // The notifier let go of us without a reason: it is gone.
-            None => close(code::GOING_AWAY, "the realtime service stopped: reconnect"),
+            None => close(Close::realtime_stopped()),
         }
     }
 }
@@ -528,23 +512,42 @@ fn written(result: Result<(), WriteError>) -> Flow {
     }
 }
 
-/// Whether a close is the one for a client that reads too slowly (1013).
-fn for_reading_slowly(reason: &Option<CloseReason>) -> bool {
-    reason
-        .as_ref()
-        .is_some_and(|r| u16::from(r.code) == code::TRY_AGAIN_LATER)
+fn close(close: Close) -> Flow {
+    ControlFlow::Break(Ending::Close(close))
 }
 
-fn close(code: u16, description: &str) -> Flow {
-    ControlFlow::Break(Ending::Close(close_reason(code, description)))
+/// The close for an error of the client's stream; `None` when the
+/// connection itself failed (nothing can be sent).
+fn protocol_close(err: &ProtocolError, limit: usize) -> Option<Close> {
+    match err {
+        ProtocolError::Overflow => Some(Close::too_big(limit)),
+        ProtocolError::Io(io) => match Refused::find(io) {
+            Some(Refused::TooBig) => Some(Close::too_big(limit)),
+            Some(Refused::Malformed) => Some(Close::protocol_error()),
+            // The socket's own error, passed through by actix-ws.
+            None if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<actix_http::error::PayloadError>()) =>
+            {
+                None
+            }
+            // actix-ws reports text that is not UTF-8 as invalid data; the
+            // guard refuses the other frames it would (reserved bits)
+            // before it sees them.
+            None if io.kind() == std::io::ErrorKind::InvalidData => Some(Close::not_utf8()),
+            None => Some(Close::protocol_error()),
+        },
+        _ => Some(Close::protocol_error()),
+    }
 }
 
-fn describe(reason: NotifierClose) -> &'static str {
-    match reason {
-        NotifierClose::TooSlow => {
-            "the client reads too slowly: reconnect and catch up from the history"
+/// Reads and discards until the client's close frame, or the end of its
+/// stream or an error.
+async fn client_closed(inbound: &mut Inbound) {
+    while let Some(Ok(incoming)) = inbound.recv().await {
+        if let AggregatedMessage::Close(_) = incoming {
+            return;
         }
-        NotifierClose::ShuttingDown => "the server is shutting down: reconnect",
     }
 }
 

@@ -8,21 +8,19 @@
 //! upgrade (it only sees close code 1006), so a bad `since` refused here
 //! would leave its client retrying blind.
 
-use std::rc::Rc;
-
-use actix_http::body::BoxBody;
+use actix_http::BoxedPayloadStream;
 use actix_web::http::header;
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
-use futures_util::{future, FutureExt};
+use actix_web::{dev, web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
+use futures_util::FutureExt;
 use serde::Deserialize;
 use tracing::Instrument;
 
-use super::bare::{self, BareUpgrade, Socket};
+use super::bare::BareUpgrade;
 use super::frames::FrameHandler;
-use super::inbound::Inbound;
-use super::outbound::Outbound;
+use super::guard::FrameGuard;
 use super::replay::Since;
 use super::session::WsSession;
+use super::writer::Writer;
 use crate::auth::{bearer_token, Authenticated};
 use crate::error::ApiError;
 use crate::state::{ApiState, HttpSettings};
@@ -38,8 +36,10 @@ pub(crate) async fn upgrade(
     check_origin(&req, state.settings())?;
     require_upgrade(&req)?;
     let since = since(&req);
-    let mut response = actix_http::ws::handshake(req.head())
-        .map_err(|err| ApiError::InvalidHandshake(err.to_string()))?;
+    let settings = state.settings().ws.clone();
+    let body = guarded(&req, body, settings.max_message_size).await?;
+    let (response, session, stream) =
+        actix_ws::handle(&req, body).map_err(|err| ApiError::InvalidHandshake(err.to_string()))?;
     let Authenticated(caller) = caller;
     // Registered before the 101 goes out: a refusal (the hub is shutting
     // down) is still a plain 503, and nothing published from here on is
@@ -49,14 +49,15 @@ pub(crate) async fn upgrade(
         .notifier()
         .connect(caller.user_id, caller.username.clone())
         .await?;
-    let settings = state.settings().ws.clone();
-    let write_wait = settings.write_wait;
     let span = tracing::info_span!("ws", user_id = %caller.user_id, username = %caller.username);
-    let handler = FrameHandler::new(state.service().clone(), caller, settings.rate_limit);
-    let session = move |payload, out| WsSession {
-        handler,
-        out,
-        inbound: Inbound::new(payload, settings.max_message_size),
+    let max_size = settings.max_message_size;
+    let session = WsSession {
+        handler: FrameHandler::new(state.service().clone(), caller, settings.rate_limit),
+        out: Writer::new(session, settings.write_wait),
+        inbound: stream
+            .max_frame_size(max_size)
+            .aggregate_continuations()
+            .max_continuation_size(max_size),
         subscription,
         settings,
         since,
@@ -64,33 +65,34 @@ pub(crate) async fn upgrade(
     };
     span.in_scope(|| tracing::debug!("WebSocket open"));
     let open = crate::metrics::OpenSocket::new();
-    // Served by `crate::server`: the session runs on the bare socket once
-    // the 101 is written (see `bare.rs`).
-    if let Some(bare) = req.extensions().get::<BareUpgrade>() {
-        bare.put(Box::new(move |socket: Socket| {
-            let io = Rc::new(socket.io);
-            let (out, frames) = Outbound::with_socket(write_wait, Some(Rc::clone(&io)));
-            let session = session(bare::payload(io, socket.early), out);
-            let served = future::join(session.run(), frames.write_to_socket());
-            Box::pin(served.map(move |_| drop(open)).instrument(span))
-        }));
-        return Ok(HttpResponse::from(response.finish()).map_into_boxed_body());
+    // A combinator, not an `async` block: a block awaiting the session
+    // would hold it twice (captured, and as the future it awaits), and the
+    // task's allocation is sized for both (docs/benchmarks.md, "Memory per
+    // idle socket").
+    let served = session.run().map(move |()| drop(open)).instrument(span);
+    match req.extensions().get::<BareUpgrade>() {
+        // Served by `crate::server`: the session runs on the bare socket
+        // once the 101 is written (see `bare.rs`).
+        Some(bare) => bare.put(Box::pin(served)),
+        // Under any other server, the connection's dispatcher writes the
+        // response body; the session is a local task, tied like the body
+        // and the payload to this worker's thread.
+        None => drop(actix_web::rt::spawn(served)),
     }
-    // Under any other server: a streaming response of the dispatcher.
-    let (out, frames) = Outbound::new(write_wait);
-    // Fails only for a builder already in error, which the handshake's is not.
-    let response = response
-        .message_body(BoxBody::new(frames))
-        .map_err(|err| ApiError::InvalidHandshake(err.to_string()))?;
-    let session = session(body.into_inner(), out);
-    // The connection's body and payload are tied to this worker's thread:
-    // a local task. A combinator, not an `async` block: a block awaiting
-    // the session would hold it twice (captured, and as the future it
-    // awaits), and the task's allocation is sized for both
-    // (docs/benchmarks.md, "Memory per idle socket").
-    let served = session.run().map(move |()| drop(open));
-    actix_web::rt::spawn(served.instrument(span));
-    Ok(HttpResponse::from(response))
+    Ok(response)
+}
+
+/// The request's payload behind the frame header guard (`guard.rs`).
+async fn guarded(
+    req: &HttpRequest,
+    body: web::Payload,
+    max_size: usize,
+) -> Result<web::Payload, ApiError> {
+    let guard: BoxedPayloadStream = Box::pin(FrameGuard::new(body.into_inner(), max_size));
+    let mut payload = dev::Payload::Stream { payload: guard };
+    web::Payload::from_request(req, &mut payload)
+        .await
+        .map_err(|err| ApiError::InvalidHandshake(err.to_string()))
 }
 
 /// The query parameters of the upgrade.

@@ -8,9 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_domain::{
-    Delivery, Notifier, PresenceStatus, ServerFrame, Subscription, UserId, Username,
-};
+use chat_domain::{Delivery, Notifier, PresenceStatus, Subscription, UserId, Username};
+use chat_protocol::ServerFrame;
 use chat_realtime_redis::{RedisNotifier, RedisOptions};
 
 pub const PATIENCE: Duration = Duration::from_secs(5);

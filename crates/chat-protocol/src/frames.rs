@@ -4,10 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::entities::Message;
-use crate::error::DomainError;
-use crate::ids::{RoomId, UserId};
-use crate::values::Username;
+use chat_domain::{DomainError, Message, PresenceStatus, RoomId, UserId, Username};
 
 /// A frame a client sends.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -126,16 +123,6 @@ impl FrameError {
             client_id: self.client_id.clone(),
         }
     }
-}
-
-/// Whether a user came or went.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PresenceStatus {
-    /// The user's first connection opened.
-    Online,
-    /// The user's last connection closed.
-    Offline,
 }
 
 /// A frame the server sends.

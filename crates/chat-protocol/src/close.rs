@@ -1,0 +1,132 @@
+//! Close codes the server sends, each with the reason a client reads in
+//! its close frame. SPEC's WebSocket section lists what a client should do
+//! on each.
+
+use chat_domain::CloseReason;
+
+/// Why the server closes a connection: a close code and the reason sent
+/// with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Close {
+    /// The close code (RFC 6455 section 7.4).
+    pub code: u16,
+    /// A sentence for the client's logs.
+    pub reason: String,
+}
+
+/// Going away: the server is shutting down, or the heartbeat was lost.
+pub const GOING_AWAY: u16 = 1001;
+/// The client broke the WebSocket protocol.
+pub const PROTOCOL_ERROR: u16 = 1002;
+/// A text message that is not UTF-8.
+pub const INVALID_DATA: u16 = 1007;
+/// Policy: the token the connection was opened with expired or was revoked.
+pub const POLICY: u16 = 1008;
+/// A frame or message over WEBSOCKET_MAX_MESSAGE_SIZE.
+pub const TOO_BIG: u16 = 1009;
+/// Try again later: the client reads too slowly, or the history could not
+/// be read for a replay.
+pub const TRY_AGAIN_LATER: u16 = 1013;
+
+impl Close {
+    fn new(code: u16, reason: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    /// The notifier let go of the connection, for this reason.
+    pub fn notifier(reason: CloseReason) -> Self {
+        match reason {
+            CloseReason::TooSlow => Self::too_slow(),
+            CloseReason::ShuttingDown => {
+                Self::new(GOING_AWAY, "the server is shutting down: reconnect")
+            }
+        }
+    }
+
+    /// The client does not read what is sent to it fast enough.
+    pub fn too_slow() -> Self {
+        Self::new(
+            TRY_AGAIN_LATER,
+            "the client reads too slowly: reconnect and catch up from the history",
+        )
+    }
+
+    /// The notifier stopped without saying why.
+    pub fn realtime_stopped() -> Self {
+        Self::new(GOING_AWAY, "the realtime service stopped: reconnect")
+    }
+
+    /// No frame from the client within WEBSOCKET_PONG_WAIT.
+    pub fn heartbeat_lost() -> Self {
+        Self::new(GOING_AWAY, "no pong within WEBSOCKET_PONG_WAIT: reconnect")
+    }
+
+    /// The connection's token expired.
+    pub fn token_expired() -> Self {
+        Self::new(POLICY, "token expired: refresh it and reconnect")
+    }
+
+    /// The client broke the WebSocket protocol.
+    pub fn protocol_error() -> Self {
+        Self::new(PROTOCOL_ERROR, "WebSocket protocol error")
+    }
+
+    /// A text message that is not UTF-8.
+    pub fn not_utf8() -> Self {
+        Self::new(INVALID_DATA, "text frames must be UTF-8")
+    }
+
+    /// A frame, or a message joined from fragments, over `limit` bytes.
+    pub fn too_big(limit: usize) -> Self {
+        Self::new(TOO_BIG, format!("frames are limited to {limit} bytes"))
+    }
+
+    /// The history could not be read for a replay.
+    pub fn history_unavailable() -> Self {
+        Self::new(
+            TRY_AGAIN_LATER,
+            "the history is unavailable: reconnect with the same since",
+        )
+    }
+
+    /// Whether this close asks the client to try again later (1013): it
+    /// reads too slowly, so nothing more is queued for it.
+    pub fn is_try_again_later(&self) -> bool {
+        self.code == TRY_AGAIN_LATER
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifier_reasons_have_their_codes() {
+        assert_eq!(Close::notifier(CloseReason::TooSlow).code, 1013);
+        assert_eq!(Close::notifier(CloseReason::ShuttingDown).code, 1001);
+        assert!(Close::notifier(CloseReason::TooSlow).is_try_again_later());
+    }
+
+    #[test]
+    fn every_reason_fits_a_control_frame() {
+        // A close frame's payload is at most 125 bytes: the code's two, and
+        // the reason's.
+        let all = [
+            Close::too_slow(),
+            Close::notifier(CloseReason::ShuttingDown),
+            Close::realtime_stopped(),
+            Close::heartbeat_lost(),
+            Close::token_expired(),
+            Close::protocol_error(),
+            Close::not_utf8(),
+            Close::too_big(usize::MAX),
+            Close::history_unavailable(),
+        ];
+        for close in all {
+            assert!(close.reason.len() <= 123, "{close:?}");
+        }
+    }
+}
