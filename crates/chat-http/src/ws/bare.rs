@@ -45,9 +45,13 @@ const READ_CHUNK: usize = 4096;
 
 /// How long, once the session and its close frame are done, the server
 /// reads and discards what the client still sends before closing: closing
-/// with unread bytes would send a reset that can destroy the close frame
-/// before the client reads it.
+/// with unread bytes would send a reset that, on some systems, destroys
+/// the close frame before the client reads it.
 const LINGER: Duration = Duration::from_secs(1);
+
+/// How much it discards at most: a client still streaming a refused frame
+/// is not read on for long.
+const LINGER_BYTES: usize = 64 * 1024;
 
 /// What the slot shares between the handler, the payload and the server.
 #[derive(Default)]
@@ -136,16 +140,18 @@ async fn write_body(body: BoxBody, io: &TcpStream) {
     }
 }
 
-/// Reads and drops what the client sends until it closes its side.
+/// Reads and drops what the client sends until it closes its side, or
+/// [`LINGER_BYTES`] were dropped.
 async fn discard_until_end(io: &TcpStream) {
     let mut sink = [0u8; READ_CHUNK];
-    loop {
+    let mut discarded = 0;
+    while discarded < LINGER_BYTES {
         if io.readable().await.is_err() {
             return;
         }
         match io.try_read(&mut sink) {
             Ok(0) => return,
-            Ok(_) => {}
+            Ok(read) => discarded += read,
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
             Err(_) => return,
         }

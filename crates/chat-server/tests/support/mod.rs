@@ -10,6 +10,7 @@
 
 #![allow(dead_code)]
 
+pub mod raw;
 pub mod ws;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

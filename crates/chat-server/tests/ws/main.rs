@@ -10,6 +10,7 @@ mod busy_sender;
 mod delivery;
 mod frames;
 mod handshake;
+mod hostile;
 mod limits;
 mod presence;
 mod recovery;

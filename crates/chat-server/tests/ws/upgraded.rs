@@ -12,48 +12,9 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::support::raw::{client_text_frame, read_head};
 use crate::support::ws::{CONNECT_PATH, PATIENCE};
 use crate::support::{Backend, TestApp};
-
-/// A WebSocket upgrade request for `path`, with these extra header lines.
-fn upgrade_request(app: &TestApp, path: &str, extra: &str) -> String {
-    format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n",
-        app.addr
-    )
-}
-
-/// A masked (client-to-server) text frame.
-fn client_text_frame(text: &str) -> Vec<u8> {
-    let payload = text.as_bytes();
-    let len = u8::try_from(payload.len()).expect("a short frame");
-    assert!(len < 126, "a one-byte length");
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
-    let mut frame = vec![0x81, 0x80 | len];
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
-    frame
-}
-
-/// Reads the response head (through the blank line), and what came after
-/// it in the same reads.
-async fn read_head(stream: &mut TcpStream) -> (String, Vec<u8>) {
-    let mut read = Vec::new();
-    let mut chunk = [0u8; 1024];
-    loop {
-        if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
-            let rest = read.split_off(end + 4);
-            return (String::from_utf8(read).expect("an ASCII head"), rest);
-        }
-        let n = tokio::time::timeout(PATIENCE, stream.read(&mut chunk))
-            .await
-            .expect("the head in time")
-            .expect("reads");
-        assert!(n > 0, "the server closed before its head: {read:?}");
-        read.extend_from_slice(chunk.get(..n).expect("within the chunk"));
-    }
-}
 
 /// Everything until the server closes the connection.
 async fn read_to_close(stream: &mut TcpStream) -> String {
@@ -73,7 +34,7 @@ async fn a_frame_sent_right_behind_the_upgrade_request_is_answered() {
     // The request and the first frame in one write, as a client that does
     // not wait for the 101 sends them.
     let auth = format!("Authorization: Bearer {}\r\n", alice.token);
-    let mut bytes = upgrade_request(&app, CONNECT_PATH, &auth).into_bytes();
+    let mut bytes = app.raw_upgrade_request(CONNECT_PATH, &auth).into_bytes();
     bytes.extend(client_text_frame(r#"{"type":"ping"}"#));
     stream.write_all(&bytes).await.expect("writes");
 
@@ -99,7 +60,7 @@ async fn a_frame_sent_right_behind_the_upgrade_request_is_answered() {
 async fn a_refused_upgrade_gets_its_json_error_and_the_connection_closes() {
     let app = TestApp::spawn(Backend::Memory).await;
     let mut stream = TcpStream::connect(app.addr).await.expect("connects");
-    let request = upgrade_request(&app, CONNECT_PATH, "");
+    let request = app.raw_upgrade_request(CONNECT_PATH, "");
     stream.write_all(request.as_bytes()).await.expect("writes");
     let response = read_to_close(&mut stream).await;
     let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
@@ -117,7 +78,7 @@ async fn an_upgrade_request_to_another_route_is_served_then_closed() {
     let app = TestApp::spawn(Backend::Memory).await;
     for (path, status) in [("/health", "200"), ("/nowhere", "404")] {
         let mut stream = TcpStream::connect(app.addr).await.expect("connects");
-        let request = upgrade_request(&app, path, "");
+        let request = app.raw_upgrade_request(path, "");
         stream.write_all(request.as_bytes()).await.expect("writes");
         let response = read_to_close(&mut stream).await;
         let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
