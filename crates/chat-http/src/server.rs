@@ -146,8 +146,12 @@ where
     // Boxed: the answer's state (the app's call, the HTTP codec) would
     // otherwise be part of this future, and so of every WebSocket's memory
     // for as long as its session runs.
-    if let Some(Upgraded { session, body, io }) = Box::pin(answer(app, req, framed)).await? {
-        bare::serve(session, body, io).await;
+    match Box::pin(answer(app, req, framed)).await {
+        Ok(Some(Upgraded { session, body, io })) => bare::serve(session, body, io).await,
+        Ok(None) => {}
+        // The client went away while its answer was written: its doing,
+        // not the server's error.
+        Err(err) => tracing::debug!(error = %err, "an upgrade request's answer was not delivered"),
     }
     Ok(())
 }

@@ -266,3 +266,88 @@ fn assert_no_statement_parameters(events: &[Value]) {
         );
     }
 }
+
+/// Any client can break the WebSocket protocol: the server closes the
+/// connection with the code that says why and logs it at debug level,
+/// never as an error of its own.
+#[tokio::test]
+async fn a_client_breaking_the_websocket_protocol_is_no_server_error() {
+    use crate::support::raw::{client_frame, client_header, RawWs};
+
+    let jwt_secret = format!("jwt-secret-{}", uuid::Uuid::new_v4().simple());
+    let server = LoggingServer::start(&[
+        ("PORT", "0"),
+        ("BCRYPT_COST", "4"),
+        ("AUTH_RATE_LIMIT", "0"),
+        ("LOG_FORMAT", "json"),
+        ("LOG_LEVEL", "debug"),
+        ("JWT_SECRET", jwt_secret.as_str()),
+    ]);
+    let token = register_and_login(&server.base_url, "breaker").await;
+    let addr = server
+        .base_url
+        .strip_prefix("http://")
+        .and_then(|a| a.parse().ok())
+        .expect("a loopback address");
+    let mut huge = client_header(0x82, 2 << 30);
+    huge.extend_from_slice(&[0; 1024]);
+    let cases: [(&str, Vec<u8>, u16); 6] = [
+        ("a 1-byte close payload", client_frame(0x88, &[3]), 1002),
+        ("a 2 GiB frame", huge, 1009),
+        ("an unknown opcode", client_frame(0x83, b"x"), 1002),
+        ("an unmasked frame", vec![0x81, 0x02, b'h', b'i'], 1002),
+        ("reserved bits", client_frame(0xc1, b"x"), 1002),
+        (
+            "text that is not UTF-8",
+            client_frame(0x81, &[0xff, 0xfe]),
+            1007,
+        ),
+    ];
+    for (case, bytes, code) in cases {
+        let mut ws = RawWs::open(addr, &token, 64 * 1024).await;
+        ws.send(&bytes).await;
+        assert_eq!(ws.close_code().await, Some(code), "{case}");
+    }
+    // And one that leaves in the middle of a frame.
+    let mut ws = RawWs::open(addr, &token, 64 * 1024).await;
+    ws.send(&client_header(0x81, 100)).await;
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let events: Vec<Value> = server
+        .stop()
+        .iter()
+        .filter_map(|l| serde_json::from_str(&l.text).ok())
+        .collect();
+    let errors: Vec<&Value> = events.iter().filter(|e| e["level"] == "ERROR").collect();
+    assert!(errors.is_empty(), "logged as errors: {errors:#?}");
+    let noted = events
+        .iter()
+        .filter(|e| e["level"] == "DEBUG" && e["message"] == "WebSocket client broke the protocol")
+        .count();
+    assert_eq!(noted, 6, "each protocol error noted at debug level");
+}
+
+/// Registers `username` and logs in; the token.
+async fn register_and_login(base: &str, username: &str) -> String {
+    let client = reqwest::Client::new();
+    let email = format!("{username}@example.com");
+    let res = client
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({"username": username, "email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"username": username, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json::<Value>().await.expect("session")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned()
+}

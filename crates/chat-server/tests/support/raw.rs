@@ -2,6 +2,8 @@
 //! client library cannot send: frames sent behind the upgrade request,
 //! malformed close frames, a frame header that declares gigabytes.
 
+use std::net::SocketAddr;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
@@ -16,38 +18,23 @@ impl TestApp {
     /// A WebSocket upgrade request for `path`, with these extra header
     /// lines (each ending in `\r\n`).
     pub fn raw_upgrade_request(&self, path: &str, extra: &str) -> String {
-        format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n",
-            self.addr
-        )
+        upgrade_request(self.addr, path, extra)
     }
 
     /// A WebSocket opened as `user` on a bare TCP stream whose send buffer
     /// is `send_buffer` bytes, with the server's `connection` frame read.
     pub async fn raw_ws(&self, user: &TestUser, send_buffer: u32) -> RawWs {
-        let socket = TcpSocket::new_v4().expect("a socket");
-        socket.set_send_buffer_size(send_buffer).expect("SO_SNDBUF");
-        let mut stream = socket.connect(self.addr).await.expect("connects");
-        let auth = format!("Authorization: Bearer {}\r\n", user.token);
-        let request = self.raw_upgrade_request(CONNECT_PATH, &auth);
-        stream.write_all(request.as_bytes()).await.expect("writes");
-        let (head, read) = read_head(&mut stream).await;
-        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-        let (reader, writer) = stream.into_split();
-        let mut ws = RawWs {
-            reader,
-            writer: Some(writer),
-            read,
-        };
-        let (opcode, hello) = ws.frame().await.expect("the connection frame");
-        assert_eq!(opcode, 0x1, "a text frame first");
-        assert!(
-            String::from_utf8_lossy(&hello).contains("\"connection\""),
-            "{hello:?}"
-        );
-        ws
+        RawWs::open(self.addr, &user.token, send_buffer).await
     }
+}
+
+/// A WebSocket upgrade request to `addr` for `path`, with these extra
+/// header lines (each ending in `\r\n`).
+pub fn upgrade_request(addr: SocketAddr, path: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    )
 }
 
 /// A masked (client-to-server) frame with this first byte (FIN, opcode).
@@ -108,6 +95,33 @@ pub struct RawWs {
 }
 
 impl RawWs {
+    /// A WebSocket opened on the server at `addr` with `token`, on a bare
+    /// TCP stream whose send buffer is `send_buffer` bytes, with the
+    /// server's `connection` frame read.
+    pub async fn open(addr: SocketAddr, token: &str, send_buffer: u32) -> Self {
+        let socket = TcpSocket::new_v4().expect("a socket");
+        socket.set_send_buffer_size(send_buffer).expect("SO_SNDBUF");
+        let mut stream = socket.connect(addr).await.expect("connects");
+        let auth = format!("Authorization: Bearer {token}\r\n");
+        let request = upgrade_request(addr, CONNECT_PATH, &auth);
+        stream.write_all(request.as_bytes()).await.expect("writes");
+        let (head, read) = read_head(&mut stream).await;
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        let (reader, writer) = stream.into_split();
+        let mut ws = RawWs {
+            reader,
+            writer: Some(writer),
+            read,
+        };
+        let (opcode, hello) = ws.frame().await.expect("the connection frame");
+        assert_eq!(opcode, 0x1, "a text frame first");
+        assert!(
+            String::from_utf8_lossy(&hello).contains("\"connection\""),
+            "{hello:?}"
+        );
+        ws
+    }
+
     /// Sends raw bytes.
     pub async fn send(&mut self, bytes: &[u8]) {
         let writer = self.writer.as_mut().expect("the writing half is here");
