@@ -11,7 +11,8 @@
 
 #![no_main]
 
-use chat_domain::{ClientFrame, ClientId, FrameError, MessageContent, Username};
+use chat_domain::{ClientId, MessageContent, Username};
+use chat_protocol::{ClientFrame, FrameError};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
