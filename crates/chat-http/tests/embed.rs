@@ -86,40 +86,8 @@ async fn a_websocket_works_under_the_hosts_own_http_server() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
 
-    let chat = embed::chat_state(4, b"test secret, at least thirty-two bytes").expect("state");
-    let server = actix_web::HttpServer::new(move || {
-        App::new().configure(|cfg| embed::host_routes(cfg, chat.clone()))
-    })
-    .workers(1)
-    .disable_signals()
-    .bind(("127.0.0.1", 0))
-    .expect("binds");
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
-
-    let base = format!("http://{addr}/chat");
-    let http = reqwest::Client::new();
-    let account =
-        json!({"username": "alice", "email": "alice@example.com", "password": "correct horse"});
-    let res = http
-        .post(format!("{base}/api/auth/register"))
-        .json(&account)
-        .send()
-        .await
-        .expect("register");
-    assert_eq!(res.status().as_u16(), 201);
-    let login: Value = http
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"username": "alice", "password": "correct horse"}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("a JSON login");
-    let token = login["token"].as_str().expect("a token");
+    let (addr, token, handle) = host_server_with_alice().await;
+    let token = token.as_str();
 
     let mut request = format!("ws://{addr}/chat/api/ws/connect")
         .into_client_request()
@@ -162,6 +130,68 @@ async fn a_websocket_works_under_the_hosts_own_http_server() {
     .expect("closed in time");
     assert!(answered, "the server answers the close");
     handle.stop(true).await;
+}
+
+/// The same session as the binary's, under the host's own server: a frame
+/// declaring more than the limit is refused from its header (1009), and a
+/// malformed close frame gets 1002; both connections end.
+#[actix_web::test]
+async fn hostile_frames_are_refused_under_the_hosts_own_http_server() {
+    use chat_test_support::raw_ws::{client_frame, client_header, RawWs};
+
+    let (addr, token, handle) = host_server_with_alice().await;
+    let mut ws = RawWs::open_under(addr, "/chat", &token, 64 * 1024).await;
+    let mut huge = client_header(0x82, 2 << 30);
+    huge.extend_from_slice(&[0; 64 * 1024]);
+    ws.send(&huge).await;
+    assert_eq!(ws.close_code().await, Some(1009));
+    assert!(ws.ends().await, "the connection ends");
+
+    let mut ws = RawWs::open_under(addr, "/chat", &token, 64 * 1024).await;
+    ws.send(&client_frame(0x88, &[3])).await;
+    assert_eq!(ws.close_code().await, Some(1002));
+    assert!(ws.ends().await, "the connection ends");
+    handle.stop(true).await;
+}
+
+/// The example's app under its own `HttpServer` on a free port, with
+/// alice registered: the address, alice's token, and the server's handle.
+async fn host_server_with_alice() -> (std::net::SocketAddr, String, actix_web::dev::ServerHandle) {
+    let chat = embed::chat_state(4, b"test secret, at least thirty-two bytes").expect("state");
+    let server = actix_web::HttpServer::new(move || {
+        App::new().configure(|cfg| embed::host_routes(cfg, chat.clone()))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(("127.0.0.1", 0))
+    .expect("binds");
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+
+    let base = format!("http://{addr}/chat");
+    let http = reqwest::Client::new();
+    let account =
+        json!({"username": "alice", "email": "alice@example.com", "password": "correct horse"});
+    let res = http
+        .post(format!("{base}/api/auth/register"))
+        .json(&account)
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(res.status().as_u16(), 201);
+    let login: Value = http
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"username": "alice", "password": "correct horse"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("a JSON login");
+    let token = login["token"].as_str().expect("a token").to_owned();
+    (addr, token, handle)
 }
 
 /// The next frame, which must be JSON text, within 10 s.

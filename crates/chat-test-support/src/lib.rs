@@ -14,6 +14,8 @@
 //!   server per test, for tests that kill and restart the database or
 //!   need it to speak TLS; `tls` (same feature): a throwaway CA and the
 //!   server certificates it signs.
+//! - [`raw_ws`]: a WebSocket client on a bare TCP stream, for frames no
+//!   client library sends (malformed close frames, huge frame headers).
 //!
 //! In an adapter's `tests/contract.rs` (the crate needs `tokio` with the
 //! `macros` and `rt-multi-thread` features as a dev-dependency):
@@ -50,6 +52,7 @@ pub mod contract;
 pub mod pg;
 #[cfg(feature = "postgres")]
 pub mod pg_server;
+pub mod raw_ws;
 #[cfg(feature = "postgres")]
 pub mod tls;
 
