@@ -57,6 +57,12 @@ pub enum DomainError {
         /// Seconds until a retry can succeed.
         retry_after_secs: u64,
     },
+    /// A connection asked to follow more users' presence than it may.
+    #[error("a connection follows the presence of at most {limit} users")]
+    TooManySubscriptions {
+        /// How many users one connection may follow.
+        limit: usize,
+    },
     /// The store cannot be reached right now.
     #[error("the message store is unavailable, try again shortly")]
     StoreUnavailable,
@@ -96,6 +102,7 @@ impl DomainError {
             Self::RoomNotFound => "room_not_found",
             Self::MessageNotFound => "message_not_found",
             Self::RateLimited { .. } => "rate_limited",
+            Self::TooManySubscriptions { .. } => "too_many_subscriptions",
             Self::StoreUnavailable => "store_unavailable",
             Self::Internal(_) => "internal_error",
         }

@@ -57,8 +57,8 @@ pub use ids::{MessageId, RoomId, TokenId, UserId};
 pub use pagination::{Cursor, Page, PageRequest};
 pub use ports::{
     Audience, Clock, CloseReason, Delivery, Event, MessageStore, Notifier, PasswordHasher,
-    PresenceStatus, RealtimeHealth, RevocationStore, RoomStore, StoreHealth, Subscription,
-    SystemClock, TokenCodec, TypingTarget, UserStore,
+    PresenceFollows, PresenceStatus, RealtimeHealth, RevocationStore, RoomStore, StoreHealth,
+    Subscription, SystemClock, TokenCodec, TypingTarget, UserPresence, UserStore, PRESENCE_BATCH,
 };
 pub use service::{AuthPolicy, ChatService, Replay, SendMessage, Stores};
 pub use values::{

@@ -221,14 +221,25 @@ impl Event {
     }
 }
 
-/// Whether a user came or went.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Whether a user is connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PresenceStatus {
-    /// The user's first connection opened.
+    /// At least one of the user's connections is open, on any instance.
     Online,
-    /// The user's last connection closed.
+    /// None of the user's connections is open.
     Offline,
+    /// No user has that name.
+    Unknown,
+}
+
+/// One user's presence, as a connection that follows them is told it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UserPresence {
+    /// The user's name as registered (as asked, for an unknown name).
+    pub username: String,
+    /// Their status.
+    pub status: PresenceStatus,
 }
 
 /// Where someone is typing.
@@ -262,9 +273,9 @@ pub trait Notifier: Send + Sync {
     async fn publish(&self, event: Event, audience: Audience);
 
     /// Registers a live connection of a user and returns what it must
-    /// send. The user's first connection makes them online (a `presence`
-    /// frame to everyone); dropping the subscription unregisters it, and the
-    /// last one going makes them offline.
+    /// send. The user's first connection makes them online (told to the
+    /// connections that follow them); dropping the subscription
+    /// unregisters it, and the last one going makes them offline.
     async fn connect(
         &self,
         user: UserId,
@@ -330,9 +341,18 @@ pub enum Delivery {
         /// of a version that did not carry positions.
         position: Option<u64>,
     },
+    /// The latest status of users this connection follows whose presence
+    /// changed since the last such delivery, each once. Batched by the
+    /// notifier (at most one every [`PRESENCE_BATCH`]), and never queued
+    /// behind frames: a connection that is behind gets its pending changes
+    /// merged.
+    Presence(Vec<UserPresence>),
     /// The connection must close, for this reason.
     Close(CloseReason),
 }
+
+/// The shortest time between two presence deliveries to one connection.
+pub const PRESENCE_BATCH: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Delivery {
     /// A frame that carries no stored message (presence, typing).
@@ -365,6 +385,24 @@ pub trait Subscription: Send {
     /// `tokio::select!` with the client's frames and timers, so a call
     /// dropped before it completes must not lose a delivery.
     async fn next(&mut self) -> Option<Delivery>;
+
+    /// Whose presence this connection follows: a handle that may outlive
+    /// a borrow of the subscription (a use case holds it while it reads
+    /// the store), and stops mattering once the subscription is dropped.
+    fn presence(&self) -> Arc<dyn PresenceFollows>;
+}
+
+/// The users one connection follows the presence of. A user is followed
+/// by name, compared case-insensitively; changes of followed users arrive
+/// on the connection's subscription as [`Delivery::Presence`].
+pub trait PresenceFollows: Send + Sync {
+    /// Follows these users, unless the connection would then follow more
+    /// than `limit` (`TooManySubscriptions`, and nothing changes). Users
+    /// already followed are not counted twice.
+    fn follow(&self, users: &[Username], limit: usize) -> DomainResult<()>;
+
+    /// Stops following these users; names not followed are ignored.
+    fn unfollow(&self, users: &[Username]);
 }
 
 /// Password hashing. Slow by design: implementations must not block the

@@ -106,7 +106,9 @@ impl ApiError {
 
 fn domain_status(err: &DomainError) -> StatusCode {
     match err {
-        DomainError::Validation { .. } => StatusCode::BAD_REQUEST,
+        DomainError::Validation { .. } | DomainError::TooManySubscriptions { .. } => {
+            StatusCode::BAD_REQUEST
+        }
         DomainError::UsernameTaken | DomainError::EmailTaken => StatusCode::CONFLICT,
         DomainError::InvalidCredentials
         | DomainError::Unauthenticated

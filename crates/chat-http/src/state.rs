@@ -42,11 +42,16 @@ pub struct WsSettings {
     /// read over HTTP (`GET /api/messages?after=<last replayed id>`).
     /// At least 1.
     pub replay_limit: usize,
+    /// Most users one connection may follow the presence of; over it a
+    /// `presence_subscribe` is answered with `too_many_subscriptions`.
+    pub presence_max_subscriptions: usize,
 }
 
 impl WsSettings {
     /// The default [`WsSettings::replay_limit`], in messages.
     pub const DEFAULT_REPLAY_LIMIT: usize = 1000;
+    /// The default [`WsSettings::presence_max_subscriptions`], in users.
+    pub const DEFAULT_PRESENCE_MAX_SUBSCRIPTIONS: usize = 1000;
 }
 
 impl Default for WsSettings {
@@ -60,6 +65,7 @@ impl Default for WsSettings {
             write_wait: Duration::from_secs(10),
             rate_limit: 10,
             replay_limit: Self::DEFAULT_REPLAY_LIMIT,
+            presence_max_subscriptions: Self::DEFAULT_PRESENCE_MAX_SUBSCRIPTIONS,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use chat_domain::{DomainError, Message, PresenceStatus, RoomId, UserId, Username};
+use chat_domain::{DomainError, Message, RoomId, UserId, UserPresence, Username};
 
 /// A frame a client sends.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -26,6 +26,16 @@ pub enum ClientFrame {
     },
     /// Keep-alive; answered by `pong`.
     Ping,
+    /// Follow these users' presence: their status now, then changes.
+    PresenceSubscribe {
+        /// Usernames.
+        usernames: Vec<String>,
+    },
+    /// Stop following these users' presence.
+    PresenceUnsubscribe {
+        /// Usernames.
+        usernames: Vec<String>,
+    },
     /// "I am typing" to a user or a room; relayed, not stored.
     Typing {
         /// A username.
@@ -73,10 +83,16 @@ impl ClientFrame {
                 "frame must be a JSON object with a string \"type\"".into(),
             ));
         };
-        if !matches!(kind.as_str(), "message" | "ping" | "typing") {
+        if !matches!(
+            kind.as_str(),
+            "message" | "ping" | "typing" | "presence_subscribe" | "presence_unsubscribe"
+        ) {
             return Err(FrameError {
                 code: "unknown_type",
-                error: format!("unknown frame type {kind:?}; expected message, ping or typing"),
+                error: format!(
+                    "unknown frame type {kind:?}; expected message, ping, typing, \
+                     presence_subscribe or presence_unsubscribe"
+                ),
                 client_id: value
                     .get("client_id")
                     .and_then(|c| c.as_str())
@@ -148,12 +164,11 @@ pub enum ServerFrame {
         /// The stored message.
         message: Message,
     },
-    /// A user's first connection opened or last one closed.
+    /// The presence of users the connection follows: all of those it just
+    /// subscribed to, then only changes, batched.
     Presence {
-        /// Who.
-        username: Username,
-        /// Online or offline.
-        status: PresenceStatus,
+        /// Each user's latest status.
+        users: Vec<UserPresence>,
     },
     /// Someone is typing.
     Typing {
@@ -232,6 +247,7 @@ impl ServerFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chat_domain::PresenceStatus;
 
     #[test]
     fn parses_each_client_frame() {
@@ -247,6 +263,14 @@ mod tests {
         );
         let t = ClientFrame::parse(r#"{"type":"typing","recipient":"bob"}"#);
         assert!(matches!(t, Ok(ClientFrame::Typing { .. })));
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"presence_subscribe","usernames":["bob","eve"]}"#),
+            Ok(ClientFrame::PresenceSubscribe {
+                usernames: vec!["bob".into(), "eve".into()]
+            })
+        );
+        let missing = ClientFrame::parse(r#"{"type":"presence_unsubscribe"}"#);
+        assert_eq!(missing.map_err(|e| e.code), Err("invalid_frame"));
     }
 
     #[test]
@@ -294,13 +318,24 @@ mod tests {
             serde_json::from_str(&ServerFrame::pong().to_json()).expect("json");
         assert_eq!(pong, serde_json::json!({"type":"pong","status":"ok"}));
         let presence = ServerFrame::Presence {
-            username: Username::parse("bob").expect("valid"),
-            status: PresenceStatus::Offline,
+            users: vec![
+                UserPresence {
+                    username: "bob".into(),
+                    status: PresenceStatus::Offline,
+                },
+                UserPresence {
+                    username: "nobody".into(),
+                    status: PresenceStatus::Unknown,
+                },
+            ],
         };
         let v: serde_json::Value = serde_json::from_str(&presence.to_json()).expect("json");
         assert_eq!(
             v,
-            serde_json::json!({"type":"presence","username":"bob","status":"offline"})
+            serde_json::json!({"type":"presence","users":[
+                {"username":"bob","status":"offline"},
+                {"username":"nobody","status":"unknown"},
+            ]})
         );
     }
 }

@@ -39,10 +39,13 @@
 use std::fmt::Write as _;
 use std::str::FromStr;
 
-use chat_domain::{Audience, MessageId, UserId};
+use chat_domain::{Audience, MessageId, PresenceStatus, UserId, Username};
 
 /// The audience of envelopes for every connection.
 const EVERYONE: &str = "*";
+/// The origin of envelopes every instance reads, its own included: the
+/// presence changes the presence scripts publish.
+pub(crate) const ANY_ORIGIN: &str = "*";
 /// The audience field of sync markers.
 const SYNC: &str = "~";
 
@@ -152,6 +155,18 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Envelope<'_>, String> {
         }
     };
     Ok(Envelope { origin, body })
+}
+
+/// A presence change as the presence scripts write it:
+/// `{"type":"presence","username":…,"status":"online"|"offline"}`.
+pub(crate) fn presence_change(frame: &str) -> Option<(Username, PresenceStatus)> {
+    #[derive(serde::Deserialize)]
+    struct Change {
+        username: String,
+        status: PresenceStatus,
+    }
+    let change: Change = serde_json::from_str(frame).ok()?;
+    Some((Username::parse(change.username).ok()?, change.status))
 }
 
 fn decode_position(text: &str) -> Result<u64, String> {
@@ -352,5 +367,13 @@ mod tests {
                 ..
             }
         ));
+        let change =
+            presence_change(r#"{"type":"presence","username":"Alice","status":"offline"}"#);
+        let alice = Username::parse("Alice").expect("valid");
+        assert_eq!(change, Some((alice, PresenceStatus::Offline)));
+        assert_eq!(
+            presence_change(r#"{"type":"presence","username":"a"}"#),
+            None
+        );
     }
 }

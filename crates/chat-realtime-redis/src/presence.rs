@@ -50,8 +50,8 @@ end
 
 local function keep_users() redis.call('PEXPIRE', users_key(me), ms(ttl * 4)) end
 
--- Same text as the Rust side's ServerFrame::Presence, in an envelope that
--- every instance delivers (origin "*"), the sender included.
+-- A presence change, in an envelope that every instance reads (origin "*"),
+-- the sender included; each tells the connections that follow the user.
 local function announce(name, status)
   redis.call('PUBLISH', channel, '* *\n{"type":"presence","username":'
     .. cjson.encode(name) .. ',"status":"' .. status .. '"}')
@@ -240,7 +240,8 @@ impl Presence {
     ) -> RedisResult<ChangeOutcome> {
         let status = match change.status {
             PresenceStatus::Online => "online",
-            PresenceStatus::Offline => "offline",
+            // A hub reports only a user's first connection and last.
+            PresenceStatus::Offline | PresenceStatus::Unknown => "offline",
         };
         let mut call = self.call(&self.change);
         call.arg(status)

@@ -5,8 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use chat_domain::{Audience, PresenceStatus, Username};
-use chat_protocol::ServerFrame;
+use chat_domain::{PresenceStatus, Username};
 use chat_realtime::Hub;
 use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
@@ -91,15 +90,10 @@ impl Shared {
             .await
     }
 
-    /// Shows a presence change to this instance's connections only: what
+    /// Tells a presence change to this instance's connections only: what
     /// presence falls back to while Redis is lost.
     pub(crate) fn announce_locally(&self, username: &Username, status: PresenceStatus) {
-        let frame = ServerFrame::Presence {
-            username: username.clone(),
-            status,
-        };
-        self.hub
-            .deliver_frame(Arc::from(frame.to_json()), Audience::Everyone);
+        self.hub.presence_changed(username, status);
     }
 }
 

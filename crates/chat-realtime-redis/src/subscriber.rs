@@ -105,6 +105,15 @@ fn deliver(shared: &Shared, message: &Msg) {
         // instances' markers are theirs.
         Body::Sync(_) => {}
         Body::Frame { .. } if own => {}
+        // Decided by a presence script and read by every instance.
+        Body::Frame { frame, .. } if envelope.origin == envelope::ANY_ORIGIN => {
+            match envelope::presence_change(frame) {
+                Some((username, status)) => shared.hub.presence_changed(&username, status),
+                None => {
+                    tracing::warn!("ignoring a malformed presence change on the events channel")
+                }
+            }
+        }
         Body::Frame {
             audience,
             message,

@@ -175,7 +175,8 @@ impl Writer {
     async fn apply(&mut self, change: PresenceChange) {
         match change.status {
             PresenceStatus::Online => self.local.insert(change.user, change.username.clone()),
-            PresenceStatus::Offline => self.local.remove(&change.user),
+            // A hub reports only a user's first connection and last.
+            PresenceStatus::Offline | PresenceStatus::Unknown => self.local.remove(&change.user),
         };
         let Some(mut conn) = self.conn.clone() else {
             self.shared

@@ -11,8 +11,8 @@ use chat_domain::{Audience, CloseReason, Delivery, Event, Notifier, PresenceStat
 use chat_protocol::ServerFrame;
 use chat_realtime_redis::RedisOptions;
 use support::{
-    cluster_of_two, eventually, fast_options, global_message, names, presence, redis_url,
-    unique_prefix, Probe,
+    cluster_of_two, eventually, fast_options, global_message, names, redis_url, unique_prefix,
+    Probe,
 };
 
 #[tokio::test]
@@ -43,16 +43,14 @@ async fn a_killed_instances_users_go_offline_on_the_other_within_the_expiry() {
     let bound = options.offline_bound();
     let (a, b) = cluster_of_two(options).await;
     let mut watcher = Probe::connect(&b, "watcher").await;
-    watcher
-        .expect(&presence(&watcher.name, PresenceStatus::Online))
-        .await;
+    watcher.follow(&["alice", "bob"]);
     let alice = Probe::connect(&a, "alice").await;
     watcher
-        .expect(&presence(&alice.name, PresenceStatus::Online))
+        .expect_presence(&alice.name, PresenceStatus::Online)
         .await;
     let bob = Probe::connect(&a, "bob").await;
     watcher
-        .expect(&presence(&bob.name, PresenceStatus::Online))
+        .expect_presence(&bob.name, PresenceStatus::Online)
         .await;
     let _bob_on_b = Probe::attach(&b, bob.id, "bob").await;
     assert_eq!(names(&b).await, ["alice", "bob", "watcher"]);
@@ -60,7 +58,7 @@ async fn a_killed_instances_users_go_offline_on_the_other_within_the_expiry() {
     let killed = Instant::now();
     drop(a); // no shutdown: as a crash, its registration just stops being refreshed
     watcher
-        .expect(&presence(&alice.name, PresenceStatus::Offline))
+        .expect_presence(&alice.name, PresenceStatus::Offline)
         .await;
     let took = killed.elapsed();
     // The bound, plus scheduling slack for a loaded machine.
@@ -90,15 +88,10 @@ async fn shutdown_closes_sockets_and_leaves_the_cluster_at_once() {
     };
     let (a, b) = cluster_of_two(options).await;
     let mut watcher = Probe::connect(&b, "watcher").await;
-    watcher
-        .expect(&presence(&watcher.name, PresenceStatus::Online))
-        .await;
+    watcher.follow(&["alice"]);
     let mut alice = Probe::connect(&a, "alice").await;
     watcher
-        .expect(&presence(&alice.name, PresenceStatus::Online))
-        .await;
-    alice
-        .expect(&presence(&alice.name, PresenceStatus::Online))
+        .expect_presence(&alice.name, PresenceStatus::Online)
         .await;
 
     a.shutdown().await;
@@ -108,7 +101,7 @@ async fn shutdown_closes_sockets_and_leaves_the_cluster_at_once() {
     );
     let started = Instant::now();
     watcher
-        .expect(&presence(&alice.name, PresenceStatus::Offline))
+        .expect_presence(&alice.name, PresenceStatus::Offline)
         .await;
     assert!(started.elapsed() < Duration::from_secs(5), "not by expiry");
     assert_eq!(names(&b).await, ["watcher"]);
@@ -168,8 +161,6 @@ async fn malformed_envelopes_are_ignored() {
     let prefix = unique_prefix();
     let (a, b) = cluster_of_two(RedisOptions::with_prefix(&prefix)).await;
     let mut bob = Probe::connect(&b, "bob").await;
-    bob.expect(&presence(&bob.name, PresenceStatus::Online))
-        .await;
     let client = redis::Client::open(redis_url()).expect("valid URL");
     let mut conn = client
         .get_multiplexed_async_connection()

@@ -76,6 +76,26 @@ async fn one_fan_out_shares_one_text() {
     contract::one_fan_out_shares_one_text(&a).await;
 }
 
+#[tokio::test]
+async fn presence_changes_are_batched_and_merged() {
+    let (a, b) = pair().await;
+    contract::presence_changes_are_batched_and_merged(&a, &b).await;
+}
+
+#[tokio::test]
+async fn presence_waits_beside_a_full_queue() {
+    let mut options = RedisOptions::with_prefix(unique_prefix());
+    options.hub.queue_capacity = 64;
+    let (a, b) = cluster_of_two(options).await;
+    contract::presence_waits_beside_a_full_queue(&a, &b, 64).await;
+}
+
+#[tokio::test]
+async fn following_is_bounded_and_can_stop() {
+    let (a, b) = pair().await;
+    contract::following_is_bounded_and_can_stop(&a, &b).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_reader_is_closed_without_slowing_others() {
     let mut options = RedisOptions::with_prefix(unique_prefix());

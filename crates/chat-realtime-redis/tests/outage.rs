@@ -11,19 +11,21 @@ use chat_domain::{Audience, Event, Notifier, PresenceStatus, RealtimeHealth};
 use chat_protocol::ServerFrame;
 use chat_realtime_redis::RedisNotifier;
 use support::{
-    eventually, fast_options, free_port, global_message, names, presence, unique_prefix,
-    PrivateRedis, Probe,
+    eventually, fast_options, free_port, global_message, names, unique_prefix, PrivateRedis, Probe,
 };
 
 const RECOVERY: Duration = Duration::from_secs(5);
 
-/// The next frame that is not a `presence` frame (re-registration after an
-/// outage may announce users again).
+/// The next frame, skipping presence (re-registration after an outage may
+/// announce users again).
 async fn next_non_presence(probe: &mut Probe) -> ServerFrame {
     loop {
-        let frame = probe.frame().await;
-        if !matches!(frame, ServerFrame::Presence { .. }) {
-            return frame;
+        match probe.delivery().await {
+            Some(chat_domain::Delivery::Presence(_)) => {}
+            Some(chat_domain::Delivery::Frame { text, .. }) => {
+                return serde_json::from_str(&text).expect("a server frame")
+            }
+            other => panic!("expected a frame, got {other:?}"),
         }
     }
 }
@@ -43,14 +45,10 @@ async fn unreachable_at_start_serves_locally_then_joins_when_redis_appears() {
 
     // Presence and delivery as a single instance.
     let mut alice = Probe::connect(&notifier, "alice").await;
-    alice
-        .expect(&presence(&alice.name, PresenceStatus::Online))
-        .await;
+    alice.follow(&["bob"]);
     let mut bob = Probe::connect(&notifier, "bob").await;
     alice
-        .expect(&presence(&bob.name, PresenceStatus::Online))
-        .await;
-    bob.expect(&presence(&bob.name, PresenceStatus::Online))
+        .expect_presence(&bob.name, PresenceStatus::Online)
         .await;
     let message = global_message(&alice.name, "local only");
     notifier
@@ -63,7 +61,7 @@ async fn unreachable_at_start_serves_locally_then_joins_when_redis_appears() {
     let bob_name = bob.name.clone();
     drop(bob);
     alice
-        .expect(&presence(&bob_name, PresenceStatus::Offline))
+        .expect_presence(&bob_name, PresenceStatus::Offline)
         .await;
 
     // Redis comes up: the notifier connects and registers alice.
@@ -97,14 +95,10 @@ async fn redis_lost_at_run_time_degrades_then_fan_out_resumes() {
     let b = RedisNotifier::connect(&url, options).await.expect("b");
     assert!(!a.is_degraded() && !b.is_degraded());
     let mut alice = Probe::connect(&a, "alice").await;
-    alice
-        .expect(&presence(&alice.name, PresenceStatus::Online))
-        .await;
+    alice.follow(&["bob"]);
     let mut bob = Probe::connect(&b, "bob").await;
-    bob.expect(&presence(&bob.name, PresenceStatus::Online))
-        .await;
     alice
-        .expect(&presence(&bob.name, PresenceStatus::Online))
+        .expect_presence(&bob.name, PresenceStatus::Online)
         .await;
     let before = global_message(&alice.name, "before");
     a.publish(Event::message(before.clone()), Audience::Everyone)

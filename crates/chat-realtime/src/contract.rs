@@ -14,8 +14,9 @@
 //! - once `connect` returns, the subscription receives every event
 //!   published afterwards, on any instance, for its user;
 //! - frames from one publisher reach one connection in publish order;
-//! - a user's first connection gets the user's own `presence` `online`
-//!   frame too (SPEC: "to every connected user");
+//! - presence goes only to the connections that follow the user, as
+//!   `Delivery::Presence` batches (at most one per `PRESENCE_BATCH`, each
+//!   user's latest status), never through the frame queue;
 //! - one fan-out shares one text: receivers on one instance get the same
 //!   `Arc<str>`;
 //! - a connection whose queue overflows gets `Close(TooSlow)` on its next
@@ -35,7 +36,7 @@ use std::time::Duration;
 
 use chat_domain::{
     Audience, CloseReason, Delivery, Event, Message, MessageContent, MessageId, MessageTarget,
-    Notifier, PresenceStatus, RoomId, Subscription, TypingTarget, UserId, Username,
+    Notifier, PresenceStatus, RoomId, Subscription, TypingTarget, UserId, UserPresence, Username,
 };
 use chat_protocol::ServerFrame;
 use time::OffsetDateTime;
@@ -59,6 +60,9 @@ where
     typing_frames_have_the_spec_shape(a, b).await;
     presence_online_on_first_connection_only(a, b).await;
     presence_offline_on_last_close_only(a, b).await;
+    presence_changes_are_batched_and_merged(a, b).await;
+    presence_waits_beside_a_full_queue(a, b, queue_capacity).await;
+    following_is_bounded_and_can_stop(a, b).await;
     connected_users_and_online_among(a, b).await;
     frames_from_one_publisher_arrive_in_order(a, b).await;
     message_frames_name_their_message(a, b).await;
@@ -74,8 +78,8 @@ where
     B: Notifier + ?Sized,
 {
     let s = Scope::new();
-    let mut alice = s.connect_quiet(a, "alice").await;
-    let mut bob = s.connect_quiet(b, "bob").await;
+    let mut alice = s.connect(a, "alice").await;
+    let mut bob = s.connect(b, "bob").await;
     let message = s.message(&alice.name, MessageTarget::Global, "hello all");
     a.publish(Event::message(message.clone()), Audience::Everyone)
         .await;
@@ -92,9 +96,9 @@ where
     B: Notifier + ?Sized,
 {
     let s = Scope::new();
-    let mut alice = s.connect_quiet(a, "alice").await;
-    let mut bob = s.connect_quiet(b, "bob").await;
-    let mut carol = s.connect_quiet(b, "carol").await;
+    let mut alice = s.connect(a, "alice").await;
+    let mut bob = s.connect(b, "bob").await;
+    let mut carol = s.connect(b, "carol").await;
     let dm = s.message(
         &alice.name,
         MessageTarget::Direct(bob.name.clone()),
@@ -116,7 +120,7 @@ where
     B: Notifier + ?Sized,
 {
     let s = Scope::new();
-    let mut tab1 = s.connect_quiet(a, "bob").await;
+    let mut tab1 = s.connect(a, "bob").await;
     let mut tab2 = s.reconnect(b, &tab1).await;
     let mut tab3 = s.reconnect(a, &tab1).await;
     let room = RoomId::generate();
@@ -140,8 +144,8 @@ where
     B: Notifier + ?Sized,
 {
     let s = Scope::new();
-    let alice = s.connect_quiet(a, "alice").await;
-    let mut bob = s.connect_quiet(b, "bob").await;
+    let alice = s.connect(a, "alice").await;
+    let mut bob = s.connect(b, "bob").await;
     let to_bob = Event::Typing {
         from: alice.name.clone(),
         target: TypingTarget::Direct(bob.name.clone()),
@@ -166,47 +170,160 @@ where
     assert_eq!(json, want, "room typing frame");
 }
 
-/// A user's first connection announces them `online` to every connected
-/// user, their own new connection included; a second connection announces
-/// nothing.
+/// A user's first connection makes them `online` to the connections that
+/// follow them, on every instance; a second connection changes nothing,
+/// and a connection that does not follow them hears nothing.
 pub async fn presence_online_on_first_connection_only<A, B>(a: &A, b: &B)
 where
     A: Notifier + ?Sized,
     B: Notifier + ?Sized,
 {
     let s = Scope::new();
-    let mut watcher = s.connect_quiet(a, "watcher").await.watching_presence();
-    let mut first = s.connect(b, "alice").await;
-    let online = presence(&first.name, PresenceStatus::Online);
-    first.expect(&online).await;
-    watcher.expect(&online).await;
+    let alice = s.user("alice");
+    let mut watcher = s.connect(a, "watcher").await;
+    watcher.follow(&[&alice.1]);
+    let mut bystander = s.connect(a, "bystander").await;
+    let first = s.attach(b, alice.0, alice.1.clone()).await;
+    watcher
+        .expect_presence(&[(&alice.1, PresenceStatus::Online)])
+        .await;
     let _second = s.reconnect(a, &first).await;
     tokio::time::sleep(SETTLE).await;
     s.expect_nothing_before_marker(a, &mut watcher).await;
-    s.expect_nothing_before_marker(a, &mut first).await;
+    s.expect_nothing_before_marker(a, &mut bystander).await;
 }
 
-/// Closing one of several connections announces nothing; closing the last
-/// announces `offline` to the users still connected.
+/// Closing one of several connections changes nothing; closing the last
+/// makes the user `offline` to their followers.
 pub async fn presence_offline_on_last_close_only<A, B>(a: &A, b: &B)
 where
     A: Notifier + ?Sized,
     B: Notifier + ?Sized,
 {
     let s = Scope::new();
-    let mut watcher = s.connect_quiet(a, "watcher").await.watching_presence();
-    let first = s.connect(b, "alice").await;
+    let alice = s.user("alice");
+    let mut watcher = s.connect(a, "watcher").await;
+    watcher.follow(&[&alice.1]);
+    let first = s.attach(b, alice.0, alice.1.clone()).await;
     let second = s.reconnect(a, &first).await;
     watcher
-        .expect(&presence(&first.name, PresenceStatus::Online))
+        .expect_presence(&[(&alice.1, PresenceStatus::Online)])
         .await;
-    let name = first.name.clone();
     drop(first);
     tokio::time::sleep(SETTLE).await;
     s.expect_nothing_before_marker(a, &mut watcher).await;
     drop(second);
     watcher
-        .expect(&presence(&name, PresenceStatus::Offline))
+        .expect_presence(&[(&alice.1, PresenceStatus::Offline)])
+        .await;
+}
+
+/// Changes that come within one batch interval reach a follower as one
+/// delivery, each user once, with their latest status, no sooner than
+/// `PRESENCE_BATCH` after the previous one.
+pub async fn presence_changes_are_batched_and_merged<A, B>(a: &A, b: &B)
+where
+    A: Notifier + ?Sized,
+    B: Notifier + ?Sized,
+{
+    let s = Scope::new();
+    let (alice, bob, carol) = (s.user("alice"), s.user("bob"), s.user("carol"));
+    let mut watcher = s.connect(a, "watcher").await;
+    watcher.follow(&[&alice.1, &bob.1, &carol.1]);
+    let first = s.attach(b, alice.0, alice.1.clone()).await;
+    watcher
+        .expect_presence(&[(&alice.1, PresenceStatus::Online)])
+        .await;
+    let delivered = tokio::time::Instant::now();
+    let _bob = s.attach(b, bob.0, bob.1.clone()).await;
+    let _carol = s.attach(a, carol.0, carol.1.clone()).await;
+    drop(first);
+    let mut expected = vec![
+        (&alice.1, PresenceStatus::Offline),
+        (&bob.1, PresenceStatus::Online),
+        (&carol.1, PresenceStatus::Online),
+    ];
+    expected.sort_by(|x, y| x.0.as_str().cmp(y.0.as_str()));
+    watcher.expect_presence(&expected).await;
+    let waited = delivered.elapsed();
+    assert!(
+        waited >= chat_domain::PRESENCE_BATCH,
+        "a second presence delivery {waited:?} after the first"
+    );
+}
+
+/// A connection whose queue is nearly full still gets presence, merged and
+/// ahead of its frames, and is not closed for it however often the users
+/// it follows come and go.
+pub async fn presence_waits_beside_a_full_queue<A, B>(a: &A, b: &B, queue_capacity: usize)
+where
+    A: Notifier + ?Sized,
+    B: Notifier + ?Sized,
+{
+    let s = Scope::new();
+    let alice = s.user("alice");
+    let mut watcher = s.connect(a, "watcher").await;
+    watcher.follow(&[&alice.1]);
+    let audience = Audience::Users(vec![watcher.id]);
+    let sent = s
+        .publish_numbered(a, &watcher.name, &audience, 0..queue_capacity - 1)
+        .await;
+    // More changes than the one free slot could hold as frames.
+    for _ in 0..8 {
+        drop(s.attach(b, alice.0, alice.1.clone()).await);
+    }
+    let last = s.attach(b, alice.0, alice.1.clone()).await;
+    tokio::time::sleep(SETTLE).await;
+    // The frames queued first are all there, in order, and the connection
+    // is open.
+    let mut presence = Vec::new();
+    let mut frames = Vec::new();
+    while frames.len() < sent.len() {
+        match tokio::time::timeout(PATIENCE, watcher.sub.next()).await {
+            Ok(Some(Delivery::Presence(users))) => presence.push(users),
+            Ok(Some(Delivery::Frame { text, .. })) if text.contains(s.tag.as_str()) => {
+                frames.push(serde_json::from_str::<ServerFrame>(&text).expect("a frame"))
+            }
+            Ok(Some(Delivery::Frame { .. })) => {}
+            other => panic!("the watcher must stay open: {other:?}"),
+        }
+    }
+    assert_eq!(frames, sent, "every frame, in order");
+    assert!(!presence.is_empty(), "presence came beside the frames");
+    drop(last);
+    let offline = presence_of(&alice.1, PresenceStatus::Offline);
+    while !watcher.next_presence().await.contains(&offline) {}
+}
+
+/// A connection follows at most the limit it is given, users already
+/// followed counting once; one it stops following is no longer told.
+pub async fn following_is_bounded_and_can_stop<A, B>(a: &A, b: &B)
+where
+    A: Notifier + ?Sized,
+    B: Notifier + ?Sized,
+{
+    let s = Scope::new();
+    let (alice, bob, carol) = (s.user("alice"), s.user("bob"), s.user("carol"));
+    let mut watcher = s.connect(a, "watcher").await;
+    let follows = watcher.sub.presence();
+    follows
+        .follow(&[alice.1.clone(), bob.1.clone()], 2)
+        .expect("two users within a limit of two");
+    follows
+        .follow(&[alice.1.clone()], 2)
+        .expect("a user already followed counts once");
+    assert_eq!(
+        follows.follow(&[carol.1.clone()], 2),
+        Err(chat_domain::DomainError::TooManySubscriptions { limit: 2 })
+    );
+    follows.unfollow(&[alice.1.clone()]);
+    follows
+        .follow(&[carol.1.clone()], 2)
+        .expect("room again after unfollowing");
+    let _alice = s.attach(b, alice.0, alice.1.clone()).await;
+    let _bob = s.attach(b, bob.0, bob.1.clone()).await;
+    watcher
+        .expect_presence(&[(&bob.1, PresenceStatus::Online)])
         .await;
 }
 
@@ -218,9 +335,9 @@ where
     B: Notifier + ?Sized,
 {
     let s = Scope::new();
-    let alice1 = s.connect_quiet(a, "alice").await;
+    let alice1 = s.connect(a, "alice").await;
     let alice2 = s.reconnect(b, &alice1).await;
-    let bob = s.connect_quiet(b, "bob").await;
+    let bob = s.connect(b, "bob").await;
     let carol = s.user("carol");
     let everyone_sees = [&alice1.name, &bob.name];
     check_names(a.connected_users().await, &everyone_sees, &carol.1);
@@ -251,8 +368,8 @@ where
 {
     const COUNT: usize = 100;
     let s = Scope::new();
-    let mut near = s.connect_quiet(a, "near").await;
-    let mut far = s.connect_quiet(b, "far").await;
+    let mut near = s.connect(a, "near").await;
+    let mut far = s.connect(b, "far").await;
     let audience = Audience::Users(vec![near.id, far.id]);
     let sent = s.publish_numbered(a, &near.name, &audience, 0..COUNT).await;
     for probe in [&mut near, &mut far] {
@@ -272,8 +389,8 @@ where
     B: Notifier + ?Sized,
 {
     let s = Scope::new();
-    let mut near = s.connect_quiet(a, "near").await;
-    let mut far = s.connect_quiet(b, "far").await;
+    let mut near = s.connect(a, "near").await;
+    let mut far = s.connect(b, "far").await;
     let audience = Audience::Users(vec![near.id, far.id]);
     let global = s.message(&near.name, MessageTarget::Global, "global");
     let direct = s.message(&near.name, MessageTarget::Direct(far.name.clone()), "dm");
@@ -296,10 +413,6 @@ where
     let (text, named, at) = far.delivered().await;
     assert_eq!(named, None, "a typing frame names no message: {text}");
     assert_eq!(at, None, "a typing frame has no position: {text}");
-    let mut watcher = s.connect(b, "watcher").await;
-    let (text, named, _) = watcher.tagged_frame().await;
-    assert!(is_presence(&text), "the watcher's own online: {text}");
-    assert_eq!(named, None, "a presence frame names no message: {text}");
 }
 
 /// One fan-out serializes once: two receivers get the very same `Arc<str>`.
@@ -308,8 +421,8 @@ where
     A: Notifier + ?Sized,
 {
     let s = Scope::new();
-    let mut alice = s.connect_quiet(a, "alice").await;
-    let mut bob = s.connect_quiet(a, "bob").await;
+    let mut alice = s.connect(a, "alice").await;
+    let mut bob = s.connect(a, "bob").await;
     let message = s.message(&alice.name, MessageTarget::Global, "shared");
     let audience = Audience::Users(vec![alice.id, bob.id]);
     a.publish(Event::message(message), audience).await;
@@ -333,9 +446,9 @@ where
     // come near their limit, whatever the scheduling.
     let batch = (queue_capacity / 2).max(1);
     let s = Scope::new();
-    let mut fast1 = s.connect_quiet(a, "fast1").await;
-    let mut fast2 = s.connect_quiet(b, "fast2").await;
-    let mut slow = s.connect_quiet(a, "slow").await;
+    let mut fast1 = s.connect(a, "fast1").await;
+    let mut fast2 = s.connect(b, "fast2").await;
+    let mut slow = s.connect(a, "slow").await;
     let audience = Audience::Users(vec![fast1.id, fast2.id, slow.id]);
     let mut start = 0;
     while start < total {
@@ -383,9 +496,6 @@ struct Probe {
     name: Username,
     tag: String,
     sub: Box<dyn Subscription>,
-    /// Whether `presence` frames are expected; other probes skip them, as
-    /// the users of one case come and go.
-    presence: bool,
 }
 
 impl Scope {
@@ -403,24 +513,10 @@ impl Scope {
         (UserId::generate(), name)
     }
 
-    /// Connects a new user, watching presence; its first frame (its own
-    /// `online`) is left unread.
+    /// Connects a new user.
     async fn connect<N: Notifier + ?Sized>(&self, notifier: &N, role: &str) -> Probe {
         let (id, name) = self.user(role);
-        let mut probe = self.attach(notifier, id, name).await;
-        probe.presence = true;
-        probe
-    }
-
-    /// Connects a new user, consumes its own `online` frame, and ignores
-    /// presence from then on.
-    async fn connect_quiet<N: Notifier + ?Sized>(&self, notifier: &N, role: &str) -> Probe {
-        let mut probe = self.connect(notifier, role).await;
-        probe
-            .expect(&presence(&probe.name, PresenceStatus::Online))
-            .await;
-        probe.presence = false;
-        probe
+        self.attach(notifier, id, name).await
     }
 
     /// Another connection of the same user (no presence expected).
@@ -449,7 +545,6 @@ impl Scope {
             name,
             tag: self.tag.clone(),
             sub,
-            presence: false,
         }
     }
 
@@ -506,14 +601,40 @@ impl Scope {
 }
 
 impl Probe {
-    /// Watches `presence` frames from now on.
-    fn watching_presence(mut self) -> Self {
-        self.presence = true;
-        self
+    /// Follows these users' presence (no limit that matters here).
+    fn follow(&self, users: &[&Username]) {
+        let users: Vec<Username> = users.iter().map(|u| (*u).clone()).collect();
+        self.sub
+            .presence()
+            .follow(&users, 1000)
+            .expect("following is allowed");
     }
 
-    /// The next frame of this case (frames of other cases, and presence
-    /// unless watched, are skipped).
+    /// The next presence delivery (frames of other cases are skipped).
+    async fn next_presence(&mut self) -> Vec<UserPresence> {
+        loop {
+            let delivery = tokio::time::timeout(PATIENCE, self.sub.next())
+                .await
+                .unwrap_or_else(|_| panic!("{}: no presence within {PATIENCE:?}", self.name));
+            match delivery {
+                Some(Delivery::Presence(users)) => return users,
+                Some(Delivery::Frame { text, .. }) if !text.contains(self.tag.as_str()) => {}
+                other => panic!("{}: expected presence, got {other:?}", self.name),
+            }
+        }
+    }
+
+    /// The next presence delivery must be exactly this, in name order.
+    async fn expect_presence(&mut self, expected: &[(&Username, PresenceStatus)]) {
+        let expected: Vec<UserPresence> = expected
+            .iter()
+            .map(|(name, status)| presence_of(name, *status))
+            .collect();
+        let got = self.next_presence().await;
+        assert_eq!(got, expected, "{}: unexpected presence", self.name);
+    }
+
+    /// The next frame of this case (frames of other cases are skipped).
     async fn text(&mut self) -> Arc<str> {
         self.delivered().await.0
     }
@@ -521,12 +642,7 @@ impl Probe {
     /// The next frame of this case (as [`Probe::text`]) with the message
     /// id and position it was delivered with.
     async fn delivered(&mut self) -> (Arc<str>, Option<MessageId>, Option<u64>) {
-        loop {
-            let (text, message, position) = self.tagged_frame().await;
-            if self.presence || !is_presence(&text) {
-                return (text, message, position);
-            }
-        }
+        self.tagged_frame().await
     }
 
     /// The next frame of this case, with the message id and position it was
@@ -565,15 +681,9 @@ impl Probe {
     }
 }
 
-fn is_presence(text: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(text)
-        .map(|v| v["type"] == "presence")
-        .unwrap_or(false)
-}
-
-fn presence(username: &Username, status: PresenceStatus) -> ServerFrame {
-    ServerFrame::Presence {
-        username: username.clone(),
+fn presence_of(username: &Username, status: PresenceStatus) -> UserPresence {
+    UserPresence {
+        username: username.as_str().to_owned(),
         status,
     }
 }

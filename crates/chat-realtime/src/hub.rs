@@ -12,6 +12,7 @@ use chat_domain::{
 use chat_protocol::ServerFrame;
 use tokio::sync::mpsc;
 
+use crate::presence::PresenceBox;
 use crate::registry::{ConnKey, ConnState, Outgoing, Registry};
 use crate::subscription::HubSubscription;
 
@@ -70,14 +71,14 @@ impl Inner {
         self.registry.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Registry> {
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Registry> {
         self.registry
             .write()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Unregisters connections (a dropped subscription, or queues found
-    /// full), announcing users who went offline.
+    /// full); users who went offline are told to their followers.
     pub(crate) fn disconnect(&self, keys: Vec<ConnKey>) {
         self.write().remove_all(keys);
     }
@@ -104,11 +105,12 @@ impl Hub {
         Self::with_registry(config, Registry::default())
     }
 
-    /// A hub that reports presence changes instead of announcing them, for
-    /// a notifier that decides presence itself (across instances): a user's
-    /// first connection opening and last closing send no `presence` frame
-    /// but a [`PresenceChange`] on the returned channel, in the order they
-    /// happened. The channel is unbounded; it holds one entry per change
+    /// A hub that reports presence changes instead of routing them, for a
+    /// notifier that decides presence itself (across instances): a user's
+    /// first connection opening and last closing are told to nobody here
+    /// but sent as a [`PresenceChange`] on the returned channel, in the
+    /// order they happened; the notifier tells the hub what the cluster
+    /// decided with [`Hub::presence_changed`]. The channel is unbounded; it holds one entry per change
     /// not yet read, and sends are dropped once the receiver is.
     pub fn reporting_presence(
         config: HubConfig,
@@ -160,6 +162,14 @@ impl Hub {
         self.inner.evict_slow(slow);
     }
 
+    /// Tells a user's presence to the connections of this process that
+    /// follow them: in each connection's presence, batched, never queued
+    /// behind its frames. What a cross-instance notifier calls with the
+    /// changes the cluster decided.
+    pub fn presence_changed(&self, username: &Username, status: PresenceStatus) {
+        self.inner.read().route_presence(username, status);
+    }
+
     /// Closes every connection with `CloseReason::ShuttingDown` (each
     /// subscription first yields the frames already queued for it) and
     /// makes later `connect` calls fail. Idempotent.
@@ -180,25 +190,31 @@ impl Hub {
     fn register(&self, user: UserId, username: Username) -> DomainResult<HubSubscription> {
         let (sender, queue) = crate::queue::bounded(self.inner.queue_capacity);
         let state = Arc::new(ConnState::default());
+        let presence = Arc::new(PresenceBox::default());
         let mut registry = self.inner.write();
         if registry.is_shut_down() {
             return Err(shut_down_error());
         }
-        let (key, first) = registry.add(user, username.clone(), sender, Arc::clone(&state));
+        let (key, first) = registry.add(
+            user,
+            username.clone(),
+            sender,
+            Arc::clone(&state),
+            Arc::clone(&presence),
+        );
         if first {
-            // Under the write lock, so presence frames (or reports) keep the
-            // order of the connects and disconnects they tell of.
-            let slow = registry.presence_changed(user, &username, PresenceStatus::Online);
-            registry.remove_all(slow);
+            // Under the write lock, so presence changes (or reports) keep
+            // the order of the connects and disconnects they tell of.
+            registry.presence_changed(user, &username, PresenceStatus::Online);
         }
         drop(registry);
-        Ok(HubSubscription {
+        Ok(HubSubscription::new(
             queue,
             state,
+            presence,
             key,
-            hub: Arc::downgrade(&self.inner),
-            finished: false,
-        })
+            Arc::downgrade(&self.inner),
+        ))
     }
 }
 

@@ -114,6 +114,7 @@
 //! test cases every `Notifier` (this hub, the Redis notifier) must pass.
 
 mod hub;
+mod presence;
 mod queue;
 mod registry;
 mod subscription;

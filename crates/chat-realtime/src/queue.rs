@@ -10,7 +10,6 @@
 //! held only for a push or a pop.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -105,11 +104,12 @@ impl QueueReceiver {
     /// The next frame, in order; `None` once the queue is empty and the
     /// sender is gone or the queue was closed. Cancel safe: a frame is
     /// taken only when it is returned.
+    #[cfg(test)]
     pub(crate) async fn recv(&mut self) -> Option<Queued> {
-        poll_fn(|cx| self.poll_recv(cx)).await
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Queued>> {
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Queued>> {
         let mut state = self.0.lock();
         if let Some(frame) = state.frames.pop_front() {
             if state.frames.is_empty() && state.frames.capacity() > KEEP_WHEN_EMPTY {

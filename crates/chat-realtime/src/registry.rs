@@ -7,11 +7,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-use chat_domain::{Audience, CloseReason, MessageId, PresenceStatus, UserId, Username};
-use chat_protocol::ServerFrame;
+use chat_domain::{
+    Audience, CloseReason, DomainError, DomainResult, MessageId, PresenceStatus, UserId, Username,
+};
 use tokio::sync::mpsc;
 
 use crate::hub::PresenceChange;
+use crate::presence::{follow_key, PresenceBox};
 use crate::queue::{QueueSender, Refused};
 
 /// Identifies one connection: its user and a number unique in the hub.
@@ -64,6 +66,7 @@ pub(crate) struct Outgoing {
     pub(crate) position: Option<u64>,
 }
 
+#[cfg(test)]
 impl Outgoing {
     /// A frame that carries no stored message.
     pub(crate) fn plain(text: Arc<str>) -> Self {
@@ -86,6 +89,7 @@ struct Conn {
     id: u64,
     queue: QueueSender,
     state: Arc<ConnState>,
+    presence: Arc<PresenceBox>,
 }
 
 impl Conn {
@@ -121,8 +125,11 @@ pub(crate) struct Registry {
     connections: usize,
     next_id: u64,
     shut_down: bool,
-    /// Where presence changes go instead of being announced, when set.
+    /// Where presence changes go instead of being routed here, when set.
     reporter: Option<mpsc::UnboundedSender<PresenceChange>>,
+    /// The connections that follow each user, by the user's
+    /// [`follow_key`].
+    followers: HashMap<String, Vec<(u64, Arc<PresenceBox>)>>,
 }
 
 impl Registry {
@@ -151,6 +158,7 @@ impl Registry {
         username: Username,
         queue: QueueSender,
         state: Arc<ConnState>,
+        presence: Arc<PresenceBox>,
     ) -> (ConnKey, bool) {
         self.next_id += 1;
         let id = self.next_id;
@@ -159,7 +167,12 @@ impl Registry {
             conns: Vec::new(),
         });
         let first = entry.conns.is_empty();
-        entry.conns.push(Conn { id, queue, state });
+        entry.conns.push(Conn {
+            id,
+            queue,
+            state,
+            presence,
+        });
         self.connections += 1;
         (ConnKey { user, id }, first)
     }
@@ -195,16 +208,16 @@ impl Registry {
     }
 
     /// A user's first connection opened or last one closed: reported when
-    /// the hub has a reporter, else announced to every connection. Returns
-    /// the connections whose queue was full.
+    /// the hub has a reporter, else told to the connections that follow
+    /// the user.
     pub(crate) fn presence_changed(
         &self,
         user: UserId,
         username: &Username,
         status: PresenceStatus,
-    ) -> Vec<ConnKey> {
+    ) {
         let Some(reporter) = &self.reporter else {
-            return self.deliver_to_all(&presence_text(username, status));
+            return self.route_presence(username, status);
         };
         let change = PresenceChange {
             user,
@@ -214,16 +227,82 @@ impl Registry {
         // A send fails only once the receiver is dropped: nobody listens
         // any more, so there is nobody to tell.
         let _ = reporter.send(change);
-        Vec::new()
     }
 
-    /// Removes connections; a user losing their last one goes offline, which
-    /// is announced to the rest (and may overflow more queues, removed in
-    /// turn). Keys already gone are ignored, so removal is idempotent.
-    pub(crate) fn remove_all(&mut self, mut keys: Vec<ConnKey>) {
-        while let Some(key) = keys.pop() {
+    /// Tells a user's presence to the connections that follow them. It
+    /// waits in each connection's presence, never in its queue.
+    pub(crate) fn route_presence(&self, username: &Username, status: PresenceStatus) {
+        let key = follow_key(username);
+        for (_, presence) in self.followers.get(&key).into_iter().flatten() {
+            presence.changed(&key, username, status);
+        }
+    }
+
+    /// Makes a connection follow `users`, unless it would then follow more
+    /// than `limit`.
+    pub(crate) fn follow(
+        &mut self,
+        conn: ConnKey,
+        users: &[Username],
+        limit: usize,
+    ) -> DomainResult<()> {
+        let Some(presence) = self.conn_presence(conn) else {
+            // Already removed: nothing left to follow for.
+            return Ok(());
+        };
+        let mut state = presence.lock();
+        let new: HashSet<String> = users
+            .iter()
+            .map(follow_key)
+            .filter(|key| !state.following.contains(key))
+            .collect();
+        if state.following.len() + new.len() > limit {
+            return Err(DomainError::TooManySubscriptions { limit });
+        }
+        for key in new {
+            state.following.insert(key.clone());
+            self.followers
+                .entry(key)
+                .or_default()
+                .push((conn.id, Arc::clone(&presence)));
+        }
+        Ok(())
+    }
+
+    /// Makes a connection stop following `users`.
+    pub(crate) fn unfollow(&mut self, conn: ConnKey, users: &[Username]) {
+        let Some(presence) = self.conn_presence(conn) else {
+            return;
+        };
+        let mut state = presence.lock();
+        for key in users.iter().map(follow_key) {
+            if state.following.remove(&key) {
+                self.drop_follower(&key, conn.id);
+            }
+        }
+    }
+
+    fn conn_presence(&self, key: ConnKey) -> Option<Arc<PresenceBox>> {
+        let entry = self.users.get(&key.user)?;
+        let conn = entry.conns.iter().find(|c| c.id == key.id)?;
+        Some(Arc::clone(&conn.presence))
+    }
+
+    fn drop_follower(&mut self, key: &str, conn: u64) {
+        if let Some(list) = self.followers.get_mut(key) {
+            list.retain(|(id, _)| *id != conn);
+            if list.is_empty() {
+                self.followers.remove(key);
+            }
+        }
+    }
+
+    /// Removes connections; a user losing their last one goes offline.
+    /// Keys already gone are ignored, so removal is idempotent.
+    pub(crate) fn remove_all(&mut self, keys: Vec<ConnKey>) {
+        for key in keys {
             if let Some(gone) = self.remove(key) {
-                keys.extend(self.presence_changed(key.user, &gone, PresenceStatus::Offline));
+                self.presence_changed(key.user, &gone, PresenceStatus::Offline);
             }
         }
     }
@@ -234,8 +313,13 @@ impl Registry {
     fn remove(&mut self, key: ConnKey) -> Option<Username> {
         let entry = self.users.get_mut(&key.user)?;
         let index = entry.conns.iter().position(|c| c.id == key.id)?;
-        entry.conns.swap_remove(index);
+        let conn = entry.conns.swap_remove(index);
         self.connections -= 1;
+        let followed: Vec<String> = conn.presence.lock().following.drain().collect();
+        for followed in followed {
+            self.drop_follower(&followed, key.id);
+        }
+        let entry = self.users.get_mut(&key.user)?;
         if !entry.conns.is_empty() {
             return None;
         }
@@ -253,6 +337,7 @@ impl Registry {
             }
         }
         self.users.clear();
+        self.followers.clear();
         self.connections = 0;
     }
 
@@ -279,15 +364,6 @@ fn offer_all(user: UserId, entry: &UserConns, frame: &Queued, slow: &mut Vec<Con
             slow.push(ConnKey { user, id: conn.id });
         }
     }
-}
-
-/// The serialized `presence` frame.
-pub(crate) fn presence_text(username: &Username, status: PresenceStatus) -> Queued {
-    let frame = ServerFrame::Presence {
-        username: username.clone(),
-        status,
-    };
-    Arc::new(Outgoing::plain(Arc::from(frame.to_json())))
 }
 
 #[cfg(test)]

@@ -1,33 +1,124 @@
-//! One connection's end: its bounded queue of frames and the shared close
-//! state.
+//! One connection's end: its bounded queue of frames, its presence, and
+//! the shared close state.
 
 use std::fmt;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use chat_domain::{CloseReason, Delivery, Subscription};
+use chat_domain::{
+    CloseReason, Delivery, PresenceFollows, Subscription, UserPresence, PRESENCE_BATCH,
+};
+use tokio::time::{sleep_until, Instant, Sleep};
 
 use crate::hub::Inner;
+use crate::presence::{HubPresence, PresenceBox};
 use crate::queue::QueueReceiver;
 use crate::registry::{ConnKey, ConnState, Outgoing};
 
 /// What [`Hub::connect`](crate::Hub) hands out, boxed as a
 /// `dyn Subscription`.
 pub(crate) struct HubSubscription {
-    pub(crate) queue: QueueReceiver,
-    pub(crate) state: Arc<ConnState>,
-    pub(crate) key: ConnKey,
+    queue: QueueReceiver,
+    state: Arc<ConnState>,
+    presence: Arc<PresenceBox>,
+    /// No presence delivery before then (one per batch interval).
+    presence_not_before: Option<Instant>,
+    /// Set while presence changes wait for `presence_not_before`.
+    presence_timer: Option<Pin<Box<Sleep>>>,
+    key: ConnKey,
     /// Weak, so that a hub whose every handle is dropped lets its
     /// connections end (`next` returns `None`) instead of living on.
-    pub(crate) hub: Weak<Inner>,
-    pub(crate) finished: bool,
+    hub: Weak<Inner>,
+    finished: bool,
 }
 
 impl HubSubscription {
+    pub(crate) fn new(
+        queue: QueueReceiver,
+        state: Arc<ConnState>,
+        presence: Arc<PresenceBox>,
+        key: ConnKey,
+        hub: Weak<Inner>,
+    ) -> Self {
+        Self {
+            queue,
+            state,
+            presence,
+            presence_not_before: None,
+            presence_timer: None,
+            key,
+            hub,
+            finished: false,
+        }
+    }
+
     fn finish(&mut self, reason: Option<CloseReason>) -> Option<Delivery> {
         self.finished = true;
         self.queue.close();
         reason.map(Delivery::Close)
+    }
+
+    /// The pending presence changes, once there are some and the batch
+    /// interval since the last delivery has passed.
+    fn poll_presence(&mut self, cx: &mut Context<'_>) -> Poll<Vec<UserPresence>> {
+        let mut state = self.presence.lock();
+        if !state.has_pending() {
+            state.wake_on_change(cx.waker());
+            return Poll::Pending;
+        }
+        let now = Instant::now();
+        if let Some(not_before) = self.presence_not_before.filter(|at| now < *at) {
+            drop(state);
+            let timer = self
+                .presence_timer
+                .get_or_insert_with(|| Box::pin(sleep_until(not_before)));
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            return self.poll_presence(cx);
+        }
+        let batch = state.take();
+        drop(state);
+        self.presence_not_before = Some(now + PRESENCE_BATCH);
+        self.presence_timer = None;
+        Poll::Ready(batch)
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        // A slow reader is closed at once, not after its backlog: the
+        // backlog is what made it slow.
+        if let Some(CloseReason::TooSlow) = self.state.reason() {
+            return Poll::Ready(self.finish(Some(CloseReason::TooSlow)));
+        }
+        // Presence first: it is small, merged, and must not wait behind a
+        // queue that never empties.
+        if let Poll::Ready(batch) = self.poll_presence(cx) {
+            return Poll::Ready(Some(Delivery::Presence(batch)));
+        }
+        match self.queue.poll_recv(cx) {
+            Poll::Ready(Some(queued)) => {
+                let Outgoing {
+                    text,
+                    message,
+                    position,
+                } = &*queued;
+                Poll::Ready(Some(Delivery::Frame {
+                    text: Arc::clone(text),
+                    message: *message,
+                    position: *position,
+                }))
+            }
+            // The hub dropped our sender: shut down (after the backlog was
+            // drained), evicted, or the hub itself is gone.
+            Poll::Ready(None) => {
+                let reason = self.state.reason();
+                Poll::Ready(self.finish(reason))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -37,31 +128,14 @@ impl Subscription for HubSubscription {
         if self.finished {
             return None;
         }
-        // A slow reader is closed at once, not after its backlog: the
-        // backlog is what made it slow.
-        if let Some(CloseReason::TooSlow) = self.state.reason() {
-            return self.finish(Some(CloseReason::TooSlow));
-        }
-        match self.queue.recv().await {
-            Some(queued) => {
-                let Outgoing {
-                    text,
-                    message,
-                    position,
-                } = &*queued;
-                Some(Delivery::Frame {
-                    text: Arc::clone(text),
-                    message: *message,
-                    position: *position,
-                })
-            }
-            // The hub dropped our sender: shut down (after the backlog was
-            // drained), evicted, or the hub itself is gone.
-            None => {
-                let reason = self.state.reason();
-                self.finish(reason)
-            }
-        }
+        poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    fn presence(&self) -> Arc<dyn PresenceFollows> {
+        Arc::new(HubPresence {
+            key: self.key,
+            hub: Weak::clone(&self.hub),
+        })
     }
 }
 

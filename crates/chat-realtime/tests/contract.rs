@@ -66,6 +66,24 @@ async fn one_fan_out_shares_one_text() {
     contract::one_fan_out_shares_one_text(&hub()).await;
 }
 
+#[tokio::test]
+async fn presence_changes_are_batched_and_merged() {
+    let hub = hub();
+    contract::presence_changes_are_batched_and_merged(&hub, &hub).await;
+}
+
+#[tokio::test]
+async fn presence_waits_beside_a_full_queue() {
+    let hub = Hub::new(HubConfig { queue_capacity: 64 });
+    contract::presence_waits_beside_a_full_queue(&hub, &hub, 64).await;
+}
+
+#[tokio::test]
+async fn following_is_bounded_and_can_stop() {
+    let hub = hub();
+    contract::following_is_bounded_and_can_stop(&hub, &hub).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_reader_is_closed_without_slowing_others() {
     let hub = Hub::new(HubConfig { queue_capacity: 64 });

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use chat_domain::{
     Audience, CloseReason, Delivery, DomainError, Event, Message, MessageContent, MessageId,
-    MessageTarget, Notifier, PresenceStatus, RoomId, Subscription, TypingTarget, UserId, Username,
+    MessageTarget, Notifier, PresenceStatus, RoomId, Subscription, TypingTarget, UserId,
+    UserPresence, Username,
 };
 use chat_protocol::ServerFrame;
 use chat_realtime::{Hub, HubConfig, PresenceChange};
@@ -40,19 +41,16 @@ async fn connect(hub: &Hub, (id, name): &(UserId, Username)) -> Conn {
     }
 }
 
-/// Connects a new user and consumes the `online` frame it gets about itself.
+/// Connects a new user.
 async fn connect_new(hub: &Hub, name: &str) -> Conn {
-    let mut conn = connect(hub, &user(name)).await;
-    let own = presence(&conn.name, PresenceStatus::Online);
-    assert_eq!(conn.frame().await, own);
-    conn
+    connect(hub, &user(name)).await
 }
 
-fn presence(name: &Username, status: PresenceStatus) -> ServerFrame {
-    ServerFrame::Presence {
-        username: name.clone(),
+fn presence(name: &Username, status: PresenceStatus) -> Vec<UserPresence> {
+    vec![UserPresence {
+        username: name.as_str().to_owned(),
         status,
-    }
+    }]
 }
 
 fn message(sender: &Username, target: MessageTarget, text: &str) -> Message {
@@ -85,6 +83,22 @@ impl Conn {
         serde_json::from_str(&text).expect("a server frame")
     }
 
+    /// Follows these users' presence.
+    fn follow(&self, users: &[&Username]) {
+        let users: Vec<Username> = users.iter().map(|u| (*u).clone()).collect();
+        self.sub
+            .presence()
+            .follow(&users, 1000)
+            .expect("following is allowed");
+    }
+
+    async fn presence(&mut self) -> Vec<UserPresence> {
+        match self.delivery().await {
+            Some(Delivery::Presence(users)) => users,
+            other => panic!("{}: expected presence, got {other:?}", self.name),
+        }
+    }
+
     async fn assert_silent(&mut self) {
         let next = tokio::time::timeout(QUIET, self.sub.next()).await;
         assert!(next.is_err(), "{}: unexpected {next:?}", self.name);
@@ -96,10 +110,6 @@ async fn a_global_message_reaches_every_connection_once() {
     let hub = Hub::default();
     let mut alice = connect_new(&hub, "alice").await;
     let mut bob = connect_new(&hub, "bob").await;
-    assert_eq!(
-        alice.frame().await,
-        presence(&bob.name, PresenceStatus::Online)
-    );
     let m = message(&alice.name, MessageTarget::Global, "hi all");
     hub.publish(Event::message(m.clone()), Audience::Everyone)
         .await;
@@ -116,10 +126,6 @@ async fn a_users_audience_reaches_only_those_users() {
     let mut alice = connect_new(&hub, "alice").await;
     let mut bob = connect_new(&hub, "bob").await;
     let mut carol = connect_new(&hub, "carol").await;
-    // Drain the presence of those who joined after each.
-    alice.frame().await;
-    alice.frame().await;
-    bob.frame().await;
     let dm = message(&alice.name, MessageTarget::Direct(bob.name.clone()), "psst");
     // Bob named twice still gets it once.
     let audience = Audience::Users(vec![bob.id, alice.id, bob.id]);
@@ -137,8 +143,6 @@ async fn every_connection_of_a_user_gets_the_event() {
     let bob = user("bob");
     let mut tab1 = connect(&hub, &bob).await;
     let mut tab2 = connect(&hub, &bob).await;
-    // Only the first connection made bob online, and it was the only one then.
-    assert_eq!(tab1.frame().await, presence(&bob.1, PresenceStatus::Online));
     let room = RoomId::generate();
     let m = message(&bob.1, MessageTarget::Room(room), "room talk");
     hub.publish(Event::message(m.clone()), Audience::Users(vec![bob.0]))
@@ -171,28 +175,27 @@ async fn typing_goes_out_with_the_spec_shape() {
 async fn presence_online_on_first_connection_and_offline_on_last_close_only() {
     let hub = Hub::default();
     let mut watcher = connect_new(&hub, "watcher").await;
+    let mut bystander = connect_new(&hub, "bystander").await;
     let alice = user("alice");
+    watcher.follow(&[&alice.1]);
     let mut first = connect(&hub, &alice).await;
     let online = presence(&alice.1, PresenceStatus::Online);
-    assert_eq!(watcher.frame().await, online);
-    assert_eq!(
-        first.frame().await,
-        online,
-        "the new connection hears it too"
-    );
+    assert_eq!(watcher.presence().await, online);
     let second = connect(&hub, &alice).await;
     watcher.assert_silent().await;
     first.assert_silent().await;
-    assert_eq!(hub.connection_count(), 3);
+    bystander.assert_silent().await;
+    assert_eq!(hub.connection_count(), 4);
 
     drop(first);
     watcher.assert_silent().await;
     drop(second);
     assert_eq!(
-        watcher.frame().await,
+        watcher.presence().await,
         presence(&alice.1, PresenceStatus::Offline)
     );
-    assert_eq!(hub.connection_count(), 1);
+    bystander.assert_silent().await;
+    assert_eq!(hub.connection_count(), 2);
 }
 
 #[tokio::test]
@@ -241,15 +244,23 @@ async fn a_slow_reader_is_closed_without_slowing_anyone() {
     let mut ids = vec![slow.id];
     for name in ["fast1", "fast2"] {
         let mut conn = connect_new(&hub, name).await;
+        conn.follow(&[&slow.name]);
         ids.push(conn.id);
         let progress = Arc::new(AtomicUsize::new(0));
         let seen = Arc::clone(&progress);
         let task = tokio::spawn(async move {
             let (mut got, mut presences) = (Vec::with_capacity(TOTAL), Vec::new());
             while got.len() < TOTAL {
-                match conn.frame().await {
-                    ServerFrame::Message { message } => got.push(message.content.into_inner()),
-                    p @ ServerFrame::Presence { .. } => presences.push(p),
+                match conn.delivery().await {
+                    Some(Delivery::Frame { text, .. }) => {
+                        match serde_json::from_str(&text).expect("a server frame") {
+                            ServerFrame::Message { message } => {
+                                got.push(message.content.into_inner())
+                            }
+                            other => panic!("unexpected {other:?}"),
+                        }
+                    }
+                    Some(Delivery::Presence(users)) => presences.extend(users),
                     other => panic!("unexpected {other:?}"),
                 }
                 seen.store(got.len(), Ordering::Release);
@@ -290,10 +301,13 @@ async fn a_slow_reader_is_closed_without_slowing_anyone() {
     assert_eq!(hub.connection_count(), 2, "the slow one is unregistered");
     let names = hub.connected_users().await.expect("connected users");
     assert!(!names.contains(&slow.name));
-    // Everyone left was told the slow user went offline.
+    // Its followers were told the slow user went offline.
     let offline = presence(&slow.name, PresenceStatus::Offline);
     for (conn, presences) in &mut fast {
-        assert!(presences.contains(&offline), "{}: {presences:?}", conn.name);
+        if presences.is_empty() {
+            *presences = conn.presence().await;
+        }
+        assert_eq!(*presences, offline, "{}", conn.name);
         conn.assert_silent().await;
     }
     // Dropping the already-evicted subscription changes nothing.
@@ -347,7 +361,6 @@ async fn one_fan_out_hands_every_receiver_the_same_text() {
     let hub = Hub::default();
     let mut alice = connect_new(&hub, "alice").await;
     let mut bob = connect_new(&hub, "bob").await;
-    alice.frame().await; // bob's online
     let m = message(&alice.name, MessageTarget::Global, "once");
     hub.publish(Event::message(m), Audience::Everyone).await;
     let (one, two) = (alice.text().await, bob.text().await);
@@ -370,10 +383,6 @@ async fn shutdown_closes_every_connection_and_refuses_new_ones() {
 
     // What was queued is still handed over, then the close.
     let closed = Some(Delivery::Close(CloseReason::ShuttingDown));
-    assert_eq!(
-        alice.frame().await,
-        presence(&bob.name, PresenceStatus::Online)
-    );
     assert_eq!(
         bob.frame().await,
         ServerFrame::Message { message: m.clone() }
@@ -412,10 +421,11 @@ async fn a_dropped_hub_ends_its_subscriptions() {
 async fn a_zero_capacity_is_taken_as_one() {
     let hub = Hub::new(HubConfig { queue_capacity: 0 });
     let mut alice = connect(&hub, &user("alice")).await;
-    assert_eq!(
-        alice.frame().await,
-        presence(&alice.name, PresenceStatus::Online)
-    );
+    let bob = connect(&hub, &user("bob")).await;
+    let m = message(&bob.name, MessageTarget::Global, "one fits");
+    hub.publish(Event::message(m.clone()), Audience::Everyone)
+        .await;
+    assert_eq!(alice.frame().await, ServerFrame::Message { message: m });
 }
 
 #[tokio::test]
@@ -451,7 +461,6 @@ async fn deliver_frame_hands_the_given_text_to_the_audience() {
     let hub = Hub::default();
     let mut alice = connect_new(&hub, "alice").await;
     let mut bob = connect_new(&hub, "bob").await;
-    alice.frame().await; // bob's online
     let text: Arc<str> = Arc::from(r#"{"type":"pong","status":"ok"}"#);
     hub.deliver_frame(Arc::clone(&text), Audience::Users(vec![bob.id]));
     assert!(Arc::ptr_eq(&bob.text().await, &text), "the very same text");

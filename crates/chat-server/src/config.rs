@@ -605,6 +605,12 @@ fn ws_settings(r: &Reader<'_>) -> Result<WsSettings, ConfigError> {
             1..=1_000_000,
             "messages replayed for ?since= before replay_truncated, 1-1000000",
         )?,
+        presence_max_subscriptions: r.number(
+            "PRESENCE_MAX_SUBSCRIPTIONS",
+            defaults.presence_max_subscriptions,
+            1..=1_000_000,
+            "users one connection may follow the presence of, 1-1000000",
+        )?,
     };
     if settings.ping_period >= settings.pong_wait {
         return Err(r.invalid(
@@ -730,6 +736,7 @@ mod tests {
         assert_eq!(c.ws.write_wait, Duration::from_secs(10));
         assert_eq!(c.ws.rate_limit, 10);
         assert_eq!(c.ws.replay_limit, 1000);
+        assert_eq!(c.ws.presence_max_subscriptions, 1000);
         assert!(c.cors_allowed_origins.is_empty());
         assert_eq!(c.bcrypt_cost, 12);
         assert_eq!(c.redis, None);
@@ -755,6 +762,7 @@ mod tests {
             ("WEBSOCKET_WRITE_WAIT", "3s"),
             ("WEBSOCKET_RATE_LIMIT", "0"),
             ("WEBSOCKET_REPLAY_LIMIT", "250"),
+            ("PRESENCE_MAX_SUBSCRIPTIONS", "50"),
             (
                 "CORS_ALLOWED_ORIGINS",
                 "https://a.example, http://localhost:3000/",
@@ -782,6 +790,7 @@ mod tests {
         assert_eq!(c.ws.write_wait, Duration::from_secs(3));
         assert_eq!(c.ws.rate_limit, 0);
         assert_eq!(c.ws.replay_limit, 250);
+        assert_eq!(c.ws.presence_max_subscriptions, 50);
         assert_eq!(
             c.cors_allowed_origins,
             vec!["https://a.example", "http://localhost:3000"]
@@ -822,6 +831,7 @@ mod tests {
             ("WEBSOCKET_WRITE_WAIT", "never"),
             ("WEBSOCKET_RATE_LIMIT", "-1"),
             ("WEBSOCKET_REPLAY_LIMIT", "0"),
+            ("PRESENCE_MAX_SUBSCRIPTIONS", "0"),
             ("CORS_ALLOWED_ORIGINS", "chat.example.com"),
             ("CORS_ALLOWED_ORIGINS", "https://a.example/path"),
             ("BCRYPT_COST", "3"),

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod messages;
+mod presence;
 mod publish_order;
 mod rooms;
 #[cfg(test)]

@@ -7,18 +7,22 @@ use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use chat_domain::{Caller, ChatService, DomainError, RoomId, SendMessage};
+use chat_domain::{Caller, ChatService, DomainError, PresenceFollows, RoomId, SendMessage};
 use chat_protocol::{ClientFrame, ServerFrame};
 use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::metrics::{self, Transport};
+use crate::state::WsSettings;
 
 /// Answers one connection's frames on behalf of its user.
 pub(crate) struct FrameHandler {
     service: Arc<ChatService>,
     caller: Caller,
     limiter: Option<DefaultDirectRateLimiter>,
+    /// Whose presence the connection follows.
+    follows: Arc<dyn PresenceFollows>,
+    presence_limit: usize,
 }
 
 /// How a client text frame is answered.
@@ -37,11 +41,18 @@ pub(crate) type Pending = Pin<Box<dyn Future<Output = Option<ServerFrame>>>>;
 impl FrameHandler {
     /// A handler for `caller`, allowing `rate_limit` `message` and `typing`
     /// frames per second (bursts of twice that); 0 means no limit.
-    pub(crate) fn new(service: Arc<ChatService>, caller: Caller, rate_limit: u32) -> Self {
+    pub(crate) fn new(
+        service: Arc<ChatService>,
+        caller: Caller,
+        settings: &WsSettings,
+        follows: Arc<dyn PresenceFollows>,
+    ) -> Self {
         Self {
             service,
             caller,
-            limiter: send_limiter(rate_limit),
+            limiter: send_limiter(settings.rate_limit),
+            follows,
+            presence_limit: settings.presence_max_subscriptions,
         }
     }
 
@@ -85,6 +96,23 @@ impl FrameHandler {
                 Answer::Later(Box::pin(
                     async move { send(&service, &caller, request).await },
                 ))
+            }
+            ClientFrame::PresenceSubscribe { usernames } => {
+                if let Err(err) = self.check_rate() {
+                    return Answer::Now(Some(ServerFrame::from_error(&err, None)));
+                }
+                let (service, caller) = (Arc::clone(&self.service), self.caller.clone());
+                let (follows, limit) = (Arc::clone(&self.follows), self.presence_limit);
+                Answer::Later(Box::pin(async move {
+                    match service.follow_presence(&*follows, &usernames, limit).await {
+                        Ok(users) => Some(ServerFrame::Presence { users }),
+                        Err(err) => Some(refused(&caller, &err, None)),
+                    }
+                }))
+            }
+            ClientFrame::PresenceUnsubscribe { usernames } => {
+                self.service.unfollow_presence(&*self.follows, &usernames);
+                Answer::Now(None)
             }
             ClientFrame::Typing { recipient, room_id } => {
                 if let Err(err) = self.check_rate() {

@@ -402,6 +402,11 @@ impl WsSession {
                     .await
                     .inspect(|()| crate::metrics::delivered()),
             ),
+            Some(Delivery::Presence(users)) => written(
+                self.out
+                    .text(ServerFrame::Presence { users }.to_json())
+                    .await,
+            ),
             Some(Delivery::Close(reason)) => {
                 if reason == NotifierClose::TooSlow {
                     crate::metrics::queue_overflowed();

@@ -52,7 +52,12 @@ pub(crate) async fn upgrade(
     let span = tracing::info_span!("ws", user_id = %caller.user_id, username = %caller.username);
     let max_size = settings.max_message_size;
     let session = WsSession {
-        handler: FrameHandler::new(state.service().clone(), caller, settings.rate_limit),
+        handler: FrameHandler::new(
+            state.service().clone(),
+            caller,
+            &settings,
+            subscription.presence(),
+        ),
         out: Writer::new(session, settings.write_wait),
         inbound: stream
             .max_frame_size(max_size)

@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_domain::{Delivery, Notifier, PresenceStatus, Subscription, UserId, Username};
+use chat_domain::{
+    Delivery, Notifier, PresenceStatus, Subscription, UserId, UserPresence, Username,
+};
 use chat_protocol::ServerFrame;
 use chat_realtime_redis::{RedisNotifier, RedisOptions};
 
@@ -216,10 +218,42 @@ impl Probe {
     }
 }
 
-pub fn presence(name: &Username, status: PresenceStatus) -> ServerFrame {
-    ServerFrame::Presence {
-        username: name.clone(),
-        status,
+impl Probe {
+    /// Follows these users' presence.
+    pub fn follow(&self, names: &[&str]) {
+        let names: Vec<Username> = names
+            .iter()
+            .map(|n| Username::parse(*n).expect("valid test username"))
+            .collect();
+        self.sub
+            .presence()
+            .follow(&names, 1000)
+            .expect("following is allowed");
+    }
+
+    /// The next presence delivery, skipping frames.
+    pub async fn next_presence(&mut self) -> Vec<UserPresence> {
+        loop {
+            match self.delivery().await {
+                Some(Delivery::Presence(users)) => return users,
+                Some(Delivery::Frame { .. }) => {}
+                other => panic!("{}: expected presence, got {other:?}", self.name),
+            }
+        }
+    }
+
+    /// The next presence delivery is exactly this one user's status.
+    pub async fn expect_presence(&mut self, name: &Username, status: PresenceStatus) {
+        let expected = vec![UserPresence {
+            username: name.as_str().to_owned(),
+            status,
+        }];
+        assert_eq!(
+            self.next_presence().await,
+            expected,
+            "{}: unexpected presence",
+            self.name
+        );
     }
 }
 
