@@ -202,17 +202,30 @@ impl ConfigError {
     }
 }
 
-/// JWT secrets published in documentation and example files: anyone can
-/// sign tokens with them.
+/// JWT secrets published in documentation and example files (the old
+/// service's README, this project's docs, examples and scripts): anyone can
+/// sign tokens with them. Long ones pass the length rule, so only this list
+/// stops them.
 const KNOWN_DEFAULT_SECRETS: &[&str] = &[
     "your-secret-key-change-this-in-production",
+    "your-very-strong-secret-key-here",
+    "development-secret-key",
     "your-secret-key",
     "change-me",
     "changeme",
     "change-this",
     "secret",
     "jwt-secret",
+    "a secret of at least thirty-two bytes!",
+    "bench-secret-bench-secret-bench-secret-123",
+    "bench-cluster-secret-0123456789abcdef-xyz",
+    "bench-smoke-secret-0123456789abcdef0123",
 ];
+
+/// The fewest distinct characters a production JWT secret may have: a
+/// long run of few characters (`aaaa...`, `abab...`) is guessable however
+/// long it is, while `openssl rand -hex 32` gives about 16.
+pub const MIN_PRODUCTION_SECRET_DISTINCT_CHARS: usize = 10;
 
 /// The shortest JWT secret production accepts, in bytes (HS256's key size).
 pub const MIN_PRODUCTION_SECRET_BYTES: usize = 32;
@@ -446,6 +459,16 @@ fn secret_weakness(secret: &str) -> Option<String> {
     }
     if secret.len() < MIN_PRODUCTION_SECRET_BYTES {
         return Some(format!("is only {} bytes long", secret.len()));
+    }
+    let distinct = secret
+        .chars()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    if distinct < MIN_PRODUCTION_SECRET_DISTINCT_CHARS {
+        return Some(format!(
+            "has only {distinct} distinct characters (low entropy; at least \
+             {MIN_PRODUCTION_SECRET_DISTINCT_CHARS} are needed)"
+        ));
     }
     None
 }
@@ -903,6 +926,35 @@ mod tests {
             assert_eq!(err.var(), Some("JWT_SECRET"));
             assert!(err.to_string().contains("default"), "{err}");
         }
+    }
+
+    #[test]
+    fn production_refuses_long_published_examples() {
+        for known in [
+            "your-very-strong-secret-key-here",
+            "development-secret-key",
+            "bench-cluster-secret-0123456789abcdef-xyz",
+        ] {
+            let err = error(&[("ENVIRONMENT", "production"), ("JWT_SECRET", known)]);
+            assert_eq!(err.var(), Some("JWT_SECRET"));
+            assert!(err.to_string().contains("published"), "{err}");
+        }
+    }
+
+    #[test]
+    fn production_refuses_a_low_entropy_secret() {
+        for weak in ["a".repeat(32), "ab".repeat(40), "123456789".repeat(4)] {
+            let err = error(&[("ENVIRONMENT", "production"), ("JWT_SECRET", &weak)]);
+            assert_eq!(err.var(), Some("JWT_SECRET"));
+            assert!(err.to_string().contains("distinct characters"), "{err}");
+            assert!(!err.to_string().contains(&weak), "not echoed: {err}");
+        }
+        let ten = "0123456789".repeat(4);
+        assert!(Config::from_vars(&vars(&[
+            ("ENVIRONMENT", "production"),
+            ("JWT_SECRET", &ten)
+        ]))
+        .is_ok());
     }
 
     #[test]
