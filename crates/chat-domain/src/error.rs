@@ -30,6 +30,11 @@ pub enum DomainError {
     /// The token was revoked by logout.
     #[error("token has been revoked")]
     TokenRevoked,
+    /// A correctly signed token whose account does not exist (any more)
+    /// with that id and that username, e.g. one issued before the database
+    /// was reset.
+    #[error("token does not belong to an existing account")]
+    InvalidToken,
     /// Refresh asked for more than the refresh window before expiry.
     #[error("token can only be refreshed within 15 minutes of its expiry")]
     NotEligibleForRefresh,
@@ -88,6 +93,7 @@ impl DomainError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::Unauthenticated => "unauthorized",
             Self::TokenRevoked => "token_revoked",
+            Self::InvalidToken => "invalid_token",
             Self::NotEligibleForRefresh => "not_eligible_for_refresh",
             Self::SenderMismatch => "sender_mismatch",
             Self::NotAMember => "not_a_member",

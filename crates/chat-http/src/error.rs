@@ -111,6 +111,7 @@ fn domain_status(err: &DomainError) -> StatusCode {
         DomainError::InvalidCredentials
         | DomainError::Unauthenticated
         | DomainError::TokenRevoked
+        | DomainError::InvalidToken
         | DomainError::NotEligibleForRefresh => StatusCode::UNAUTHORIZED,
         DomainError::SenderMismatch | DomainError::NotAMember | DomainError::Forbidden(_) => {
             StatusCode::FORBIDDEN
@@ -236,6 +237,7 @@ mod tests {
             (DomainError::InvalidCredentials, 401),
             (DomainError::Unauthenticated, 401),
             (DomainError::TokenRevoked, 401),
+            (DomainError::InvalidToken, 401),
             (DomainError::NotEligibleForRefresh, 401),
             (DomainError::SenderMismatch, 403),
             (DomainError::NotAMember, 403),

@@ -167,7 +167,8 @@ fn add_common_errors(op: &mut Operation, is_static: bool) {
     if secured {
         ensure(
             "401",
-            "`unauthorized` (no, forged or expired token) or `token_revoked`",
+            "`unauthorized` (no, forged or expired token), `token_revoked` or \
+             `invalid_token` (its account no longer exists with that id and name)",
         );
         ensure(
             "503",

@@ -27,9 +27,14 @@ impl UserStore for PgStore {
         Ok(())
     }
 
+    /// Read once per id and instance for a while: every request checks
+    /// its caller's account (see `account_cache.rs`).
     async fn user_by_id(&self, id: UserId) -> DomainResult<Option<UserAccount>> {
+        if let Some(account) = self.accounts().get_by_id(id) {
+            return Ok(Some(account));
+        }
         let mut conn = self.conn().await?;
-        users::table
+        let account = users::table
             .find(id.as_uuid())
             .select(UserRow::as_select())
             .first(&mut conn)
@@ -37,11 +42,15 @@ impl UserStore for PgStore {
             .optional()
             .map_err(db_error)?
             .map(UserAccount::try_from)
-            .transpose()
+            .transpose()?;
+        if let Some(account) = &account {
+            self.accounts().put(account);
+        }
+        Ok(account)
     }
 
-    /// Read once per name and instance: accounts never change (see
-    /// `account_cache.rs`).
+    /// Read once per name and instance for a while: accounts never change
+    /// (see `account_cache.rs`).
     async fn user_by_username(&self, username: &Username) -> DomainResult<Option<UserAccount>> {
         // Usernames are ASCII, so Rust's and PostgreSQL's lower() agree; the
         // comparison is on lower(username), the unique index's expression.

@@ -23,7 +23,7 @@ use crate::state::ApiState;
         (status = 200, description = "A page of users", body = [User],
             headers(("Link" = String, description = "RFC 8288 links to the previous and next pages"))),
         (status = 400, description = "`validation_error` or `invalid_query`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
 )]
@@ -47,7 +47,7 @@ pub async fn list_users(
     responses(
         (status = 200, description = "The user", body = User),
         (status = 400, description = "`validation_error`: the id is not a UUID", body = ErrorBody),
-        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
         (status = 404, description = "`user_not_found`", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
@@ -75,7 +75,7 @@ pub async fn get_user(
         (status = 200, description = "A page of rooms", body = [Room],
             headers(("Link" = String, description = "RFC 8288 links to the previous and next pages"))),
         (status = 400, description = "`validation_error` or `invalid_query`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
         (status = 404, description = "`user_not_found`", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
