@@ -64,6 +64,10 @@ pub enum ApiError {
     /// A WebSocket handshake with a missing or invalid header.
     #[error("invalid WebSocket handshake: {0}")]
     InvalidHandshake(String),
+    /// A CORS preflight (or cross-origin request) the CORS rules refuse:
+    /// an origin, method or header that is not allowed.
+    #[error("cross-origin request refused: {0}")]
+    CorsRefused(String),
 }
 
 impl ApiError {
@@ -81,6 +85,7 @@ impl ApiError {
             Self::OriginNotAllowed => "origin_not_allowed",
             Self::UpgradeRequired => "upgrade_required",
             Self::InvalidHandshake(_) => "invalid_handshake",
+            Self::CorsRefused(_) => "cors_refused",
         }
     }
 
@@ -132,7 +137,8 @@ impl ResponseError for ApiError {
             Self::InvalidJson(_)
             | Self::InvalidQuery(_)
             | Self::InvalidPath(_)
-            | Self::InvalidHandshake(_) => StatusCode::BAD_REQUEST,
+            | Self::InvalidHandshake(_)
+            | Self::CorsRefused(_) => StatusCode::BAD_REQUEST,
             Self::OriginNotAllowed => StatusCode::FORBIDDEN,
             Self::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

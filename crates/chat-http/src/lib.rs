@@ -83,11 +83,12 @@ mod state;
 pub mod web_client;
 pub mod ws;
 
-use actix_cors::Cors;
+use actix_cors::{Cors, CorsError};
 use actix_web::body::MessageBody;
 use actix_web::dev::{RequestHead, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::{web, App};
+use actix_web::middleware::Next;
+use actix_web::{web, App, ResponseError};
 
 pub use auth::{presented_token, Authenticated, TOKEN_COOKIE};
 pub use client_addr::client_addr;
@@ -137,6 +138,7 @@ pub fn app(
     let cors = cors(state.settings());
     App::new()
         .wrap(cors)
+        .wrap(actix_web::middleware::from_fn(cors_refusals_as_json))
         .wrap(actix_web::middleware::from_fn(trace_requests))
         .configure(configure(state))
 }
@@ -173,6 +175,32 @@ pub fn cors(settings: &HttpSettings) -> Cors {
                 .is_ok_and(|origin| origin_in(&origins, origin, host))
         },
     )
+}
+
+/// Rewrites a refusal of [`cors`] (a preflight from an origin, or asking
+/// for a method or header, that is not allowed) as the JSON error shape,
+/// 400 `cors_refused`: actix-cors answers those itself, in plain text.
+/// Wrap it around the `Cors` middleware.
+pub async fn cors_refusals_as_json(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let res = next.call(req).await?;
+    let refusal = res
+        .response()
+        .error()
+        .and_then(|err| err.as_error::<CorsError>())
+        .map(ToString::to_string);
+    let Some(reason) = refusal else {
+        return Ok(res.map_into_left_body());
+    };
+    let (req, refused) = res.into_parts();
+    let mut json = ApiError::CorsRefused(reason).error_response();
+    // What the answer varies by (Origin, ...) still holds for caches.
+    for value in refused.headers().get_all(header::VARY) {
+        json.headers_mut().append(header::VARY, value.clone());
+    }
+    Ok(ServiceResponse::new(req, json).map_into_right_body())
 }
 
 /// Whether a browser page at `origin` may use the API (and open its

@@ -223,6 +223,36 @@ async fn cors_allows_configured_and_own_origins_only() {
     );
 }
 
+/// A preflight the CORS rules refuse is answered in the JSON error shape.
+#[tokio::test]
+async fn a_refused_cors_preflight_is_a_json_error() {
+    let app = TestApp::spawn_with(
+        Backend::Memory,
+        &[("CORS_ALLOWED_ORIGINS", "https://chat.example.com")],
+    )
+    .await;
+    let preflight = |origin: &str, method: &str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/api/messages"))
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, method)
+    };
+    let foreign = preflight("https://evil.example", "POST")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(foreign
+        .headers()
+        .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .is_none());
+    expect_error(foreign, StatusCode::BAD_REQUEST, "cors_refused").await;
+    let bad_method = preflight("https://chat.example.com", "TRACE")
+        .send()
+        .await
+        .expect("preflight");
+    expect_error(bad_method, StatusCode::BAD_REQUEST, "cors_refused").await;
+}
+
 /// Login attempts beyond AUTH_RATE_LIMIT per minute are refused.
 #[tokio::test]
 async fn auth_attempts_are_rate_limited() {
