@@ -15,6 +15,10 @@ pub enum DomainError {
         /// Why, as the end of a sentence ("must be 3-32 characters").
         reason: String,
     },
+    /// Message content with no visible character: empty, or only
+    /// whitespace, zero-width or other invisible characters.
+    #[error("content must hold a visible character")]
+    EmptyContent,
     /// Registration with a username someone already has (case-insensitive).
     #[error("username is already taken")]
     UsernameTaken,
@@ -88,6 +92,7 @@ impl DomainError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Validation { .. } => "validation_error",
+            Self::EmptyContent => "empty_content",
             Self::UsernameTaken => "username_taken",
             Self::EmailTaken => "email_taken",
             Self::InvalidCredentials => "invalid_credentials",

@@ -111,7 +111,7 @@ impl ApiError {
 
 fn domain_status(err: &DomainError) -> StatusCode {
     match err {
-        DomainError::Validation { .. } => StatusCode::BAD_REQUEST,
+        DomainError::Validation { .. } | DomainError::EmptyContent => StatusCode::BAD_REQUEST,
         DomainError::UsernameTaken | DomainError::EmailTaken => StatusCode::CONFLICT,
         DomainError::InvalidCredentials
         | DomainError::Unauthenticated
@@ -238,6 +238,7 @@ mod tests {
     async fn every_domain_error_has_its_status() {
         let cases = [
             (DomainError::invalid("username", "too short"), 400),
+            (DomainError::EmptyContent, 400),
             (DomainError::UsernameTaken, 409),
             (DomainError::EmailTaken, 409),
             (DomainError::InvalidCredentials, 401),

@@ -52,7 +52,7 @@ fn present(value: Option<String>) -> Option<String> {
     responses(
         (status = 201, description = "Stored and delivered", body = MessageWire),
         (status = 200, description = "A resend of a `client_id` already used by the caller: the original message; nothing stored", body = MessageWire),
-        (status = 400, description = "`validation_error` or `invalid_json`", body = ErrorBody),
+        (status = 400, description = "`validation_error`, `empty_content` (no visible character) or `invalid_json`", body = ErrorBody),
         (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
         (status = 403, description = "`sender_mismatch`, or `not_a_member` of the room", body = ErrorBody),
         (status = 404, description = "`user_not_found` (recipient) or `room_not_found`", body = ErrorBody),

@@ -71,6 +71,13 @@ async fn invalid_messages_are_400(app: TestApp) {
     app.register("bob").await;
     for body in [
         json!({"content": "   "}),
+        json!({"content": "\u{00a0}\u{200b}\u{3000}"}),
+        json!({"content": "\u{200d}\u{2060}"}),
+    ] {
+        let res = app.send(&alice, body).await;
+        expect_error(res, StatusCode::BAD_REQUEST, "empty_content").await;
+    }
+    for body in [
         json!({"content": "x".repeat(4001)}),
         json!({"content": "hi", "room_id": "not-a-uuid"}),
         json!({"content": "hi", "client_id": "has space"}),

@@ -76,19 +76,10 @@ async fn the_callers_own_name_in_another_case_is_accepted_as_sender() {
 }
 
 #[tokio::test]
-async fn empty_or_blank_content_is_refused() {
-    for blank in ["", "   ", "\n\t "] {
+async fn empty_blank_or_invisible_content_is_refused() {
+    for blank in ["", "   ", "\n\t ", "\u{00a0}\u{200b}\u{3000}"] {
         let err = refused(refusing(), text(blank)).await;
-        assert!(
-            matches!(
-                err,
-                DomainError::Validation {
-                    field: "content",
-                    ..
-                }
-            ),
-            "{blank:?}: {err:?}"
-        );
+        assert_eq!(err, DomainError::EmptyContent, "{blank:?}");
     }
 }
 
