@@ -171,7 +171,7 @@ pub async fn add_member(
         (status = 200, description = "The user is not a member", body = StatusResponse),
         (status = 400, description = "`validation_error`: an id is not a UUID", body = ErrorBody),
         (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: only the member themself or the room's creator may remove", body = ErrorBody),
+        (status = 403, description = "`forbidden`: only the member themself or the room's creator may remove; `not_a_member`: removing someone else from a room the caller is not in (a creator who left included)", body = ErrorBody),
         (status = 404, description = "`room_not_found`", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
