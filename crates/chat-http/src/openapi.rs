@@ -260,4 +260,17 @@ mod tests {
         assert_eq!(schemes["cookie_auth"]["name"], "jwt_token");
         assert!(doc.get("servers").is_none());
     }
+
+    #[test]
+    fn a_users_email_is_always_there_and_may_be_null() {
+        let doc = serde_json::to_value(document_for("")).expect("serializes");
+        let user = &doc["components"]["schemas"]["User"];
+        let required: Vec<&str> = user["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        assert!(required.contains(&"email"), "{user}");
+        let email = user["properties"]["email"].to_string();
+        assert!(email.contains("null"), "{email}");
+    }
 }

@@ -129,22 +129,28 @@ impl ChatService {
 
     /// The caller's own profile.
     pub async fn profile(&self, caller: &Caller) -> DomainResult<User> {
-        self.user(caller.user_id).await
+        self.user(caller, caller.user_id).await
     }
 
-    /// One user by id.
-    pub async fn user(&self, id: UserId) -> DomainResult<User> {
+    /// One user by id, as the caller sees them (the email only if it is
+    /// the caller's own).
+    pub async fn user(&self, caller: &Caller, id: UserId) -> DomainResult<User> {
         let account = self.account(id).await?;
         let online = self.notifier.online_among(&[id]).await?;
-        Ok(account.to_user(online.contains(&id)))
+        Ok(account.to_user_seen_by(caller.user_id, online.contains(&id)))
     }
 
-    /// Users in registration order.
-    pub async fn users(&self, page: PageRequest<UserId>) -> DomainResult<Page<User>> {
+    /// Users in registration order, as the caller sees them (only the
+    /// caller's own entry carries an email).
+    pub async fn users(
+        &self,
+        caller: &Caller,
+        page: PageRequest<UserId>,
+    ) -> DomainResult<Page<User>> {
         let accounts = self.stores.users.list_users(page).await?;
         let ids: Vec<UserId> = accounts.items.iter().map(|a| a.id).collect();
         let online: HashSet<UserId> = self.notifier.online_among(&ids).await?;
-        Ok(accounts.map(|a| a.to_user(online.contains(&a.id))))
+        Ok(accounts.map(|a| a.to_user_seen_by(caller.user_id, online.contains(&a.id))))
     }
 
     /// Usernames connected anywhere, sorted.

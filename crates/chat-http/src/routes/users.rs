@@ -11,7 +11,8 @@ use crate::state::ApiState;
 
 /// Registered users.
 ///
-/// In registration order. Paginated: the body is a JSON array; the `Link` header holds
+/// In registration order. Only the caller's own entry carries an `email`;
+/// everyone else's is `null`. Paginated: the body is a JSON array; the `Link` header holds
 /// `rel="prev"` (`?before=<first id>&limit=N`) and `rel="next"`
 /// (`?after=<last id>&limit=N`) when there is more.
 #[utoipa::path(
@@ -29,16 +30,18 @@ use crate::state::ApiState;
 )]
 pub async fn list_users(
     state: web::Data<ApiState>,
-    _caller: Authenticated,
+    caller: Authenticated,
     req: HttpRequest,
     query: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     let request = query.to_request()?;
-    let page = state.service().users(request).await?;
+    let page = state.service().users(&caller, request).await?;
     Ok(page_response(&req, &request, page, |u: &User| u.id))
 }
 
 /// One user.
+///
+/// The `email` is `null` unless the user is the caller.
 #[utoipa::path(
     get,
     path = "/api/users/{userId}",
@@ -54,11 +57,11 @@ pub async fn list_users(
 )]
 pub async fn get_user(
     state: web::Data<ApiState>,
-    _caller: Authenticated,
+    caller: Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id: UserId = path_id(&path)?;
-    let user = state.service().user(id).await?;
+    let user = state.service().user(&caller, id).await?;
     Ok(HttpResponse::Ok().json(user))
 }
 

@@ -535,10 +535,28 @@ async fn logout_revokes_the_token_until_it_expires() {
 async fn a_user_is_online_when_the_notifier_says_so() {
     let service = Harness::new().with_online(bob().id).build();
 
-    assert_eq!(service.user(bob().id).await, Ok(bob().to_user(true)));
-    assert_eq!(service.user(carol().id).await, Ok(carol().to_user(false)));
+    let me = caller(&bob());
+    assert_eq!(service.user(&me, bob().id).await, Ok(bob().to_user(true)));
     assert_eq!(
-        service.user(stranger().id).await,
+        service.user(&me, carol().id).await.map(|u| u.is_online),
+        Ok(false)
+    );
+    assert_eq!(
+        service.user(&me, stranger().id).await,
         Err(DomainError::UserNotFound)
     );
+}
+
+#[tokio::test]
+async fn only_the_users_own_email_is_shown() {
+    let service = Harness::new().build();
+    let me = caller(&alice());
+
+    let own = service.user(&me, alice().id).await.expect("alice");
+    assert_eq!(own.email, Some(alice().email));
+    let other = service.user(&me, bob().id).await.expect("bob");
+    assert_eq!(other.email, None);
+    assert_eq!(other.username, bob().username);
+    let profile = service.profile(&me).await.expect("profile");
+    assert_eq!(profile.email, Some(alice().email));
 }
