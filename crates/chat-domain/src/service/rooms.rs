@@ -58,6 +58,7 @@ impl ChatService {
         page: PageRequest<MessageId>,
     ) -> DomainResult<Page<Message>> {
         self.room(caller, id).await?;
+        self.check_cursor(caller, &page).await?;
         self.stores.messages.room_messages(id, page).await
     }
 

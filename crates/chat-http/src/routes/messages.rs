@@ -105,7 +105,7 @@ pub async fn send_message(
             headers(("Link" = String, description = "RFC 8288 links to the previous (older) and next (newer) pages"))),
         (status = 400, description = "`validation_error` (bad cursor, limit 0, both cursors) or `invalid_query`", body = ErrorBody),
         (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
-        (status = 404, description = "`message_not_found`: the `before`/`after` cursor names no message; drop it and reload the newest page", body = ErrorBody),
+        (status = 404, description = "`message_not_found`: the `before`/`after` cursor names no message, or one the caller may not read (the same answer); drop it and reload the newest page", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
 )]
@@ -139,7 +139,7 @@ pub async fn list_messages(
         (status = 400, description = "`validation_error` or `invalid_query`", body = ErrorBody),
         (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
         (status = 403, description = "`forbidden`: the caller is neither user", body = ErrorBody),
-        (status = 404, description = "`user_not_found`, or `message_not_found`: the cursor names no message", body = ErrorBody),
+        (status = 404, description = "`user_not_found`, or `message_not_found`: the cursor names no message, or one the caller may not read", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
 )]

@@ -108,7 +108,7 @@ pub async fn get_room(
         (status = 400, description = "`validation_error` or `invalid_query`", body = ErrorBody),
         (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
         (status = 403, description = "`not_a_member`", body = ErrorBody),
-        (status = 404, description = "`room_not_found`, or `message_not_found`: the cursor names no message", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, or `message_not_found`: the cursor names no message, or one the caller may not read", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
 )]
