@@ -64,6 +64,13 @@ pub enum ApiError {
     /// A WebSocket handshake with a missing or invalid header.
     #[error("invalid WebSocket handshake: {0}")]
     InvalidHandshake(String),
+    /// The request body did not fully arrive in time
+    /// (`HTTP_REQUEST_TIMEOUT`).
+    #[error("the request body did not arrive within {secs} s")]
+    RequestTimeout {
+        /// The time limit, in seconds.
+        secs: u64,
+    },
     /// A CORS preflight (or cross-origin request) the CORS rules refuse:
     /// an origin, method or header that is not allowed.
     #[error("cross-origin request refused: {0}")]
@@ -86,6 +93,7 @@ impl ApiError {
             Self::UpgradeRequired => "upgrade_required",
             Self::InvalidHandshake(_) => "invalid_handshake",
             Self::CorsRefused(_) => "cors_refused",
+            Self::RequestTimeout { .. } => "request_timeout",
         }
     }
 
@@ -142,6 +150,7 @@ impl ResponseError for ApiError {
             Self::OriginNotAllowed => StatusCode::FORBIDDEN,
             Self::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,

@@ -69,6 +69,7 @@
 //! The standalone app is `HttpServer::new(move || chat_http::app(state.clone()))`.
 
 pub mod auth;
+pub mod body_deadline;
 mod client_addr;
 pub mod error;
 pub mod metrics;
@@ -119,7 +120,8 @@ pub fn configure(state: ApiState) -> impl Fn(&mut web::ServiceConfig) + Clone {
 }
 
 /// The standalone app: every route at the root, CORS from the settings,
-/// `X-Request-Id` and one tracing span per request.
+/// `X-Request-Id` and one tracing span per request, and a deadline on
+/// request bodies ([`body_deadline`]).
 ///
 /// ```ignore
 /// HttpServer::new(move || chat_http::app(state.clone())).bind(("0.0.0.0", 8080))?.run().await
@@ -137,6 +139,7 @@ pub fn app(
 > {
     let cors = cors(state.settings());
     App::new()
+        .wrap(actix_web::middleware::from_fn(body_deadline::body_deadline))
         .wrap(cors)
         .wrap(actix_web::middleware::from_fn(cors_refusals_as_json))
         .wrap(actix_web::middleware::from_fn(trace_requests))

@@ -150,6 +150,11 @@ fn add_common_errors(op: &mut Operation, is_static: bool) {
             "`invalid_json` (malformed JSON, wrong types, missing field) or `validation_error`",
         );
         ensure(
+            "408",
+            "`request_timeout`: the body did not fully arrive within HTTP_REQUEST_TIMEOUT \
+             (10 s by default); the connection is closed",
+        );
+        ensure(
             "413",
             "`payload_too_large`: the body is over the limit (64 KiB)",
         );
@@ -272,5 +277,17 @@ mod tests {
         assert!(required.contains(&"email"), "{user}");
         let email = user["properties"]["email"].to_string();
         assert!(email.contains("null"), "{email}");
+    }
+
+    #[test]
+    fn routes_with_a_body_document_the_body_deadline() {
+        let doc = serde_json::to_value(document_for("")).expect("serializes");
+        let register = &doc["paths"]["/api/auth/register"]["post"]["responses"]["408"];
+        assert!(
+            register["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("request_timeout")),
+            "{register}"
+        );
     }
 }

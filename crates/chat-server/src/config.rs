@@ -157,6 +157,9 @@ pub struct Config {
     pub auth_rate_limit: u32,
     /// `TRUSTED_PROXIES` (none).
     pub trusted_proxies: Vec<IpAddr>,
+    /// `HTTP_REQUEST_TIMEOUT` (10s): how long a request's body may take
+    /// to arrive; past it, 408 `request_timeout` and the connection closes.
+    pub http_request_timeout: Duration,
     /// `METRICS_ENABLED` (true): serve `GET /metrics` (Prometheus text)
     /// and record metrics; false: `/metrics` is a 404 and nothing is
     /// recorded.
@@ -293,6 +296,10 @@ impl Config {
                 "attempts per minute (0 turns the limit off)",
             )?,
             trusted_proxies: trusted_proxies(&r)?,
+            http_request_timeout: r.duration(
+                "HTTP_REQUEST_TIMEOUT",
+                chat_http::body_deadline::DEFAULT_REQUEST_TIMEOUT,
+            )?,
             metrics_enabled: r.flag("METRICS_ENABLED", true)?,
             warnings,
         })
@@ -307,6 +314,7 @@ impl Config {
             trusted_proxies: self.trusted_proxies.clone(),
             ws: self.ws.clone(),
             body_limit: chat_http::DEFAULT_BODY_LIMIT,
+            request_timeout: self.http_request_timeout,
         }
     }
 }
@@ -895,6 +903,19 @@ mod tests {
             ("WEBSOCKET_PONG_WAIT", "60s"),
         ]);
         assert_eq!(err.var(), Some("WEBSOCKET_PING_PERIOD"));
+    }
+
+    #[test]
+    fn the_request_timeout_is_10s_unless_set() {
+        assert_eq!(config(&[]).http_request_timeout, Duration::from_secs(10));
+        let c = config(&[("HTTP_REQUEST_TIMEOUT", "1500ms")]);
+        assert_eq!(c.http_request_timeout, Duration::from_millis(1500));
+        assert_eq!(
+            c.http_settings().request_timeout,
+            Duration::from_millis(1500)
+        );
+        let err = error(&[("HTTP_REQUEST_TIMEOUT", "0")]);
+        assert_eq!(err.var(), Some("HTTP_REQUEST_TIMEOUT"));
     }
 
     #[test]
