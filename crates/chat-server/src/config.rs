@@ -66,6 +66,9 @@ pub struct DatabaseConfig {
     pub url: String,
     /// Most pooled connections (`DB_POOL_SIZE`).
     pub pool_size: usize,
+    /// `DB_STATEMENT_TIMEOUT` (5s): the time limit of every statement,
+    /// pool checkout and store call; past it, 503 `store_unavailable`.
+    pub statement_timeout: Duration,
 }
 
 impl fmt::Debug for DatabaseConfig {
@@ -73,6 +76,7 @@ impl fmt::Debug for DatabaseConfig {
         f.debug_struct("DatabaseConfig")
             .field("url", &"<redacted>")
             .field("pool_size", &self.pool_size)
+            .field("statement_timeout", &self.statement_timeout)
             .finish()
     }
 }
@@ -523,6 +527,10 @@ fn database(r: &Reader<'_>) -> Result<Option<DatabaseConfig>, ConfigError> {
         1..=10_000,
         "a connection count, 1-10000",
     )?;
+    let statement_timeout = r.duration(
+        "DB_STATEMENT_TIMEOUT",
+        chat_store_postgres::DEFAULT_STATEMENT_TIMEOUT,
+    )?;
     if let Some(url) = r.get("DATABASE_URL") {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(ConfigError::Invalid {
@@ -535,6 +543,7 @@ fn database(r: &Reader<'_>) -> Result<Option<DatabaseConfig>, ConfigError> {
         return Ok(Some(DatabaseConfig {
             url: url.to_owned(),
             pool_size,
+            statement_timeout,
         }));
     }
     if !DB_PARTS.iter().any(|part| r.get(part).is_some()) {
@@ -543,6 +552,7 @@ fn database(r: &Reader<'_>) -> Result<Option<DatabaseConfig>, ConfigError> {
     Ok(Some(DatabaseConfig {
         url: database_url_from_parts(r)?,
         pool_size,
+        statement_timeout,
     }))
 }
 
@@ -903,6 +913,17 @@ mod tests {
             ("WEBSOCKET_PONG_WAIT", "60s"),
         ]);
         assert_eq!(err.var(), Some("WEBSOCKET_PING_PERIOD"));
+    }
+
+    #[test]
+    fn the_statement_timeout_is_5s_unless_set() {
+        let url = ("DATABASE_URL", "postgres://chat@db/chat");
+        let db = |c: Config| c.database.expect("PostgreSQL");
+        assert_eq!(db(config(&[url])).statement_timeout, Duration::from_secs(5));
+        let c = config(&[url, ("DB_STATEMENT_TIMEOUT", "1s")]);
+        assert_eq!(db(c).statement_timeout, Duration::from_secs(1));
+        let err = error(&[url, ("DB_STATEMENT_TIMEOUT", "soon")]);
+        assert_eq!(err.var(), Some("DB_STATEMENT_TIMEOUT"));
     }
 
     #[test]
