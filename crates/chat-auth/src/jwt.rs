@@ -8,8 +8,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 /// Signs and checks access tokens with HMAC-SHA256 and a shared secret.
 ///
 /// Decoding accepts only HS256 tokens signed with this secret whose claims
-/// parse as [`Claims`]. It does not check `exp`: the domain compares it with
-/// its own (injectable) clock. Every failure is
+/// parse as [`Claims`]. It does not check `exp`, `iat` or `nbf`: the
+/// domain compares them with its own (injectable) clock. Every failure is
 /// [`DomainError::Unauthenticated`], so a client learns nothing about why.
 #[derive(Clone)]
 pub struct JwtCodec {
@@ -30,7 +30,8 @@ impl JwtCodec {
     }
 }
 
-/// Only HS256; `exp` must be present but is checked by the domain.
+/// Only HS256; `exp` must be present but, like `iat` and `nbf`, is checked
+/// by the domain.
 fn hs256_only() -> Validation {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.algorithms = vec![Algorithm::HS256];
@@ -80,6 +81,7 @@ mod tests {
             user_id,
             username: Username::parse("alice").expect("valid"),
             iat: 1_700_000_000,
+            nbf: None,
             exp: 1_700_003_600,
             jti: TokenId::generate(),
         }

@@ -23,6 +23,7 @@
 //!     user_id,
 //!     username: Username::parse("alice")?,
 //!     iat: 1_700_000_000,
+//!     nbf: None,
 //!     exp: 1_700_086_400,
 //!     jti: TokenId::generate(),
 //! };

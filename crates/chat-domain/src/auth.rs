@@ -19,6 +19,10 @@ pub struct Claims {
     pub username: Username,
     /// Issued at (unix seconds).
     pub iat: i64,
+    /// Not valid before (unix seconds); this service issues none, but a
+    /// token that carries one is held to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     /// Expires at (unix seconds).
     pub exp: i64,
     /// This token's id, which logout revokes.

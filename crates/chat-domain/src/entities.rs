@@ -18,8 +18,10 @@ pub struct User {
     pub id: UserId,
     /// The user's name, as spelled at registration.
     pub username: Username,
-    /// The user's email address.
-    pub email: Email,
+    /// The user's email address: only ever shown to the user themself,
+    /// `null` for anyone else.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub email: Option<Email>,
     /// Whether the user has at least one live WebSocket connection.
     pub is_online: bool,
     /// When the user registered.
@@ -49,10 +51,21 @@ impl UserAccount {
         User {
             id: self.id,
             username: self.username.clone(),
-            email: self.email.clone(),
+            email: Some(self.email.clone()),
             is_online,
             created_at: self.created_at,
         }
+    }
+
+    /// The user as `viewer` sees them: without the email address unless
+    /// `viewer` is this user (an address book of every user is not for
+    /// everyone to download).
+    pub fn to_user_seen_by(&self, viewer: UserId, is_online: bool) -> User {
+        let mut user = self.to_user(is_online);
+        if viewer != self.id {
+            user.email = None;
+        }
+        user
     }
 }
 

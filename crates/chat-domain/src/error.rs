@@ -15,6 +15,10 @@ pub enum DomainError {
         /// Why, as the end of a sentence ("must be 3-32 characters").
         reason: String,
     },
+    /// Message content with no visible character: empty, or only
+    /// whitespace, zero-width or other invisible characters.
+    #[error("content must hold a visible character")]
+    EmptyContent,
     /// Registration with a username someone already has (case-insensitive).
     #[error("username is already taken")]
     UsernameTaken,
@@ -30,6 +34,11 @@ pub enum DomainError {
     /// The token was revoked by logout.
     #[error("token has been revoked")]
     TokenRevoked,
+    /// A correctly signed token whose account does not exist (any more)
+    /// with that id and that username, e.g. one issued before the database
+    /// was reset.
+    #[error("token does not belong to an existing account")]
+    InvalidToken,
     /// Refresh asked for more than the refresh window before expiry.
     #[error("token can only be refreshed within 15 minutes of its expiry")]
     NotEligibleForRefresh,
@@ -89,11 +98,13 @@ impl DomainError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Validation { .. } => "validation_error",
+            Self::EmptyContent => "empty_content",
             Self::UsernameTaken => "username_taken",
             Self::EmailTaken => "email_taken",
             Self::InvalidCredentials => "invalid_credentials",
             Self::Unauthenticated => "unauthorized",
             Self::TokenRevoked => "token_revoked",
+            Self::InvalidToken => "invalid_token",
             Self::NotEligibleForRefresh => "not_eligible_for_refresh",
             Self::SenderMismatch => "sender_mismatch",
             Self::NotAMember => "not_a_member",

@@ -19,9 +19,9 @@
 //!     Username::parse("a").unwrap_err().code(),
 //!     "validation_error",
 //! );
-//! // Content is trimmed, then must be 1-4000 characters.
+//! // Content is trimmed, then must be 1-4000 characters with a visible one.
 //! assert_eq!(MessageContent::parse("  hi ").map(|c| c.into_inner()), Ok("hi".to_string()));
-//! assert!(matches!(MessageContent::parse("   "), Err(DomainError::Validation { .. })));
+//! assert_eq!(MessageContent::parse(" \u{200b} "), Err(DomainError::EmptyContent));
 //! ```
 //!
 //! Wiring a service (adapters come from other crates, such as

@@ -428,7 +428,8 @@ pub trait TokenCodec: Send + Sync {
     fn encode(&self, claims: &Claims) -> DomainResult<String>;
 
     /// Checks a token's signature and algorithm and returns its claims.
-    /// Expiry is checked by the caller against its clock. Any failure is
+    /// Expiry, `iat` and `nbf` are checked by the caller against its clock.
+    /// Any failure is
     /// `Unauthenticated`.
     fn decode(&self, token: &str) -> DomainResult<Claims>;
 }

@@ -205,16 +205,52 @@ impl MessageContent {
     /// Most characters a message may hold.
     pub const MAX_CHARS: usize = 4000;
 
-    /// Trims and validates message text.
+    /// Trims and validates message text: `EmptyContent` unless it holds a
+    /// visible character.
     pub fn parse(raw: impl AsRef<str>) -> DomainResult<Self> {
         let trimmed = raw.as_ref().trim();
-        if trimmed.is_empty() {
-            return Err(DomainError::invalid("content", "must not be empty"));
+        if !trimmed.chars().any(is_visible) {
+            return Err(DomainError::EmptyContent);
         }
         check_len("content", trimmed, 1, Self::MAX_CHARS)?;
         check_no_nul("content", trimmed)?;
         Ok(Self(trimmed.to_owned()))
     }
+}
+
+/// Whether `c` shows something on its own: not whitespace, not a control
+/// character, and not one of the characters that render as nothing
+/// (zero-width spaces and joiners, direction marks, fillers, variation
+/// selectors, tags: Unicode's invisible format characters). `trim` only
+/// removes whitespace, so a message of `"\u{200b}"` would look empty yet
+/// be stored.
+fn is_visible(c: char) -> bool {
+    !(c.is_whitespace() || c.is_control() || is_invisible_format(c))
+}
+
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E007F}'
+            | '\u{E0100}'..='\u{E01EF}'
+    )
 }
 
 string_value!(
@@ -331,9 +367,32 @@ mod tests {
             MessageContent::parse("  hi  ").expect("valid").as_str(),
             "hi"
         );
-        assert!(MessageContent::parse("   ").is_err());
+        assert_eq!(MessageContent::parse("   "), Err(DomainError::EmptyContent));
         assert!(MessageContent::parse("é".repeat(4000)).is_ok());
         assert!(MessageContent::parse("é".repeat(4001)).is_err());
+    }
+
+    #[test]
+    fn content_without_a_visible_character_is_empty() {
+        for invisible in [
+            "",
+            "\u{00a0}\u{200b}\u{3000}",
+            "\u{200b}",
+            "\u{200d}\u{2060}\u{feff}",
+            "\u{202e}\u{2066}\u{00ad}",
+            "\u{3164}\u{2800}\u{fe0f}",
+            "\t\r\n\u{1}",
+            "\u{e0041}\u{e0042}",
+        ] {
+            assert_eq!(
+                MessageContent::parse(invisible),
+                Err(DomainError::EmptyContent),
+                "{invisible:?}"
+            );
+        }
+        for visible in ["\u{200b}a\u{200b}", "👍", "\u{200d}x", "·", "\u{0301}"] {
+            assert!(MessageContent::parse(visible).is_ok(), "{visible:?}");
+        }
     }
 
     #[test]

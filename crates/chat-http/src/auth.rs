@@ -35,7 +35,7 @@ pub(crate) fn bearer_token(req: &HttpRequest) -> Option<String> {
 
 /// An extractor for routes that need a valid, unrevoked token: a handler
 /// taking `Authenticated` only runs for an authenticated caller; anyone
-/// else gets 401 (`unauthorized` or `token_revoked`).
+/// else gets 401 (`unauthorized`, `token_revoked` or `invalid_token`).
 ///
 /// ```ignore
 /// async fn profile(state: web::Data<ApiState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {

@@ -64,6 +64,17 @@ pub enum ApiError {
     /// A WebSocket handshake with a missing or invalid header.
     #[error("invalid WebSocket handshake: {0}")]
     InvalidHandshake(String),
+    /// The request body did not fully arrive in time
+    /// (`HTTP_REQUEST_TIMEOUT`).
+    #[error("the request body did not arrive within {secs} s")]
+    RequestTimeout {
+        /// The time limit, in seconds.
+        secs: u64,
+    },
+    /// A CORS preflight (or cross-origin request) the CORS rules refuse:
+    /// an origin, method or header that is not allowed.
+    #[error("cross-origin request refused: {0}")]
+    CorsRefused(String),
 }
 
 impl ApiError {
@@ -81,6 +92,8 @@ impl ApiError {
             Self::OriginNotAllowed => "origin_not_allowed",
             Self::UpgradeRequired => "upgrade_required",
             Self::InvalidHandshake(_) => "invalid_handshake",
+            Self::CorsRefused(_) => "cors_refused",
+            Self::RequestTimeout { .. } => "request_timeout",
         }
     }
 
@@ -106,13 +119,14 @@ impl ApiError {
 
 fn domain_status(err: &DomainError) -> StatusCode {
     match err {
-        DomainError::Validation { .. } | DomainError::TooManySubscriptions { .. } => {
-            StatusCode::BAD_REQUEST
-        }
+        DomainError::Validation { .. }
+        | DomainError::EmptyContent
+        | DomainError::TooManySubscriptions { .. } => StatusCode::BAD_REQUEST,
         DomainError::UsernameTaken | DomainError::EmailTaken => StatusCode::CONFLICT,
         DomainError::InvalidCredentials
         | DomainError::Unauthenticated
         | DomainError::TokenRevoked
+        | DomainError::InvalidToken
         | DomainError::NotEligibleForRefresh => StatusCode::UNAUTHORIZED,
         DomainError::SenderMismatch | DomainError::NotAMember | DomainError::Forbidden(_) => {
             StatusCode::FORBIDDEN
@@ -133,10 +147,12 @@ impl ResponseError for ApiError {
             Self::InvalidJson(_)
             | Self::InvalidQuery(_)
             | Self::InvalidPath(_)
-            | Self::InvalidHandshake(_) => StatusCode::BAD_REQUEST,
+            | Self::InvalidHandshake(_)
+            | Self::CorsRefused(_) => StatusCode::BAD_REQUEST,
             Self::OriginNotAllowed => StatusCode::FORBIDDEN,
             Self::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -233,11 +249,13 @@ mod tests {
     async fn every_domain_error_has_its_status() {
         let cases = [
             (DomainError::invalid("username", "too short"), 400),
+            (DomainError::EmptyContent, 400),
             (DomainError::UsernameTaken, 409),
             (DomainError::EmailTaken, 409),
             (DomainError::InvalidCredentials, 401),
             (DomainError::Unauthenticated, 401),
             (DomainError::TokenRevoked, 401),
+            (DomainError::InvalidToken, 401),
             (DomainError::NotEligibleForRefresh, 401),
             (DomainError::SenderMismatch, 403),
             (DomainError::NotAMember, 403),

@@ -69,6 +69,7 @@
 //! The standalone app is `HttpServer::new(move || chat_http::app(state.clone()))`.
 
 pub mod auth;
+pub mod body_deadline;
 mod client_addr;
 pub mod error;
 pub mod metrics;
@@ -83,11 +84,12 @@ mod state;
 pub mod web_client;
 pub mod ws;
 
-use actix_cors::Cors;
+use actix_cors::{Cors, CorsError};
 use actix_web::body::MessageBody;
 use actix_web::dev::{RequestHead, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::{web, App};
+use actix_web::middleware::Next;
+use actix_web::{web, App, ResponseError};
 
 pub use auth::{presented_token, Authenticated, TOKEN_COOKIE};
 pub use client_addr::client_addr;
@@ -118,7 +120,8 @@ pub fn configure(state: ApiState) -> impl Fn(&mut web::ServiceConfig) + Clone {
 }
 
 /// The standalone app: every route at the root, CORS from the settings,
-/// `X-Request-Id` and one tracing span per request.
+/// `X-Request-Id` and one tracing span per request, and a deadline on
+/// request bodies ([`body_deadline`]).
 ///
 /// ```ignore
 /// HttpServer::new(move || chat_http::app(state.clone())).bind(("0.0.0.0", 8080))?.run().await
@@ -136,7 +139,9 @@ pub fn app(
 > {
     let cors = cors(state.settings());
     App::new()
+        .wrap(actix_web::middleware::from_fn(body_deadline::body_deadline))
         .wrap(cors)
+        .wrap(actix_web::middleware::from_fn(cors_refusals_as_json))
         .wrap(actix_web::middleware::from_fn(trace_requests))
         .configure(configure(state))
 }
@@ -173,6 +178,32 @@ pub fn cors(settings: &HttpSettings) -> Cors {
                 .is_ok_and(|origin| origin_in(&origins, origin, host))
         },
     )
+}
+
+/// Rewrites a refusal of [`cors`] (a preflight from an origin, or asking
+/// for a method or header, that is not allowed) as the JSON error shape,
+/// 400 `cors_refused`: actix-cors answers those itself, in plain text.
+/// Wrap it around the `Cors` middleware.
+pub async fn cors_refusals_as_json(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let res = next.call(req).await?;
+    let refusal = res
+        .response()
+        .error()
+        .and_then(|err| err.as_error::<CorsError>())
+        .map(ToString::to_string);
+    let Some(reason) = refusal else {
+        return Ok(res.map_into_left_body());
+    };
+    let (req, refused) = res.into_parts();
+    let mut json = ApiError::CorsRefused(reason).error_response();
+    // What the answer varies by (Origin, ...) still holds for caches.
+    for value in refused.headers().get_all(header::VARY) {
+        json.headers_mut().append(header::VARY, value.clone());
+    }
+    Ok(ServiceResponse::new(req, json).map_into_right_body())
 }
 
 /// Whether a browser page at `origin` may use the API (and open its

@@ -150,6 +150,11 @@ fn add_common_errors(op: &mut Operation, is_static: bool) {
             "`invalid_json` (malformed JSON, wrong types, missing field) or `validation_error`",
         );
         ensure(
+            "408",
+            "`request_timeout`: the body did not fully arrive within HTTP_REQUEST_TIMEOUT \
+             (10 s by default); the connection is closed",
+        );
+        ensure(
             "413",
             "`payload_too_large`: the body is over the limit (64 KiB)",
         );
@@ -167,7 +172,8 @@ fn add_common_errors(op: &mut Operation, is_static: bool) {
     if secured {
         ensure(
             "401",
-            "`unauthorized` (no, forged or expired token) or `token_revoked`",
+            "`unauthorized` (no, forged or expired token), `token_revoked` or \
+             `invalid_token` (its account no longer exists with that id and name)",
         );
         ensure(
             "503",
@@ -258,5 +264,30 @@ mod tests {
         assert_eq!(schemes["bearer_auth"]["scheme"], "bearer");
         assert_eq!(schemes["cookie_auth"]["name"], "jwt_token");
         assert!(doc.get("servers").is_none());
+    }
+
+    #[test]
+    fn a_users_email_is_always_there_and_may_be_null() {
+        let doc = serde_json::to_value(document_for("")).expect("serializes");
+        let user = &doc["components"]["schemas"]["User"];
+        let required: Vec<&str> = user["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        assert!(required.contains(&"email"), "{user}");
+        let email = user["properties"]["email"].to_string();
+        assert!(email.contains("null"), "{email}");
+    }
+
+    #[test]
+    fn routes_with_a_body_document_the_body_deadline() {
+        let doc = serde_json::to_value(document_for("")).expect("serializes");
+        let register = &doc["paths"]["/api/auth/register"]["post"]["responses"]["408"];
+        assert!(
+            register["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("request_timeout")),
+            "{register}"
+        );
     }
 }

@@ -88,6 +88,10 @@ pub struct HttpSettings {
     pub ws: WsSettings,
     /// Largest request body read, in bytes.
     pub body_limit: usize,
+    /// How long a request's body may take to arrive, from its head
+    /// (`HTTP_REQUEST_TIMEOUT`); past it: 408 `request_timeout` and the
+    /// connection is closed.
+    pub request_timeout: Duration,
 }
 
 impl Default for HttpSettings {
@@ -99,6 +103,7 @@ impl Default for HttpSettings {
             trusted_proxies: Vec::new(),
             ws: WsSettings::default(),
             body_limit: DEFAULT_BODY_LIMIT,
+            request_timeout: crate::body_deadline::DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }

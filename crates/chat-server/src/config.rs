@@ -66,6 +66,9 @@ pub struct DatabaseConfig {
     pub url: String,
     /// Most pooled connections (`DB_POOL_SIZE`).
     pub pool_size: usize,
+    /// `DB_STATEMENT_TIMEOUT` (5s): the time limit of every statement,
+    /// pool checkout and store call; past it, 503 `store_unavailable`.
+    pub statement_timeout: Duration,
 }
 
 impl fmt::Debug for DatabaseConfig {
@@ -73,6 +76,7 @@ impl fmt::Debug for DatabaseConfig {
         f.debug_struct("DatabaseConfig")
             .field("url", &"<redacted>")
             .field("pool_size", &self.pool_size)
+            .field("statement_timeout", &self.statement_timeout)
             .finish()
     }
 }
@@ -157,6 +161,9 @@ pub struct Config {
     pub auth_rate_limit: u32,
     /// `TRUSTED_PROXIES` (none).
     pub trusted_proxies: Vec<IpAddr>,
+    /// `HTTP_REQUEST_TIMEOUT` (10s): how long a request's body may take
+    /// to arrive; past it, 408 `request_timeout` and the connection closes.
+    pub http_request_timeout: Duration,
     /// `METRICS_ENABLED` (true): serve `GET /metrics` (Prometheus text)
     /// and record metrics; false: `/metrics` is a 404 and nothing is
     /// recorded.
@@ -202,17 +209,30 @@ impl ConfigError {
     }
 }
 
-/// JWT secrets published in documentation and example files: anyone can
-/// sign tokens with them.
+/// JWT secrets published in documentation and example files (the old
+/// service's README, this project's docs, examples and scripts): anyone can
+/// sign tokens with them. Long ones pass the length rule, so only this list
+/// stops them.
 const KNOWN_DEFAULT_SECRETS: &[&str] = &[
     "your-secret-key-change-this-in-production",
+    "your-very-strong-secret-key-here",
+    "development-secret-key",
     "your-secret-key",
     "change-me",
     "changeme",
     "change-this",
     "secret",
     "jwt-secret",
+    "a secret of at least thirty-two bytes!",
+    "bench-secret-bench-secret-bench-secret-123",
+    "bench-cluster-secret-0123456789abcdef-xyz",
+    "bench-smoke-secret-0123456789abcdef0123",
 ];
+
+/// The fewest distinct characters a production JWT secret may have: a
+/// long run of few characters (`aaaa...`, `abab...`) is guessable however
+/// long it is, while `openssl rand -hex 32` gives about 16.
+pub const MIN_PRODUCTION_SECRET_DISTINCT_CHARS: usize = 10;
 
 /// The shortest JWT secret production accepts, in bytes (HS256's key size).
 pub const MIN_PRODUCTION_SECRET_BYTES: usize = 32;
@@ -280,6 +300,10 @@ impl Config {
                 "attempts per minute (0 turns the limit off)",
             )?,
             trusted_proxies: trusted_proxies(&r)?,
+            http_request_timeout: r.duration(
+                "HTTP_REQUEST_TIMEOUT",
+                chat_http::body_deadline::DEFAULT_REQUEST_TIMEOUT,
+            )?,
             metrics_enabled: r.flag("METRICS_ENABLED", true)?,
             warnings,
         })
@@ -294,6 +318,7 @@ impl Config {
             trusted_proxies: self.trusted_proxies.clone(),
             ws: self.ws.clone(),
             body_limit: chat_http::DEFAULT_BODY_LIMIT,
+            request_timeout: self.http_request_timeout,
         }
     }
 }
@@ -447,6 +472,16 @@ fn secret_weakness(secret: &str) -> Option<String> {
     if secret.len() < MIN_PRODUCTION_SECRET_BYTES {
         return Some(format!("is only {} bytes long", secret.len()));
     }
+    let distinct = secret
+        .chars()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    if distinct < MIN_PRODUCTION_SECRET_DISTINCT_CHARS {
+        return Some(format!(
+            "has only {distinct} distinct characters (low entropy; at least \
+             {MIN_PRODUCTION_SECRET_DISTINCT_CHARS} are needed)"
+        ));
+    }
     None
 }
 
@@ -492,6 +527,10 @@ fn database(r: &Reader<'_>) -> Result<Option<DatabaseConfig>, ConfigError> {
         1..=10_000,
         "a connection count, 1-10000",
     )?;
+    let statement_timeout = r.duration(
+        "DB_STATEMENT_TIMEOUT",
+        chat_store_postgres::DEFAULT_STATEMENT_TIMEOUT,
+    )?;
     if let Some(url) = r.get("DATABASE_URL") {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(ConfigError::Invalid {
@@ -504,6 +543,7 @@ fn database(r: &Reader<'_>) -> Result<Option<DatabaseConfig>, ConfigError> {
         return Ok(Some(DatabaseConfig {
             url: url.to_owned(),
             pool_size,
+            statement_timeout,
         }));
     }
     if !DB_PARTS.iter().any(|part| r.get(part).is_some()) {
@@ -512,6 +552,7 @@ fn database(r: &Reader<'_>) -> Result<Option<DatabaseConfig>, ConfigError> {
     Ok(Some(DatabaseConfig {
         url: database_url_from_parts(r)?,
         pool_size,
+        statement_timeout,
     }))
 }
 
@@ -885,6 +926,30 @@ mod tests {
     }
 
     #[test]
+    fn the_statement_timeout_is_5s_unless_set() {
+        let url = ("DATABASE_URL", "postgres://chat@db/chat");
+        let db = |c: Config| c.database.expect("PostgreSQL");
+        assert_eq!(db(config(&[url])).statement_timeout, Duration::from_secs(5));
+        let c = config(&[url, ("DB_STATEMENT_TIMEOUT", "1s")]);
+        assert_eq!(db(c).statement_timeout, Duration::from_secs(1));
+        let err = error(&[url, ("DB_STATEMENT_TIMEOUT", "soon")]);
+        assert_eq!(err.var(), Some("DB_STATEMENT_TIMEOUT"));
+    }
+
+    #[test]
+    fn the_request_timeout_is_10s_unless_set() {
+        assert_eq!(config(&[]).http_request_timeout, Duration::from_secs(10));
+        let c = config(&[("HTTP_REQUEST_TIMEOUT", "1500ms")]);
+        assert_eq!(c.http_request_timeout, Duration::from_millis(1500));
+        assert_eq!(
+            c.http_settings().request_timeout,
+            Duration::from_millis(1500)
+        );
+        let err = error(&[("HTTP_REQUEST_TIMEOUT", "0")]);
+        assert_eq!(err.var(), Some("HTTP_REQUEST_TIMEOUT"));
+    }
+
+    #[test]
     fn production_refuses_a_missing_secret() {
         let err = error(&[("ENVIRONMENT", "production")]);
         assert_eq!(err.var(), Some("JWT_SECRET"));
@@ -913,6 +978,35 @@ mod tests {
             assert_eq!(err.var(), Some("JWT_SECRET"));
             assert!(err.to_string().contains("default"), "{err}");
         }
+    }
+
+    #[test]
+    fn production_refuses_long_published_examples() {
+        for known in [
+            "your-very-strong-secret-key-here",
+            "development-secret-key",
+            "bench-cluster-secret-0123456789abcdef-xyz",
+        ] {
+            let err = error(&[("ENVIRONMENT", "production"), ("JWT_SECRET", known)]);
+            assert_eq!(err.var(), Some("JWT_SECRET"));
+            assert!(err.to_string().contains("published"), "{err}");
+        }
+    }
+
+    #[test]
+    fn production_refuses_a_low_entropy_secret() {
+        for weak in ["a".repeat(32), "ab".repeat(40), "123456789".repeat(4)] {
+            let err = error(&[("ENVIRONMENT", "production"), ("JWT_SECRET", &weak)]);
+            assert_eq!(err.var(), Some("JWT_SECRET"));
+            assert!(err.to_string().contains("distinct characters"), "{err}");
+            assert!(!err.to_string().contains(&weak), "not echoed: {err}");
+        }
+        let ten = "0123456789".repeat(4);
+        assert!(Config::from_vars(&vars(&[
+            ("ENVIRONMENT", "production"),
+            ("JWT_SECRET", &ten)
+        ]))
+        .is_ok());
     }
 
     #[test]

@@ -268,7 +268,7 @@ async fn open_store(config: &Config) -> io::Result<(Stores, Option<PgStore>)> {
         Some(db) => {
             let target = chat_store_postgres::database_target(&db.url);
             tracing::info!(database = %target, pool_size = db.pool_size, "store: PostgreSQL");
-            let store = PgStore::connect(&db.url, db.pool_size)
+            let store = PgStore::connect_with(&db.url, db.pool_size, db.statement_timeout)
                 .await
                 .map_err(io::Error::other)?;
             Ok((Stores::single(Arc::new(store.clone())), Some(store)))

@@ -59,6 +59,10 @@ pub(crate) fn db_error(err: DieselError) -> DomainError {
         tracing::warn!(error = %err, "PostgreSQL connection lost");
         return DomainError::StoreUnavailable;
     }
+    if is_statement_timeout(&err) {
+        tracing::warn!(error = %err, "PostgreSQL statement timed out");
+        return DomainError::StoreUnavailable;
+    }
     tracing::error!(error = %err, "unexpected PostgreSQL error");
     DomainError::internal(err)
 }
@@ -81,6 +85,18 @@ pub(crate) fn foreign_key_violation(err: &DieselError) -> Option<&str> {
         }
         _ => None,
     }
+}
+
+/// Whether PostgreSQL cancelled the statement because it ran past the
+/// connection's `statement_timeout` (SQLSTATE 57014, which diesel only
+/// exposes through the message): the database is too slow or blocked to
+/// serve right now, which is not a bug.
+fn is_statement_timeout(err: &DieselError) -> bool {
+    matches!(
+        err,
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+            if info.message().starts_with("canceling statement due to statement timeout")
+    )
 }
 
 /// Whether the error means the server went away mid-query. diesel-async

@@ -13,6 +13,7 @@
 use std::collections::{HashMap, HashSet};
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chat_domain::{DomainError, DomainResult, Message, NewMessage, Stored, UserAccount, Username};
 use diesel::prelude::*;
@@ -25,6 +26,7 @@ use crate::error::{db_error, foreign_key_violation, pool_error};
 use crate::rows::{MessageRow, NewMessageRow, UserRow};
 use crate::schema::{messages, users};
 use crate::sql::lower;
+use crate::store::within_deadline;
 use crate::unnest::MessageBatch;
 use crate::writer::{BatchSink, Placed};
 
@@ -35,11 +37,22 @@ pub(crate) struct PgBatchSink {
     /// direct messages are usually there, and then the batch is one
     /// statement (the insert) instead of two.
     pub accounts: Arc<AccountCache>,
+    /// How long one batch may take, checkout included.
+    pub deadline: Duration,
 }
 
 impl BatchSink for PgBatchSink {
+    /// A batch cut short by the deadline fails every message of it with
+    /// `StoreUnavailable`, committed or not (as when the connection
+    /// breaks): the writer goes on with the next batch instead of waiting
+    /// for a database that does not answer.
     async fn write(&self, batch: Vec<NewMessage>) -> Vec<DomainResult<Placed>> {
-        write_on_pool(&self.pool, &self.accounts, &batch).await
+        let count = batch.len();
+        let written = within_deadline(&self.pool, self.deadline, async {
+            Ok(write_on_pool(&self.pool, &self.accounts, &batch).await)
+        })
+        .await;
+        written.unwrap_or_else(|err| vec![Err(err); count])
     }
 }
 

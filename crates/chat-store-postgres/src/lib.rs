@@ -42,7 +42,12 @@
 //!   naming `host:port/database` after at most [`CONNECT_TIMEOUT`]. At run
 //!   time a lost database makes calls fail with
 //!   `DomainError::StoreUnavailable`; broken connections are replaced on
-//!   the next checkout, so the store recovers by itself.
+//!   the next checkout, so the store recovers by itself. One that stops
+//!   answering (overloaded, frozen, cut off) does too, within the
+//!   statement timeout ([`PgStore::connect_with`], default
+//!   [`DEFAULT_STATEMENT_TIMEOUT`]): PostgreSQL's `statement_timeout` on
+//!   every connection, time limits on checkouts and connection openings,
+//!   and a client-side deadline on every call.
 //! - **Constraints live in the database**: case-insensitive unique
 //!   usernames and emails (a registration race is `UsernameTaken`, never an
 //!   internal error), foreign keys, and a CHECK that a message is exactly one
@@ -84,7 +89,7 @@ mod writer;
 pub use error::StartupError;
 pub use store::{
     build_pool, check_reachable, database_target, run_migrations, PgStore, CONNECT_TIMEOUT,
-    MIGRATIONS,
+    DEFAULT_STATEMENT_TIMEOUT, MIGRATIONS,
 };
 
 /// Registers the help text of the pool gauges that

@@ -41,10 +41,13 @@ impl MessageStore for PgStore {
     /// Queued for the group-commit writer, which stores it with whatever
     /// else is waiting in one statement; answered after that commit.
     async fn insert_message(&self, new: &NewMessage) -> DomainResult<Stored> {
-        self.writer()
-            .write(new.clone())
-            .await
-            .map(|(stored, _)| stored)
+        self.within(async {
+            self.writer()
+                .write(new.clone())
+                .await
+                .map(|(stored, _)| stored)
+        })
+        .await
     }
 
     /// The position of a new message is its `seq`: commit order, the
@@ -54,7 +57,8 @@ impl MessageStore for PgStore {
         &self,
         new: &NewMessage,
     ) -> DomainResult<(Stored, Option<u64>)> {
-        self.writer().write(new.clone()).await
+        self.within(async { self.writer().write(new.clone()).await })
+            .await
     }
 
     /// Yes: `seq`, which every list orders by. A message's live frame
@@ -70,15 +74,18 @@ impl MessageStore for PgStore {
     }
 
     async fn message_by_id(&self, id: MessageId) -> DomainResult<Option<Message>> {
-        let mut conn = self.conn().await?;
-        select_messages()
-            .filter(messages::id.eq(id.as_uuid()))
-            .first::<MessageRow>(&mut conn)
-            .await
-            .optional()
-            .map_err(db_error)?
-            .map(Message::try_from)
-            .transpose()
+        self.within(async {
+            let mut conn = self.conn().await?;
+            select_messages()
+                .filter(messages::id.eq(id.as_uuid()))
+                .first::<MessageRow>(&mut conn)
+                .await
+                .optional()
+                .map_err(db_error)?
+                .map(Message::try_from)
+                .transpose()
+        })
+        .await
     }
 
     /// The row's `seq`, read in the same statement.
@@ -86,18 +93,21 @@ impl MessageStore for PgStore {
         &self,
         id: MessageId,
     ) -> DomainResult<Option<(Message, Option<u64>)>> {
-        let mut conn = self.conn().await?;
-        let Some(row) = select_messages()
-            .filter(messages::id.eq(id.as_uuid()))
-            .first::<MessageRow>(&mut conn)
-            .await
-            .optional()
-            .map_err(db_error)?
-        else {
-            return Ok(None);
-        };
-        let position = u64::try_from(row.seq).ok();
-        Ok(Some((Message::try_from(row)?, position)))
+        self.within(async {
+            let mut conn = self.conn().await?;
+            let Some(row) = select_messages()
+                .filter(messages::id.eq(id.as_uuid()))
+                .first::<MessageRow>(&mut conn)
+                .await
+                .optional()
+                .map_err(db_error)?
+            else {
+                return Ok(None);
+            };
+            let position = u64::try_from(row.seq).ok();
+            Ok(Some((Message::try_from(row)?, position)))
+        })
+        .await
     }
 
     /// Direct messages are matched by the viewer's id (the name is for
@@ -108,27 +118,30 @@ impl MessageStore for PgStore {
         _viewer_name: &Username,
         page: PageRequest<MessageId>,
     ) -> DomainResult<Page<Message>> {
-        let mut conn = self.conn().await?;
-        let page = positions(&mut conn, &page).await?;
-        // The rooms first, so that each gets its own branch on the
-        // (room_id, seq) index: a single `room_id IN (...)` branch cannot be
-        // read in seq order and makes PostgreSQL scan far more rows.
-        let rooms: Vec<Uuid> = room_members::table
-            .filter(room_members::user_id.eq(viewer.as_uuid()))
-            .select(room_members::room_id)
-            .load(&mut conn)
-            .await
-            .map_err(db_error)?;
-        let branches = visible_sources(viewer.as_uuid(), rooms)
-            .into_iter()
-            .map(|source| paged!(source, messages::seq, &page, position))
-            .collect();
-        let newest_first = !matches!(page.cursor, Cursor::After(_));
-        let rows = MergedPages::new(branches, newest_first, probe_limit(&page))
-            .load(&mut conn)
-            .await
-            .map_err(db_error)?;
-        to_page(rows, &page)
+        self.within(async {
+            let mut conn = self.conn().await?;
+            let page = positions(&mut conn, &page).await?;
+            // The rooms first, so that each gets its own branch on the
+            // (room_id, seq) index: a single `room_id IN (...)` branch cannot be
+            // read in seq order and makes PostgreSQL scan far more rows.
+            let rooms: Vec<Uuid> = room_members::table
+                .filter(room_members::user_id.eq(viewer.as_uuid()))
+                .select(room_members::room_id)
+                .load(&mut conn)
+                .await
+                .map_err(db_error)?;
+            let branches = visible_sources(viewer.as_uuid(), rooms)
+                .into_iter()
+                .map(|source| paged!(source, messages::seq, &page, position))
+                .collect();
+            let newest_first = !matches!(page.cursor, Cursor::After(_));
+            let rows = MergedPages::new(branches, newest_first, probe_limit(&page))
+                .load(&mut conn)
+                .await
+                .map_err(db_error)?;
+            to_page(rows, &page)
+        })
+        .await
     }
 
     async fn direct_messages(
@@ -137,27 +150,30 @@ impl MessageStore for PgStore {
         b: &Username,
         page: PageRequest<MessageId>,
     ) -> DomainResult<Page<Message>> {
-        let mut conn = self.conn().await?;
-        let page = positions(&mut conn, &page).await?;
-        let (Some(a), Some(b)) = (
-            account_id(&mut conn, a).await?,
-            account_id(&mut conn, b).await?,
-        ) else {
-            return Ok(Page::from_probe(Vec::new(), &page));
-        };
-        // Same expressions as the messages_direct_pair_seq_idx index, so the
-        // whole conversation is one index range in seq order. Rust and
-        // PostgreSQL both order UUIDs by their bytes.
-        let (low, high) = if a <= b { (a, b) } else { (b, a) };
-        let query = select_messages()
-            .filter(messages::recipient_id.is_not_null())
-            .filter(least(messages::sender_id.nullable(), messages::recipient_id).eq(low))
-            .filter(greatest(messages::sender_id.nullable(), messages::recipient_id).eq(high));
-        let rows = paged!(query, messages::seq, &page, position)
-            .load(&mut conn)
-            .await
-            .map_err(db_error)?;
-        to_page(rows, &page)
+        self.within(async {
+            let mut conn = self.conn().await?;
+            let page = positions(&mut conn, &page).await?;
+            let (Some(a), Some(b)) = (
+                account_id(&mut conn, a).await?,
+                account_id(&mut conn, b).await?,
+            ) else {
+                return Ok(Page::from_probe(Vec::new(), &page));
+            };
+            // Same expressions as the messages_direct_pair_seq_idx index, so the
+            // whole conversation is one index range in seq order. Rust and
+            // PostgreSQL both order UUIDs by their bytes.
+            let (low, high) = if a <= b { (a, b) } else { (b, a) };
+            let query = select_messages()
+                .filter(messages::recipient_id.is_not_null())
+                .filter(least(messages::sender_id.nullable(), messages::recipient_id).eq(low))
+                .filter(greatest(messages::sender_id.nullable(), messages::recipient_id).eq(high));
+            let rows = paged!(query, messages::seq, &page, position)
+                .load(&mut conn)
+                .await
+                .map_err(db_error)?;
+            to_page(rows, &page)
+        })
+        .await
     }
 
     async fn room_messages(
@@ -165,14 +181,17 @@ impl MessageStore for PgStore {
         room: RoomId,
         page: PageRequest<MessageId>,
     ) -> DomainResult<Page<Message>> {
-        let mut conn = self.conn().await?;
-        let page = positions(&mut conn, &page).await?;
-        let query = select_messages().filter(messages::room_id.eq(room.as_uuid()));
-        let rows = paged!(query, messages::seq, &page, position)
-            .load(&mut conn)
-            .await
-            .map_err(db_error)?;
-        to_page(rows, &page)
+        self.within(async {
+            let mut conn = self.conn().await?;
+            let page = positions(&mut conn, &page).await?;
+            let query = select_messages().filter(messages::room_id.eq(room.as_uuid()));
+            let rows = paged!(query, messages::seq, &page, position)
+                .load(&mut conn)
+                .await
+                .map_err(db_error)?;
+            to_page(rows, &page)
+        })
+        .await
     }
 }
 

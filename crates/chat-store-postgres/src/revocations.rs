@@ -20,42 +20,51 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 #[async_trait]
 impl RevocationStore for PgStore {
     async fn revoke(&self, token: TokenId, expires_at: OffsetDateTime) -> DomainResult<()> {
-        let mut conn = self.conn().await?;
-        // Revoking twice keeps the later expiry, so the token stays revoked
-        // for as long as it could be used.
-        diesel::insert_into(revoked_tokens::table)
-            .values((
-                revoked_tokens::jti.eq(token.as_uuid()),
-                revoked_tokens::expires_at.eq(expires_at),
-            ))
-            .on_conflict(revoked_tokens::jti)
-            .do_update()
-            .set(revoked_tokens::expires_at.eq(crate::sql::greatest_time(
-                revoked_tokens::expires_at,
-                diesel::upsert::excluded(revoked_tokens::expires_at),
-            )))
-            .execute(&mut conn)
-            .await
-            .map(drop)
-            .map_err(db_error)
+        self.within(async {
+            let mut conn = self.conn().await?;
+            // Revoking twice keeps the later expiry, so the token stays revoked
+            // for as long as it could be used.
+            diesel::insert_into(revoked_tokens::table)
+                .values((
+                    revoked_tokens::jti.eq(token.as_uuid()),
+                    revoked_tokens::expires_at.eq(expires_at),
+                ))
+                .on_conflict(revoked_tokens::jti)
+                .do_update()
+                .set(revoked_tokens::expires_at.eq(crate::sql::greatest_time(
+                    revoked_tokens::expires_at,
+                    diesel::upsert::excluded(revoked_tokens::expires_at),
+                )))
+                .execute(&mut conn)
+                .await
+                .map(drop)
+                .map_err(db_error)
+        })
+        .await
     }
 
     async fn is_revoked(&self, token: TokenId) -> DomainResult<bool> {
-        let mut conn = self.conn().await?;
-        select(exists(revoked_tokens::table.find(token.as_uuid())))
-            .get_result(&mut conn)
-            .await
-            .map_err(db_error)
+        self.within(async {
+            let mut conn = self.conn().await?;
+            select(exists(revoked_tokens::table.find(token.as_uuid())))
+                .get_result(&mut conn)
+                .await
+                .map_err(db_error)
+        })
+        .await
     }
 
     async fn purge_expired(&self, now: OffsetDateTime) -> DomainResult<u64> {
-        let mut conn = self.conn().await?;
-        let purged =
-            diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.lt(now)))
-                .execute(&mut conn)
-                .await
-                .map_err(db_error)?;
-        Ok(u64::try_from(purged).unwrap_or(u64::MAX))
+        self.within(async {
+            let mut conn = self.conn().await?;
+            let purged =
+                diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.lt(now)))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(db_error)?;
+            Ok(u64::try_from(purged).unwrap_or(u64::MAX))
+        })
+        .await
     }
 }
 

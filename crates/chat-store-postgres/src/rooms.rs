@@ -18,83 +18,96 @@ use crate::store::PgStore;
 #[async_trait]
 impl RoomStore for PgStore {
     async fn create_room(&self, room: &Room) -> DomainResult<()> {
-        let mut conn = self.conn().await?;
-        let row = RoomRow::from(room);
-        // One multi-row INSERT assigns join_seq in the order of `members`.
-        let members: Vec<_> = room
-            .members
-            .iter()
-            .map(|user| {
-                (
-                    room_members::room_id.eq(row.id),
-                    room_members::user_id.eq(user.as_uuid()),
-                )
-            })
-            .collect();
-        conn.transaction::<_, diesel::result::Error, _>(|conn| {
-            async move {
-                diesel::insert_into(rooms::table)
-                    .values(&row)
-                    .execute(conn)
-                    .await?;
-                if !members.is_empty() {
-                    diesel::insert_into(room_members::table)
-                        .values(&members)
-                        .on_conflict_do_nothing()
+        self.within(async {
+            let mut conn = self.conn().await?;
+            let row = RoomRow::from(room);
+            // One multi-row INSERT assigns join_seq in the order of `members`.
+            let members: Vec<_> = room
+                .members
+                .iter()
+                .map(|user| {
+                    (
+                        room_members::room_id.eq(row.id),
+                        room_members::user_id.eq(user.as_uuid()),
+                    )
+                })
+                .collect();
+            conn.transaction::<_, diesel::result::Error, _>(|conn| {
+                async move {
+                    diesel::insert_into(rooms::table)
+                        .values(&row)
                         .execute(conn)
                         .await?;
+                    if !members.is_empty() {
+                        diesel::insert_into(room_members::table)
+                            .values(&members)
+                            .on_conflict_do_nothing()
+                            .execute(conn)
+                            .await?;
+                    }
+                    Ok(())
                 }
-                Ok(())
-            }
-            .scope_boxed()
+                .scope_boxed()
+            })
+            .await
+            .map_err(membership_error)
         })
         .await
-        .map_err(membership_error)
     }
 
     async fn room_by_id(&self, id: RoomId) -> DomainResult<Option<Room>> {
-        let mut conn = self.conn().await?;
-        let row: Option<RoomRow> = rooms::table
-            .find(id.as_uuid())
-            .select(RoomRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()
-            .map_err(db_error)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let members = room_members::table
-            .filter(room_members::room_id.eq(row.id))
-            .order(room_members::join_seq.asc())
-            .select(room_members::user_id)
-            .load(&mut conn)
-            .await
-            .map_err(db_error)?;
-        row.into_room(members).map(Some)
+        self.within(async {
+            let mut conn = self.conn().await?;
+            let row: Option<RoomRow> = rooms::table
+                .find(id.as_uuid())
+                .select(RoomRow::as_select())
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(db_error)?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let members = room_members::table
+                .filter(room_members::room_id.eq(row.id))
+                .order(room_members::join_seq.asc())
+                .select(room_members::user_id)
+                .load(&mut conn)
+                .await
+                .map_err(db_error)?;
+            row.into_room(members).map(Some)
+        })
+        .await
     }
 
     async fn add_member(&self, room: RoomId, user: UserId) -> DomainResult<bool> {
-        let mut conn = self.conn().await?;
-        let inserted = diesel::insert_into(room_members::table)
-            .values((
-                room_members::room_id.eq(room.as_uuid()),
-                room_members::user_id.eq(user.as_uuid()),
-            ))
-            .on_conflict_do_nothing()
-            .execute(&mut conn)
-            .await
-            .map_err(membership_error)?;
-        Ok(inserted > 0)
+        self.within(async {
+            let mut conn = self.conn().await?;
+            let inserted = diesel::insert_into(room_members::table)
+                .values((
+                    room_members::room_id.eq(room.as_uuid()),
+                    room_members::user_id.eq(user.as_uuid()),
+                ))
+                .on_conflict_do_nothing()
+                .execute(&mut conn)
+                .await
+                .map_err(membership_error)?;
+            Ok(inserted > 0)
+        })
+        .await
     }
 
     async fn remove_member(&self, room: RoomId, user: UserId) -> DomainResult<bool> {
-        let mut conn = self.conn().await?;
-        let deleted = diesel::delete(room_members::table.find((room.as_uuid(), user.as_uuid())))
-            .execute(&mut conn)
-            .await
-            .map_err(db_error)?;
-        Ok(deleted > 0)
+        self.within(async {
+            let mut conn = self.conn().await?;
+            let deleted =
+                diesel::delete(room_members::table.find((room.as_uuid(), user.as_uuid())))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(db_error)?;
+            Ok(deleted > 0)
+        })
+        .await
     }
 
     async fn rooms_of_user(
@@ -103,30 +116,34 @@ impl RoomStore for PgStore {
         viewer: UserId,
         page: PageRequest<RoomId>,
     ) -> DomainResult<Page<Room>> {
-        let mut conn = self.conn().await?;
-        let rooms_of = |user: UserId| {
-            room_members::table
-                .filter(room_members::user_id.eq(user.as_uuid()))
-                .select(room_members::room_id)
-        };
-        let query = rooms::table
-            .filter(rooms::id.eq_any(rooms_of(member)))
-            .filter(rooms::id.eq_any(rooms_of(viewer)))
-            .select(RoomRow::as_select())
-            .into_boxed();
-        let rows: Vec<RoomRow> = paged!(query, rooms::id, &page, |id: RoomId| id.as_uuid())
-            .load(&mut conn)
-            .await
-            .map_err(db_error)?;
-        let mut members = members_of(&mut conn, rows.iter().map(|row| row.id).collect()).await?;
-        let rooms = rows
-            .into_iter()
-            .map(|row| {
-                let ids = members.remove(&row.id).unwrap_or_default();
-                row.into_room(ids)
-            })
-            .collect::<DomainResult<Vec<_>>>()?;
-        Ok(Page::from_probe(rooms, &page))
+        self.within(async {
+            let mut conn = self.conn().await?;
+            let rooms_of = |user: UserId| {
+                room_members::table
+                    .filter(room_members::user_id.eq(user.as_uuid()))
+                    .select(room_members::room_id)
+            };
+            let query = rooms::table
+                .filter(rooms::id.eq_any(rooms_of(member)))
+                .filter(rooms::id.eq_any(rooms_of(viewer)))
+                .select(RoomRow::as_select())
+                .into_boxed();
+            let rows: Vec<RoomRow> = paged!(query, rooms::id, &page, |id: RoomId| id.as_uuid())
+                .load(&mut conn)
+                .await
+                .map_err(db_error)?;
+            let mut members =
+                members_of(&mut conn, rows.iter().map(|row| row.id).collect()).await?;
+            let rooms = rows
+                .into_iter()
+                .map(|row| {
+                    let ids = members.remove(&row.id).unwrap_or_default();
+                    row.into_room(ids)
+                })
+                .collect::<DomainResult<Vec<_>>>()?;
+            Ok(Page::from_probe(rooms, &page))
+        })
+        .await
     }
 }
 

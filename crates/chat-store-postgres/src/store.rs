@@ -2,12 +2,14 @@
 //! the embedded migrations ran, and the group-commit writer of messages.
 
 use std::fmt;
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_domain::{DomainResult, NewMessage, Stored};
+use chat_domain::{DomainError, DomainResult, NewMessage, Stored};
 use deadpool::Runtime;
+use diesel::result::ConnectionError;
 use diesel::RunQueryDsl as _;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
@@ -15,6 +17,7 @@ use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
 use diesel_async::AsyncPgConnection;
+use diesel_async::SimpleAsyncConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use futures_util::FutureExt as _;
 
@@ -32,9 +35,9 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations")
 /// How long opening one connection may take, at start and in the pool.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long a request waits for a free pooled connection before the store
-/// reports itself unavailable.
-const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default time limit of one store call and of each statement
+/// (`DB_STATEMENT_TIMEOUT`): see [`PgStore::connect_with`].
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Advisory lock key held while migrating, so instances starting together
 /// migrate one after the other (the second then finds nothing to do).
@@ -52,8 +55,10 @@ const MIGRATION_LOCK_KEY: i64 = 0x6368_6174_6d69_6772;
 pub struct PgStore {
     pool: Pool<AsyncPgConnection>,
     writer: Arc<BatchWriter<PgBatchSink>>,
-    /// Accounts already read by name (see `account_cache.rs`).
+    /// Accounts already read by name and id (see `account_cache.rs`).
     accounts: Arc<AccountCache>,
+    /// How long one call of a store port may take, checkout included.
+    deadline: Duration,
 }
 
 impl fmt::Debug for PgStore {
@@ -76,11 +81,27 @@ impl PgStore {
     /// The message writer gets a connection of its own (so at most
     /// `pool_size + 1` connections), opened on its thread.
     pub async fn connect(url: &str, pool_size: usize) -> Result<Self, StartupError> {
+        Self::connect_with(url, pool_size, DEFAULT_STATEMENT_TIMEOUT).await
+    }
+
+    /// [`PgStore::connect`], with `statement_timeout` as the time limit
+    /// of every statement (PostgreSQL's `statement_timeout`, set on each
+    /// connection of the pools), of every pool checkout and connection
+    /// opening, and, on the client's side, of every call of a store port
+    /// as a whole: a database that stops answering, even one frozen with
+    /// its connections open, makes calls fail with `StoreUnavailable`
+    /// within about that time instead of hanging.
+    pub async fn connect_with(
+        url: &str,
+        pool_size: usize,
+        statement_timeout: Duration,
+    ) -> Result<Self, StartupError> {
         // One connector (its root certificates read once) for all three.
         let connector = Connector::from_url(url)?;
         migrate(&connector).await?;
-        let pool = pool_on(connector.clone(), pool_size)?;
-        let store = Self::assemble(pool, pool_on(connector, 1)?);
+        let pool = pool_on(connector.clone(), pool_size, statement_timeout)?;
+        let writer_pool = pool_on(connector, 1, statement_timeout)?;
+        let store = Self::assemble(pool, writer_pool, statement_timeout);
         tracing::info!(
             database = %database_target(url),
             pool_size = pool_size.max(1),
@@ -93,22 +114,30 @@ impl PgStore {
     /// runtime and timeouts set, or an unreachable database makes requests
     /// wait instead of failing with `StoreUnavailable`.
     ///
-    /// The message writer takes its connections from this pool too.
+    /// The message writer takes its connections from this pool too. Calls
+    /// are bounded by [`DEFAULT_STATEMENT_TIMEOUT`] on the client's side.
     pub fn from_pool(pool: Pool<AsyncPgConnection>) -> Self {
-        Self::assemble(pool.clone(), pool)
+        Self::assemble(pool.clone(), pool, DEFAULT_STATEMENT_TIMEOUT)
     }
 
-    /// A store on `pool` whose message writer uses `writer_pool`.
-    fn assemble(pool: Pool<AsyncPgConnection>, writer_pool: Pool<AsyncPgConnection>) -> Self {
+    /// A store on `pool` whose message writer uses `writer_pool`, each call
+    /// bounded by `deadline`.
+    fn assemble(
+        pool: Pool<AsyncPgConnection>,
+        writer_pool: Pool<AsyncPgConnection>,
+        deadline: Duration,
+    ) -> Self {
         let accounts = Arc::new(AccountCache::default());
         let sink = PgBatchSink {
             pool: writer_pool,
             accounts: Arc::clone(&accounts),
+            deadline,
         };
         Self {
             pool,
             writer: Arc::new(BatchWriter::new(sink, Limits::DEFAULT)),
             accounts,
+            deadline,
         }
     }
 
@@ -165,6 +194,46 @@ impl PgStore {
     pub(crate) async fn conn(&self) -> DomainResult<Object<AsyncPgConnection>> {
         self.pool.get().await.map_err(pool_error)
     }
+
+    /// Runs one call of a store port within the store's deadline (see
+    /// [`within_deadline`]).
+    pub(crate) async fn within<T>(
+        &self,
+        call: impl Future<Output = DomainResult<T>>,
+    ) -> DomainResult<T> {
+        within_deadline(&self.pool, self.deadline, call).await
+    }
+}
+
+/// `call`, or `StoreUnavailable` once `deadline` has passed. PostgreSQL's
+/// own `statement_timeout` cannot fire when the server does not run at all
+/// (frozen, or cut off without the connection breaking); this does.
+///
+/// A call cut short may leave its connection back in `pool` with its
+/// statement still unanswered, and the next request given that connection
+/// would wait behind it: so every idle connection is let go, and the next
+/// checkouts open fresh ones (themselves time-limited). A database that
+/// answers again is then used at once; one that does not fails fast.
+pub(crate) async fn within_deadline<T>(
+    pool: &Pool<AsyncPgConnection>,
+    deadline: Duration,
+    call: impl Future<Output = DomainResult<T>>,
+) -> DomainResult<T> {
+    // A statement of its own, so that the cut-short call (and the pooled
+    // connection it held) is dropped before the pool is cleared.
+    let outcome = tokio::time::timeout(deadline, call).await;
+    match outcome {
+        Ok(result) => result,
+        Err(_) => {
+            let dropped = pool.retain(|_, _| false).removed.len();
+            tracing::warn!(
+                deadline_ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
+                idle_connections_dropped = dropped,
+                "PostgreSQL did not answer in time"
+            );
+            Err(DomainError::StoreUnavailable)
+        }
+    }
 }
 
 /// A pool that never blocks a request for long: checking out, opening and
@@ -175,20 +244,42 @@ impl PgStore {
 ///
 /// Connections are opened as `url` says, TLS included (`sslmode`,
 /// `sslrootcert`: see the crate docs); an unusable TLS setting fails here.
+///
+/// Statements, checkouts and connection openings are bounded by
+/// [`DEFAULT_STATEMENT_TIMEOUT`].
 pub fn build_pool(url: &str, pool_size: usize) -> Result<Pool<AsyncPgConnection>, StartupError> {
-    pool_on(Connector::from_url(url)?, pool_size)
+    pool_on(
+        Connector::from_url(url)?,
+        pool_size,
+        DEFAULT_STATEMENT_TIMEOUT,
+    )
 }
 
-/// [`build_pool`] on a connector already made.
+/// [`build_pool`] on a connector already made, with this time limit on
+/// statements (PostgreSQL's `statement_timeout`, set on every connection
+/// when it is opened), checkouts and openings.
 fn pool_on(
     connector: Connector,
     pool_size: usize,
+    statement_timeout: Duration,
 ) -> Result<Pool<AsyncPgConnection>, StartupError> {
     let url = connector.driver_url().to_owned();
+    let set_timeout = format!(
+        "SET statement_timeout = {}",
+        statement_timeout.as_millis().max(1)
+    );
     let mut config = ManagerConfig::default();
     config.custom_setup = Box::new(move |_url| {
         let connector = connector.clone();
-        async move { connector.open().await }.boxed()
+        let set_timeout = set_timeout.clone();
+        async move {
+            let mut conn = connector.open().await?;
+            conn.batch_execute(&set_timeout)
+                .await
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        }
+        .boxed()
     });
     // A connection the server closed (restart, failover) is seen as broken
     // and replaced without a round trip; a ping on every checkout would cost
@@ -198,9 +289,9 @@ fn pool_on(
     Pool::builder(manager)
         .max_size(pool_size.max(1))
         .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(CHECKOUT_TIMEOUT))
-        .create_timeout(Some(CONNECT_TIMEOUT))
-        .recycle_timeout(Some(CONNECT_TIMEOUT))
+        .wait_timeout(Some(statement_timeout))
+        .create_timeout(Some(statement_timeout.min(CONNECT_TIMEOUT)))
+        .recycle_timeout(Some(statement_timeout.min(CONNECT_TIMEOUT)))
         .build()
         .map_err(|err| StartupError::Pool(err.to_string()))
 }

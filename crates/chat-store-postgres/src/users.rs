@@ -17,66 +17,87 @@ use crate::store::PgStore;
 #[async_trait]
 impl UserStore for PgStore {
     async fn create_user(&self, account: &UserAccount) -> DomainResult<()> {
-        let mut conn = self.conn().await?;
-        diesel::insert_into(users::table)
-            .values(UserRow::from(account))
-            .execute(&mut conn)
-            .await
-            .map_err(registration_error)?;
-        self.accounts().put(account);
-        Ok(())
-    }
-
-    async fn user_by_id(&self, id: UserId) -> DomainResult<Option<UserAccount>> {
-        let mut conn = self.conn().await?;
-        users::table
-            .find(id.as_uuid())
-            .select(UserRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()
-            .map_err(db_error)?
-            .map(UserAccount::try_from)
-            .transpose()
-    }
-
-    /// Read once per name and instance: accounts never change (see
-    /// `account_cache.rs`).
-    async fn user_by_username(&self, username: &Username) -> DomainResult<Option<UserAccount>> {
-        // Usernames are ASCII, so Rust's and PostgreSQL's lower() agree; the
-        // comparison is on lower(username), the unique index's expression.
-        let folded = username.as_str().to_ascii_lowercase();
-        if let Some(account) = self.accounts().get(&folded) {
-            return Ok(Some(account));
-        }
-        let mut conn = self.conn().await?;
-        let account = users::table
-            .filter(lower(users::username).eq(folded))
-            .select(UserRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()
-            .map_err(db_error)?
-            .map(UserAccount::try_from)
-            .transpose()?;
-        if let Some(account) = &account {
+        self.within(async {
+            let mut conn = self.conn().await?;
+            diesel::insert_into(users::table)
+                .values(UserRow::from(account))
+                .execute(&mut conn)
+                .await
+                .map_err(registration_error)?;
             self.accounts().put(account);
-        }
-        Ok(account)
+            Ok(())
+        })
+        .await
+    }
+
+    /// Read once per id and instance for a while: every request checks
+    /// its caller's account (see `account_cache.rs`).
+    async fn user_by_id(&self, id: UserId) -> DomainResult<Option<UserAccount>> {
+        self.within(async {
+            if let Some(account) = self.accounts().get_by_id(id) {
+                return Ok(Some(account));
+            }
+            let mut conn = self.conn().await?;
+            let account = users::table
+                .find(id.as_uuid())
+                .select(UserRow::as_select())
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(db_error)?
+                .map(UserAccount::try_from)
+                .transpose()?;
+            if let Some(account) = &account {
+                self.accounts().put(account);
+            }
+            Ok(account)
+        })
+        .await
+    }
+
+    /// Read once per name and instance for a while: accounts never change
+    /// (see `account_cache.rs`).
+    async fn user_by_username(&self, username: &Username) -> DomainResult<Option<UserAccount>> {
+        self.within(async {
+            // Usernames are ASCII, so Rust's and PostgreSQL's lower() agree; the
+            // comparison is on lower(username), the unique index's expression.
+            let folded = username.as_str().to_ascii_lowercase();
+            if let Some(account) = self.accounts().get(&folded) {
+                return Ok(Some(account));
+            }
+            let mut conn = self.conn().await?;
+            let account = users::table
+                .filter(lower(users::username).eq(folded))
+                .select(UserRow::as_select())
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(db_error)?
+                .map(UserAccount::try_from)
+                .transpose()?;
+            if let Some(account) = &account {
+                self.accounts().put(account);
+            }
+            Ok(account)
+        })
+        .await
     }
 
     async fn list_users(&self, page: PageRequest<UserId>) -> DomainResult<Page<UserAccount>> {
-        let mut conn = self.conn().await?;
-        let query = users::table.select(UserRow::as_select()).into_boxed();
-        let rows: Vec<UserRow> = paged!(query, users::id, &page, |id: UserId| id.as_uuid())
-            .load(&mut conn)
-            .await
-            .map_err(db_error)?;
-        let accounts = rows
-            .into_iter()
-            .map(UserAccount::try_from)
-            .collect::<DomainResult<Vec<_>>>()?;
-        Ok(Page::from_probe(accounts, &page))
+        self.within(async {
+            let mut conn = self.conn().await?;
+            let query = users::table.select(UserRow::as_select()).into_boxed();
+            let rows: Vec<UserRow> = paged!(query, users::id, &page, |id: UserId| id.as_uuid())
+                .load(&mut conn)
+                .await
+                .map_err(db_error)?;
+            let accounts = rows
+                .into_iter()
+                .map(UserAccount::try_from)
+                .collect::<DomainResult<Vec<_>>>()?;
+            Ok(Page::from_probe(accounts, &page))
+        })
+        .await
     }
 }
 

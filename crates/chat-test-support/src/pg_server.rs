@@ -185,6 +185,34 @@ impl PgServer {
         }
     }
 
+    /// Freezes the server without breaking anything: SIGSTOP to the
+    /// postmaster (first, so that it forks nothing more) and to every
+    /// process it started. Open connections stay open and the kernel still
+    /// accepts new ones, but nothing is answered until [`PgServer::thaw`]:
+    /// what a client sees of a server that hangs, or of a network that
+    /// silently drops every packet.
+    pub fn freeze(&mut self) {
+        let pid = self.running_pid("freeze");
+        signal("STOP", &[pid]);
+        signal("STOP", &children_of(pid));
+    }
+
+    /// Lets a server frozen by [`PgServer::freeze`] run again: SIGCONT to
+    /// every process it started, then to the postmaster.
+    pub fn thaw(&mut self) {
+        let pid = self.running_pid("thaw");
+        signal("CONT", &children_of(pid));
+        signal("CONT", &[pid]);
+    }
+
+    /// The postmaster's pid; panics, naming `what`, when it is not running.
+    fn running_pid(&self, what: &str) -> u32 {
+        self.postmaster
+            .as_ref()
+            .and_then(Child::id)
+            .unwrap_or_else(|| panic!("{what}: the private PostgreSQL server is not running"))
+    }
+
     /// `initdb` into `<dir>/data`.
     async fn initdb(&self) {
         let data = self.data_dir();

@@ -11,6 +11,10 @@ use crate::values::{Email, Password, Username};
 
 use super::ChatService;
 
+/// How far in the future a token's `iat` or `nbf` may lie: the clocks of
+/// two instances (one issuing, one checking) may disagree by this much.
+pub(crate) const CLOCK_SKEW: time::Duration = time::Duration::seconds(60);
+
 impl ChatService {
     /// Registers a user. The password is hashed off the async executor by
     /// the hasher; the store enforces unique username and email.
@@ -62,16 +66,35 @@ impl ChatService {
     }
 
     /// Turns a presented token into the caller's identity: the signature
-    /// must check, the token must not be expired or revoked.
+    /// must check, the token must not be expired or revoked, nor issued or
+    /// valid from more than `CLOCK_SKEW` in the future, and its account
+    /// must exist with the id and username it names (`InvalidToken`).
+    /// Stores answer that look-up from a cache where it costs a round trip
+    /// (see `UserStore::user_by_id`).
     pub async fn authenticate(&self, token: &str) -> DomainResult<Caller> {
         let claims = self.tokens.decode(token)?;
+        let now = self.clock.now();
         let expires_at = time::OffsetDateTime::from_unix_timestamp(claims.exp)
             .map_err(|_| DomainError::Unauthenticated)?;
-        if expires_at <= self.clock.now() {
+        if expires_at <= now {
+            return Err(DomainError::Unauthenticated);
+        }
+        // A token from the future was not issued by a server with a sane
+        // clock: refused, with some room for clocks of instances that
+        // disagree a little.
+        let latest = (now + CLOCK_SKEW).unix_timestamp();
+        if claims.iat > latest || claims.nbf.is_some_and(|nbf| nbf > latest) {
             return Err(DomainError::Unauthenticated);
         }
         if self.stores.revocations.is_revoked(claims.jti).await? {
             return Err(DomainError::TokenRevoked);
+        }
+        // The signature only proves that some server with this secret
+        // issued the token, maybe before the database was reset: the
+        // account must still be there, under the same name.
+        match self.stores.users.user_by_id(claims.user_id).await? {
+            Some(account) if account.username == claims.username => {}
+            _ => return Err(DomainError::InvalidToken),
         }
         Ok(Caller {
             user_id: claims.user_id,
@@ -106,22 +129,28 @@ impl ChatService {
 
     /// The caller's own profile.
     pub async fn profile(&self, caller: &Caller) -> DomainResult<User> {
-        self.user(caller.user_id).await
+        self.user(caller, caller.user_id).await
     }
 
-    /// One user by id.
-    pub async fn user(&self, id: UserId) -> DomainResult<User> {
+    /// One user by id, as the caller sees them (the email only if it is
+    /// the caller's own).
+    pub async fn user(&self, caller: &Caller, id: UserId) -> DomainResult<User> {
         let account = self.account(id).await?;
         let online = self.notifier.online_among(&[id]).await?;
-        Ok(account.to_user(online.contains(&id)))
+        Ok(account.to_user_seen_by(caller.user_id, online.contains(&id)))
     }
 
-    /// Users in registration order.
-    pub async fn users(&self, page: PageRequest<UserId>) -> DomainResult<Page<User>> {
+    /// Users in registration order, as the caller sees them (only the
+    /// caller's own entry carries an email).
+    pub async fn users(
+        &self,
+        caller: &Caller,
+        page: PageRequest<UserId>,
+    ) -> DomainResult<Page<User>> {
         let accounts = self.stores.users.list_users(page).await?;
         let ids: Vec<UserId> = accounts.items.iter().map(|a| a.id).collect();
         let online: HashSet<UserId> = self.notifier.online_among(&ids).await?;
-        Ok(accounts.map(|a| a.to_user(online.contains(&a.id))))
+        Ok(accounts.map(|a| a.to_user_seen_by(caller.user_id, online.contains(&a.id))))
     }
 
     /// Usernames connected anywhere, sorted.
@@ -162,6 +191,7 @@ impl ChatService {
             user_id: account.id,
             username: account.username.clone(),
             iat: now.unix_timestamp(),
+            nbf: None,
             exp: expires_at.unix_timestamp(),
             jti: TokenId::generate(),
         };

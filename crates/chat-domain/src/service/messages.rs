@@ -5,7 +5,7 @@ use crate::auth::Caller;
 use crate::entities::{Message, MessageTarget, NewMessage, Stored};
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{MessageId, RoomId, UserId};
-use crate::pagination::{Page, PageRequest};
+use crate::pagination::{Cursor, Page, PageRequest};
 use crate::ports::{Audience, Event, TypingTarget};
 use crate::values::{ClientId, MessageContent, Username};
 
@@ -157,10 +157,35 @@ impl ChatService {
         caller: &Caller,
         page: PageRequest<MessageId>,
     ) -> DomainResult<Page<Message>> {
+        self.check_cursor(caller, &page).await?;
         self.stores
             .messages
             .visible_messages(caller.user_id, &caller.username, page)
             .await
+    }
+
+    /// Refuses a page whose cursor names a message the caller may not
+    /// read, exactly as one that names no message (`MessageNotFound`): a
+    /// cursor must not tell whether someone else's message exists.
+    pub(super) async fn check_cursor(
+        &self,
+        caller: &Caller,
+        page: &PageRequest<MessageId>,
+    ) -> DomainResult<()> {
+        let (Cursor::Before(id) | Cursor::After(id)) = page.cursor else {
+            return Ok(());
+        };
+        let message = self
+            .stores
+            .messages
+            .message_by_id(id)
+            .await?
+            .ok_or(DomainError::MessageNotFound)?;
+        if self.can_read(caller, &message).await? {
+            Ok(())
+        } else {
+            Err(DomainError::MessageNotFound)
+        }
     }
 
     /// Recovery after a disconnect (`/api/ws/connect?since=<id>`): the
@@ -243,6 +268,7 @@ impl ChatService {
         }
         let a = self.account_named(user1).await?;
         let b = self.account_named(user2).await?;
+        self.check_cursor(caller, &page).await?;
         self.stores
             .messages
             .direct_messages(&a.username, &b.username, page)

@@ -58,6 +58,7 @@ impl ChatService {
         page: PageRequest<MessageId>,
     ) -> DomainResult<Page<Message>> {
         self.room(caller, id).await?;
+        self.check_cursor(caller, &page).await?;
         self.stores.messages.room_messages(id, page).await
     }
 
@@ -75,8 +76,10 @@ impl ChatService {
         Ok(())
     }
 
-    /// Removes a user from a room: the user themself, or the room's creator.
-    /// Removing a non-member changes nothing and succeeds.
+    /// Removes a user from a room: the user themself, or the room's creator
+    /// while still a member (a creator who left has no say in the room any
+    /// more). Removing a non-member changes nothing and succeeds, so
+    /// leaving twice is not an error.
     pub async fn remove_member(
         &self,
         caller: &Caller,
@@ -84,10 +87,15 @@ impl ChatService {
         user: UserId,
     ) -> DomainResult<()> {
         let found = self.existing_room(room).await?;
-        if caller.user_id != user && caller.user_id != found.created_by {
-            return Err(DomainError::Forbidden(
-                "only the member themself or the room's creator can remove a member",
-            ));
+        if caller.user_id != user {
+            if !found.has_member(caller.user_id) {
+                return Err(DomainError::NotAMember);
+            }
+            if caller.user_id != found.created_by {
+                return Err(DomainError::Forbidden(
+                    "only the member themself or the room's creator can remove a member",
+                ));
+            }
         }
         self.stores.rooms.remove_member(room, user).await?;
         Ok(())

@@ -122,7 +122,7 @@ pub async fn login(
     tag = "auth",
     responses(
         (status = 200, description = "A new token, also set as the cookie", body = Session),
-        (status = 401, description = "`unauthorized`, `token_revoked`, or `not_eligible_for_refresh` (more than 15 minutes before expiry)", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `token_revoked`, `invalid_token`, or `not_eligible_for_refresh` (more than 15 minutes before expiry)", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
 )]
@@ -143,7 +143,7 @@ pub async fn refresh(
     tag = "auth",
     responses(
         (status = 200, description = "The token is revoked; a replay of it gets 401", body = MessageResponse),
-        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
 )]
@@ -166,7 +166,7 @@ pub async fn logout(
     tag = "auth",
     responses(
         (status = 200, description = "The caller", body = User),
-        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
 )]

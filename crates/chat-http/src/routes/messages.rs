@@ -52,8 +52,8 @@ fn present(value: Option<String>) -> Option<String> {
     responses(
         (status = 201, description = "Stored and delivered", body = MessageWire),
         (status = 200, description = "A resend of a `client_id` already used by the caller: the original message; nothing stored", body = MessageWire),
-        (status = 400, description = "`validation_error` or `invalid_json`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+        (status = 400, description = "`validation_error`, `empty_content` (no visible character) or `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
         (status = 403, description = "`sender_mismatch`, or `not_a_member` of the room", body = ErrorBody),
         (status = 404, description = "`user_not_found` (recipient) or `room_not_found`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
@@ -104,8 +104,8 @@ pub async fn send_message(
         (status = 200, description = "A page of messages, oldest first", body = [MessageWire],
             headers(("Link" = String, description = "RFC 8288 links to the previous (older) and next (newer) pages"))),
         (status = 400, description = "`validation_error` (bad cursor, limit 0, both cursors) or `invalid_query`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
-        (status = 404, description = "`message_not_found`: the `before`/`after` cursor names no message; drop it and reload the newest page", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
+        (status = 404, description = "`message_not_found`: the `before`/`after` cursor names no message, or one the caller may not read (the same answer); drop it and reload the newest page", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
 )]
@@ -137,9 +137,9 @@ pub async fn list_messages(
         (status = 200, description = "A page of direct messages, oldest first", body = [MessageWire],
             headers(("Link" = String, description = "RFC 8288 links to the previous (older) and next (newer) pages"))),
         (status = 400, description = "`validation_error` or `invalid_query`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
         (status = 403, description = "`forbidden`: the caller is neither user", body = ErrorBody),
-        (status = 404, description = "`user_not_found`, or `message_not_found`: the cursor names no message", body = ErrorBody),
+        (status = 404, description = "`user_not_found`, or `message_not_found`: the cursor names no message, or one the caller may not read", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
 )]

@@ -46,7 +46,7 @@ const SUCCESS: StatusResponse = StatusResponse { status: "success" };
     responses(
         (status = 201, description = "The new room", body = Room),
         (status = 400, description = "`validation_error` or `invalid_json`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
         (status = 404, description = "`user_not_found`: a listed member does not exist", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
@@ -76,7 +76,7 @@ pub async fn create_room(
     responses(
         (status = 200, description = "The room", body = Room),
         (status = 400, description = "`validation_error`: the id is not a UUID", body = ErrorBody),
-        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
         (status = 403, description = "`not_a_member`", body = ErrorBody),
         (status = 404, description = "`room_not_found`", body = ErrorBody),
     ),
@@ -106,9 +106,9 @@ pub async fn get_room(
         (status = 200, description = "A page of the room's messages, oldest first", body = [MessageWire],
             headers(("Link" = String, description = "RFC 8288 links to the previous (older) and next (newer) pages"))),
         (status = 400, description = "`validation_error` or `invalid_query`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
         (status = 403, description = "`not_a_member`", body = ErrorBody),
-        (status = 404, description = "`room_not_found`, or `message_not_found`: the cursor names no message", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, or `message_not_found`: the cursor names no message, or one the caller may not read", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
 )]
@@ -139,7 +139,7 @@ pub async fn room_messages(
     responses(
         (status = 200, description = "The user is a member", body = StatusResponse),
         (status = 400, description = "`validation_error`: an id is not a UUID", body = ErrorBody),
-        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
         (status = 403, description = "`not_a_member`: the caller is not in the room", body = ErrorBody),
         (status = 404, description = "`room_not_found` or `user_not_found`", body = ErrorBody),
     ),
@@ -170,8 +170,8 @@ pub async fn add_member(
     responses(
         (status = 200, description = "The user is not a member", body = StatusResponse),
         (status = 400, description = "`validation_error`: an id is not a UUID", body = ErrorBody),
-        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: only the member themself or the room's creator may remove", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: only the member themself or the room's creator may remove; `not_a_member`: removing someone else from a room the caller is not in (a creator who left included)", body = ErrorBody),
         (status = 404, description = "`room_not_found`", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))

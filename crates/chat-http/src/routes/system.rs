@@ -87,7 +87,7 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
     tag = "realtime",
     responses(
         (status = 200, description = "Connected usernames", body = ConnectedUsersResponse),
-        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
 )]

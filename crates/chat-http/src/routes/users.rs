@@ -11,7 +11,8 @@ use crate::state::ApiState;
 
 /// Registered users.
 ///
-/// In registration order. Paginated: the body is a JSON array; the `Link` header holds
+/// In registration order. Only the caller's own entry carries an `email`;
+/// everyone else's is `null`. Paginated: the body is a JSON array; the `Link` header holds
 /// `rel="prev"` (`?before=<first id>&limit=N`) and `rel="next"`
 /// (`?after=<last id>&limit=N`) when there is more.
 #[utoipa::path(
@@ -23,22 +24,24 @@ use crate::state::ApiState;
         (status = 200, description = "A page of users", body = [User],
             headers(("Link" = String, description = "RFC 8288 links to the previous and next pages"))),
         (status = 400, description = "`validation_error` or `invalid_query`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
 )]
 pub async fn list_users(
     state: web::Data<ApiState>,
-    _caller: Authenticated,
+    caller: Authenticated,
     req: HttpRequest,
     query: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     let request = query.to_request()?;
-    let page = state.service().users(request).await?;
+    let page = state.service().users(&caller, request).await?;
     Ok(page_response(&req, &request, page, |u: &User| u.id))
 }
 
 /// One user.
+///
+/// The `email` is `null` unless the user is the caller.
 #[utoipa::path(
     get,
     path = "/api/users/{userId}",
@@ -47,18 +50,18 @@ pub async fn list_users(
     responses(
         (status = 200, description = "The user", body = User),
         (status = 400, description = "`validation_error`: the id is not a UUID", body = ErrorBody),
-        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
         (status = 404, description = "`user_not_found`", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
 )]
 pub async fn get_user(
     state: web::Data<ApiState>,
-    _caller: Authenticated,
+    caller: Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id: UserId = path_id(&path)?;
-    let user = state.service().user(id).await?;
+    let user = state.service().user(&caller, id).await?;
     Ok(HttpResponse::Ok().json(user))
 }
 
@@ -75,7 +78,7 @@ pub async fn get_user(
         (status = 200, description = "A page of rooms", body = [Room],
             headers(("Link" = String, description = "RFC 8288 links to the previous and next pages"))),
         (status = 400, description = "`validation_error` or `invalid_query`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
         (status = 404, description = "`user_not_found`", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))

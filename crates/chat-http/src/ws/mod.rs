@@ -113,7 +113,7 @@ use crate::state::ApiState;
     responses(
         (status = 101, description = "Switching Protocols: the WebSocket is open"),
         (status = 400, description = "`invalid_handshake`: a malformed WebSocket handshake", body = ErrorBody),
-        (status = 401, description = "`unauthorized` or `token_revoked`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_revoked`", body = ErrorBody),
         (status = 403, description = "`origin_not_allowed`: a browser page of an origin that is neither this server's nor in CORS_ALLOWED_ORIGINS", body = ErrorBody),
         (status = 426, description = "`upgrade_required`: a plain GET without `Upgrade: websocket`", body = ErrorBody),
         (status = 503, description = "`store_unavailable`: the server is shutting down; reconnect", body = ErrorBody),

@@ -6,7 +6,7 @@ use jsonwebtoken::Algorithm;
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{expect_error, unix_now, TestApp, PASSWORD};
+use crate::support::{expect_error, unix_now, Backend, TestApp, TestUser, PASSWORD};
 
 backend_tests!(
     register_returns_the_user,
@@ -19,8 +19,12 @@ backend_tests!(
     refresh_is_refused_far_from_expiry,
     refresh_near_expiry_rotates_the_token,
     forged_and_expired_tokens_are_refused,
+    tokens_from_the_future_are_refused,
+    tokens_of_accounts_that_do_not_exist_are_invalid,
     profile_returns_the_caller,
 );
+
+per_backend!(a_token_from_before_the_store_was_reset_is_invalid);
 
 async fn register_returns_the_user(app: TestApp) {
     let res = app.try_register("alice").await;
@@ -287,6 +291,115 @@ async fn forged_and_expired_tokens_are_refused(app: TestApp) {
         Some("Bearer")
     );
     expect_error(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
+}
+
+async fn tokens_from_the_future_are_refused(app: TestApp) {
+    let alice = app.user("alice").await;
+    let in_an_hour = unix_now() + 3600;
+    let mut issued_later = app.claims(&alice, 7200);
+    issued_later["iat"] = json!(in_an_hour);
+    let mut valid_later = app.claims(&alice, 7200);
+    valid_later["nbf"] = json!(in_an_hour);
+    for claims in [issued_later, valid_later] {
+        let token = app.sign(&claims, Algorithm::HS256, &app.jwt_secret);
+        let res = app
+            .get("/api/auth/profile", &token)
+            .send()
+            .await
+            .expect("request");
+        expect_error(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    }
+    // A little skew between the clocks of two instances is not a reason.
+    let mut skewed = app.claims(&alice, 7200);
+    skewed["iat"] = json!(unix_now() + 30);
+    skewed["nbf"] = json!(unix_now() + 30);
+    let token = app.sign(&skewed, Algorithm::HS256, &app.jwt_secret);
+    let res = app
+        .get("/api/auth/profile", &token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+/// A correctly signed token whose account does not exist with its id and
+/// name: refused on every route and on the WebSocket upgrade.
+async fn expect_invalid_token(app: &TestApp, token: &str) {
+    let res = app
+        .get("/api/auth/profile", token)
+        .send()
+        .await
+        .expect("profile");
+    expect_error(res, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    let res = app
+        .post("/api/messages", token)
+        .json(&json!({"content": "boo"}))
+        .send()
+        .await
+        .expect("send");
+    expect_error(res, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    let res = app
+        .upgrade_request()
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("upgrade");
+    expect_error(res, StatusCode::UNAUTHORIZED, "invalid_token").await;
+}
+
+async fn tokens_of_accounts_that_do_not_exist_are_invalid(app: TestApp) {
+    let alice = app.user("alice").await;
+    let ghost = TestUser {
+        id: uuid::Uuid::new_v4().to_string(),
+        username: "ghost".to_owned(),
+        token: String::new(),
+    };
+    let made_up = app.sign(&app.claims(&ghost, 3600), Algorithm::HS256, &app.jwt_secret);
+    expect_invalid_token(&app, &made_up).await;
+    // A real id under another name, and a real name under another id.
+    let renamed = TestUser {
+        username: "alicia".to_owned(),
+        ..alice.clone()
+    };
+    let moved = TestUser {
+        id: ghost.id.clone(),
+        ..alice.clone()
+    };
+    for user in [renamed, moved] {
+        let token = app.sign(&app.claims(&user, 3600), Algorithm::HS256, &app.jwt_secret);
+        expect_invalid_token(&app, &token).await;
+    }
+    let res = app
+        .get("/api/messages", &alice.token)
+        .send()
+        .await
+        .expect("history");
+    let history: Value = res.json().await.expect("json");
+    assert_eq!(history, json!([]), "nothing was posted as ghost");
+}
+
+/// A token issued before the store was reset (same JWT secret) does not
+/// act as whoever registered its username since.
+async fn a_token_from_before_the_store_was_reset_is_invalid(backend: Backend) {
+    let before = TestApp::spawn(backend).await;
+    let old = before.user("alice").await;
+    let after = match backend {
+        // The memory store starts empty on a restart.
+        Backend::Memory => before.restart().await,
+        // A fresh database behind a server with the same secret.
+        Backend::Postgres => {
+            TestApp::spawn_with(backend, &[("JWT_SECRET", before.jwt_secret.as_str())]).await
+        }
+    };
+    let new = after.user("alice").await;
+    assert_ne!(new.id, old.id);
+    expect_invalid_token(&after, &old.token).await;
+    let res = after
+        .get("/api/auth/profile", &new.token)
+        .send()
+        .await
+        .expect("profile");
+    assert_eq!(res.status(), StatusCode::OK);
 }
 
 async fn profile_returns_the_caller(app: TestApp) {

@@ -39,6 +39,23 @@ fn production_without_a_strong_secret_exits_2_saying_why() {
     );
 }
 
+#[test]
+fn production_refuses_low_entropy_and_published_secrets_with_exit_2() {
+    let low_entropy = "a".repeat(32);
+    for secret in [low_entropy.as_str(), "your-very-strong-secret-key-here"] {
+        let out = chat_server(&[("ENVIRONMENT", "production"), ("JWT_SECRET", secret)])
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{secret}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("JWT_SECRET"), "{stderr}");
+        assert!(
+            !stderr.contains(secret),
+            "the secret is not echoed: {stderr}"
+        );
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn sigterm_stops_the_server_cleanly() {

@@ -1,8 +1,11 @@
 //! What a hostile or careless client meets: bad bodies, unknown routes,
 //! rate limits, proxies, request ids and CORS.
 
+use std::time::{Duration, Instant};
+
 use reqwest::{header, StatusCode};
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{expect_error, Backend, TestApp, PASSWORD};
 
@@ -221,6 +224,114 @@ async fn cors_allows_configured_and_own_origins_only() {
         allow_origin(&preflight).as_deref(),
         Some("https://chat.example.com")
     );
+}
+
+/// Sends `head` and `partial` of a body on a raw connection, then waits:
+/// everything the server wrote until it closed the connection, and when
+/// that was. Fails if the connection is still open after `bound`.
+async fn partial_body(
+    app: &TestApp,
+    head: &str,
+    partial: &str,
+    bound: Duration,
+) -> (String, Duration) {
+    let mut socket = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connects");
+    socket
+        .write_all(format!("{head}{partial}").as_bytes())
+        .await
+        .expect("writes");
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(bound, socket.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .expect("reads");
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// A body that does not fully arrive within HTTP_REQUEST_TIMEOUT gets a
+/// JSON 408 and its connection closed, on public and authenticated routes.
+#[tokio::test]
+async fn a_body_that_never_arrives_is_408_and_the_connection_closes() {
+    let app = TestApp::spawn_with(Backend::Memory, &[("HTTP_REQUEST_TIMEOUT", "1s")]).await;
+    let alice = app.user("alice").await;
+    let register = "POST /api/auth/register HTTP/1.1\r\nHost: chat\r\n\
+                    Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n"
+        .to_owned();
+    let send = format!(
+        "POST /api/messages HTTP/1.1\r\nHost: chat\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n",
+        alice.token
+    );
+    for head in [register, send] {
+        let (answer, took) = partial_body(&app, &head, "{", Duration::from_secs(15)).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        let lower = answer.to_ascii_lowercase();
+        assert!(lower.contains("content-type: application/json"), "{answer}");
+        assert!(lower.contains("connection: close"), "{answer}");
+        assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
+        assert!(
+            took >= Duration::from_millis(900),
+            "not before the deadline: {took:?}"
+        );
+    }
+    // A body that arrives slowly but in time is served.
+    let mut socket = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connects");
+    let body = json!({"content": "slow but in time"}).to_string();
+    let (first, rest) = body.split_at(5);
+    let head = format!(
+        "POST /api/messages HTTP/1.1\r\nHost: chat\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{first}",
+        alice.token,
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.expect("writes");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    socket.write_all(rest.as_bytes()).await.expect("writes");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut answer))
+        .await
+        .expect("answered")
+        .expect("reads");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+}
+
+/// A preflight the CORS rules refuse is answered in the JSON error shape.
+#[tokio::test]
+async fn a_refused_cors_preflight_is_a_json_error() {
+    let app = TestApp::spawn_with(
+        Backend::Memory,
+        &[("CORS_ALLOWED_ORIGINS", "https://chat.example.com")],
+    )
+    .await;
+    let preflight = |origin: &str, method: &str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/api/messages"))
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, method)
+    };
+    let foreign = preflight("https://evil.example", "POST")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(foreign
+        .headers()
+        .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .is_none());
+    expect_error(foreign, StatusCode::BAD_REQUEST, "cors_refused").await;
+    let bad_method = preflight("https://chat.example.com", "TRACE")
+        .send()
+        .await
+        .expect("preflight");
+    expect_error(bad_method, StatusCode::BAD_REQUEST, "cors_refused").await;
 }
 
 /// Login attempts beyond AUTH_RATE_LIMIT per minute are refused.

@@ -17,6 +17,7 @@ backend_tests!(
     pages_walk_back_and_forth_without_gaps,
     the_limit_is_capped_at_200,
     bad_page_parameters_are_400,
+    a_cursor_naming_someone_elses_message_is_answered_as_an_unknown_one,
 );
 
 async fn a_global_message_has_the_spec_shape(app: TestApp) {
@@ -71,6 +72,13 @@ async fn invalid_messages_are_400(app: TestApp) {
     app.register("bob").await;
     for body in [
         json!({"content": "   "}),
+        json!({"content": "\u{00a0}\u{200b}\u{3000}"}),
+        json!({"content": "\u{200d}\u{2060}"}),
+    ] {
+        let res = app.send(&alice, body).await;
+        expect_error(res, StatusCode::BAD_REQUEST, "empty_content").await;
+    }
+    for body in [
         json!({"content": "x".repeat(4001)}),
         json!({"content": "hi", "room_id": "not-a-uuid"}),
         json!({"content": "hi", "client_id": "has space"}),
@@ -270,4 +278,55 @@ async fn bad_page_parameters_are_400(app: TestApp) {
         let res = app.get(&path, &alice.token).send().await.expect("list");
         expect_error(res, StatusCode::BAD_REQUEST, code).await;
     }
+}
+
+/// Ids are not an oracle: a cursor naming a direct message between two
+/// others gets exactly the answer of a cursor naming nothing.
+async fn a_cursor_naming_someone_elses_message_is_answered_as_an_unknown_one(app: TestApp) {
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let carol = app.user("carol").await;
+    let theirs = app
+        .send_ok(&bob, json!({"content": "psst", "recipient": "carol"}))
+        .await;
+    let theirs = theirs["id"].as_str().expect("id");
+    let own = app
+        .send_ok(&alice, json!({"content": "hi bob", "recipient": "bob"}))
+        .await;
+    let own = own["id"].as_str().expect("id");
+    let room = app.room(&alice, "team", &[&bob]).await;
+    let room_id = room["id"].as_str().expect("id");
+    let nowhere = uuid::Uuid::now_v7().to_string();
+
+    let answer = |path: String| {
+        let req = app.get(&path, &alice.token);
+        async move {
+            let res = req.send().await.expect("list");
+            expect_error(res, StatusCode::NOT_FOUND, "message_not_found").await
+        }
+    };
+    for cursor in ["before", "after"] {
+        for list in [
+            "/api/messages".to_owned(),
+            "/api/messages/between/alice/bob".to_owned(),
+            format!("/api/rooms/{room_id}/messages"),
+        ] {
+            let unknown = answer(format!("{list}?{cursor}={nowhere}")).await;
+            let hidden = answer(format!("{list}?{cursor}={theirs}")).await;
+            assert_eq!(hidden, unknown, "{list}?{cursor}=");
+        }
+    }
+    // The caller's own messages stay valid cursors; carol can use hers.
+    let res = app
+        .get(&format!("/api/messages?before={own}"), &alice.token)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app
+        .get(&format!("/api/messages?before={theirs}"), &carol.token)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(res.status(), StatusCode::OK);
 }

@@ -286,6 +286,114 @@ async fn killing_postgres_gives_503s_then_recovery_without_losing_an_acknowledge
     eprintln!("{:?}: private PostgreSQL removed", t0.elapsed());
 }
 
+/// DB_STATEMENT_TIMEOUT of the frozen-database test: short, so the test is.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a request may take while the database is frozen: the timeout,
+/// plus generous room for a slow machine (a request makes a few store
+/// calls, each bounded by the timeout). Not a benchmark: without a
+/// deadline a request would hang until the database came back.
+const FROZEN_ANSWER_BOUND: Duration = Duration::from_secs(8);
+
+#[tokio::test]
+async fn a_frozen_database_gives_503s_within_the_statement_timeout_then_recovery() {
+    let mut pg = PgServer::start().await;
+    let app = TestApp::spawn_on_database(&pg.url(), &[("DB_STATEMENT_TIMEOUT", "1s")]).await;
+    let alice = app.user("alice").await;
+    let mut acked = Vec::new();
+    for n in 0..3 {
+        let client_id = format!("before-{n}");
+        let (status, id) = http_send(&app.client, &app.url("/api/messages"), &alice, &client_id)
+            .await
+            .expect("stored before the freeze");
+        assert_eq!(status, StatusCode::CREATED);
+        acked.push((client_id, id));
+    }
+
+    // SIGSTOP: connections stay open, nothing answers. Every kind of call
+    // (token check, reads, a send, health) answers 503 instead of hanging.
+    pg.freeze();
+    eprintln!("PostgreSQL frozen");
+    let sends = ["during-0", "during-1"];
+    for (round, client_id) in sends.into_iter().enumerate() {
+        for path in ["/api/messages", "/api/users", "/api/auth/profile"] {
+            let started = Instant::now();
+            let res = app
+                .get(path, &alice.token)
+                .timeout(REQUEST_TIMEOUT)
+                .send()
+                .await
+                .unwrap_or_else(|err| panic!("{path} answers while frozen: {err}"));
+            let took = started.elapsed();
+            expect_error(res, StatusCode::SERVICE_UNAVAILABLE, "store_unavailable").await;
+            assert!(
+                took < FROZEN_ANSWER_BOUND,
+                "{path} (round {round}) took {took:?}, DB_STATEMENT_TIMEOUT is {STATEMENT_TIMEOUT:?}"
+            );
+        }
+        let started = Instant::now();
+        let refused = http_send(&app.client, &app.url("/api/messages"), &alice, client_id).await;
+        assert_eq!(refused, Err(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(
+            started.elapsed() < FROZEN_ANSWER_BOUND,
+            "send took {:?}",
+            started.elapsed()
+        );
+    }
+    let started = Instant::now();
+    let health = get_health(&app).await;
+    assert_eq!(health.0, StatusCode::SERVICE_UNAVAILABLE, "{health:?}");
+    assert!(started.elapsed() < FROZEN_ANSWER_BOUND);
+
+    // SIGCONT: the server recovers by itself.
+    pg.thaw();
+    eprintln!("PostgreSQL thawed");
+    let thawed = Instant::now();
+    let mut health = get_health(&app).await;
+    while health.0 != StatusCode::OK {
+        assert!(
+            thawed.elapsed() < BOUND,
+            "no recovery within {BOUND:?} of the thaw: {health:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        health = get_health(&app).await;
+    }
+    // The sends refused while frozen are sent again with their client_id:
+    // stored now, or found stored (the writer may have committed one as
+    // the database came back), never twice.
+    for client_id in sends {
+        let (_, id) = http_send(&app.client, &app.url("/api/messages"), &alice, client_id)
+            .await
+            .expect("stored after the thaw");
+        acked.push((client_id.to_owned(), id));
+    }
+    let (status, id) = http_send(&app.client, &app.url("/api/messages"), &alice, "after-0")
+        .await
+        .expect("stored after the thaw");
+    assert_eq!(status, StatusCode::CREATED);
+    acked.push(("after-0".to_owned(), id));
+
+    // Nothing acknowledged was lost, nothing stored twice.
+    let history = read_history(&app, &alice).await;
+    let stored: Vec<(String, String)> = history
+        .iter()
+        .map(|m| {
+            (
+                m["content"].as_str().expect("content").to_owned(),
+                m["id"].as_str().expect("id").to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = acked
+        .iter()
+        .map(|(client_id, id)| (content(client_id), id.clone()))
+        .collect();
+    let stored_set: BTreeSet<_> = stored.iter().cloned().collect();
+    assert_eq!(stored.len(), stored_set.len(), "stored twice: {stored:?}");
+    let expected_set: BTreeSet<_> = expected.into_iter().collect();
+    assert_eq!(stored_set, expected_set);
+}
+
 #[tokio::test]
 async fn a_server_started_while_its_database_is_down_exits_1_naming_it() {
     let mut pg = PgServer::start().await;

@@ -12,6 +12,7 @@ backend_tests!(
     adding_a_member_is_idempotent,
     adding_is_for_members_and_known_users,
     members_leave_or_are_removed_by_the_creator,
+    a_creator_who_left_cannot_remove_members,
     room_history_is_paginated,
     malformed_room_ids_are_400,
 );
@@ -233,6 +234,43 @@ async fn members_leave_or_are_removed_by_the_creator(app: TestApp) {
         .await
         .expect("remove");
     expect_error(res, StatusCode::NOT_FOUND, "room_not_found").await;
+}
+
+async fn a_creator_who_left_cannot_remove_members(app: TestApp) {
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let room = app.room(&alice, "team", &[&bob]).await;
+    let room_id = room["id"].as_str().expect("id");
+    let member = |user_id: &str| format!("/api/rooms/{room_id}/members/{user_id}");
+    let res = app
+        .delete(&member(&alice.id), &alice.token)
+        .send()
+        .await
+        .expect("leave");
+    assert_eq!(res.status(), StatusCode::OK);
+
+    let res = app
+        .delete(&member(&bob.id), &alice.token)
+        .send()
+        .await
+        .expect("remove");
+    expect_error(res, StatusCode::FORBIDDEN, "not_a_member").await;
+    let room: Value = app
+        .get(&format!("/api/rooms/{room_id}"), &bob.token)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(room["members"], json!([bob.id]), "bob is still a member");
+    // Leaving again changes nothing and is not an error.
+    let res = app
+        .delete(&member(&alice.id), &alice.token)
+        .send()
+        .await
+        .expect("leave again");
+    assert_eq!(res.status(), StatusCode::OK);
 }
 
 async fn room_history_is_paginated(app: TestApp) {

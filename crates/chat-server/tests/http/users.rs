@@ -27,6 +27,15 @@ async fn users_are_listed_in_pages(app: TestApp) {
     let names: Vec<&str> = all.iter().filter_map(|u| u["username"].as_str()).collect();
     assert_eq!(names, ["alice", "bob", "carol", "dave"]);
     assert!(all.iter().all(|u| u.get("password_hash").is_none()));
+    // Only the caller's own entry carries an email; the field is there,
+    // null, for everyone else.
+    for user in &all {
+        let expected = match user["username"].as_str() {
+            Some("alice") => serde_json::json!("alice@example.com"),
+            _ => Value::Null,
+        };
+        assert_eq!(user.get("email"), Some(&expected), "{user}");
+    }
 
     let res = app
         .get("/api/users?limit=2", &alice.token)
@@ -48,7 +57,12 @@ async fn a_user_is_found_by_id(app: TestApp) {
     let path = format!("/api/users/{}", bob["id"].as_str().expect("id"));
     let res = app.get(&path, &alice.token).send().await.expect("get");
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.json::<Value>().await.expect("json"), bob);
+    let mut seen_by_others = bob.clone();
+    seen_by_others["email"] = Value::Null;
+    assert_eq!(res.json::<Value>().await.expect("json"), seen_by_others);
+    let bob_token = app.login("bob").await;
+    let res = app.get(&path, &bob_token).send().await.expect("get");
+    assert_eq!(res.json::<Value>().await.expect("json"), bob, "own email");
 }
 
 async fn unknown_or_malformed_user_ids(app: TestApp) {

@@ -103,7 +103,7 @@ async fn bad_frames_get_error_frames_and_the_socket_stays_usable(app: TestApp) {
         ),
         (
             json!({"type": "message", "content": "   ", "client_id": "e1"}).to_string(),
-            "validation_error",
+            "empty_content",
             Some("e1"),
         ),
         (

@@ -373,6 +373,60 @@ async fn an_expired_token_is_unauthenticated() {
     assert_eq!(result, Err(DomainError::Unauthenticated));
 }
 
+/// Authenticates a valid token of alice's whose claims `edit` changed.
+async fn authenticate_edited(edit: impl Fn(&mut Claims) + Send + 'static) -> DomainResult<Caller> {
+    let mut h = Harness::new();
+    h.tokens.expect_decode().times(1).returning(move |_| {
+        let mut claims = claims(&alice(), now() + Duration::hours(1));
+        edit(&mut claims);
+        Ok(claims)
+    });
+    h.revocations.expect_is_revoked().returning(|_| Ok(false));
+    h.build().authenticate("edited").await
+}
+
+#[tokio::test]
+async fn a_token_issued_more_than_a_minute_in_the_future_is_refused() {
+    let future = authenticate_edited(|c| c.iat = (now() + Duration::seconds(61)).unix_timestamp());
+    assert_eq!(future.await, Err(DomainError::Unauthenticated));
+    let skewed = authenticate_edited(|c| c.iat = (now() + Duration::seconds(60)).unix_timestamp());
+    assert!(skewed.await.is_ok(), "a minute of clock skew is tolerated");
+}
+
+#[tokio::test]
+async fn a_token_not_valid_until_more_than_a_minute_from_now_is_refused() {
+    let future =
+        authenticate_edited(|c| c.nbf = Some((now() + Duration::seconds(61)).unix_timestamp()));
+    assert_eq!(future.await, Err(DomainError::Unauthenticated));
+    let skewed =
+        authenticate_edited(|c| c.nbf = Some((now() + Duration::seconds(60)).unix_timestamp()));
+    assert!(skewed.await.is_ok(), "a minute of clock skew is tolerated");
+    let past = authenticate_edited(|c| c.nbf = Some((now() - Duration::hours(1)).unix_timestamp()));
+    assert!(past.await.is_ok());
+}
+
+#[tokio::test]
+async fn a_token_for_an_unknown_account_is_an_invalid_token() {
+    let mut h = Harness::new();
+    h.tokens
+        .expect_decode()
+        .times(1)
+        .returning(|_| Ok(claims(&stranger(), now() + Duration::hours(1))));
+    h.revocations.expect_is_revoked().returning(|_| Ok(false));
+
+    let result = h.build().authenticate("ghost").await;
+
+    assert_eq!(result, Err(DomainError::InvalidToken));
+}
+
+#[tokio::test]
+async fn a_token_whose_username_is_not_its_accounts_is_an_invalid_token() {
+    // Alice's id with bob's name: what a token issued before a database
+    // reset looks like once someone else registered under that name.
+    let result = authenticate_edited(|c| c.username = bob().username).await;
+    assert_eq!(result, Err(DomainError::InvalidToken));
+}
+
 #[tokio::test]
 async fn a_revoked_token_is_refused() {
     let mut h = Harness::new();
@@ -481,10 +535,28 @@ async fn logout_revokes_the_token_until_it_expires() {
 async fn a_user_is_online_when_the_notifier_says_so() {
     let service = Harness::new().with_online(bob().id).build();
 
-    assert_eq!(service.user(bob().id).await, Ok(bob().to_user(true)));
-    assert_eq!(service.user(carol().id).await, Ok(carol().to_user(false)));
+    let me = caller(&bob());
+    assert_eq!(service.user(&me, bob().id).await, Ok(bob().to_user(true)));
     assert_eq!(
-        service.user(stranger().id).await,
+        service.user(&me, carol().id).await.map(|u| u.is_online),
+        Ok(false)
+    );
+    assert_eq!(
+        service.user(&me, stranger().id).await,
         Err(DomainError::UserNotFound)
     );
+}
+
+#[tokio::test]
+async fn only_the_users_own_email_is_shown() {
+    let service = Harness::new().build();
+    let me = caller(&alice());
+
+    let own = service.user(&me, alice().id).await.expect("alice");
+    assert_eq!(own.email, Some(alice().email));
+    let other = service.user(&me, bob().id).await.expect("bob");
+    assert_eq!(other.email, None);
+    assert_eq!(other.username, bob().username);
+    let profile = service.profile(&me).await.expect("profile");
+    assert_eq!(profile.email, Some(alice().email));
 }

@@ -76,19 +76,10 @@ async fn the_callers_own_name_in_another_case_is_accepted_as_sender() {
 }
 
 #[tokio::test]
-async fn empty_or_blank_content_is_refused() {
-    for blank in ["", "   ", "\n\t "] {
+async fn empty_blank_or_invisible_content_is_refused() {
+    for blank in ["", "   ", "\n\t ", "\u{00a0}\u{200b}\u{3000}"] {
         let err = refused(refusing(), text(blank)).await;
-        assert!(
-            matches!(
-                err,
-                DomainError::Validation {
-                    field: "content",
-                    ..
-                }
-            ),
-            "{blank:?}: {err:?}"
-        );
+        assert_eq!(err, DomainError::EmptyContent, "{blank:?}");
     }
 }
 
@@ -409,10 +400,20 @@ async fn messages_with_an_unknown_user_are_user_not_found() {
     assert_eq!(result, Err(DomainError::UserNotFound));
 }
 
+/// Makes `message_by_id` find `message`, and only it.
+fn store_holds(h: &mut Harness, message: &Message) {
+    let known = message.clone();
+    h.messages
+        .expect_message_by_id()
+        .returning(move |id| Ok((id == known.id).then(|| known.clone())));
+}
+
 #[tokio::test]
 async fn visible_messages_are_asked_for_the_caller() {
     let mut h = Harness::new();
-    let page = PageRequest::new(Some(10), None, Some(MessageId::generate())).expect("valid");
+    let cursor = stored_message(&bob(), MessageTarget::Global, "hi all");
+    store_holds(&mut h, &cursor);
+    let page = PageRequest::new(Some(10), None, Some(cursor.id)).expect("valid");
     h.messages
         .expect_visible_messages()
         .times(1)
@@ -422,6 +423,59 @@ async fn visible_messages_are_asked_for_the_caller() {
         .returning(|_, _, _| Ok(empty_page()));
 
     let result = h.build().visible_messages(&caller(&alice()), page).await;
+
+    assert_eq!(result, Ok(empty_page()));
+}
+
+#[tokio::test]
+async fn a_cursor_naming_someone_elses_direct_message_is_not_found() {
+    let theirs = stored_message(&bob(), MessageTarget::Direct(carol().username), "psst");
+    for (before, after) in [(Some(theirs.id), None), (None, Some(theirs.id))] {
+        let page = PageRequest::new(Some(10), before, after).expect("valid");
+        let mut h = Harness::new();
+        store_holds(&mut h, &theirs);
+        h.messages.expect_visible_messages().times(0);
+        h.messages.expect_direct_messages().times(0);
+        let service = h.build();
+
+        let visible = service.visible_messages(&caller(&alice()), page).await;
+        let between = service
+            .messages_between(&caller(&alice()), "alice", "bob", page)
+            .await;
+
+        assert_eq!(visible, Err(DomainError::MessageNotFound));
+        assert_eq!(between, Err(DomainError::MessageNotFound));
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_cursor_is_not_found_before_any_listing() {
+    let mut h = Harness::new();
+    let known = stored_message(&bob(), MessageTarget::Global, "hi");
+    store_holds(&mut h, &known);
+    h.messages.expect_visible_messages().times(0);
+    let page = PageRequest::new(Some(10), Some(MessageId::generate()), None).expect("valid");
+
+    let result = h.build().visible_messages(&caller(&alice()), page).await;
+
+    assert_eq!(result, Err(DomainError::MessageNotFound));
+}
+
+#[tokio::test]
+async fn the_callers_own_direct_messages_are_valid_cursors() {
+    let mut h = Harness::new();
+    let own = stored_message(&bob(), MessageTarget::Direct(alice().username), "hi alice");
+    store_holds(&mut h, &own);
+    h.messages
+        .expect_direct_messages()
+        .times(1)
+        .returning(|_, _, _| Ok(empty_page()));
+    let page = PageRequest::new(Some(10), Some(own.id), None).expect("valid");
+
+    let result = h
+        .build()
+        .messages_between(&caller(&alice()), "alice", "bob", page)
+        .await;
 
     assert_eq!(result, Ok(empty_page()));
 }

@@ -101,6 +101,7 @@ fn claims(account: &UserAccount, expires_at: OffsetDateTime) -> Claims {
         user_id: account.id,
         username: account.username.clone(),
         iat: (expires_at - Duration::hours(24)).unix_timestamp(),
+        nbf: None,
         exp: expires_at.unix_timestamp(),
         jti: TokenId::from_uuid(Uuid::from_u128(0x3000)),
     }

@@ -253,6 +253,36 @@ async fn a_third_party_cannot_remove_a_member() {
 }
 
 #[tokio::test]
+async fn a_creator_who_left_cannot_remove_members() {
+    // Bob created the room and left it.
+    let mut h = Harness::new().with_room(room(1, &bob(), &[&alice(), &carol()]));
+    h.rooms.expect_remove_member().times(0);
+
+    let result = h
+        .build()
+        .remove_member(&caller(&bob()), room_id(1), carol().id)
+        .await;
+
+    assert_eq!(result, Err(DomainError::NotAMember));
+}
+
+#[tokio::test]
+async fn leaving_a_room_one_already_left_succeeds() {
+    let mut h = Harness::new().with_room(room(1, &bob(), &[&bob(), &carol()]));
+    h.rooms
+        .expect_remove_member()
+        .times(1)
+        .returning(|_, _| Ok(false));
+
+    let result = h
+        .build()
+        .remove_member(&caller(&alice()), room_id(1), alice().id)
+        .await;
+
+    assert_eq!(result, Ok(()));
+}
+
+#[tokio::test]
 async fn removing_from_an_unknown_room_is_room_not_found() {
     let mut h = Harness::new();
     h.rooms.expect_remove_member().times(0);
