@@ -310,15 +310,15 @@ where
         .follow(&[alice.1.clone(), bob.1.clone()], 2)
         .expect("two users within a limit of two");
     follows
-        .follow(&[alice.1.clone()], 2)
+        .follow(std::slice::from_ref(&alice.1), 2)
         .expect("a user already followed counts once");
     assert_eq!(
-        follows.follow(&[carol.1.clone()], 2),
+        follows.follow(std::slice::from_ref(&carol.1), 2),
         Err(chat_domain::DomainError::TooManySubscriptions { limit: 2 })
     );
-    follows.unfollow(&[alice.1.clone()]);
+    follows.unfollow(std::slice::from_ref(&alice.1));
     follows
-        .follow(&[carol.1.clone()], 2)
+        .follow(std::slice::from_ref(&carol.1), 2)
         .expect("room again after unfollowing");
     let _alice = s.attach(b, alice.0, alice.1.clone()).await;
     let _bob = s.attach(b, bob.0, bob.1.clone()).await;

@@ -1,10 +1,12 @@
 //! Health, metrics, connected users and the OpenAPI document.
 
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Serialize;
+use chat_domain::{PageRequest, UserId, Username};
+use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ErrorBody};
@@ -31,12 +33,13 @@ pub struct HealthResponse {
     pub realtime: &'static str,
 }
 
-/// Users with at least one live WebSocket connection, on any instance.
+/// Users with at least one live WebSocket connection, on any instance:
+/// one page of them.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectedUsersResponse {
-    /// Usernames, sorted.
+    /// Usernames, sorted by byte order: this page.
     pub connected_users: Vec<String>,
-    /// How many.
+    /// How many users are connected in all (not only on this page).
     pub count: usize,
     /// When this was read (RFC 3339, UTC).
     #[schema(format = DateTime)]
@@ -80,28 +83,60 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
     }
 }
 
-/// Who is connected over WebSocket right now.
+/// One page of who is connected.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConnectedUsersParams {
+    /// Usernames per page: default 50, at most 200 (larger values are
+    /// capped).
+    #[param(minimum = 1, example = 50)]
+    pub limit: Option<usize>,
+    /// Only usernames after this one, in byte order (the last of the
+    /// previous page).
+    pub after: Option<String>,
+}
+
+/// Who is connected over WebSocket right now, a page at a time, sorted by
+/// username; `count` is the exact total. When more follow, a `Link`
+/// header names the next page (`rel="next"`).
 #[utoipa::path(
     get,
     path = "/api/ws/users",
     tag = "realtime",
+    params(ConnectedUsersParams),
     responses(
         (status = 200, description = "Connected usernames", body = ConnectedUsersResponse),
+        (status = 400, description = "`validation_error`: a bad `limit`", body = ErrorBody),
         (status = 401, description = "`unauthorized`, `token_revoked` or `invalid_token`", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
 )]
 pub async fn ws_users(
+    req: HttpRequest,
     state: web::Data<ApiState>,
+    params: web::Query<ConnectedUsersParams>,
     _caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
+    let limit = PageRequest::<UserId>::new(params.limit, None, None)?.limit;
     let users = state.service().connected_users().await?;
-    let connected_users: Vec<String> = users.into_iter().map(|u| u.into_inner()).collect();
+    let count = users.len();
+    let after = params.after.as_deref().unwrap_or_default();
+    let mut rest = users
+        .into_iter()
+        .map(Username::into_inner)
+        .filter(|name| name.as_str() > after);
+    let connected_users: Vec<String> = rest.by_ref().take(limit).collect();
+    let more = rest.next().is_some();
     let timestamp = OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .map_err(chat_domain::DomainError::internal)?;
-    Ok(HttpResponse::Ok().json(ConnectedUsersResponse {
-        count: connected_users.len(),
+    let mut res = HttpResponse::Ok();
+    if let (true, Some(last)) = (more, connected_users.last()) {
+        let next = format!("<{}?after={last}&limit={limit}>; rel=\"next\"", req.path());
+        res.insert_header((header::LINK, next));
+    }
+    Ok(res.json(ConnectedUsersResponse {
+        count,
         connected_users,
         timestamp,
     }))

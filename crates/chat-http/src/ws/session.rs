@@ -402,11 +402,15 @@ impl WsSession {
                     .await
                     .inspect(|()| crate::metrics::delivered()),
             ),
-            Some(Delivery::Presence(users)) => written(
-                self.out
-                    .text(ServerFrame::Presence { users }.to_json())
-                    .await,
-            ),
+            Some(Delivery::Presence(users)) => {
+                let frame = ServerFrame::Presence { users }.to_json();
+                written(
+                    self.out
+                        .text(frame)
+                        .await
+                        .inspect(|()| crate::metrics::delivered()),
+                )
+            }
             Some(Delivery::Close(reason)) => {
                 if reason == NotifierClose::TooSlow {
                     crate::metrics::queue_overflowed();

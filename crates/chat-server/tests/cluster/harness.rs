@@ -431,18 +431,25 @@ pub fn cluster_vars(database_url: &str, extra: &[(&str, &str)]) -> Vec<(String, 
 }
 
 /// A `presence` frame.
-pub fn presence(user: &str, status: &str) -> Value {
-    json!({"type": "presence", "username": user, "status": status})
+/// Makes `ws` follow these users' presence; the answer with their status
+/// now.
+pub async fn follow(ws: &mut WsClient, users: &[&str]) -> Value {
+    ws.send_json(json!({"type": "presence_subscribe", "usernames": users}))
+        .await;
+    let now = ws.recv_json().await;
+    assert_eq!(now["type"], "presence", "{}: {now}", ws.username);
+    now
 }
 
-/// Reads frames until the `presence` frame of `user` with `status`,
+/// Reads frames until a `presence` frame that tells `user`'s `status`,
 /// skipping other presence frames; panics on any other frame. Returns how
-/// long it took.
 pub async fn await_presence(ws: &mut WsClient, user: &str, status: &str) -> Duration {
     let started = Instant::now();
     loop {
         let frame = ws.recv_json().await;
-        if frame == presence(user, status) {
+        let told = json!({"username": user, "status": status});
+        let users = frame["users"].as_array();
+        if users.is_some_and(|users| users.contains(&told)) {
             return started.elapsed();
         }
         assert_eq!(

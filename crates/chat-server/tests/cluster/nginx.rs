@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::harness::{await_presence, free_port, open_ws, Api, Cluster, Output};
+use crate::harness::{await_presence, follow, free_port, open_ws, Api, Cluster, Output};
 use crate::support::ws::QUIET;
 use crate::support::PASSWORD;
 
@@ -216,9 +216,8 @@ async fn two_clients_through_nginx_chat_in_every_mode_across_instances() {
     // least_conn over a shared zone: with Alice's socket open on one
     // instance, Bob's goes to the other (checked in the access log below).
     let mut alice_ws = open_ws(nginx.addr, &alice).await;
-    await_presence(&mut alice_ws, "alice", "online").await;
+    follow(&mut alice_ws, &["bob"]).await;
     let mut bob_ws = open_ws(nginx.addr, &bob).await;
-    await_presence(&mut bob_ws, "bob", "online").await;
     await_presence(&mut alice_ws, "bob", "online").await;
     for base in [&nginx.base_url, &cluster.a.base_url, &cluster.b.base_url] {
         let users: Value = reqwest::Client::new()

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::{await_presence, Cluster, HEARTBEAT, PRESENCE_TTL};
+use crate::harness::{await_presence, follow, Cluster, HEARTBEAT, PRESENCE_TTL};
 use crate::support::ws::QUIET;
 
 #[tokio::test]
@@ -17,10 +17,15 @@ async fn presence_and_connected_users_are_the_same_from_either_instance() {
     let bob = b.user("bob").await;
 
     let mut bob_ws = b.ws(&bob).await;
-    await_presence(&mut bob_ws, "bob", "online").await;
+    let now = follow(&mut bob_ws, &["alice"]).await;
+    assert_eq!(
+        now["users"],
+        json!([{"username": "alice", "status": "offline"}])
+    );
     let mut alice_on_a = a.ws(&alice).await;
     await_presence(&mut bob_ws, "alice", "online").await;
-    await_presence(&mut alice_on_a, "alice", "online").await;
+    // Alice follows nobody: she hears of nobody, herself included.
+    assert_eq!(alice_on_a.recv_within(QUIET).await, None);
     for instance in [a, b] {
         assert_eq!(
             instance.connected_users(&alice).await,
@@ -55,6 +60,7 @@ async fn a_killed_instance_users_go_offline_on_the_other_within_the_bound() {
     let alice = cluster.a.user("alice").await;
     let bob = cluster.b.user("bob").await;
     let mut bob_ws = cluster.b.ws(&bob).await;
+    follow(&mut bob_ws, &["alice"]).await;
     let alice_ws = cluster.a.ws(&alice).await;
     await_presence(&mut bob_ws, "alice", "online").await;
 
@@ -100,6 +106,7 @@ async fn a_stopped_instance_says_goodbye_without_waiting_for_the_expiry() {
     let alice = cluster.a.user("alice").await;
     let bob = cluster.b.user("bob").await;
     let mut bob_ws = cluster.b.ws(&bob).await;
+    follow(&mut bob_ws, &["alice"]).await;
     let mut alice_ws = cluster.a.ws(&alice).await;
     await_presence(&mut bob_ws, "alice", "online").await;
 

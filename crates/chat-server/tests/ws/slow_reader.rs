@@ -63,7 +63,7 @@ fn origin(text: &str) -> Option<(usize, usize)> {
 
 fn announces_slowpoke_offline(text: &str) -> bool {
     text.starts_with(r#"{"type":"presence""#)
-        && text.contains(r#""username":"slowpoke","status":"offline""#)
+        && text.contains(r#"{"username":"slowpoke","status":"offline"}"#)
 }
 
 /// Reads until all messages arrived, checking each sender's order, and
@@ -156,7 +156,13 @@ async fn a_client_that_stops_reading_is_closed_and_slows_nobody(backend: Backend
     let mut sinks = Vec::new();
     for i in 0..READERS {
         let user = app.user(&format!("reader{i:02}")).await;
-        let socket = app.ws(&user).await.stream;
+        let mut ws = app.ws(&user).await;
+        // Each reader follows the stalled client, so sees it go offline.
+        let follow = json!({"type": "presence_subscribe", "usernames": ["slowpoke"]});
+        ws.send_json(follow).await;
+        let now = ws.recv_json().await;
+        assert_eq!(now["users"][0]["status"], "online", "{now}");
+        let socket = ws.stream;
         let (reports, watched) = watch::channel([0; SENDERS]);
         progress.push(watched);
         if i < SENDERS {
