@@ -207,9 +207,13 @@ test("two people chat in the browser client", { timeout: 120000 }, async (t) => 
       await register(bob);
     });
 
-    await step("alice's online list shows bob", async () => {
-      await byTestId(alice.page, "online-list").locator('[data-username="bob"]').waitFor();
+    await step("each follows whom they show: bob sees alice online, alice sees bob once she opens a direct conversation", async () => {
+      // Bob came second: alice is in his first list of who is online.
       await byTestId(bob.page, "online-list").locator('[data-username="alice"]').waitFor();
+      // Bob came after alice read hers; a direct conversation follows him.
+      await openDirect(alice, "bob");
+      await byTestId(alice.page, "online-list").locator('[data-username="bob"]').waitFor();
+      await open(alice, "global");
     });
 
     await step("global messages appear live on both sides", async () => {
@@ -320,6 +324,9 @@ test("two people chat in the browser client", { timeout: 120000 }, async (t) => 
       const since = new URL(reconnects[reconnects.length - 1]).searchParams.get("since");
       assert.ok(since, `the reconnect asks for what was missed (?since=): ${reconnects.join(", ")}`);
       for (const text of missed) await seesMessage(bob, text);
+      // The online dots are right again on both sides.
+      await byTestId(bob.page, "online-list").locator('[data-username="alice"]').waitFor();
+      await byTestId(alice.page, "online-list").locator('[data-username="bob"]').waitFor();
       await sleep(1000); // late duplicates would show up by now
       const texts = await messageTexts(bob.page);
       for (const text of missed) {
@@ -332,6 +339,8 @@ test("two people chat in the browser client", { timeout: 120000 }, async (t) => 
     await step("alice logs out and back in and finds her history", async () => {
       await byTestId(alice.page, "logout").click();
       await byTestId(alice.page, "auth-view").waitFor();
+      // Bob follows alice (their direct conversation): she went offline.
+      await byTestId(bob.page, "online-list").locator('[data-username="alice"]').waitFor({ state: "detached" });
       const profile = await alice.page.evaluate(async () => (await fetch("api/auth/profile")).status);
       assert.equal(profile, 401);
       await byTestId(alice.page, "auth-username").fill("alice");

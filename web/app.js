@@ -25,6 +25,12 @@
   // session is fine, the cursor is presumably unknown to the server (an
   // in-memory server restarted): connect without it and reload history.
   const SINCE_GIVE_UP_AFTER = 3;
+  // Presence: how many users the client follows at most, how many names
+  // one subscribe frame carries, and how often the online list is read
+  // again (someone who comes online and is not followed yet).
+  const MAX_FOLLOWED = 200;
+  const FOLLOW_CHUNK = 50;
+  const ONLINE_REFRESH_MS = 30000;
   const REFRESH_BEFORE_EXPIRY_S = 10 * 60;
   const REFRESH_RETRY_MS = 5 * 60 * 1000;
 
@@ -41,6 +47,8 @@
     conversations: new Map(), // key -> Conversation
     current: "global",
     online: new Set(),
+    followed: new Set(), // usernames this connection follows the presence of
+    onlineTimer: null,
     usersByName: new Map(), // username -> id
     socket: null,
     socketGeneration: 0,
@@ -76,6 +84,7 @@
       };
       state.conversations.set(key, conv);
       if (kind !== "global") renderConversationList();
+      if (kind === "dm") followPresence();
     }
     return conv;
   }
@@ -282,6 +291,8 @@
     state.me = null;
     state.conversations.clear();
     state.online.clear();
+    state.followed.clear();
+    clearInterval(state.onlineTimer);
     state.usersByName.clear();
     state.lastStreamId = null;
     state.current = "global";
@@ -343,6 +354,7 @@
     clearTimeout(state.reconnectTimer);
     state.reconnectTimer = null;
     stopHeartbeat();
+    clearInterval(state.onlineTimer);
     state.connected = false;
     if (state.socket) {
       try {
@@ -419,7 +431,12 @@
         state.failuresWithSince = 0;
         setConnectionStatus("connected", "Connected");
         startHeartbeat();
+        // A new connection follows nobody yet.
+        state.followed.clear();
+        state.online.add(state.me.username);
         loadOnline();
+        clearInterval(state.onlineTimer);
+        state.onlineTimer = setInterval(loadOnline, ONLINE_REFRESH_MS);
         break;
       case "message":
       case "direct_message":
@@ -432,8 +449,10 @@
         if (frame.message) receive(frame.message, false);
         break;
       case "presence":
-        if (frame.status === "online") state.online.add(frame.username);
-        else state.online.delete(frame.username);
+        for (const user of frame.users || []) {
+          if (user.status === "online") state.online.add(user.username);
+          else state.online.delete(user.username);
+        }
         renderOnline();
         break;
       case "typing":
@@ -727,6 +746,7 @@
 
   function rememberUsers(users) {
     for (const u of users) state.usersByName.set(u.username, u.id);
+    followPresence();
     const options = $("user-options");
     options.replaceChildren(
       ...[...state.usersByName.keys()]
@@ -747,11 +767,41 @@
 
   async function loadOnline() {
     try {
-      const { data } = await api("GET", "api/ws/users");
-      state.online = new Set(data.connected_users);
+      const { data } = await api("GET", `api/ws/users?limit=${MAX_FOLLOWED}`);
+      for (const name of data.connected_users) state.online.add(name);
       renderOnline();
     } catch {
       // Presence frames keep the list going.
+    }
+    followPresence();
+  }
+
+  /**
+   * Whom the client shows, bounded: its direct-message partners, the
+   * users it knows (the name suggestions, which hold the rooms' members)
+   * and its online list.
+   */
+  function shownUsers() {
+    const names = new Set();
+    for (const conv of state.conversations.values()) if (conv.kind === "dm") names.add(conv.peer);
+    for (const name of state.usersByName.keys()) names.add(name);
+    for (const name of state.online) names.add(name);
+    if (state.me) names.delete(state.me.username);
+    return [...names].slice(0, MAX_FOLLOWED);
+  }
+
+  /**
+   * Follows the presence of whoever is shown and not yet followed; the
+   * server answers with their status now, then sends only changes.
+   */
+  function followPresence() {
+    if (!state.connected) return;
+    const fresh = shownUsers().filter((name) => !state.followed.has(name));
+    // A frame stays well under the server's size limit.
+    for (let i = 0; i < fresh.length; i += FOLLOW_CHUNK) {
+      const usernames = fresh.slice(i, i + FOLLOW_CHUNK);
+      if (!send({ type: "presence_subscribe", usernames })) return;
+      for (const name of usernames) state.followed.add(name);
     }
   }
 

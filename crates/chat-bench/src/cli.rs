@@ -76,6 +76,11 @@ pub enum Mode {
     /// clients reconnecting with `?since=` follow it: skipped and repeated
     /// messages (both must be 0), throughput.
     History(HistoryArgs),
+    /// N users reconnect at once (--connect-concurrency handshakes in
+    /// flight), each following K others' presence: sockets closed, presence
+    /// frames and bytes per socket, the wave's duration, and whether every
+    /// view ends right.
+    Storm(StormArgs),
     /// Render a results file of scripts/bench.sh (the standard profile) as
     /// the generated section of docs/benchmarks.md, compared with a previous
     /// one; no server is contacted.
@@ -97,6 +102,23 @@ pub struct IdleArgs {
     pub server_pid: Option<u32>,
     /// Seconds to hold the sockets open before measuring memory again.
     #[arg(long, default_value_t = 2, value_parser = value_parser!(u64).range(0..=3600))]
+    pub hold: u64,
+}
+
+/// `storm` options.
+#[derive(Debug, Args)]
+pub struct StormArgs {
+    /// Users, one socket each, all connecting at once.
+    #[arg(long, default_value_t = 1_000, value_parser = value_parser!(u64).range(1..=100_000))]
+    pub users: u64,
+    /// Other users each one follows the presence of.
+    #[arg(long, default_value_t = 50, value_parser = value_parser!(u64).range(0..=1_000))]
+    pub follow: u64,
+    /// Seconds allowed after the wave for every view to be right.
+    #[arg(long, default_value_t = 10, value_parser = value_parser!(u64).range(1..=600))]
+    pub settle: u64,
+    /// Seconds the sockets stay open after that, still counting frames.
+    #[arg(long, default_value_t = 1, value_parser = value_parser!(u64).range(0..=600))]
     pub hold: u64,
 }
 

@@ -160,6 +160,10 @@ async fn run(cli: Cli) -> BenchResult<bool> {
             let figures = modes::fanout::run(&ctx, args).await?;
             emit(&ctx, elapsed(), &figures)
         }
+        Mode::Storm(args) => {
+            let figures = modes::storm::run(&ctx, args).await?;
+            emit(&ctx, elapsed(), &figures)
+        }
         Mode::Dm(args) => {
             let figures = modes::dm::run(&ctx, args).await?;
             emit(&ctx, elapsed(), &figures)

@@ -8,6 +8,7 @@ pub mod http;
 pub mod idle;
 mod reader;
 mod sender;
+pub mod storm;
 mod traffic;
 
 use std::collections::BTreeMap;
