@@ -16,9 +16,13 @@
 //!
 //! // One subscription per WebSocket; the session loops on `next()`.
 //! let mut socket = hub.connect(UserId::generate(), alice.clone()).await?;
-//! // Alice's first connection announced her to everyone connected, herself included.
-//! let Some(Delivery::Frame { text, .. }) = socket.next().await else { panic!() };
-//! assert_eq!(&*text, r#"{"type":"presence","username":"alice","status":"online"}"#);
+//! // It follows bob's presence: bob's first connection is told to it.
+//! let bob = Username::parse("bob")?;
+//! socket.presence().follow(std::slice::from_ref(&bob), 1000)?;
+//! let _bob_socket = hub.connect(UserId::generate(), bob).await?;
+//! let Some(Delivery::Presence(users)) = socket.next().await else { panic!() };
+//! assert_eq!(users[0].username, "bob");
+//! assert_eq!(users[0].status, chat_domain::PresenceStatus::Online);
 //!
 //! let message = Message {
 //!     id: MessageId::generate(),
@@ -87,12 +91,15 @@
 //! publish order (one FIFO queue per connection). Two concurrent
 //! publishers' frames may interleave differently on different connections.
 //!
-//! **Presence.** A user's first connection sends
-//! `{"type":"presence","username","status":"online"}` to every connection,
-//! the new one included (SPEC: "to every connected user"; it is connected).
-//! Their last connection closing sends `offline` to everyone remaining.
-//! Presence frames are sent under the write lock, so they keep the order
-//! of the connects and disconnects they report.
+//! **Presence.** A connection follows the users it names
+//! ([`Subscription::presence`](chat_domain::Subscription::presence)). A
+//! user's first connection opening and last closing are told to the
+//! connections that follow them, and to nobody else: into each follower's
+//! presence map (the latest status per user), which its subscription hands
+//! over as one `Delivery::Presence` at most every `PRESENCE_BATCH`, ahead of
+//! and apart from its frame queue, so presence never makes a connection a
+//! slow reader. Changes are routed under the registry's write lock, so
+//! they keep the order of the connects and disconnects they report.
 //!
 //! **Shutdown.** [`Hub::shutdown`] closes every connection with
 //! `CloseReason::ShuttingDown` (close code 1001) after the frames already

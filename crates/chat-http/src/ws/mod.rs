@@ -67,8 +67,13 @@ use crate::state::ApiState;
 ///   `client_id` stores nothing and acks the original.
 /// - `{"type":"ping"}` → `{"type":"pong","status":"ok"}`.
 /// - `{"type":"typing","recipient"|"room_id"}`: relayed, not stored.
+/// - `{"type":"presence_subscribe","usernames":[…]}`: follow these users'
+///   presence (at most PRESENCE_MAX_SUBSCRIPTIONS per connection, else an
+///   `error` `too_many_subscriptions`); answered at once with one
+///   `presence` frame of their current status (`unknown` for a name nobody
+///   has). `{"type":"presence_unsubscribe","usernames":[…]}` stops.
 ///
-/// `message` and `typing` frames are limited per connection
+/// `message`, `typing` and `presence_subscribe` frames are limited per connection
 /// (WEBSOCKET_RATE_LIMIT per second, bursts of twice that).
 ///
 /// **Recovery**: `?since=<message id>` (the last message the client got)
@@ -90,8 +95,10 @@ use crate::state::ApiState;
 /// - `{"type":"message","message":Message}` (global and room messages),
 ///   `{"type":"direct_message","message":Message}` (to both parties), for
 ///   messages sent over WebSocket and HTTP alike, only after they are stored.
-/// - `{"type":"presence","username","status":"online"|"offline"}` when a
-///   user's first connection opens or last one closes.
+/// - `{"type":"presence","users":[{"username","status"}]}`: the answer to
+///   a subscribe, then changes of followed users only (`online` while any
+///   of their connections is open on any instance), at most one frame per
+///   250 ms, each user's latest status once.
 /// - `{"type":"typing","username","recipient"|"room_id"}`.
 /// - `{"type":"error","error","code","client_id"?}` for a frame that could
 ///   not be handled (`invalid_frame`, `unknown_type`, `unsupported_frame`,
