@@ -120,6 +120,10 @@ pub struct StormArgs {
     /// Seconds the sockets stay open after that, still counting frames.
     #[arg(long, default_value_t = 1, value_parser = value_parser!(u64).range(0..=600))]
     pub hold: u64,
+    /// Another instance of the same deployment (loopback): every other
+    /// socket connects there, so presence crosses instances.
+    #[arg(long)]
+    pub also_url: Option<String>,
 }
 
 /// How messages are sent.

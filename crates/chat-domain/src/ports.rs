@@ -403,6 +403,14 @@ pub trait PresenceFollows: Send + Sync {
 
     /// Stops following these users; names not followed are ignored.
     fn unfollow(&self, users: &[Username]);
+
+    /// Hands the connection these statuses, read after [`follow`], at
+    /// once (not held back by the batch interval), except for a user
+    /// whose presence changed since it was followed: that change is newer
+    /// than what was read, and is what the connection gets.
+    ///
+    /// [`follow`]: PresenceFollows::follow
+    fn seed(&self, statuses: Vec<UserPresence>);
 }
 
 /// Password hashing. Slow by design: implementations must not block the

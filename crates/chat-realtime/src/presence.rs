@@ -5,7 +5,7 @@
 //! per user it follows.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::Waker;
 
 use chat_domain::{DomainResult, PresenceFollows, PresenceStatus, UserPresence, Username};
@@ -30,6 +30,12 @@ pub(crate) struct PresenceState {
     pub(crate) following: HashSet<String>,
     /// Changes not yet taken, by [`follow_key`]; in name order when taken.
     pending: BTreeMap<String, UserPresence>,
+    /// Followed users whose presence changed since they were followed: a
+    /// status read before that change must not replace it.
+    changed: HashSet<String>,
+    /// Statuses were seeded: hand them over without waiting for the batch
+    /// interval.
+    seeded: bool,
     /// The subscription, waiting for a change.
     waker: Option<Waker>,
 }
@@ -52,6 +58,7 @@ impl PresenceBox {
             status,
         };
         state.pending.insert(key.to_owned(), presence);
+        state.changed.insert(key.to_owned());
         let waker = state.waker.take();
         drop(state);
         if let Some(waker) = waker {
@@ -68,7 +75,33 @@ impl PresenceState {
 
     /// Takes the pending changes, in name order.
     pub(crate) fn take(&mut self) -> Vec<UserPresence> {
+        self.seeded = false;
         std::mem::take(&mut self.pending).into_values().collect()
+    }
+
+    /// Whether seeded statuses wait, to go out without the batch interval.
+    pub(crate) fn is_seeded(&self) -> bool {
+        self.seeded
+    }
+
+    /// Starts following `key`: no change of it seen yet.
+    pub(crate) fn start_following(&mut self, key: String) {
+        self.changed.remove(&key);
+        self.following.insert(key);
+    }
+
+    /// Stops following `key`; whether it was followed.
+    pub(crate) fn stop_following(&mut self, key: &str) -> bool {
+        self.changed.remove(key);
+        self.pending.remove(key);
+        self.following.remove(key)
+    }
+
+    /// Everyone followed, forgotten (the connection is gone).
+    pub(crate) fn stop_following_all(&mut self) -> Vec<String> {
+        self.changed.clear();
+        self.pending.clear();
+        self.following.drain().collect()
     }
 
     /// Asks to be woken by the next change.
@@ -86,7 +119,28 @@ impl PresenceState {
 /// [`Subscription::presence`]: chat_domain::Subscription::presence
 pub(crate) struct HubPresence {
     pub(crate) key: ConnKey,
+    pub(crate) presence: Arc<PresenceBox>,
     pub(crate) hub: Weak<Inner>,
+}
+
+impl PresenceBox {
+    /// Statuses read after following: pending now, unless a change of the
+    /// same user came since it was followed.
+    pub(crate) fn seed(&self, statuses: Vec<UserPresence>) {
+        let mut state = self.lock();
+        for presence in statuses {
+            let key = presence.username.to_ascii_lowercase();
+            if !state.changed.contains(&key) {
+                state.pending.insert(key, presence);
+                state.seeded = true;
+            }
+        }
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
 }
 
 impl PresenceFollows for HubPresence {
@@ -102,5 +156,9 @@ impl PresenceFollows for HubPresence {
         if let Some(hub) = self.hub.upgrade() {
             hub.write().unfollow(self.key, users);
         }
+    }
+
+    fn seed(&self, statuses: Vec<UserPresence>) {
+        self.presence.seed(statuses);
     }
 }

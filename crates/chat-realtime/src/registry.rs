@@ -260,7 +260,7 @@ impl Registry {
             return Err(DomainError::TooManySubscriptions { limit });
         }
         for key in new {
-            state.following.insert(key.clone());
+            state.start_following(key.clone());
             self.followers
                 .entry(key)
                 .or_default()
@@ -276,7 +276,7 @@ impl Registry {
         };
         let mut state = presence.lock();
         for key in users.iter().map(follow_key) {
-            if state.following.remove(&key) {
+            if state.stop_following(&key) {
                 self.drop_follower(&key, conn.id);
             }
         }
@@ -315,7 +315,7 @@ impl Registry {
         let index = entry.conns.iter().position(|c| c.id == key.id)?;
         let conn = entry.conns.swap_remove(index);
         self.connections -= 1;
-        let followed: Vec<String> = conn.presence.lock().following.drain().collect();
+        let followed = conn.presence.lock().stop_following_all();
         for followed in followed {
             self.drop_follower(&followed, key.id);
         }

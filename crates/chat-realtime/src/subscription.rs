@@ -70,7 +70,10 @@ impl HubSubscription {
             return Poll::Pending;
         }
         let now = Instant::now();
-        if let Some(not_before) = self.presence_not_before.filter(|at| now < *at) {
+        let waits = self
+            .presence_not_before
+            .filter(|at| now < *at && !state.is_seeded());
+        if let Some(not_before) = waits {
             drop(state);
             let timer = self
                 .presence_timer
@@ -134,6 +137,7 @@ impl Subscription for HubSubscription {
     fn presence(&self) -> Arc<dyn PresenceFollows> {
         Arc::new(HubPresence {
             key: self.key,
+            presence: Arc::clone(&self.presence),
             hub: Weak::clone(&self.hub),
         })
     }

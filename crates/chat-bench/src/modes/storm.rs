@@ -24,6 +24,7 @@ use crate::cli::StormArgs;
 use crate::error::BenchResult;
 use crate::net::Ws;
 use crate::report::Figures;
+use crate::target::Target;
 
 /// Names per `presence_subscribe` frame: well under the server's default
 /// frame size limit.
@@ -38,6 +39,8 @@ pub struct StormFigures {
     pub follow: u64,
     /// Handshakes in flight.
     pub concurrency: u64,
+    /// Instances the sockets were spread over.
+    pub instances: u64,
     /// Sockets opened.
     pub connected: u64,
     /// Sockets that failed to open, by error.
@@ -54,6 +57,8 @@ pub struct StormFigures {
     pub views_right: u64,
     /// Sockets the server closed (or that failed), by close code or error.
     pub closed: BTreeMap<String, u64>,
+    /// Error frames received, by code.
+    pub errors: BTreeMap<String, u64>,
     /// Presence frames per socket: mean and most.
     pub presence_frames_mean: f64,
     /// The most any one socket received.
@@ -74,6 +79,7 @@ impl Figures for StormFigures {
     fn ok(&self) -> bool {
         self.connect_errors.is_empty()
             && self.closed.is_empty()
+            && self.errors.is_empty()
             && self.views_right == self.connected
             && self.converged_after_s.is_some()
             && (self.presence_frames_max as f64) <= self.presence_frames_budget
@@ -85,8 +91,9 @@ impl Figures for StormFigures {
             .map_or_else(|| "never".to_owned(), |s| format!("{s:.2} s"));
         vec![
             format!(
-                "wave: {} users, each following {}, {} handshakes in flight: {} open in {:.2} s ({:.0}/s), failed {:?}",
+                "wave: {} users on {} instance(s), each following {}, {} handshakes in flight: {} open in {:.2} s ({:.0}/s), failed {:?}",
                 self.users,
+                self.instances,
                 self.follow,
                 self.concurrency,
                 self.connected,
@@ -98,7 +105,10 @@ impl Figures for StormFigures {
                 "views: {} of {} right; converged {converged} after the wave",
                 self.views_right, self.connected
             ),
-            format!("closed by the server: {:?}", self.closed),
+            format!(
+                "closed by the server: {:?}; error frames: {:?}",
+                self.closed, self.errors
+            ),
             format!(
                 "per socket: presence frames {:.1} mean, {} max (budget {:.1}); frames {:.1}; bytes {:.0} mean, {} max",
                 self.presence_frames_mean,
@@ -120,6 +130,8 @@ struct SocketTally {
     bytes: u64,
     /// How it ended before the run did, if it did.
     closed: Option<String>,
+    /// The codes of the error frames it received.
+    errors: Vec<String>,
     right: bool,
 }
 
@@ -140,14 +152,21 @@ pub async fn run(ctx: &Ctx, args: &StormArgs) -> BenchResult<StormFigures> {
     ctx.require_websocket().await?;
     let sessions = Arc::new(ctx.sign_in("s", users).await?);
 
+    // Every other socket to the second instance, when there is one.
+    let mut dialers = vec![ctx.dialer.clone()];
+    if let Some(url) = &args.also_url {
+        dialers.push(ctx.dialer.to(&Target::parse(url)?));
+    }
+    let dialers = Arc::new(dialers);
     let live = Arc::new(Live::default());
     let (stop_tx, stop) = watch::channel(false);
     let bar = ctx.progress.bar("storm", args.users);
     let started = Instant::now();
     let opened: Vec<Result<JoinHandle<SocketTally>, String>> = stream::iter(0..users)
         .map(|index| {
-            let (sessions, live, stop, bar) = (
+            let (sessions, dialers, live, stop, bar) = (
                 Arc::clone(&sessions),
+                Arc::clone(&dialers),
                 Arc::clone(&live),
                 stop.clone(),
                 bar.clone(),
@@ -155,8 +174,8 @@ pub async fn run(ctx: &Ctx, args: &StormArgs) -> BenchResult<StormFigures> {
             async move {
                 let followed = followed_by(&sessions, index, follow);
                 let session = sessions.get(index).ok_or("no such user")?;
-                let socket = ctx
-                    .dialer
+                let dialer = dialers.get(index % dialers.len()).ok_or("no dialer")?;
+                let socket = dialer
                     .open(&session.token)
                     .await
                     .map_err(|e| e.to_string())?;
@@ -284,6 +303,11 @@ async fn read(
         let Ok(frame) = serde_json::from_str::<Value>(&text) else {
             continue;
         };
+        if frame["type"] == "error" {
+            tally
+                .errors
+                .push(frame["code"].as_str().unwrap_or("?").to_owned());
+        }
         if frame["type"] != "presence" {
             continue;
         }
@@ -332,11 +356,16 @@ fn figures(
     for reason in tallies.iter().filter_map(|t| t.closed.clone()) {
         *closed.entry(reason).or_insert(0) += 1;
     }
+    let mut errors = BTreeMap::new();
+    for code in tallies.iter().flat_map(|t| t.errors.iter()) {
+        *errors.entry(code.clone()).or_insert(0) += 1;
+    }
     let wave_s = wave.as_secs_f64();
     StormFigures {
         users: args.users,
         follow: args.follow,
         concurrency,
+        instances: 1 + u64::from(args.also_url.is_some()),
         connected,
         connect_errors,
         wave_s: round3(wave_s),
@@ -344,6 +373,7 @@ fn figures(
         converged_after_s,
         views_right: 0,
         closed,
+        errors,
         presence_frames_mean: mean(|t| t.presence_frames),
         presence_frames_max: tallies.iter().map(|t| t.presence_frames).max().unwrap_or(0),
         presence_frames_budget: round3(4.0 * wave_s + 2.0),

@@ -18,17 +18,18 @@ enum Named {
 
 impl ChatService {
     /// Makes `follows` follow the users named (at most `limit` in all, or
-    /// `TooManySubscriptions` and nothing changes), and answers the
-    /// current status of each, in the order named, each name once. A name
-    /// no user has is `Unknown`, and is not followed. Following happens
-    /// before the statuses are read, so a change in between is not missed:
-    /// it comes as a change after this answer.
+    /// `TooManySubscriptions` and nothing changes), and hands it the
+    /// current status of each, each name once, as its next presence (see
+    /// [`PresenceFollows::seed`]). A name no user has is `Unknown`, and is
+    /// not followed. Following happens before the statuses are read, so a
+    /// change in between is not missed, and a change that comes while they
+    /// are read wins over what was read.
     pub async fn follow_presence(
         &self,
         follows: &dyn PresenceFollows,
         names: &[String],
         limit: usize,
-    ) -> DomainResult<Vec<UserPresence>> {
+    ) -> DomainResult<()> {
         let mut resolved = Vec::new();
         let mut seen = HashSet::new();
         for name in names {
@@ -52,7 +53,7 @@ impl ChatService {
             })
             .collect();
         let online = self.notifier.online_among(&ids).await?;
-        Ok(resolved
+        let statuses = resolved
             .into_iter()
             .map(|named| match named {
                 Named::Known(id, username) => UserPresence {
@@ -68,7 +69,9 @@ impl ChatService {
                     status: PresenceStatus::Unknown,
                 },
             })
-            .collect())
+            .collect();
+        follows.seed(statuses);
+        Ok(())
     }
 
     /// Makes `follows` stop following the users named; names it does not

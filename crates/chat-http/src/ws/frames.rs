@@ -104,8 +104,10 @@ impl FrameHandler {
                 let (service, caller) = (Arc::clone(&self.service), self.caller.clone());
                 let (follows, limit) = (Arc::clone(&self.follows), self.presence_limit);
                 Answer::Later(Box::pin(async move {
+                    // The statuses come through the connection's presence,
+                    // so that no change can overtake them.
                     match service.follow_presence(&*follows, &usernames, limit).await {
-                        Ok(users) => Some(ServerFrame::Presence { users }),
+                        Ok(()) => None,
                         Err(err) => Some(refused(&caller, &err, None)),
                     }
                 }))
