@@ -108,7 +108,7 @@ pub(crate) async fn serve(session: LocalBoxFuture<'static, ()>, body: BoxBody, i
         // What the session left unwritten gets a bounded time: a client
         // that does not read must not hold the connection.
         Either::Left(((), writing)) => {
-            let _ = tokio::time::timeout(LINGER, writing).await;
+            let _ = Box::pin(tokio::time::timeout(LINGER, writing)).await;
         }
         // The body ended (its close frame written) or the socket failed:
         // the session sees its writes fail and its stream end.
@@ -116,7 +116,9 @@ pub(crate) async fn serve(session: LocalBoxFuture<'static, ()>, body: BoxBody, i
     }
     // A half close: the client reads the close frame, then the end.
     let _ = socket2::SockRef::from(&*io).shutdown(std::net::Shutdown::Write);
-    let _ = tokio::time::timeout(LINGER, discard_until_end(&io)).await;
+    // Boxed: this future is part of every upgraded connection's task for
+    // its whole life, and the last step's state is not.
+    let _ = Box::pin(tokio::time::timeout(LINGER, discard_until_end(&io))).await;
 }
 
 /// Writes the response body to the socket as it takes it, until the body
@@ -143,12 +145,13 @@ async fn write_body(body: BoxBody, io: &TcpStream) {
 /// Reads and drops what the client sends until it closes its side, or
 /// [`LINGER_BYTES`] were dropped.
 async fn discard_until_end(io: &TcpStream) {
-    let mut sink = [0u8; READ_CHUNK];
     let mut discarded = 0;
     while discarded < LINGER_BYTES {
         if io.readable().await.is_err() {
             return;
         }
+        // Not held across the await: the buffer is no part of the future.
+        let mut sink = [0u8; READ_CHUNK];
         match io.try_read(&mut sink) {
             Ok(0) => return,
             Ok(read) => discarded += read,
@@ -217,5 +220,26 @@ impl Stream for SocketReader {
                 Poll::Ready(Some(Err(PayloadError::Io(err))))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upgraded_connections_task_stays_small() {
+        // Part of every upgraded connection's task for its whole life: its
+        // rare last steps are boxed, and no buffer lives across an await.
+        fn size<F: std::future::Future>(
+            _: &dyn Fn(LocalBoxFuture<'static, ()>, BoxBody, Rc<TcpStream>) -> F,
+        ) -> usize {
+            std::mem::size_of::<F>()
+        }
+        let serve = size(&serve);
+        assert!(
+            serve <= 512,
+            "serving an upgraded connection takes {serve} bytes"
+        );
     }
 }
