@@ -331,7 +331,7 @@ pub enum Delivery {
         /// `direct_message` frames), so that a connection replaying
         /// history (`?since=`) can drop a live copy of a message it
         /// already replayed without parsing the JSON; `None` for other
-        /// frames (presence, typing).
+        /// frames (typing).
         message: Option<MessageId>,
         /// That message's position in the store's order, when the
         /// publisher knew it (`Event::Message`'s `position`): a connection
@@ -355,7 +355,7 @@ pub enum Delivery {
 pub const PRESENCE_BATCH: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Delivery {
-    /// A frame that carries no stored message (presence, typing).
+    /// A frame that carries no stored message (typing).
     pub fn frame(text: Arc<str>) -> Self {
         Self::Frame {
             text,

@@ -600,14 +600,20 @@ impl Scope {
     }
 }
 
+/// Makes `subscription` follow these users' presence, with a limit no test
+/// reaches.
+pub fn follow(subscription: &dyn Subscription, users: &[&Username]) {
+    let users: Vec<Username> = users.iter().map(|u| (*u).clone()).collect();
+    subscription
+        .presence()
+        .follow(&users, 1000)
+        .expect("following is allowed");
+}
+
 impl Probe {
-    /// Follows these users' presence (no limit that matters here).
+    /// Follows these users' presence.
     fn follow(&self, users: &[&Username]) {
-        let users: Vec<Username> = users.iter().map(|u| (*u).clone()).collect();
-        self.sub
-            .presence()
-            .follow(&users, 1000)
-            .expect("following is allowed");
+        follow(&*self.sub, users);
     }
 
     /// The next presence delivery (frames of other cases are skipped).

@@ -130,8 +130,9 @@ impl Hub {
     }
 
     /// Queues an already serialized frame that carries no stored message
-    /// (presence, typing) for every connection of `audience` in this
-    /// process: [`Hub::deliver`] without a message id.
+    /// (typing, or a frame of an embedding app's own) for every connection
+    /// of `audience` in this process: [`Hub::deliver`] without a message
+    /// id.
     pub fn deliver_frame(&self, frame: Arc<str>, audience: Audience) {
         self.deliver(frame, None, None, audience);
     }

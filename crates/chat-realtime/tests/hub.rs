@@ -85,11 +85,7 @@ impl Conn {
 
     /// Follows these users' presence.
     fn follow(&self, users: &[&Username]) {
-        let users: Vec<Username> = users.iter().map(|u| (*u).clone()).collect();
-        self.sub
-            .presence()
-            .follow(&users, 1000)
-            .expect("following is allowed");
+        chat_realtime::contract::follow(&*self.sub, users);
     }
 
     async fn presence(&mut self) -> Vec<UserPresence> {

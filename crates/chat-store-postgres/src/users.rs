@@ -38,19 +38,14 @@ impl UserStore for PgStore {
                 return Ok(Some(account));
             }
             let mut conn = self.conn().await?;
-            let account = users::table
+            let row = users::table
                 .find(id.as_uuid())
                 .select(UserRow::as_select())
                 .first(&mut conn)
                 .await
                 .optional()
-                .map_err(db_error)?
-                .map(UserAccount::try_from)
-                .transpose()?;
-            if let Some(account) = &account {
-                self.accounts().put(account);
-            }
-            Ok(account)
+                .map_err(db_error)?;
+            self.remember(row)
         })
         .await
     }
@@ -66,19 +61,14 @@ impl UserStore for PgStore {
                 return Ok(Some(account));
             }
             let mut conn = self.conn().await?;
-            let account = users::table
+            let row = users::table
                 .filter(lower(users::username).eq(folded))
                 .select(UserRow::as_select())
                 .first(&mut conn)
                 .await
                 .optional()
-                .map_err(db_error)?
-                .map(UserAccount::try_from)
-                .transpose()?;
-            if let Some(account) = &account {
-                self.accounts().put(account);
-            }
-            Ok(account)
+                .map_err(db_error)?;
+            self.remember(row)
         })
         .await
     }
@@ -98,6 +88,17 @@ impl UserStore for PgStore {
             Ok(Page::from_probe(accounts, &page))
         })
         .await
+    }
+}
+
+impl PgStore {
+    /// The account of a row read by id or name, kept in the account cache.
+    fn remember(&self, row: Option<UserRow>) -> DomainResult<Option<UserAccount>> {
+        let account = row.map(UserAccount::try_from).transpose()?;
+        if let Some(account) = &account {
+            self.accounts().put(account);
+        }
+        Ok(account)
     }
 }
 

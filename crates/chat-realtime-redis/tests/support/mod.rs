@@ -225,10 +225,8 @@ impl Probe {
             .iter()
             .map(|n| Username::parse(*n).expect("valid test username"))
             .collect();
-        self.sub
-            .presence()
-            .follow(&names, 1000)
-            .expect("following is allowed");
+        let names: Vec<&Username> = names.iter().collect();
+        chat_realtime::contract::follow(&*self.sub, &names);
     }
 
     /// The next presence delivery, skipping frames.
