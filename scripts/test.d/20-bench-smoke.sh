@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Keeps chat-bench working (issue 7): builds chat-server and chat-bench in
 # debug, starts the server on a free loopback port (in-memory store,
-# AUTH_RATE_LIMIT=0, WEBSOCKET_RATE_LIMIT=0, BCRYPT_COST=4), runs each mode
+# AUTH_RATE_LIMIT=0, WEBSOCKET_RATE_LIMIT=0, MESSAGE_RATE_LIMIT=0,
+# BCRYPT_COST=4), runs each mode
 # for a couple of seconds
 # and checks that each printed its one JSON line with nothing failed or
 # lost. A smoke test, not a benchmark: no figure is compared to a target.
@@ -56,7 +57,7 @@ ulimit -n "$(ulimit -Hn)"
   exec env -u DATABASE_URL -u DB_HOST -u DB_PORT -u DB_NAME -u DB_USER \
     -u DB_PASSWORD -u REDIS_URL \
     PORT="$port" ENVIRONMENT=development BCRYPT_COST=4 AUTH_RATE_LIMIT=0 \
-    WEBSOCKET_RATE_LIMIT=0 \
+    WEBSOCKET_RATE_LIMIT=0 MESSAGE_RATE_LIMIT=0 \
     JWT_SECRET="bench-smoke-secret-0123456789abcdef0123" LOG_LEVEL=warn \
     "$server_bin" >"$work/server.log" 2>&1
 ) &
@@ -165,6 +166,8 @@ if [[ "$(status_of /api/ws/connect)" == 404 ]]; then
   exit 0
 fi
 run_bench fanout fanout --receivers 20 --senders 2 --rate 50 --duration 2 --drain 5
+# One connection sending fast, its messages read back from the history.
+run_bench sender fanout --receivers 5 --senders 1 --rate 500 --duration 2 --drain 5 --check-stored-order
 run_bench idle idle --connections 200 --hold 1
 check_report
 run_checked storm --connect-concurrency 512 storm --users 1000 --follow 50 --settle 2

@@ -56,11 +56,12 @@ pub use error::{DomainError, DomainResult};
 pub use ids::{MessageId, RoomId, TokenId, UserId};
 pub use pagination::{Cursor, Page, PageRequest};
 pub use ports::{
-    Audience, Clock, CloseReason, Delivery, Event, MessageStore, Notifier, PasswordHasher,
-    PresenceFollows, PresenceStatus, RealtimeHealth, RevocationStore, RoomStore, StoreHealth,
-    Subscription, SystemClock, TokenCodec, TypingTarget, UserPresence, UserStore, PRESENCE_BATCH,
+    Audience, Clock, CloseReason, Delivery, Event, InsertInFlight, MessageStore, Notifier,
+    PasswordHasher, PresenceFollows, PresenceStatus, RealtimeHealth, RevocationStore, RoomStore,
+    StoreHealth, Subscription, SystemClock, TokenCodec, TypingTarget, UserPresence, UserStore,
+    PRESENCE_BATCH,
 };
-pub use service::{AuthPolicy, ChatService, Replay, SendMessage, Stores};
+pub use service::{AuthPolicy, ChatService, Replay, SendInFlight, SendMessage, Stores};
 pub use values::{
     ClientId, Email, MessageContent, Password, PasswordHash, RoomDescription, RoomName, Username,
 };

@@ -1,6 +1,11 @@
 //! Sending and reading messages. One send path for HTTP and WebSocket:
 //! validate, authorize, store, then notify.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
 use crate::auth::Caller;
 use crate::entities::{Message, MessageTarget, NewMessage, Stored};
 use crate::error::{DomainError, DomainResult};
@@ -38,6 +43,37 @@ pub struct Replay {
     pub since_position: Option<u64>,
 }
 
+/// A message on its way to the store: checked, and given its place in the
+/// store's order, behind every message its caller started before it and
+/// ahead of any it starts after. Awaiting it answers what
+/// [`ChatService::send_message`] does, once the message is stored and handed
+/// to the notifier (a failure of the insert is this message's alone).
+///
+/// Dropping it does not take the message back: it is still stored, but
+/// then may not be published live (receivers get it from the history).
+#[must_use = "a send in flight is published only while it is awaited"]
+pub struct SendInFlight(Pin<Box<dyn Future<Output = DomainResult<Stored>> + Send>>);
+
+impl SendInFlight {
+    fn ready(answer: DomainResult<Stored>) -> Self {
+        Self(Box::pin(std::future::ready(answer)))
+    }
+}
+
+impl Future for SendInFlight {
+    type Output = DomainResult<Stored>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for SendInFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendInFlight").finish_non_exhaustive()
+    }
+}
+
 impl ChatService {
     /// Sends a message: checks it, stores it, then delivers it live. A
     /// resend with a `client_id` the caller already used returns the
@@ -52,6 +88,22 @@ impl ChatService {
         caller: &Caller,
         request: SendMessage,
     ) -> DomainResult<Stored> {
+        self.start_send(caller, request).await?.await
+    }
+
+    /// [`send_message`](Self::send_message) in two steps, for a caller that
+    /// sends many messages in a row (a WebSocket connection): this step
+    /// checks the message (sender, content, target, membership) and gives
+    /// it its place in the store's order; the returned [`SendInFlight`]
+    /// completes the send. The next message may be started as soon as
+    /// this returns: it is placed after this one, and neither waits for
+    /// the other's commit. Errors of the checks come from here; the
+    /// store's, from the [`SendInFlight`].
+    pub async fn start_send(
+        &self,
+        caller: &Caller,
+        request: SendMessage,
+    ) -> DomainResult<SendInFlight> {
         if let Some(claimed) = &request.sender {
             let same = Username::parse(claimed.as_str())
                 .map(|name| name.same_account(&caller.username))
@@ -76,46 +128,64 @@ impl ChatService {
             sender_id: caller.user_id,
             client_id,
         };
-        self.store_and_publish(new, audience).await
+        self.queue_and_publish(new, audience).await
     }
 
-    /// Stores a message and publishes it if it is new, in the store's
-    /// order: a connection must receive messages in the order the store
-    /// placed them, or a client reconnecting with `?since=<last message
-    /// received>` would miss an earlier one delivered late, or get a later
-    /// one delivered early twice (see `publish_order`).
-    async fn store_and_publish(&self, new: NewMessage, audience: Audience) -> DomainResult<Stored> {
+    /// Queues a message for the store, then (in the returned future)
+    /// publishes it if it is new, in the store's order: a connection must
+    /// receive messages in the order the store placed them, or a client
+    /// reconnecting with `?since=<last message received>` would miss an
+    /// earlier one delivered late, or get a later one delivered early
+    /// twice (see `publish_order`). The ticket is taken before the message
+    /// is queued, so that every message queued earlier, by anyone, is
+    /// published first.
+    async fn queue_and_publish(
+        &self,
+        new: NewMessage,
+        audience: Audience,
+    ) -> DomainResult<SendInFlight> {
         let messages = &self.stores.messages;
         if !messages.reports_positions() {
+            // Insert and publish now, one send at a time per service.
             let _one_at_a_time = self.publish_order.one_at_a_time().await;
-            let stored = messages.insert_message(&new).await?;
+            let stored = match messages.insert_message(&new).await {
+                Ok(stored) => stored,
+                Err(err) => return Ok(SendInFlight::ready(Err(err))),
+            };
             if let Stored::Created(message) = &stored {
                 let event = Event::message(message.clone());
                 self.notifier.publish(event, audience).await;
             }
-            return Ok(stored);
+            return Ok(SendInFlight::ready(Ok(stored)));
         }
         let ticket = self.publish_order.ticket();
-        let (stored, position) = messages.insert_message_positioned(&new).await?;
-        let publish = match (&stored, position) {
-            (Stored::Created(message), Some(position)) => {
-                let event = Event::Message {
-                    message: message.clone(),
-                    position: Some(position),
-                };
-                Some((position, event, audience))
-            }
-            (Stored::Created(_), None) => {
-                return Err(DomainError::internal(
-                    "the message store reports positions but answered none",
-                ))
-            }
-            (Stored::Duplicate(_), _) => None,
+        let insert = match messages.queue_message(&new).await {
+            Ok(insert) => insert,
+            Err(err) => return Ok(SendInFlight::ready(Err(err))),
         };
-        self.publish_order
-            .answered(ticket, publish, &*self.notifier)
-            .await;
-        Ok(stored)
+        let notifier = Arc::clone(&self.notifier);
+        Ok(SendInFlight(Box::pin(async move {
+            // An error drops the ticket, which releases what it held back.
+            let (stored, position) = insert.await?;
+            let publish = match (&stored, position) {
+                (Stored::Created(message), Some(position)) => {
+                    let event = Event::Message {
+                        message: message.clone(),
+                        position: Some(position),
+                    };
+                    Some((position, event, audience))
+                }
+                (Stored::Created(_), None) => {
+                    return Err(DomainError::internal(
+                        "the message store reports positions but answered none",
+                    ))
+                }
+                (Stored::Duplicate(_), _) => None,
+            };
+            let order = ticket.order();
+            order.answered(ticket, publish, &*notifier).await;
+            Ok(stored)
+        })))
     }
 
     /// Tells the DM partner, or the room's other members, that the caller

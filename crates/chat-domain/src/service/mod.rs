@@ -19,7 +19,7 @@ use crate::ports::{
     SystemClock, TokenCodec, UserStore,
 };
 
-pub use messages::{Replay, SendMessage};
+pub use messages::{Replay, SendInFlight, SendMessage};
 
 /// The stores the service reads and writes. One adapter usually implements
 /// all of them: see [`Stores::single`].
@@ -80,7 +80,7 @@ pub struct ChatService {
     clock: Arc<dyn Clock>,
     policy: AuthPolicy,
     /// New messages are published in the order the store placed them.
-    publish_order: publish_order::PublishOrder,
+    publish_order: Arc<publish_order::PublishOrder>,
 }
 
 impl ChatService {
@@ -99,7 +99,7 @@ impl ChatService {
             tokens,
             clock: Arc::new(SystemClock),
             policy,
-            publish_order: publish_order::PublishOrder::default(),
+            publish_order: Arc::default(),
         }
     }
 
