@@ -92,7 +92,7 @@ start_instance() {
   (
     cd "$OUT_DIR"
     exec env -i PATH="$PATH" PORT="$port" JWT_SECRET="$secret" BCRYPT_COST=4 \
-      AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0 LOG_LEVEL=warn "${extra_env[@]}" \
+      AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0 MESSAGE_RATE_LIMIT=0 WEBSOCKET_MAX_CONNECTIONS_PER_USER=0 LOG_LEVEL=warn "${extra_env[@]}" \
       "$server_bin" >"$OUT_DIR/$name.log" 2>&1
   ) &
   pids+=($!)

@@ -92,7 +92,7 @@ start_server() {
     exec env -u DATABASE_URL -u DB_HOST -u DB_PORT -u DB_NAME -u DB_USER \
       -u DB_PASSWORD -u REDIS_URL \
       PORT="$port" ENVIRONMENT=development BCRYPT_COST=4 AUTH_RATE_LIMIT=0 \
-      WEBSOCKET_RATE_LIMIT=0 LOG_LEVEL=warn \
+      WEBSOCKET_RATE_LIMIT=0 MESSAGE_RATE_LIMIT=0 LOG_LEVEL=warn \
       JWT_SECRET="$jwt_secret" "$@" \
       "$server_bin" >"$work/server.log" 2>&1
   ) &

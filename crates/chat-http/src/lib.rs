@@ -75,7 +75,6 @@ pub mod error;
 pub mod metrics;
 mod openapi;
 pub mod pagination;
-mod rate_limit;
 mod reference;
 pub mod request_id;
 pub mod routes;

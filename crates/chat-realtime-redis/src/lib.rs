@@ -10,7 +10,7 @@
 //!
 //! ```
 //! use chat_domain::{Audience, Delivery, Event, Message, MessageContent, MessageId,
-//!     MessageTarget, Notifier, UserId, Username};
+//!     MessageTarget, Notifier, TokenId, UserId, Username};
 //! use chat_realtime_redis::{RedisNotifier, RedisOptions};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -23,7 +23,7 @@
 //! // `/health` shows "realtime": notifier.health().status() ("connected" or "degraded").
 //!
 //! let alice = Username::parse("alice")?;
-//! let mut socket = notifier.connect(UserId::generate(), alice.clone()).await?;
+//! let mut socket = notifier.connect(UserId::generate(), alice.clone(), TokenId::generate()).await?;
 //! let message = Message {
 //!     id: MessageId::generate(),
 //!     sender: alice,

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chat_domain::{
-    Audience, DomainError, DomainResult, Event, Notifier, RealtimeHealth, Subscription, UserId,
-    Username,
+    Audience, DomainError, DomainResult, Event, Notifier, RealtimeHealth, Subscription, TokenId,
+    UserId, Username,
 };
 use chat_realtime::{event_frame, Hub};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -244,11 +244,25 @@ impl Notifier for RedisNotifier {
         &self,
         user: UserId,
         username: Username,
+        token: TokenId,
     ) -> DomainResult<Box<dyn Subscription>> {
         self.catch_up().await;
-        let subscription = self.inner.shared.hub.connect(user, username).await?;
+        let subscription = self.inner.shared.hub.connect(user, username, token).await?;
         self.settle_presence().await;
         Ok(subscription)
+    }
+
+    /// Closes this instance's connections at once, then tells the others
+    /// through Redis (not while Redis is lost: the token is refused by
+    /// every request and upgrade all the same, being revoked in the store).
+    async fn revoke(&self, user: UserId, token: TokenId) {
+        let shared = &self.inner.shared;
+        shared.hub.revoke(user, token);
+        if shared.health.is_linked() {
+            let envelope = envelope::encode_revoked(&shared.instance, user, token);
+            // Fails only after shutdown, when there is nobody to tell.
+            let _ = self.inner.commands.send(Command::Publish(envelope)).await;
+        }
     }
 
     /// Across the cluster; this instance's users only while degraded.

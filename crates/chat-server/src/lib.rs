@@ -292,7 +292,8 @@ fn service(
         Arc::new(hasher),
         Arc::new(JwtCodec::new(config.jwt_secret.as_bytes())),
         policy,
-    ))
+    )
+    .with_message_rate_limit(config.message_rate_limit))
 }
 
 fn time_hours(hours: u32) -> time::Duration {
