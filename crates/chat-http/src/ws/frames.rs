@@ -91,6 +91,7 @@ impl FrameHandler {
                 recipient,
                 room_id,
                 client_id,
+                reply_to,
             } => {
                 let request = SendMessage {
                     content,
@@ -98,6 +99,7 @@ impl FrameHandler {
                     room_id,
                     sender: None,
                     client_id,
+                    reply_to,
                 };
                 let (service, caller) = (Arc::clone(&self.service), self.caller.clone());
                 Answer::Later(Box::pin(
@@ -156,14 +158,15 @@ impl FrameHandler {
 /// one for a resend.
 async fn send(service: &ChatService, caller: &Caller, request: SendMessage) -> Option<ServerFrame> {
     let client_id = request.client_id.clone();
-    match service.send_message(caller, request).await {
-        Ok(stored) => {
+    match service.send_message_positioned(caller, request).await {
+        Ok((stored, position)) => {
             if stored.is_new() {
                 metrics::message_stored(&stored.message().target, Transport::WebSocket);
             }
             client_id.map(|client_id| ServerFrame::Ack {
                 client_id,
                 message: stored.message().clone(),
+                cursor: position.map(chat_protocol::cursor),
             })
         }
         Err(err) => Some(refused(caller, &err, client_id)),
