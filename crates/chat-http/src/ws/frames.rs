@@ -29,7 +29,8 @@ pub(crate) struct FrameHandler {
 /// How a client text frame is answered.
 pub(crate) enum Answer {
     /// At once: a `pong`, a refusal (bad frame, rate limited), or nothing.
-    Now(Option<ServerFrame>),
+    /// Boxed: a frame that carries a message is large.
+    Now(Option<Box<ServerFrame>>),
     /// When the use case is done (a message stored and published, a typing
     /// relayed). The future owns what it needs, so the session keeps
     /// writing deliveries while it waits on the store.
@@ -78,14 +79,14 @@ impl FrameHandler {
                 Ok(ClientFrame::Message { client_id, .. }) => client_id,
                 _ => None,
             };
-            return Answer::Now(Some(ServerFrame::from_error(&err, client_id)));
+            return Answer::Now(Some(Box::new(ServerFrame::from_error(&err, client_id))));
         }
         let frame = match parsed {
             Ok(frame) => frame,
-            Err(err) => return Answer::Now(Some(err.to_frame())),
+            Err(err) => return Answer::Now(Some(Box::new(err.to_frame()))),
         };
         match frame {
-            ClientFrame::Ping => Answer::Now(Some(ServerFrame::pong())),
+            ClientFrame::Ping => Answer::Now(Some(Box::new(ServerFrame::pong()))),
             ClientFrame::Message {
                 content,
                 recipient,

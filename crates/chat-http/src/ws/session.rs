@@ -370,7 +370,7 @@ impl WsSession {
         };
         match incoming {
             AggregatedMessage::Text(text) => match self.handler.answer(&text) {
-                Answer::Now(reply) => self.reply(reply).await,
+                Answer::Now(reply) => self.reply(reply.map(|frame| *frame)).await,
                 Answer::Later(pending) => {
                     handling.start(pending);
                     ControlFlow::Continue(())
