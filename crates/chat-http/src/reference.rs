@@ -55,10 +55,6 @@ pub async fn api_docs(req: HttpRequest) -> HttpResponse {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),
         ))
-        .insert_header((
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
         .body(render(&doc))
 }
 

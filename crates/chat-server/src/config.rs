@@ -622,19 +622,13 @@ fn percent_encode(raw: &str) -> String {
 fn ws_settings(r: &Reader<'_>) -> Result<WsSettings, ConfigError> {
     let defaults = WsSettings::default();
     let size = "a size in bytes, 1-16777216";
+    // The old service's buffer sizes: checked, so a bad value still fails
+    // the start as it did there, but nothing reads them (actix-ws sizes
+    // its buffers itself).
+    for var in ["WEBSOCKET_READ_BUFFER_SIZE", "WEBSOCKET_WRITE_BUFFER_SIZE"] {
+        r.number(var, 1024, 1..=1 << 24, size)?;
+    }
     let settings = WsSettings {
-        read_buffer_size: r.number(
-            "WEBSOCKET_READ_BUFFER_SIZE",
-            defaults.read_buffer_size,
-            1..=1 << 24,
-            size,
-        )?,
-        write_buffer_size: r.number(
-            "WEBSOCKET_WRITE_BUFFER_SIZE",
-            defaults.write_buffer_size,
-            1..=1 << 24,
-            size,
-        )?,
         max_message_size: r.number(
             "WEBSOCKET_MAX_MESSAGE_SIZE",
             defaults.max_message_size,
@@ -843,8 +837,6 @@ mod tests {
         assert_eq!(c.jwt_secret.as_bytes(), STRONG.as_bytes());
         assert!(!c.jwt_secret_generated);
         assert_eq!(c.jwt_expiry_hours, 2);
-        assert_eq!(c.ws.read_buffer_size, 2048);
-        assert_eq!(c.ws.write_buffer_size, 4096);
         assert_eq!(c.ws.max_message_size, 8192);
         assert_eq!(c.ws.ping_period, Duration::from_millis(500));
         assert_eq!(c.ws.pong_wait, Duration::from_secs(60));
