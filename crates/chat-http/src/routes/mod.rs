@@ -53,9 +53,9 @@ pub(crate) fn route_table(cfg: &mut web::ServiceConfig, parts: Parts) {
     }
     if parts.docs {
         cfg.service(
-            resource("/api/openapi.json", "GET").route(web::get().to(system::openapi_json)),
+            resource("/api/openapi.json", "GET").route(web::get().to(crate::openapi::openapi_json)),
         )
-        .service(resource("/api/docs", "GET").route(web::get().to(crate::reference::api_docs)));
+        .service(resource("/api/docs", "GET").route(web::get().to(crate::openapi::api_docs)));
     }
     if parts.web_client {
         // The browser client: `/`, `/app.js`, `/style.css`.
