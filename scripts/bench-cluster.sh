@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Delivery across instances (issue 6): release chat-server instances on one
+# Delivery across instances: release chat-server instances on one
 # PostgreSQL database, chat-bench fanout runs, one JSON line per run in
 # $OUT_DIR (default a temporary directory) and a summary table on stdout.
 #

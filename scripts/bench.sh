@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The standard benchmark profile (issue 7): release builds, a fresh server
+# The standard benchmark profile: release builds, a fresh server
 # for every run (in-memory and PostgreSQL stores), every figure compared
 # with the previous run in the generated section of docs/benchmarks.md.
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Keeps chat-bench working (issue 7): builds chat-server and chat-bench in
+# Keeps chat-bench working: builds chat-server and chat-bench in
 # debug, starts the server on a free loopback port (in-memory store,
 # AUTH_RATE_LIMIT=0, WEBSOCKET_RATE_LIMIT=0, MESSAGE_RATE_LIMIT=0, WEBSOCKET_MAX_CONNECTIONS_PER_USER=0, BCRYPT_COST=4), runs each mode
 # for a couple of seconds

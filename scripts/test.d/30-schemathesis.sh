@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The OpenAPI document against the real server (issue 8): schemathesis
+# The OpenAPI document against the real server: schemathesis
 # (from PyPI, in a virtual environment this script makes under
 # target/schemathesis-venv) generates requests for every documented
 # operation and checks that no answer is a 5xx and that every status code,

@@ -90,6 +90,9 @@ pub enum DomainError {
         /// How many connections one user may hold.
         limit: usize,
     },
+    /// The server is shutting down: no new live connection is taken.
+    #[error("the server is shutting down, reconnect shortly")]
+    ShuttingDown,
     /// The store cannot be reached right now.
     #[error("the message store is unavailable, try again shortly")]
     StoreUnavailable,
@@ -136,6 +139,7 @@ impl DomainError {
             Self::RateLimited { .. } => "rate_limited",
             Self::TooManySubscriptions { .. } => "too_many_subscriptions",
             Self::TooManyConnections { .. } => "too_many_connections",
+            Self::ShuttingDown => "shutting_down",
             Self::StoreUnavailable => "store_unavailable",
             Self::Internal(_) => "internal_error",
         }

@@ -424,6 +424,11 @@ pub trait Notifier: Send + Sync {
     /// Which of these users have at least one live connection.
     async fn online_among(&self, users: &[UserId]) -> DomainResult<HashSet<UserId>>;
 
+    /// Closes every live connection ([`CloseReason::ShuttingDown`], after
+    /// what is queued for it) and refuses new ones (`ShuttingDown`); a
+    /// notifier that spans instances also leaves the cluster. Idempotent.
+    async fn shutdown(&self);
+
     /// Whether delivery reaches every instance right now (for `/health`).
     /// A notifier that spans one process only is always
     /// [`RealtimeHealth::Local`].

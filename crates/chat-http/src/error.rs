@@ -141,7 +141,9 @@ fn domain_status(err: &DomainError) -> StatusCode {
         DomainError::RateLimited { .. } | DomainError::TooManyConnections { .. } => {
             StatusCode::TOO_MANY_REQUESTS
         }
-        DomainError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        DomainError::StoreUnavailable | DomainError::ShuttingDown => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         DomainError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -277,6 +279,7 @@ mod tests {
             ),
             (DomainError::TooManyConnections { limit: 16 }, 429),
             (DomainError::StoreUnavailable, 503),
+            (DomainError::ShuttingDown, 503),
             (DomainError::internal("db exploded at row 7"), 500),
         ];
         for (err, status) in cases {

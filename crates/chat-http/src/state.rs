@@ -27,10 +27,6 @@ pub struct WsSettings {
     pub ping_period: Duration,
     /// How long without a pong before the server closes the connection.
     pub pong_wait: Duration,
-    /// Read buffer size in bytes.
-    pub read_buffer_size: usize,
-    /// Write buffer size in bytes.
-    pub write_buffer_size: usize,
     /// How long one write to a client may wait for room before the
     /// connection is closed as too slow (1013).
     pub write_wait: Duration,
@@ -66,8 +62,6 @@ impl Default for WsSettings {
             max_message_size: 4096,
             ping_period: Duration::from_secs(54),
             pong_wait: Duration::from_secs(60),
-            read_buffer_size: 1024,
-            write_buffer_size: 1024,
             write_wait: Duration::from_secs(10),
             rate_limit: 10,
             replay_limit: Self::DEFAULT_REPLAY_LIMIT,

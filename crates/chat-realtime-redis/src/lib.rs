@@ -152,8 +152,9 @@ pub use shared::RedisHealth;
 /// no-op). Call once after installing a recorder.
 ///
 /// - `chat_redis_connected` (gauge): 1 while the subscription and the
-///   command connection are both up, 0 while degraded; set by
-///   [`RedisNotifier::record_metrics`].
+///   command connection are both up, 0 while degraded; the app sets it
+///   from [`Notifier::health`](chat_domain::Notifier::health) when it
+///   renders its metrics (the state is read when scraped, not tracked).
 /// - `chat_redis_published_total`: envelopes (events, and the sync
 ///   markers a new connection waits on) published to the events channel.
 /// - `chat_redis_received_total`: events from other instances delivered

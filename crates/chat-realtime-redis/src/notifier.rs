@@ -113,17 +113,6 @@ impl RedisNotifier {
         self.inner.shared.health.is_degraded()
     }
 
-    /// Sets `chat_redis_connected` (1 connected, 0 degraded) through the
-    /// `metrics` facade, for an app to call before rendering its metrics:
-    /// the state is read when scraped, not tracked. The counters
-    /// `chat_redis_published_total`, `chat_redis_received_total` and
-    /// `chat_redis_dropped_total` are recorded as events happen (see
-    /// [`describe_metrics`](crate::describe_metrics)).
-    pub fn record_metrics(&self) {
-        let connected = if self.is_degraded() { 0.0 } else { 1.0 };
-        metrics::gauge!("chat_redis_connected").set(connected);
-    }
-
     /// A cheap handle on this notifier's health, for a `/health` route.
     pub fn health(&self) -> RedisHealth {
         self.inner.shared.health.clone()
@@ -250,6 +239,10 @@ impl Notifier for RedisNotifier {
         let subscription = self.inner.shared.hub.connect(user, username, token).await?;
         self.settle_presence().await;
         Ok(subscription)
+    }
+
+    async fn shutdown(&self) {
+        RedisNotifier::shutdown(self).await;
     }
 
     /// Closes this instance's connections at once, then tells the others

@@ -272,6 +272,10 @@ impl Notifier for Hub {
         Hub::revoke(self, user, token);
     }
 
+    async fn shutdown(&self) {
+        Hub::shutdown(self);
+    }
+
     async fn connected_users(&self) -> DomainResult<Vec<Username>> {
         Ok(self.inner.read().usernames())
     }
@@ -302,9 +306,8 @@ pub fn event_frame(event: Event) -> ServerFrame {
     }
 }
 
-/// `connect` after `shutdown`. The domain has no "shutting down" error; this
-/// one maps to 503 "try again shortly", which is what a client should do
-/// (reconnect, to another instance or after the restart).
+/// `connect` after `shutdown`: the client should reconnect, to another
+/// instance or after the restart.
 fn shut_down_error() -> DomainError {
-    DomainError::StoreUnavailable
+    DomainError::ShuttingDown
 }

@@ -104,7 +104,7 @@
 //! **Shutdown.** [`Hub::shutdown`] closes every connection with
 //! `CloseReason::ShuttingDown` (close code 1001) after the frames already
 //! queued for it, and `connect` fails afterwards with
-//! `DomainError::StoreUnavailable` (503, "try again shortly"). Dropping
+//! `DomainError::ShuttingDown` (503, "reconnect shortly"). Dropping
 //! every `Hub` handle without shutting down ends each subscription with
 //! `None`.
 //!

@@ -83,8 +83,8 @@ impl Outgoing {
 }
 
 /// What a connection's queue holds: one pointer per frame, shared by every
-/// receiver, so a full queue of 256 costs 2 KiB of slots rather than 256
-/// copies of the frame's 56 bytes (docs/benchmarks.md, "Memory per idle
+/// receiver, so a full queue costs a pointer per slot rather than a copy
+/// of the frame per slot (docs/benchmarks.md, "Memory per idle
 /// socket").
 pub(crate) type Queued = Arc<Outgoing>;
 

@@ -413,7 +413,7 @@ async fn shutdown_closes_every_connection_and_refuses_new_ones() {
     let refused = hub
         .connect(UserId::generate(), user("late").1, TokenId::generate())
         .await;
-    assert_eq!(refused.err(), Some(DomainError::StoreUnavailable));
+    assert_eq!(refused.err(), Some(DomainError::ShuttingDown));
     hub.shutdown(); // idempotent
 }
 

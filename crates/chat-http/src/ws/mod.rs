@@ -128,7 +128,7 @@ use crate::state::ApiState;
         (status = 403, description = "`origin_not_allowed`: a browser page of an origin that is neither this server's nor in CORS_ALLOWED_ORIGINS", body = ErrorBody),
         (status = 426, description = "`upgrade_required`: a plain GET without `Upgrade: websocket`", body = ErrorBody),
         (status = 429, description = "`too_many_connections`: the user holds WEBSOCKET_MAX_CONNECTIONS_PER_USER connections on this instance already", body = ErrorBody),
-        (status = 503, description = "`store_unavailable`: the server is shutting down; reconnect", body = ErrorBody),
+        (status = 503, description = "`shutting_down`: the server is shutting down, reconnect; or `store_unavailable`: the token could not be checked", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
 )]

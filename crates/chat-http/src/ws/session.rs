@@ -651,9 +651,9 @@ mod tests {
     #[test]
     fn an_idle_session_task_stays_small() {
         // The task is allocated at its future's size for the connection's
-        // whole life; the large, rare steps are boxed (see `on`). It was
-        // 3.8 KiB before they were (docs/benchmarks.md, "Memory per idle
-        // socket").
+        // whole life; the large, rare steps are boxed (see `on`), and this
+        // bound catches a step that is not (docs/benchmarks.md, "Memory per
+        // idle socket").
         fn size<F: std::future::Future>(_: &dyn Fn(WsSession) -> F) -> usize {
             std::mem::size_of::<F>()
         }
