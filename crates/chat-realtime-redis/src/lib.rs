@@ -24,13 +24,13 @@
 //!
 //! let alice = Username::parse("alice")?;
 //! let mut socket = notifier.connect(UserId::generate(), alice.clone(), TokenId::generate()).await?;
-//! let message = Message {
-//!     id: MessageId::generate(),
-//!     sender: alice,
-//!     target: MessageTarget::Global,
-//!     content: MessageContent::parse("hello, cluster")?,
-//!     created_at: time::OffsetDateTime::now_utc(),
-//! };
+//! let message = Message::new(
+//!     MessageId::generate(),
+//!     alice,
+//!     MessageTarget::Global,
+//!     MessageContent::parse("hello, cluster")?,
+//!     time::OffsetDateTime::now_utc(),
+//! );
 //! // Delivered here at once, and through Redis on every other instance.
 //! notifier.publish(Event::message(message), Audience::Everyone).await;
 //! loop {

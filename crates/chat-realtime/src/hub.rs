@@ -290,7 +290,8 @@ impl Notifier for Hub {
 /// public so that a cross-instance notifier serializes events the same way.
 pub fn event_frame(event: Event) -> ServerFrame {
     match event {
-        Event::Message { message, .. } => ServerFrame::for_message(message),
+        Event::Message { message, position } => ServerFrame::for_message_at(message, position),
+        Event::MessageUpdated { message, position } => ServerFrame::updated_at(message, position),
         Event::Typing { from, target } => {
             let (recipient, room_id) = match target {
                 TypingTarget::Direct(user) => (Some(user), None),

@@ -24,13 +24,13 @@
 //! assert_eq!(users[0].username, "bob");
 //! assert_eq!(users[0].status, chat_domain::PresenceStatus::Online);
 //!
-//! let message = Message {
-//!     id: MessageId::generate(),
-//!     sender: alice,
-//!     target: MessageTarget::Global,
-//!     content: MessageContent::parse("hello")?,
-//!     created_at: time::OffsetDateTime::now_utc(),
-//! };
+//! let message = Message::new(
+//!     MessageId::generate(),
+//!     alice,
+//!     MessageTarget::Global,
+//!     MessageContent::parse("hello")?,
+//!     time::OffsetDateTime::now_utc(),
+//! );
 //! let id = message.id;
 //! // With its position in the store's order, as the store answered it.
 //! let event = Event::Message { message, position: Some(7) };

@@ -3,6 +3,7 @@
 //! revocation; idempotent sends. Adapters (HTTP, WebSocket) only translate.
 
 mod accounts;
+mod changes;
 mod messages;
 mod presence;
 mod publish_order;
@@ -22,7 +23,8 @@ use crate::ports::{
     SystemClock, TokenCodec, UserStore,
 };
 
-pub use messages::{Replay, SendMessage};
+pub use changes::{Replay, Since};
+pub use messages::SendMessage;
 
 /// The stores the service reads and writes. One adapter usually implements
 /// all of them: see [`Stores::single`].

@@ -79,7 +79,9 @@ pub(crate) struct WsSession {
 enum Event {
     Incoming(Incoming),
     /// The frame being handled is answered (`None`: nothing to write).
-    Answered(Option<ServerFrame>),
+    /// Boxed: a frame is large (a whole message) and this enum lives in
+    /// the session's future for the connection's life.
+    Answered(Option<Box<ServerFrame>>),
     Delivery(Option<Delivery>),
     PingDue,
     HeartbeatLost,
@@ -227,7 +229,7 @@ impl WsSession {
                             continue;
                         }
                     },
-                    reply = handling.reply() => Event::Answered(reply),
+                    reply = handling.reply() => Event::Answered(reply.map(Box::new)),
                     delivery = self.subscription.next() => Event::Delivery(delivery),
                     incoming = self.inbound.recv(), if handling.is_idle() => Event::Incoming(incoming),
                 },
@@ -352,7 +354,7 @@ impl WsSession {
         // inline (docs/benchmarks.md, "Memory per idle socket").
         match event {
             Event::Incoming(incoming) => Box::pin(self.on_incoming(incoming, handling)).await,
-            Event::Answered(reply) => Box::pin(self.reply(reply)).await,
+            Event::Answered(reply) => Box::pin(self.reply(reply.map(|frame| *frame))).await,
             Event::Delivery(delivery) => self.on_delivery(delivery).await,
             Event::PingDue => written(self.out.ping().await),
             Event::HeartbeatLost => close(Close::heartbeat_lost()),
@@ -368,7 +370,7 @@ impl WsSession {
         };
         match incoming {
             AggregatedMessage::Text(text) => match self.handler.answer(&text) {
-                Answer::Now(reply) => self.reply(reply).await,
+                Answer::Now(reply) => self.reply(reply.map(|frame| *frame)).await,
                 Answer::Later(pending) => {
                     handling.start(pending);
                     ControlFlow::Continue(())
