@@ -68,8 +68,13 @@ export function renderMessages(stickToBottom) {
   const conv = currentConversation();
   const box = $("history");
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-  const sorted = [...conv.messages.values()].filter((m) => !m.reply_to).sort(byTime);
-  keepingEditFocus(() => $("messages").replaceChildren(...sorted.map((m) => messageItem(m, false))));
+  const all = [...conv.messages.values()];
+  // Replies known here, by parent: a deleted message reports no replies
+  // (its tombstone carries nothing), yet its thread stays open to read.
+  const known = new Map();
+  for (const m of all) if (m.reply_to && !m.deleted_at) known.set(m.reply_to, (known.get(m.reply_to) || 0) + 1);
+  const sorted = all.filter((m) => !m.reply_to).sort(byTime);
+  keepingEditFocus(() => $("messages").replaceChildren(...sorted.map((m) => messageItem(m, false, known.get(m.id) || 0))));
   $("load-older").hidden = !conv.olderCursor;
   if (stickToBottom || atBottom) box.scrollTop = box.scrollHeight;
 }
@@ -80,6 +85,8 @@ export function renderThread() {
   const parent = state.thread && conv.messages.get(state.thread);
   if (!parent) return;
   const replies = [...conv.messages.values()].filter((m) => m.reply_to === parent.id).sort(byTime);
+  // The server refuses replies to a deleted message.
+  $("thread-form").hidden = Boolean(parent.deleted_at);
   keepingEditFocus(() =>
     $("thread-messages").replaceChildren(messageItem(parent, true), ...replies.map((m) => messageItem(m, true))),
   );
@@ -101,7 +108,7 @@ function keepingEditFocus(draw) {
   }
 }
 
-function messageItem(msg, inThread) {
+function messageItem(msg, inThread, knownReplies = 0) {
   const mine = state.me && msg.sender === state.me.username;
   const deleted = Boolean(msg.deleted_at);
   const when = new Date(msg.created_at);
@@ -136,7 +143,7 @@ function messageItem(msg, inThread) {
           deleted ? "This message was deleted" : msg.content,
         ),
     deleted ? null : reactionBar(msg),
-    actions(msg, mine, deleted, inThread),
+    actions(msg, mine, deleted, inThread, Math.max(deleted ? 0 : msg.reply_count || 0, knownReplies)),
   );
 }
 
@@ -202,10 +209,9 @@ function reactionBar(msg) {
   );
 }
 
-function actions(msg, mine, deleted, inThread) {
+function actions(msg, mine, deleted, inThread, n) {
   const buttons = [];
-  if (!inThread && (!deleted || msg.reply_count)) {
-    const n = msg.reply_count || 0;
+  if (!inThread && (!deleted || n)) {
     buttons.push(
       el(
         "button",
