@@ -139,7 +139,10 @@ mod tests {
             assert!(!body.contains("outerHTML"), "{path}");
             assert!(!body.contains("insertAdjacentHTML"), "{path}");
             assert!(!body.contains("eval("), "{path}");
-            assert!(!body.contains("http://") && !body.contains("https://"), "{path}");
+            assert!(
+                !body.contains("http://") && !body.contains("https://"),
+                "{path}"
+            );
         }
     }
 
@@ -161,7 +164,10 @@ mod tests {
                 let name = import.split('"').next().unwrap_or_default();
                 let imported = format!("/{name}");
                 let known = served.iter().find(|&&p| p == imported);
-                assert!(known.is_some(), "{path} imports {name}, which is not served");
+                assert!(
+                    known.is_some(),
+                    "{path} imports {name}, which is not served"
+                );
                 if let Some(&p) = known {
                     if !reached.contains(&p) {
                         reached.push(p);
@@ -169,8 +175,14 @@ mod tests {
                 }
             }
         }
-        let mut unused: Vec<&str> = served.into_iter().filter(|p| !reached.contains(p)).collect();
+        let mut unused: Vec<&str> = served
+            .into_iter()
+            .filter(|p| !reached.contains(p))
+            .collect();
         unused.sort_unstable();
-        assert!(unused.is_empty(), "served but imported by nothing: {unused:?}");
+        assert!(
+            unused.is_empty(),
+            "served but imported by nothing: {unused:?}"
+        );
     }
 }
