@@ -57,7 +57,7 @@ async function startServer() {
     ENVIRONMENT: "development",
     BCRYPT_COST: "4",
     AUTH_RATE_LIMIT: "0",
-    // The history step posts sixty messages at once.
+    // The history test seeds pages of messages in one burst.
     MESSAGE_RATE_LIMIT: "0",
     JWT_SECRET: randomBytes(32).toString("hex"),
     LOG_LEVEL: "warn",
