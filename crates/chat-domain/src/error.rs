@@ -60,6 +60,17 @@ pub enum DomainError {
     /// The named message does not exist or is not visible to the caller.
     #[error("message not found")]
     MessageNotFound,
+    /// Only a message's sender may do this to it (edit it).
+    #[error("only the sender of a message may edit it")]
+    NotSender,
+    /// The message was deleted: it cannot be edited, reacted to or
+    /// replied to.
+    #[error("the message was deleted")]
+    MessageDeleted,
+    /// `reply_to` names no visible, not deleted message of the same
+    /// conversation.
+    #[error("reply_to must name a message of the same conversation that you can read and that is not deleted")]
+    BadReplyTo,
     /// Too many attempts; retry after the given number of seconds.
     #[error("too many requests, retry in {retry_after_secs} s")]
     RateLimited {
@@ -72,6 +83,16 @@ pub enum DomainError {
         /// How many users one connection may follow.
         limit: usize,
     },
+    /// A user asked for more live connections on this instance than they
+    /// may hold.
+    #[error("a user holds at most {limit} live connections: close one first")]
+    TooManyConnections {
+        /// How many connections one user may hold.
+        limit: usize,
+    },
+    /// The server is shutting down: no new live connection is taken.
+    #[error("the server is shutting down, reconnect shortly")]
+    ShuttingDown,
     /// The store cannot be reached right now.
     #[error("the message store is unavailable, try again shortly")]
     StoreUnavailable,
@@ -112,8 +133,13 @@ impl DomainError {
             Self::UserNotFound => "user_not_found",
             Self::RoomNotFound => "room_not_found",
             Self::MessageNotFound => "message_not_found",
+            Self::NotSender => "not_sender",
+            Self::MessageDeleted => "message_deleted",
+            Self::BadReplyTo => "bad_reply_to",
             Self::RateLimited { .. } => "rate_limited",
             Self::TooManySubscriptions { .. } => "too_many_subscriptions",
+            Self::TooManyConnections { .. } => "too_many_connections",
+            Self::ShuttingDown => "shutting_down",
             Self::StoreUnavailable => "store_unavailable",
             Self::Internal(_) => "internal_error",
         }

@@ -17,7 +17,7 @@ use crate::entities::{Message, NewMessage, Room, Stored, UserAccount};
 use crate::error::DomainResult;
 use crate::ids::{MessageId, RoomId, TokenId, UserId};
 use crate::pagination::{Page, PageRequest};
-use crate::values::{Password, PasswordHash, Username};
+use crate::values::{Emoji, MessageContent, Password, PasswordHash, Username};
 
 /// Registered users.
 #[cfg_attr(test, mockall::automock)]
@@ -177,6 +177,126 @@ pub trait MessageStore: Send + Sync {
         room: RoomId,
         page: PageRequest<MessageId>,
     ) -> DomainResult<Page<Message>>;
+
+    /// Replaces the content of a message that is not deleted and sets its
+    /// `edited_at`: `MessageNotFound`, or `MessageDeleted` (checked
+    /// atomically with the change). Answers the message as it now is and
+    /// the change's position.
+    async fn edit_message(
+        &self,
+        id: MessageId,
+        content: &MessageContent,
+        at: OffsetDateTime,
+    ) -> DomainResult<Changed>;
+
+    /// Deletes a message: it keeps its place, sender and times, loses its
+    /// content and reactions, and gets `deleted_at`. Deleting it again
+    /// changes nothing (no position). `MessageNotFound` when unknown.
+    async fn delete_message(&self, id: MessageId, at: OffsetDateTime) -> DomainResult<Changed>;
+
+    /// Adds `user`'s reaction with `emoji`, unless it is there already
+    /// (then nothing changes: no position). `MessageDeleted` when the
+    /// message is deleted (atomically with the change), `MessageNotFound`
+    /// when unknown.
+    async fn add_reaction(
+        &self,
+        id: MessageId,
+        user: UserId,
+        emoji: &Emoji,
+    ) -> DomainResult<Changed>;
+
+    /// Removes `user`'s reaction with `emoji`, if there (else nothing
+    /// changes: no position). `MessageDeleted`, `MessageNotFound` as for
+    /// [`add_reaction`](Self::add_reaction).
+    async fn remove_reaction(
+        &self,
+        id: MessageId,
+        user: UserId,
+        emoji: &Emoji,
+    ) -> DomainResult<Changed>;
+
+    /// The replies to `parent` (deleted ones as tombstones), in the
+    /// store's order, paged like every list.
+    async fn replies(
+        &self,
+        parent: MessageId,
+        page: PageRequest<MessageId>,
+    ) -> DomainResult<Page<Message>>;
+
+    /// The stream of changes `viewer` may see (the same messages as
+    /// [`visible_messages`](Self::visible_messages)) after position
+    /// `after`, in position order, at most `limit` items: each message
+    /// stored after it ([`StreamItem::New`], at its position), and each
+    /// message changed after it ([`StreamItem::Updated`], at the position
+    /// of its latest change). Both carry the message's current state, so
+    /// a message changed twice comes once, at its latest change.
+    async fn changes_after(
+        &self,
+        viewer: UserId,
+        viewer_name: &Username,
+        after: u64,
+        limit: usize,
+    ) -> DomainResult<StreamPage>;
+
+    /// The position of the latest change the store holds (0 when empty):
+    /// where a stream that starts now begins.
+    async fn latest_position(&self) -> DomainResult<u64>;
+}
+
+/// What a change to a stored message did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Changed {
+    /// The message as it now is.
+    pub message: Message,
+    /// The change's position in the store's order (the same order as new
+    /// messages'), or `None` when nothing changed (a repeated deletion or
+    /// reaction).
+    pub position: Option<u64>,
+}
+
+/// One entry of a user's stream of changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamItem {
+    /// A message stored at `position`, in its current state.
+    New {
+        /// The message.
+        message: Message,
+        /// Its position (where it was stored).
+        position: u64,
+    },
+    /// A message whose latest change is at `position`, in its current
+    /// state.
+    Updated {
+        /// The message.
+        message: Message,
+        /// The position of its latest change.
+        position: u64,
+    },
+}
+
+impl StreamItem {
+    /// The item's position in the store's order.
+    pub fn position(&self) -> u64 {
+        match self {
+            Self::New { position, .. } | Self::Updated { position, .. } => *position,
+        }
+    }
+
+    /// The message it carries.
+    pub fn message(&self) -> &Message {
+        match self {
+            Self::New { message, .. } | Self::Updated { message, .. } => message,
+        }
+    }
+}
+
+/// A page of a stream of changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamPage {
+    /// The items, in position order.
+    pub items: Vec<StreamItem>,
+    /// Whether more items follow the last one.
+    pub has_more: bool,
 }
 
 /// Revoked tokens (logout). Kept until the token would have expired anyway.
@@ -217,6 +337,14 @@ pub enum Event {
         /// or below it.
         position: Option<u64>,
     },
+    /// A stored message was edited, deleted, or its reactions changed:
+    /// sent as `message_updated` with the message's current state.
+    MessageUpdated {
+        /// The message as it now is.
+        message: Message,
+        /// The change's position in the store's order.
+        position: Option<u64>,
+    },
     /// Someone is typing to a user or in a room.
     Typing {
         /// Who is typing.
@@ -238,7 +366,9 @@ impl Event {
     /// The id of the stored message this event reports, if it reports one.
     pub fn message_id(&self) -> Option<MessageId> {
         match self {
-            Self::Message { message, .. } => Some(message.id),
+            Self::Message { message, .. } | Self::MessageUpdated { message, .. } => {
+                Some(message.id)
+            }
             Self::Typing { .. } => None,
         }
     }
@@ -247,7 +377,7 @@ impl Event {
     /// reports, if it reports one whose position is known.
     pub fn position(&self) -> Option<u64> {
         match self {
-            Self::Message { position, .. } => *position,
+            Self::Message { position, .. } | Self::MessageUpdated { position, .. } => *position,
             Self::Typing { .. } => None,
         }
     }
@@ -304,21 +434,32 @@ pub trait Notifier: Send + Sync {
     /// store), so this reports nothing back.
     async fn publish(&self, event: Event, audience: Audience);
 
-    /// Registers a live connection of a user and returns what it must
-    /// send. The user's first connection makes them online (told to the
+    /// Registers a live connection of a user, opened with `token`, and
+    /// returns what it must send. The user's first connection makes them online (told to the
     /// connections that follow them); dropping the subscription
     /// unregisters it, and the last one going makes them offline.
     async fn connect(
         &self,
         user: UserId,
         username: Username,
+        token: TokenId,
     ) -> DomainResult<Box<dyn Subscription>>;
+
+    /// Closes every connection of `user` opened with `token`
+    /// ([`CloseReason::TokenRevoked`]), on every instance the notifier
+    /// reaches, without delivering what is still queued for them.
+    async fn revoke(&self, user: UserId, token: TokenId);
 
     /// Usernames with at least one live connection, sorted.
     async fn connected_users(&self) -> DomainResult<Vec<Username>>;
 
     /// Which of these users have at least one live connection.
     async fn online_among(&self, users: &[UserId]) -> DomainResult<HashSet<UserId>>;
+
+    /// Closes every live connection ([`CloseReason::ShuttingDown`], after
+    /// what is queued for it) and refuses new ones (`ShuttingDown`); a
+    /// notifier that spans instances also leaves the cluster. Idempotent.
+    async fn shutdown(&self);
 
     /// Whether delivery reaches every instance right now (for `/health`).
     /// A notifier that spans one process only is always
@@ -404,6 +545,8 @@ pub enum CloseReason {
     TooSlow,
     /// The server is shutting down.
     ShuttingDown,
+    /// The token the connection was opened with was revoked (logout).
+    TokenRevoked,
 }
 
 /// One live connection's feed of deliveries. Dropping it unregisters the

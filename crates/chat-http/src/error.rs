@@ -121,21 +121,29 @@ fn domain_status(err: &DomainError) -> StatusCode {
     match err {
         DomainError::Validation { .. }
         | DomainError::EmptyContent
+        | DomainError::BadReplyTo
         | DomainError::TooManySubscriptions { .. } => StatusCode::BAD_REQUEST,
-        DomainError::UsernameTaken | DomainError::EmailTaken => StatusCode::CONFLICT,
+        DomainError::UsernameTaken | DomainError::EmailTaken | DomainError::MessageDeleted => {
+            StatusCode::CONFLICT
+        }
         DomainError::InvalidCredentials
         | DomainError::Unauthenticated
         | DomainError::TokenRevoked
         | DomainError::InvalidToken
         | DomainError::NotEligibleForRefresh => StatusCode::UNAUTHORIZED,
-        DomainError::SenderMismatch | DomainError::NotAMember | DomainError::Forbidden(_) => {
-            StatusCode::FORBIDDEN
-        }
+        DomainError::SenderMismatch
+        | DomainError::NotAMember
+        | DomainError::NotSender
+        | DomainError::Forbidden(_) => StatusCode::FORBIDDEN,
         DomainError::UserNotFound | DomainError::RoomNotFound | DomainError::MessageNotFound => {
             StatusCode::NOT_FOUND
         }
-        DomainError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        DomainError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        DomainError::RateLimited { .. } | DomainError::TooManyConnections { .. } => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        DomainError::StoreUnavailable | DomainError::ShuttingDown => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         DomainError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -269,7 +277,9 @@ mod tests {
                 },
                 429,
             ),
+            (DomainError::TooManyConnections { limit: 16 }, 429),
             (DomainError::StoreUnavailable, 503),
+            (DomainError::ShuttingDown, 503),
             (DomainError::internal("db exploded at row 7"), 500),
         ];
         for (err, status) in cases {

@@ -104,6 +104,9 @@ fn deliver(shared: &Shared, message: &Msg) {
         // Own frames were delivered locally when published; other
         // instances' markers are theirs.
         Body::Sync(_) => {}
+        // Own revocations were applied locally when made.
+        Body::Revoked { .. } if own => {}
+        Body::Revoked { user, token } => shared.hub.revoke(user, token),
         Body::Frame { .. } if own => {}
         // Decided by a presence script and read by every instance.
         Body::Frame { frame, .. } if envelope.origin == envelope::ANY_ORIGIN => {

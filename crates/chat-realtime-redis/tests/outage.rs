@@ -54,7 +54,10 @@ async fn unreachable_at_start_serves_locally_then_joins_when_redis_appears() {
     notifier
         .publish(Event::message(message.clone()), Audience::Everyone)
         .await;
-    let expected = ServerFrame::Message { message };
+    let expected = ServerFrame::Message {
+        message,
+        cursor: None,
+    };
     alice.expect(&expected).await;
     bob.expect(&expected).await;
     assert_eq!(names(&notifier).await, ["alice", "bob"]);
@@ -103,7 +106,10 @@ async fn redis_lost_at_run_time_degrades_then_fan_out_resumes() {
     let before = global_message(&alice.name, "before");
     a.publish(Event::message(before.clone()), Audience::Everyone)
         .await;
-    let before = ServerFrame::Message { message: before };
+    let before = ServerFrame::Message {
+        message: before,
+        cursor: None,
+    };
     alice.expect(&before).await;
     bob.expect(&before).await;
 
@@ -116,7 +122,10 @@ async fn redis_lost_at_run_time_degrades_then_fan_out_resumes() {
     a.publish(Event::message(during.clone()), Audience::Everyone)
         .await;
     alice
-        .expect(&ServerFrame::Message { message: during })
+        .expect(&ServerFrame::Message {
+            message: during,
+            cursor: None,
+        })
         .await;
     assert_eq!(
         names(&a).await,
@@ -134,7 +143,10 @@ async fn redis_lost_at_run_time_degrades_then_fan_out_resumes() {
         .await;
     // What was published during the outage never reaches b (clients catch
     // up from the store); what is published after does.
-    let after = ServerFrame::Message { message: after };
+    let after = ServerFrame::Message {
+        message: after,
+        cursor: None,
+    };
     assert_eq!(next_non_presence(&mut alice).await, after);
     assert_eq!(next_non_presence(&mut bob).await, after);
     let reply = global_message(&bob.name, "reply");
@@ -145,7 +157,10 @@ async fn redis_lost_at_run_time_degrades_then_fan_out_resumes() {
     .await;
     assert_eq!(
         next_non_presence(&mut alice).await,
-        ServerFrame::Message { message: reply }
+        ServerFrame::Message {
+            message: reply,
+            cursor: None
+        }
     );
     // Both re-registered their users in the restarted (empty) Redis.
     assert_eq!(names(&a).await, ["alice", "bob"]);

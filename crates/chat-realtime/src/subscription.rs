@@ -92,9 +92,11 @@ impl HubSubscription {
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
         // A slow reader is closed at once, not after its backlog: the
-        // backlog is what made it slow.
-        if let Some(CloseReason::TooSlow) = self.state.reason() {
-            return Poll::Ready(self.finish(Some(CloseReason::TooSlow)));
+        // backlog is what made it slow. A revoked token gets nothing more.
+        if let Some(reason @ (CloseReason::TooSlow | CloseReason::TokenRevoked)) =
+            self.state.reason()
+        {
+            return Poll::Ready(self.finish(Some(reason)));
         }
         // Presence first: it is small, merged, and must not wait behind a
         // queue that never empties.

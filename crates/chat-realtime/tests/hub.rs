@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chat_domain::{
     Audience, CloseReason, Delivery, DomainError, Event, Message, MessageContent, MessageId,
-    MessageTarget, Notifier, PresenceStatus, RoomId, Subscription, TypingTarget, UserId,
+    MessageTarget, Notifier, PresenceStatus, RoomId, Subscription, TokenId, TypingTarget, UserId,
     UserPresence, Username,
 };
 use chat_protocol::ServerFrame;
@@ -33,7 +33,10 @@ fn user(name: &str) -> (UserId, Username) {
 }
 
 async fn connect(hub: &Hub, (id, name): &(UserId, Username)) -> Conn {
-    let sub = hub.connect(*id, name.clone()).await.expect("connects");
+    let sub = hub
+        .connect(*id, name.clone(), TokenId::generate())
+        .await
+        .expect("connects");
     Conn {
         id: *id,
         name: name.clone(),
@@ -55,13 +58,13 @@ fn presence(name: &Username, status: PresenceStatus) -> Vec<UserPresence> {
 
 fn message(sender: &Username, target: MessageTarget, text: &str) -> Message {
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    Message {
-        id: MessageId::generate(),
-        sender: sender.clone(),
+    Message::new(
+        MessageId::generate(),
+        sender.clone(),
         target,
-        content: MessageContent::parse(text).expect("valid content"),
-        created_at: OffsetDateTime::from_unix_timestamp(now).expect("valid time"),
-    }
+        MessageContent::parse(text).expect("valid content"),
+        OffsetDateTime::from_unix_timestamp(now).expect("valid time"),
+    )
 }
 
 impl Conn {
@@ -109,7 +112,10 @@ async fn a_global_message_reaches_every_connection_once() {
     let m = message(&alice.name, MessageTarget::Global, "hi all");
     hub.publish(Event::message(m.clone()), Audience::Everyone)
         .await;
-    let expected = ServerFrame::Message { message: m };
+    let expected = ServerFrame::Message {
+        message: m,
+        cursor: None,
+    };
     assert_eq!(alice.frame().await, expected);
     assert_eq!(bob.frame().await, expected);
     alice.assert_silent().await;
@@ -126,7 +132,10 @@ async fn a_users_audience_reaches_only_those_users() {
     // Bob named twice still gets it once.
     let audience = Audience::Users(vec![bob.id, alice.id, bob.id]);
     hub.publish(Event::message(dm.clone()), audience).await;
-    let expected = ServerFrame::DirectMessage { message: dm };
+    let expected = ServerFrame::DirectMessage {
+        message: dm,
+        cursor: None,
+    };
     assert_eq!(alice.frame().await, expected);
     assert_eq!(bob.frame().await, expected);
     carol.assert_silent().await;
@@ -143,7 +152,10 @@ async fn every_connection_of_a_user_gets_the_event() {
     let m = message(&bob.1, MessageTarget::Room(room), "room talk");
     hub.publish(Event::message(m.clone()), Audience::Users(vec![bob.0]))
         .await;
-    let expected = ServerFrame::Message { message: m };
+    let expected = ServerFrame::Message {
+        message: m,
+        cursor: None,
+    };
     assert_eq!(tab1.frame().await, expected);
     assert_eq!(tab2.frame().await, expected);
     assert_eq!(hub.connection_count(), 2);
@@ -250,7 +262,7 @@ async fn a_slow_reader_is_closed_without_slowing_anyone() {
                 match conn.delivery().await {
                     Some(Delivery::Frame { text, .. }) => {
                         match serde_json::from_str(&text).expect("a server frame") {
-                            ServerFrame::Message { message } => {
+                            ServerFrame::Message { message, .. } => {
                                 got.push(message.content.into_inner())
                             }
                             other => panic!("unexpected {other:?}"),
@@ -339,7 +351,7 @@ async fn concurrent_publishers_lose_nothing_and_keep_their_own_order() {
     }
     let mut next_of = [0usize; PUBLISHERS];
     for _ in 0..PUBLISHERS * EACH {
-        let ServerFrame::Message { message } = reader.frame().await else {
+        let ServerFrame::Message { message, .. } = reader.frame().await else {
             panic!("expected a message");
         };
         let content = message.content.into_inner();
@@ -381,16 +393,27 @@ async fn shutdown_closes_every_connection_and_refuses_new_ones() {
     let closed = Some(Delivery::Close(CloseReason::ShuttingDown));
     assert_eq!(
         bob.frame().await,
-        ServerFrame::Message { message: m.clone() }
+        ServerFrame::Message {
+            message: m.clone(),
+            cursor: None
+        }
     );
-    assert_eq!(bob2.frame().await, ServerFrame::Message { message: m });
+    assert_eq!(
+        bob2.frame().await,
+        ServerFrame::Message {
+            message: m,
+            cursor: None
+        }
+    );
     for conn in [&mut alice, &mut bob, &mut bob2] {
         assert_eq!(conn.delivery().await, closed, "{}", conn.name);
         assert_eq!(conn.delivery().await, None);
     }
 
-    let refused = hub.connect(UserId::generate(), user("late").1).await;
-    assert_eq!(refused.err(), Some(DomainError::StoreUnavailable));
+    let refused = hub
+        .connect(UserId::generate(), user("late").1, TokenId::generate())
+        .await;
+    assert_eq!(refused.err(), Some(DomainError::ShuttingDown));
     hub.shutdown(); // idempotent
 }
 
@@ -421,7 +444,13 @@ async fn a_zero_capacity_is_taken_as_one() {
     let m = message(&bob.name, MessageTarget::Global, "one fits");
     hub.publish(Event::message(m.clone()), Audience::Everyone)
         .await;
-    assert_eq!(alice.frame().await, ServerFrame::Message { message: m });
+    assert_eq!(
+        alice.frame().await,
+        ServerFrame::Message {
+            message: m,
+            cursor: None
+        }
+    );
 }
 
 #[tokio::test]
@@ -444,7 +473,13 @@ async fn a_reporting_hub_reports_presence_changes_instead_of_announcing_them() {
     let m = message(&alice.1, MessageTarget::Global, "no presence before me");
     hub.publish(Event::message(m.clone()), Audience::Everyone)
         .await;
-    assert_eq!(tab1.frame().await, ServerFrame::Message { message: m });
+    assert_eq!(
+        tab1.frame().await,
+        ServerFrame::Message {
+            message: m,
+            cursor: None
+        }
+    );
     drop(tab1);
     assert_eq!(
         changes.try_recv().ok(),

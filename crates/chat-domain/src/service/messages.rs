@@ -1,17 +1,14 @@
 //! Sending and reading messages. One send path for HTTP and WebSocket:
 //! validate, authorize, store, then notify.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use crate::auth::Caller;
 use crate::entities::{Message, MessageTarget, NewMessage, Stored};
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{MessageId, RoomId, UserId};
 use crate::pagination::{Cursor, Page, PageRequest};
-use crate::ports::{Audience, Event, TypingTarget};
+use crate::ports::{Audience, Event, InsertInFlight, MessageStore, TypingTarget};
 use crate::values::{ClientId, MessageContent, Username};
 
 use super::ChatService;
@@ -29,42 +26,61 @@ pub struct SendMessage {
     pub sender: Option<String>,
     /// An idempotency key.
     pub client_id: Option<String>,
-}
-
-/// What [`ChatService::replay_since`] answers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Replay {
-    /// The first page of the visible messages stored after `since`,
-    /// oldest first.
-    pub page: Page<Message>,
-    /// The position of `since` in the store's order, when the store
-    /// reports positions (the number its live frames carry, see
-    /// `Delivery::Frame`); `None` otherwise.
-    pub since_position: Option<u64>,
+    /// The message this one replies to in a thread: visible to the
+    /// caller, not deleted, of the same conversation (else `BadReplyTo`).
+    pub reply_to: Option<MessageId>,
 }
 
 /// A message on its way to the store: checked, and given its place in the
 /// store's order, behind every message its caller started before it and
-/// ahead of any it starts after. Awaiting it answers what
-/// [`ChatService::send_message`] does, once the message is stored and handed
-/// to the notifier (a failure of the insert is this message's alone).
+/// ahead of any it starts after. [`stored`](Self::stored) or
+/// [`positioned`](Self::positioned) completes the send: they answer once
+/// the message is stored and handed to the notifier (a failure of the
+/// insert is this message's alone).
 ///
 /// Dropping it does not take the message back: it is still stored, but
 /// then may not be published live (receivers get it from the history).
 #[must_use = "a send in flight is published only while it is awaited"]
-pub struct SendInFlight(Pin<Box<dyn Future<Output = DomainResult<Stored>> + Send>>);
-
-impl SendInFlight {
-    fn ready(answer: DomainResult<Stored>) -> Self {
-        Self(Box::pin(std::future::ready(answer)))
-    }
+pub struct SendInFlight {
+    /// The insert, then the publish: the stored message, and a new one's
+    /// position.
+    insert: InsertInFlight,
+    /// Where a resend's original is looked up.
+    messages: Arc<dyn MessageStore>,
 }
 
-impl Future for SendInFlight {
-    type Output = DomainResult<Stored>;
+impl SendInFlight {
+    fn ready(
+        messages: &Arc<dyn MessageStore>,
+        answer: DomainResult<(Stored, Option<u64>)>,
+    ) -> Self {
+        Self {
+            insert: Box::pin(std::future::ready(answer)),
+            messages: Arc::clone(messages),
+        }
+    }
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.0.as_mut().poll(cx)
+    /// The stored message (for a resend, the original), once stored and
+    /// published.
+    pub async fn stored(self) -> DomainResult<Stored> {
+        Ok(self.insert.await?.0)
+    }
+
+    /// [`stored`](Self::stored), with the message's position in the
+    /// store's order when the store reports positions (for a resend, the
+    /// original's): what the WebSocket `ack` carries as its `cursor`.
+    pub async fn positioned(self) -> DomainResult<(Stored, Option<u64>)> {
+        let (stored, position) = self.insert.await?;
+        if let Stored::Duplicate(original) = &stored {
+            // A resend's ack names where the original lies.
+            let position = self
+                .messages
+                .message_by_id_positioned(original.id)
+                .await?
+                .and_then(|(_, position)| position);
+            return Ok((stored, position));
+        }
+        Ok((stored, position))
     }
 }
 
@@ -77,7 +93,9 @@ impl std::fmt::Debug for SendInFlight {
 impl ChatService {
     /// Sends a message: checks it, stores it, then delivers it live. A
     /// resend with a `client_id` the caller already used returns the
-    /// original message, stores nothing and delivers nothing.
+    /// original message, stores nothing and delivers nothing. Every
+    /// attempt counts against the sender's message rate limit
+    /// ([`ChatService::with_message_rate_limit`]).
     ///
     /// Messages sent through one service are published in the order the
     /// store placed them, concurrent sends included, so that every
@@ -88,22 +106,34 @@ impl ChatService {
         caller: &Caller,
         request: SendMessage,
     ) -> DomainResult<Stored> {
-        self.start_send(caller, request).await?.await
+        self.start_send(caller, request).await?.stored().await
+    }
+
+    /// [`send_message`](Self::send_message), also answering the message's
+    /// position in the store's order when the store reports positions
+    /// (what the WebSocket `ack` carries as its `cursor`).
+    pub async fn send_message_positioned(
+        &self,
+        caller: &Caller,
+        request: SendMessage,
+    ) -> DomainResult<(Stored, Option<u64>)> {
+        self.start_send(caller, request).await?.positioned().await
     }
 
     /// [`send_message`](Self::send_message) in two steps, for a caller that
     /// sends many messages in a row (a WebSocket connection): this step
-    /// checks the message (sender, content, target, membership) and gives
-    /// it its place in the store's order; the returned [`SendInFlight`]
-    /// completes the send. The next message may be started as soon as
-    /// this returns: it is placed after this one, and neither waits for
-    /// the other's commit. Errors of the checks come from here; the
-    /// store's, from the [`SendInFlight`].
+    /// checks the message (rate limit, sender, content, target,
+    /// membership, thread) and gives it its place in the store's order;
+    /// the returned [`SendInFlight`] completes the send. The next message
+    /// may be started as soon as this returns: it is placed after this
+    /// one, and neither waits for the other's commit. Errors of the checks
+    /// come from here; the store's, from the [`SendInFlight`].
     pub async fn start_send(
         &self,
         caller: &Caller,
         request: SendMessage,
     ) -> DomainResult<SendInFlight> {
+        self.message_rate.check(&caller.user_id)?;
         if let Some(claimed) = &request.sender {
             let same = Username::parse(claimed.as_str())
                 .map(|name| name.same_account(&caller.username))
@@ -112,23 +142,58 @@ impl ChatService {
                 return Err(DomainError::SenderMismatch);
             }
         }
+        self.queue_new(caller, request).await
+    }
+
+    /// Validates, resolves the target and the thread, then queues the
+    /// message for the store.
+    async fn queue_new(&self, caller: &Caller, request: SendMessage) -> DomainResult<SendInFlight> {
         let content = MessageContent::parse(&request.content)?;
         let client_id = request.client_id.map(ClientId::parse).transpose()?;
         let (target, audience) = self
             .resolve_target(caller, request.recipient.as_deref(), request.room_id)
             .await?;
+        let mut message = Message::new(
+            MessageId::generate(),
+            caller.username.clone(),
+            target,
+            content,
+            self.clock.now(),
+        );
+        if let Some(parent) = request.reply_to {
+            self.check_reply_to(caller, parent, &message).await?;
+            message.reply_to = Some(parent);
+        }
         let new = NewMessage {
-            message: Message {
-                id: MessageId::generate(),
-                sender: caller.username.clone(),
-                target,
-                content,
-                created_at: self.clock.now(),
-            },
+            message,
             sender_id: caller.user_id,
             client_id,
         };
         self.queue_and_publish(new, audience).await
+    }
+
+    /// A reply's parent must be a message the caller can read, not
+    /// deleted, of the reply's own conversation.
+    async fn check_reply_to(
+        &self,
+        caller: &Caller,
+        parent: MessageId,
+        reply: &Message,
+    ) -> DomainResult<()> {
+        let parent = self.stores.messages.message_by_id(parent).await?;
+        let ok = match parent {
+            Some(parent) => {
+                !parent.is_deleted()
+                    && parent.same_conversation(reply)
+                    && self.can_read(caller, &parent).await?
+            }
+            None => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(DomainError::BadReplyTo)
+        }
     }
 
     /// Queues a message for the store, then (in the returned future)
@@ -150,21 +215,21 @@ impl ChatService {
             let _one_at_a_time = self.publish_order.one_at_a_time().await;
             let stored = match messages.insert_message(&new).await {
                 Ok(stored) => stored,
-                Err(err) => return Ok(SendInFlight::ready(Err(err))),
+                Err(err) => return Ok(SendInFlight::ready(messages, Err(err))),
             };
             if let Stored::Created(message) = &stored {
                 let event = Event::message(message.clone());
                 self.notifier.publish(event, audience).await;
             }
-            return Ok(SendInFlight::ready(Ok(stored)));
+            return Ok(SendInFlight::ready(messages, Ok((stored, None))));
         }
         let ticket = self.publish_order.ticket();
         let insert = match messages.queue_message(&new).await {
             Ok(insert) => insert,
-            Err(err) => return Ok(SendInFlight::ready(Err(err))),
+            Err(err) => return Ok(SendInFlight::ready(messages, Err(err))),
         };
         let notifier = Arc::clone(&self.notifier);
-        Ok(SendInFlight(Box::pin(async move {
+        let insert = Box::pin(async move {
             // An error drops the ticket, which releases what it held back.
             let (stored, position) = insert.await?;
             let publish = match (&stored, position) {
@@ -184,8 +249,13 @@ impl ChatService {
             };
             let order = ticket.order();
             order.answered(ticket, publish, &*notifier).await;
-            Ok(stored)
-        })))
+            let position = if stored.is_new() { position } else { None };
+            Ok((stored, position))
+        });
+        Ok(SendInFlight {
+            insert,
+            messages: Arc::clone(messages),
+        })
     }
 
     /// Tells the DM partner, or the room's other members, that the caller
@@ -258,51 +328,9 @@ impl ChatService {
         }
     }
 
-    /// Recovery after a disconnect (`/api/ws/connect?since=<id>`): the
-    /// messages visible to the caller that were stored after `since`,
-    /// oldest first, at most `limit` of them (1 to
-    /// [`PageRequest::MAX_LIMIT`]; more is capped, 0 is a validation error).
-    /// When `has_newer` is set, ask again from the page's last message.
-    ///
-    /// `since` must name a message the caller can read now (global, a
-    /// direct message to or from them, or a message of a room they belong
-    /// to); otherwise, whether it does not exist or is someone else's, the
-    /// answer is `MessageNotFound` and nothing is replayed: never a silent
-    /// replay of everything.
-    ///
-    /// Also answers the position of `since` in the store's order, when the
-    /// store knows it: live frames of messages at or below it are not
-    /// "after since", and a resuming connection drops them.
-    pub async fn replay_since(
-        &self,
-        caller: &Caller,
-        since: MessageId,
-        limit: usize,
-    ) -> DomainResult<Replay> {
-        let page = PageRequest::new(Some(limit), None, Some(since))?;
-        let (message, since_position) = self
-            .stores
-            .messages
-            .message_by_id_positioned(since)
-            .await?
-            .ok_or(DomainError::MessageNotFound)?;
-        if !self.can_read(caller, &message).await? {
-            return Err(DomainError::MessageNotFound);
-        }
-        let page = self
-            .stores
-            .messages
-            .visible_messages(caller.user_id, &caller.username, page)
-            .await?;
-        Ok(Replay {
-            page,
-            since_position,
-        })
-    }
-
     /// Whether `message` is among the caller's visible messages now: the
     /// same rule as [`MessageStore::visible_messages`](crate::MessageStore::visible_messages).
-    async fn can_read(&self, caller: &Caller, message: &Message) -> DomainResult<bool> {
+    pub(super) async fn can_read(&self, caller: &Caller, message: &Message) -> DomainResult<bool> {
         let me = &caller.username;
         Ok(match &message.target {
             MessageTarget::Global => true,
@@ -346,7 +374,7 @@ impl ChatService {
     }
 
     /// Checks where a message or typing notice may go and who gets it.
-    async fn resolve_target(
+    pub(super) async fn resolve_target(
         &self,
         caller: &Caller,
         recipient: Option<&str>,

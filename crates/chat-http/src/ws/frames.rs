@@ -1,4 +1,4 @@
-//! Answering one client text frame: parse it, apply the send rate limit,
+//! Answering one client text frame: parse it, apply the frame rate limit,
 //! call the same use cases as HTTP, and say what to write back (`pong`,
 //! `ack`, `error`, or nothing).
 
@@ -7,6 +7,7 @@ use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use chat_domain::rate_limit::rate_limited;
 use chat_domain::{
     Caller, ChatService, DomainError, DomainResult, PresenceFollows, RoomId, SendMessage, Stored,
 };
@@ -30,10 +31,11 @@ pub(crate) struct FrameHandler {
 /// How a client text frame is answered.
 pub(crate) enum Answer {
     /// At once: a `pong`, a refusal (bad frame, rate limited), or nothing.
-    Now(Option<ServerFrame>),
-    /// Through the use case, in two steps: [`Starting`], then [`Pending`].
-    /// The futures own what they need, so the session keeps writing
-    /// deliveries while they wait on the store.
+    /// Boxed: a frame that carries a message is large.
+    Now(Option<Box<ServerFrame>>),
+    /// Through the use case, in two steps: [`Starting`], then, for a
+    /// message, [`Pending`]. The futures own what they need, so the session
+    /// keeps writing deliveries while they wait on the store.
     Later(Starting),
 }
 
@@ -45,8 +47,9 @@ pub(crate) type Starting = Pin<Box<dyn Future<Output = Started>>>;
 
 /// What a frame's first step leaves.
 pub(crate) enum Started {
-    /// The reply is known (`None`: nothing to write).
-    Done(Option<ServerFrame>),
+    /// The reply is known (`None`: nothing to write). Boxed, as in
+    /// [`Answer::Now`].
+    Done(Option<Box<ServerFrame>>),
     /// The reply waits: a message's `ack` waits for its commit, while the
     /// frames after it are read and started.
     Waiting(Pending),
@@ -56,8 +59,8 @@ pub(crate) enum Started {
 pub(crate) type Pending = Pin<Box<dyn Future<Output = Option<ServerFrame>>>>;
 
 impl FrameHandler {
-    /// A handler for `caller`, allowing `rate_limit` `message` and `typing`
-    /// frames per second (bursts of twice that); 0 means no limit.
+    /// A handler for `caller`, allowing `rate_limit` frames per second
+    /// (bursts of twice that); 0 means no limit.
     pub(crate) fn new(
         service: Arc<ChatService>,
         caller: Caller,
@@ -83,39 +86,44 @@ impl FrameHandler {
         &self.service
     }
 
-    /// How to answer a text frame. The rate limit is applied here, in the
-    /// order the frames arrive; the use case, if the frame needs one, runs in
-    /// the returned future.
+    /// How to answer a text frame. Every frame counts against the
+    /// connection's rate limit, in the order the frames arrive, whatever
+    /// it holds (a malformed one included); the use case, if the frame
+    /// needs one, runs in the returned future.
     pub(crate) fn answer(&self, text: &str) -> Answer {
-        let frame = match ClientFrame::parse(text) {
+        let parsed = ClientFrame::parse(text);
+        if let Err(err) = self.admit() {
+            let client_id = match parsed {
+                Ok(ClientFrame::Message { client_id, .. }) => client_id,
+                _ => None,
+            };
+            return Answer::Now(Some(Box::new(ServerFrame::from_error(&err, client_id))));
+        }
+        let frame = match parsed {
             Ok(frame) => frame,
-            Err(err) => return Answer::Now(Some(err.to_frame())),
+            Err(err) => return Answer::Now(Some(Box::new(err.to_frame()))),
         };
         match frame {
-            ClientFrame::Ping => Answer::Now(Some(ServerFrame::pong())),
+            ClientFrame::Ping => Answer::Now(Some(Box::new(ServerFrame::pong()))),
             ClientFrame::Message {
                 content,
                 recipient,
                 room_id,
                 client_id,
+                reply_to,
             } => {
-                if let Err(err) = self.check_rate() {
-                    return Answer::Now(Some(ServerFrame::from_error(&err, client_id)));
-                }
                 let request = SendMessage {
                     content,
                     recipient,
                     room_id,
                     sender: None,
                     client_id,
+                    reply_to,
                 };
                 let (service, caller) = (Arc::clone(&self.service), self.caller.clone());
                 Answer::Later(Box::pin(send(service, caller, request)))
             }
             ClientFrame::PresenceSubscribe { usernames } => {
-                if let Err(err) = self.check_rate() {
-                    return Answer::Now(Some(ServerFrame::from_error(&err, None)));
-                }
                 let (service, caller) = (Arc::clone(&self.service), self.caller.clone());
                 let (follows, limit) = (Arc::clone(&self.follows), self.presence_limit);
                 Answer::Later(Box::pin(async move {
@@ -124,7 +132,7 @@ impl FrameHandler {
                     Started::Done(
                         match service.follow_presence(&*follows, &usernames, limit).await {
                             Ok(()) => None,
-                            Err(err) => Some(refused(&caller, &err, None)),
+                            Err(err) => Some(Box::new(refused(&caller, &err, None))),
                         },
                     )
                 }))
@@ -134,15 +142,28 @@ impl FrameHandler {
                 Answer::Now(None)
             }
             ClientFrame::Typing { recipient, room_id } => {
-                if let Err(err) = self.check_rate() {
-                    return Answer::Now(Some(ServerFrame::from_error(&err, None)));
-                }
                 let (service, caller) = (Arc::clone(&self.service), self.caller.clone());
                 Answer::Later(Box::pin(async move {
-                    Started::Done(typing(&service, &caller, recipient, room_id).await)
+                    Started::Done(
+                        typing(&service, &caller, recipient, room_id)
+                            .await
+                            .map(Box::new),
+                    )
                 }))
             }
         }
+    }
+
+    /// Counts a frame from the client against the connection's rate
+    /// limit; `RateLimited` when over it.
+    pub(crate) fn admit(&self) -> Result<(), DomainError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check().map_err(|not_until| {
+            metrics::ws_send_rate_limited();
+            rate_limited(not_until.wait_time_from(limiter.clock().now()))
+        })
     }
 
     /// The `error` frame for a binary message: the protocol is JSON text.
@@ -152,19 +173,6 @@ impl FrameHandler {
             code: "unsupported_frame".into(),
             client_id: None,
         }
-    }
-
-    fn check_rate(&self) -> Result<(), DomainError> {
-        let Some(limiter) = &self.limiter else {
-            return Ok(());
-        };
-        limiter.check().map_err(|not_until| {
-            metrics::ws_send_rate_limited();
-            let wait = not_until.wait_time_from(limiter.clock().now());
-            DomainError::RateLimited {
-                retry_after_secs: (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1),
-            }
-        })
     }
 }
 
@@ -177,9 +185,9 @@ async fn send(service: Arc<ChatService>, caller: Caller, request: SendMessage) -
     let client_id = request.client_id.clone();
     match service.start_send(&caller, request).await {
         Ok(in_flight) => Started::Waiting(Box::pin(async move {
-            acked(&caller, client_id, in_flight.await)
+            acked(&caller, client_id, in_flight.positioned().await)
         })),
-        Err(err) => Started::Done(Some(refused(&caller, &err, client_id))),
+        Err(err) => Started::Done(Some(Box::new(refused(&caller, &err, client_id)))),
     }
 }
 
@@ -187,16 +195,17 @@ async fn send(service: Arc<ChatService>, caller: Caller, request: SendMessage) -
 fn acked(
     caller: &Caller,
     client_id: Option<String>,
-    sent: DomainResult<Stored>,
+    sent: DomainResult<(Stored, Option<u64>)>,
 ) -> Option<ServerFrame> {
     match sent {
-        Ok(stored) => {
+        Ok((stored, position)) => {
             if stored.is_new() {
                 metrics::message_stored(&stored.message().target, Transport::WebSocket);
             }
             client_id.map(|client_id| ServerFrame::Ack {
                 client_id,
                 message: stored.message().clone(),
+                cursor: position.map(chat_protocol::cursor),
             })
         }
         Err(err) => Some(refused(caller, &err, client_id)),

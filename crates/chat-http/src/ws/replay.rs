@@ -1,4 +1,11 @@
-//! Recovery after a disconnect: `GET /api/ws/connect?since=<message id>`.
+//! Recovery after a disconnect: `GET /api/ws/connect?since=<cursor>` (or,
+//! for older clients, a message id, which stands for its position).
+//!
+//! What is replayed is the user's stream of changes after that position:
+//! new messages, and the current state of messages changed since (edits,
+//! deletions, reactions) as `message_updated`, each at its position and
+//! with its `cursor`. Live frames carry the same positions
+//! (`Delivery::Frame`'s `position`), so the rules below hold for both.
 //!
 //! No gap: the connection is registered with the notifier (`connect`, in
 //! `upgrade.rs`) before the store is read, so every message published
@@ -55,19 +62,17 @@
 //! The replay is capped (`WsSettings::replay_limit`): past the cap the
 //! client is told `replay_truncated` and pages the rest over HTTP.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Duration;
 
-use chat_domain::{
-    Caller, ChatService, DomainError, DomainResult, Message, MessageId, Page, PageRequest,
-};
+use chat_domain::{Caller, ChatService, DomainError, MessageId, PageRequest, StreamItem};
 use chat_protocol::ServerFrame;
 use tokio::time::Instant;
 
 use super::writer::{WriteError, Writer};
 
-/// How long after a replay live copies of replayed messages (and of
-/// messages at or below `since`) are still looked for. A live copy trails
+/// How long after a replay live copies of replayed changes (and of
+/// changes at or below `since`) are still looked for. A live copy trails
 /// its store commit by the publisher's hop to the notifier (microseconds
 /// in process, one Redis round trip across instances) and the publish
 /// order's wait (up to a group-commit batch cycle); a minute covers any
@@ -80,9 +85,10 @@ const DEDUPE_WINDOW: Duration = Duration::from_secs(60);
 pub(crate) enum Since {
     /// No `since`: live frames only.
     Absent,
-    /// A message id to replay after.
-    After(MessageId),
-    /// A value that is not a message id.
+    /// A frame's `cursor`, or (older clients) a message id, to replay
+    /// after.
+    After(chat_domain::Since),
+    /// A value that is neither.
     Invalid(DomainError),
 }
 
@@ -92,13 +98,18 @@ impl Since {
     pub(crate) fn parse(raw: Option<&str>) -> Self {
         match raw.map(str::trim).filter(|raw| !raw.is_empty()) {
             None => Self::Absent,
-            Some(raw) => match raw.parse::<MessageId>() {
-                Ok(id) => Self::After(id),
-                Err(_) => Self::Invalid(DomainError::invalid(
-                    "since",
-                    "must be the id (a UUID) of a message you received",
-                )),
-            },
+            Some(raw) => {
+                if let Some(position) = chat_protocol::parse_cursor(raw) {
+                    return Self::After(chat_domain::Since::Position(position));
+                }
+                match raw.parse::<MessageId>() {
+                    Ok(id) => Self::After(chat_domain::Since::Message(id)),
+                    Err(_) => Self::Invalid(DomainError::invalid(
+                        "since",
+                        "must be the cursor of a frame you received (or a message id)",
+                    )),
+                }
+            }
         }
     }
 }
@@ -106,12 +117,12 @@ impl Since {
 /// How a replay ended.
 #[derive(Debug)]
 pub(crate) enum Outcome {
-    /// Every message after `since` was sent.
+    /// Every change after `since` was sent.
     Complete,
-    /// `limit` messages were sent and more exist after `last`.
+    /// `limit` changes were sent and more exist after `last`.
     Truncated {
-        /// The last message sent.
-        last: MessageId,
+        /// The position of the last change sent (its frame's cursor).
+        last: u64,
         /// How many were sent.
         sent: usize,
     },
@@ -121,13 +132,13 @@ pub(crate) enum Outcome {
     Failed(DomainError),
 }
 
-/// What a replay covered: the ids it sent and the position of `since`,
-/// kept for [`DEDUPE_WINDOW`] to recognise live copies.
+/// What a replay covered: the highest position it sent of each message,
+/// and the position of `since`, kept for [`DEDUPE_WINDOW`] to recognise
+/// live copies.
 #[derive(Debug)]
 pub(crate) struct Replayed {
-    ids: HashSet<MessageId>,
-    /// The position of `since` in the store's order, when the store
-    /// reports positions.
+    ids: HashMap<MessageId, u64>,
+    /// The position of `since` in the store's order.
     since_position: Option<u64>,
     until: Instant,
 }
@@ -135,92 +146,102 @@ pub(crate) struct Replayed {
 impl Replayed {
     fn new() -> Self {
         Self {
-            ids: HashSet::new(),
+            ids: HashMap::new(),
             since_position: None,
             until: Instant::now() + DEDUPE_WINDOW,
         }
     }
 
     /// Whether a live frame of message `id`, at `position` in the store's
-    /// order if known, is not to be sent: the replay sent that message, or
-    /// it lies at or below `since` (see the module's documentation).
+    /// order if known, is not to be sent: it lies at or below `since`, or
+    /// the replay sent that message in a state at least as new (replayed
+    /// items carry the message's state when read, so a change at or below
+    /// the replayed position is in it; one above it is newer and goes
+    /// out). See the module's documentation.
     pub(crate) fn covers(&self, id: MessageId, position: Option<u64>) -> bool {
         let at_or_below_since = match (position, self.since_position) {
             (Some(position), Some(since)) => position <= since,
             _ => false,
         };
-        at_or_below_since || self.ids.contains(&id)
+        let replayed = match (self.ids.get(&id), position) {
+            (Some(&replayed), Some(position)) => position <= replayed,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        at_or_below_since || replayed
     }
 
     /// Whether live copies are no longer looked for.
     pub(crate) fn expired(&self) -> bool {
         (self.ids.is_empty() && self.since_position.is_none()) || Instant::now() >= self.until
     }
+
+    fn record(&mut self, item: &StreamItem) {
+        let seen = self.ids.entry(item.message().id).or_insert(0);
+        *seen = (*seen).max(item.position());
+    }
 }
 
-/// Sends, as `message` / `direct_message` frames in the store's order, the
-/// messages visible to `caller` stored after `since`, at most `limit`.
-/// Fails only when the client cannot be written to.
+/// Sends the caller's stream of changes after `since`, in the store's
+/// order, at most `limit` items: new messages as `message` /
+/// `direct_message` frames, changed ones as `message_updated`, each with
+/// its `cursor`. Fails only when the client cannot be written to.
 pub(crate) async fn replay(
     service: &ChatService,
     caller: &Caller,
-    since: MessageId,
+    since: chat_domain::Since,
     limit: usize,
     out: &mut Writer,
 ) -> Result<(Outcome, Replayed), WriteError> {
     let mut replayed = Replayed::new();
-    let mut last = since;
+    let mut last: Option<u64> = None;
+    let mut sent = 0;
     let limit = limit.max(1);
     loop {
-        let sent = replayed.ids.len();
         let want = (limit - sent).min(PageRequest::<MessageId>::MAX_LIMIT);
-        let page = match read_page(service, caller, since, last, want).await {
-            Ok((page, since_position)) => {
-                if last == since {
-                    replayed.since_position = since_position;
-                }
-                page
-            }
-            Err(DomainError::MessageNotFound) if sent == 0 => {
+        let read = match last {
+            None => service
+                .replay_since(caller, since, want)
+                .await
+                .map(|replay| {
+                    replayed.since_position = Some(replay.since_position);
+                    replay.page
+                }),
+            Some(after) => service.changes_after(caller, after, want).await,
+        };
+        let page = match read {
+            Ok(page) => page,
+            Err(DomainError::MessageNotFound) if last.is_none() => {
                 return Ok((Outcome::UnknownSince, replayed))
             }
             Err(err) => return Ok((Outcome::Failed(err), replayed)),
         };
-        let has_newer = page.has_newer && !page.items.is_empty();
-        for message in page.items {
-            last = message.id;
-            replayed.ids.insert(message.id);
-            out.text(ServerFrame::for_message(message).to_json())
-                .await?;
+        let has_more = page.has_more && !page.items.is_empty();
+        for item in page.items {
+            last = Some(item.position());
+            replayed.record(&item);
+            sent += 1;
+            let frame = match item {
+                StreamItem::New { message, position } => {
+                    ServerFrame::for_message_at(message, Some(position))
+                }
+                StreamItem::Updated { message, position } => {
+                    ServerFrame::updated_at(message, Some(position))
+                }
+            };
+            out.text(frame.to_json()).await?;
         }
-        let sent = replayed.ids.len();
-        if !has_newer {
+        if !has_more {
             return Ok((Outcome::Complete, replayed));
         }
         if sent >= limit {
+            let last = last.unwrap_or_default();
             return Ok((Outcome::Truncated { last, sent }, replayed));
         }
+        if last.is_none() {
+            return Ok((Outcome::Complete, replayed));
+        }
     }
-}
-
-/// The page after `last`. The first one goes through `replay_since`,
-/// which checks that `since` is the caller's to name and answers its
-/// position; later ones continue the caller's visible feed from the last
-/// message sent, which stays a valid position even if the caller
-/// meanwhile left its room (and answer no position).
-async fn read_page(
-    service: &ChatService,
-    caller: &Caller,
-    since: MessageId,
-    last: MessageId,
-    want: usize,
-) -> DomainResult<(Page<Message>, Option<u64>)> {
-    if last == since {
-        let replay = service.replay_since(caller, since, want).await?;
-        return Ok((replay.page, replay.since_position));
-    }
-    let page = PageRequest::new(Some(want), None, Some(last))?;
-    Ok((service.visible_messages(caller, page).await?, None))
 }
 
 /// The `error` frame for a replay that did not complete, if any.
@@ -230,9 +251,9 @@ pub(crate) fn error_frame(outcome: &Outcome) -> Option<ServerFrame> {
         Outcome::Truncated { last, sent } => (
             "replay_truncated",
             format!(
-                "replayed the first {sent} messages after since (the replay limit); \
-                 fetch the rest with GET /api/messages?after={last} (repeat with the \
-                 last id of each page while rel=\"next\" is given); live messages follow"
+                "replayed the first {sent} changes after since (the replay limit); \
+                 reconnect with since={} for the rest; live messages follow",
+                chat_protocol::cursor(*last)
             ),
         ),
         Outcome::UnknownSince => (
@@ -260,9 +281,16 @@ mod tests {
         assert_eq!(Since::parse(None), Since::Absent);
         assert_eq!(Since::parse(Some("  ")), Since::Absent);
         let id = MessageId::generate();
-        assert_eq!(Since::parse(Some(&format!(" {id} "))), Since::After(id));
-        let Since::Invalid(err) = Since::parse(Some("42")) else {
-            panic!("42 is not a message id");
+        assert_eq!(
+            Since::parse(Some(&format!(" {id} "))),
+            Since::After(chat_domain::Since::Message(id))
+        );
+        assert_eq!(
+            Since::parse(Some("42")),
+            Since::After(chat_domain::Since::Position(42))
+        );
+        let Since::Invalid(err) = Since::parse(Some("-42")) else {
+            panic!("-42 is neither a cursor nor a message id");
         };
         assert_eq!(err.code(), "validation_error");
         assert!(err.to_string().starts_with("since "), "{err}");
@@ -271,14 +299,14 @@ mod tests {
     #[test]
     fn only_an_incomplete_replay_says_so() {
         assert_eq!(error_frame(&Outcome::Complete), None);
-        let last = MessageId::generate();
-        let Some(ServerFrame::Error { code, error, .. }) =
-            error_frame(&Outcome::Truncated { last, sent: 1000 })
-        else {
+        let Some(ServerFrame::Error { code, error, .. }) = error_frame(&Outcome::Truncated {
+            last: 77,
+            sent: 1000,
+        }) else {
             panic!("an error frame");
         };
         assert_eq!(code, "replay_truncated");
-        assert!(error.contains(&format!("after={last}")), "{error}");
+        assert!(error.contains("since=77"), "{error}");
         let Some(ServerFrame::Error { code, .. }) = error_frame(&Outcome::UnknownSince) else {
             panic!("an error frame");
         };
@@ -295,12 +323,14 @@ mod tests {
         let mut replayed = Replayed::new();
         assert!(replayed.expired(), "nothing replayed, nothing to look for");
         let id = MessageId::generate();
-        replayed.ids.insert(id);
+        replayed.ids.insert(id, 1_000);
         assert!(!replayed.expired());
         assert!(replayed.covers(id, None));
+        assert!(replayed.covers(id, Some(1_000)), "the replayed state");
+        assert!(replayed.covers(id, Some(999)), "an older change of it");
         assert!(
-            replayed.covers(id, Some(1_000)),
-            "by id whatever its position"
+            !replayed.covers(id, Some(1_001)),
+            "a change newer than what was replayed goes out"
         );
         assert!(!replayed.covers(MessageId::generate(), None));
         replayed.until = Instant::now();

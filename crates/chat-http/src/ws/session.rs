@@ -13,6 +13,10 @@
 //! breaks the protocol closes the connection at once with the code that
 //! says why (1002, 1007, 1009), without waiting for the client's close.
 //!
+//! Every frame the client sends counts against WEBSOCKET_RATE_LIMIT (see
+//! `frames.rs`); over it, the frame is answered with an `error`
+//! (`rate_limited`) and otherwise ignored.
+//!
 //! A client frame that needs the store (a message, a typing) is answered
 //! by futures the loop polls beside the deliveries: while the store works,
 //! the connection keeps draining its queue, so a client that sends fast and
@@ -39,6 +43,7 @@
 //! below `since`.
 
 use std::ops::ControlFlow;
+use std::task::Poll;
 use std::time::Duration;
 
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, ProtocolError};
@@ -49,6 +54,7 @@ use futures_util::StreamExt as _;
 use time::OffsetDateTime;
 use tokio::time::{sleep_until, Instant};
 
+use super::connections::ConnectionSlot;
 use super::frames::{Answer, FrameHandler, Pending, Started, Starting};
 use super::guard::Refused;
 use super::replay::{self, Outcome, Replayed, Since};
@@ -72,6 +78,12 @@ pub(crate) struct WsSession {
     pub(crate) since: Since,
     /// What the replay covered, while live copies of it may still come.
     pub(crate) replayed: Option<Replayed>,
+    /// This connection's place among its user's (none when uncapped).
+    #[expect(
+        dead_code,
+        reason = "held for its drop: the user's count goes down when the session ends"
+    )]
+    pub(crate) slot: Option<ConnectionSlot>,
 }
 
 /// Something the session must react to.
@@ -81,7 +93,9 @@ enum Event {
     Started,
     /// The oldest frame being handled is answered (`None`: nothing to
     /// write).
-    Answered(Option<ServerFrame>),
+    /// Boxed: a frame is large (a whole message) and this enum lives in
+    /// the session's future for the connection's life.
+    Answered(Option<Box<ServerFrame>>),
     Delivery(Option<Delivery>),
     PingDue,
     HeartbeatLost,
@@ -373,7 +387,7 @@ impl WsSession {
         match event {
             Event::Incoming(incoming) => Box::pin(self.on_incoming(incoming, handling)).await,
             Event::Started => ControlFlow::Continue(()),
-            Event::Answered(reply) => Box::pin(self.reply(reply)).await,
+            Event::Answered(reply) => Box::pin(self.reply(reply.map(|frame| *frame))).await,
             Event::Delivery(delivery) => self.on_delivery(delivery).await,
             Event::PingDue => written(self.out.ping().await),
             Event::HeartbeatLost => close(Close::heartbeat_lost()),
@@ -391,26 +405,36 @@ impl WsSession {
             AggregatedMessage::Text(text) => match self.handler.answer(&text) {
                 // Behind replies still waiting, it waits its turn.
                 Answer::Now(Some(reply)) if handling.waiting() > 0 => {
-                    handling.queue(Box::pin(std::future::ready(Some(reply))));
+                    handling.queue(Box::pin(std::future::ready(Some(*reply))));
                     ControlFlow::Continue(())
                 }
-                Answer::Now(reply) => self.reply(reply).await,
+                Answer::Now(reply) => self.reply(reply.map(|frame| *frame)).await,
                 Answer::Later(starting) => {
                     handling.start(starting);
                     ControlFlow::Continue(())
                 }
             },
-            AggregatedMessage::Binary(_) if handling.waiting() > 0 => {
-                let reply = Some(FrameHandler::binary_refused());
-                handling.queue(Box::pin(std::future::ready(reply)));
+            AggregatedMessage::Binary(_) => {
+                let reply = match self.handler.admit() {
+                    Ok(()) => FrameHandler::binary_refused(),
+                    Err(err) => ServerFrame::from_error(&err, None),
+                };
+                if handling.waiting() > 0 {
+                    handling.queue(Box::pin(std::future::ready(Some(reply))));
+                    return ControlFlow::Continue(());
+                }
+                written(self.out.text(reply.to_json()).await)
+            }
+            AggregatedMessage::Ping(payload) => match self.handler.admit() {
+                Ok(()) => written(self.out.pong(&payload).await),
+                Err(err) => self.reply(Some(ServerFrame::from_error(&err, None))).await,
+            },
+            // Counted like any frame, but never answered: a pong is itself
+            // an answer.
+            AggregatedMessage::Pong(_) => {
+                let _ = self.handler.admit();
                 ControlFlow::Continue(())
             }
-            AggregatedMessage::Binary(_) => {
-                let reply = FrameHandler::binary_refused().to_json();
-                written(self.out.text(reply).await)
-            }
-            AggregatedMessage::Ping(payload) => written(self.out.pong(&payload).await),
-            AggregatedMessage::Pong(_) => ControlFlow::Continue(()),
             AggregatedMessage::Close(reason) => ControlFlow::Break(Ending::Answer(reason)),
         }
     }
@@ -566,11 +590,12 @@ impl Handling {
     async fn next(&mut self) -> Event {
         std::future::poll_fn(|cx| {
             if let Some(starting) = self.starting.as_mut() {
-                if let std::task::Poll::Ready(started) = starting.as_mut().poll(cx) {
+                if let Poll::Ready(started) = starting.as_mut().poll(cx) {
                     self.starting = None;
-                    return std::task::Poll::Ready(match started {
+                    return Poll::Ready(match started {
                         Started::Done(reply) if self.waiting() == 0 => Event::Answered(reply),
                         Started::Done(reply) => {
+                            let reply = reply.map(|frame| *frame);
                             self.queue(Box::pin(std::future::ready(reply)));
                             Event::Started
                         }
@@ -582,17 +607,17 @@ impl Handling {
                 }
             }
             let Some(replies) = self.replies.as_mut() else {
-                return std::task::Poll::Pending;
+                return Poll::Pending;
             };
             match replies.poll_next_unpin(cx) {
-                std::task::Poll::Ready(Some(reply)) => {
+                Poll::Ready(Some(reply)) => {
                     if replies.is_empty() {
                         self.replies = None;
                     }
-                    std::task::Poll::Ready(Event::Answered(reply))
+                    Poll::Ready(Event::Answered(reply.map(Box::new)))
                 }
                 // Empty (never kept so) or waiting.
-                std::task::Poll::Ready(None) | std::task::Poll::Pending => std::task::Poll::Pending,
+                Poll::Ready(None) | Poll::Pending => Poll::Pending,
             }
         })
         .await
@@ -722,9 +747,9 @@ mod tests {
     #[test]
     fn an_idle_session_task_stays_small() {
         // The task is allocated at its future's size for the connection's
-        // whole life; the large, rare steps are boxed (see `on`). It was
-        // 3.8 KiB before they were (docs/benchmarks.md, "Memory per idle
-        // socket").
+        // whole life; the large, rare steps are boxed (see `on`), and this
+        // bound catches a step that is not (docs/benchmarks.md, "Memory per
+        // idle socket").
         fn size<F: std::future::Future>(_: &dyn Fn(WsSession) -> F) -> usize {
             std::mem::size_of::<F>()
         }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_domain::{
-    Delivery, Notifier, PresenceStatus, Subscription, UserId, UserPresence, Username,
+    Delivery, Notifier, PresenceStatus, Subscription, TokenId, UserId, UserPresence, Username,
 };
 use chat_protocol::ServerFrame;
 use chat_realtime_redis::{RedisNotifier, RedisOptions};
@@ -180,7 +180,10 @@ impl Probe {
 
     pub async fn attach(notifier: &RedisNotifier, id: UserId, name: &str) -> Self {
         let name = Username::parse(name).expect("valid test username");
-        let sub = notifier.connect(id, name.clone()).await.expect("connects");
+        let sub = notifier
+            .connect(id, name.clone(), TokenId::generate())
+            .await
+            .expect("connects");
         Self { id, name, sub }
     }
 
@@ -257,13 +260,13 @@ impl Probe {
 
 pub fn global_message(sender: &Username, text: &str) -> chat_domain::Message {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    chat_domain::Message {
-        id: chat_domain::MessageId::generate(),
-        sender: sender.clone(),
-        target: chat_domain::MessageTarget::Global,
-        content: chat_domain::MessageContent::parse(text).expect("valid content"),
-        created_at: time::OffsetDateTime::from_unix_timestamp(now).expect("valid time"),
-    }
+    chat_domain::Message::new(
+        chat_domain::MessageId::generate(),
+        sender.clone(),
+        chat_domain::MessageTarget::Global,
+        chat_domain::MessageContent::parse(text).expect("valid content"),
+        time::OffsetDateTime::from_unix_timestamp(now).expect("valid time"),
+    )
 }
 
 /// Sorted names, as `connected_users` answers.

@@ -196,6 +196,16 @@ impl Instance {
         self.client.delete(self.url(path)).bearer_auth(token)
     }
 
+    /// `PATCH path` with a bearer token.
+    pub fn patch(&self, path: &str, token: &str) -> RequestBuilder {
+        self.client.patch(self.url(path)).bearer_auth(token)
+    }
+
+    /// `PUT path` with a bearer token.
+    pub fn put(&self, path: &str, token: &str) -> RequestBuilder {
+        self.client.put(self.url(path)).bearer_auth(token)
+    }
+
     /// Registers and logs in `username` on this instance.
     pub async fn user(&self, username: &str) -> TestUser {
         Api::new(&self.base_url, self.client.clone())
@@ -279,6 +289,12 @@ impl Instance {
     pub async fn ws(&self, user: &TestUser) -> WsClient {
         open_ws(self.addr, user).await
     }
+
+    /// Opens a WebSocket on this instance as `user`, resuming after
+    /// `since` (a cursor or a message id).
+    pub async fn ws_since(&self, user: &TestUser, since: &str) -> WsClient {
+        open_ws_at(self.addr, user, Some(since)).await
+    }
 }
 
 impl Drop for Instance {
@@ -344,7 +360,15 @@ impl Api {
 /// Opens a WebSocket to `addr` as `user` (bearer token) and reads its
 /// `connection` frame.
 pub async fn open_ws(addr: SocketAddr, user: &TestUser) -> WsClient {
-    let mut request = format!("ws://{addr}{CONNECT_PATH}")
+    open_ws_at(addr, user, None).await
+}
+
+/// [`open_ws`] with `?since=` when given.
+pub async fn open_ws_at(addr: SocketAddr, user: &TestUser, since: Option<&str>) -> WsClient {
+    let query = since
+        .map(|since| format!("?since={since}"))
+        .unwrap_or_default();
+    let mut request = format!("ws://{addr}{CONNECT_PATH}{query}")
         .into_client_request()
         .expect("a valid WebSocket URL");
     set(
@@ -419,6 +443,7 @@ pub fn cluster_vars(database_url: &str, extra: &[(&str, &str)]) -> Vec<(String, 
         ("BCRYPT_COST", "4"),
         ("AUTH_RATE_LIMIT", "0"),
         ("WEBSOCKET_RATE_LIMIT", "0"),
+        ("MESSAGE_RATE_LIMIT", "0"),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

@@ -7,11 +7,13 @@
 mod support;
 
 mod busy_sender;
+mod changes;
 mod delivery;
 mod frames;
 mod handshake;
 mod hostile;
 mod limits;
+mod per_user;
 mod pipelined;
 mod presence;
 mod recovery;

@@ -190,13 +190,13 @@ async fn a_direct_message_is_stored_then_sent_to_exactly_its_two_parties() {
     assert_eq!(
         inserts.calls(),
         [NewMessage {
-            message: Message {
-                id: message.id,
-                sender: alice().username,
-                target: MessageTarget::Direct(bob().username),
-                content: MessageContent::parse("hello bob").expect("valid"),
-                created_at: now(),
-            },
+            message: Message::new(
+                message.id,
+                alice().username,
+                MessageTarget::Direct(bob().username),
+                MessageContent::parse("hello bob").expect("valid"),
+                now(),
+            ),
             sender_id: alice().id,
             client_id: Some(crate::values::ClientId::parse("k-1").expect("valid")),
         }]
@@ -569,6 +569,31 @@ async fn a_store_that_promises_positions_must_give_them() {
 }
 
 #[tokio::test]
+async fn a_user_over_the_message_rate_is_refused_and_nothing_is_stored() {
+    let mut h = Harness::new();
+    let inserts = record_inserts(&mut h.messages);
+    let published = record_publishes(&mut h.notifier);
+    let service = h.build().with_message_rate_limit(2);
+    // Two callers of one user: two connections, or a connection and HTTP.
+    let (phone, laptop) = (caller(&alice()), caller(&alice()));
+
+    for (n, who) in [&phone, &laptop, &phone, &laptop].into_iter().enumerate() {
+        let sent = service.send_message(who, text(&format!("#{n}"))).await;
+        assert!(sent.is_ok(), "#{n} is within the burst of twice the rate");
+    }
+    let over = service.send_message(&laptop, text("one too many")).await;
+
+    assert!(
+        matches!(over, Err(DomainError::RateLimited { .. })),
+        "{over:?}"
+    );
+    assert_eq!(inserts.calls().len(), 4, "nothing stored over the limit");
+    assert_eq!(published.calls().len(), 4);
+    let bob_sends = service.send_message(&caller(&bob()), text("hi")).await;
+    assert!(bob_sends.is_ok(), "the limit is per user");
+}
+
+#[tokio::test]
 async fn sends_started_in_a_row_are_published_in_their_order_whatever_answers_first() {
     type Answer = tokio::sync::oneshot::Sender<DomainResult<(Stored, Option<u64>)>>;
     let mut h = positioned();
@@ -613,7 +638,7 @@ async fn sends_started_in_a_row_are_published_in_their_order_whatever_answers_fi
     to_third
         .send(Ok((Stored::Created(messages[2].clone()), Some(3))))
         .expect("listening");
-    let third = tokio::spawn(third);
+    let third = tokio::spawn(third.stored());
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     assert!(
         published.calls().is_empty(),
@@ -623,7 +648,7 @@ async fn sends_started_in_a_row_are_published_in_their_order_whatever_answers_fi
     to_second
         .send(Err(DomainError::RoomNotFound))
         .expect("listening");
-    assert_eq!(second.await, Err(DomainError::RoomNotFound));
+    assert_eq!(second.stored().await, Err(DomainError::RoomNotFound));
     assert!(
         published.calls().is_empty(),
         "the first may still precede it"
@@ -631,7 +656,10 @@ async fn sends_started_in_a_row_are_published_in_their_order_whatever_answers_fi
     to_first
         .send(Ok((Stored::Created(messages[0].clone()), Some(1))))
         .expect("listening");
-    assert_eq!(first.await, Ok(Stored::Created(messages[0].clone())));
+    assert_eq!(
+        first.positioned().await,
+        Ok((Stored::Created(messages[0].clone()), Some(1)))
+    );
     let third = third.await.expect("ran");
     assert_eq!(third, Ok(Stored::Created(messages[2].clone())));
 
