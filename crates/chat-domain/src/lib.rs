@@ -56,7 +56,7 @@ pub use error::{DomainError, DomainResult};
 pub use ids::{MessageId, RoomId, TokenId, UserId};
 pub use pagination::{Cursor, Page, PageRequest};
 pub use ports::{
-    Audience, Clock, CloseReason, Delivery, Event, MessageStore, Notifier, PasswordHasher,
+    Audience, Clock, CloseReason, Delivery, Event, Hole, MessageStore, Notifier, PasswordHasher,
     PresenceFollows, PresenceStatus, RealtimeHealth, RevocationStore, RoomStore, StoreHealth,
     Subscription, SystemClock, TokenCodec, TypingTarget, UserPresence, UserStore, PRESENCE_BATCH,
 };

@@ -122,6 +122,13 @@ pub trait MessageStore: Send + Sync {
         Ok(self.message_by_id(id).await?.map(|message| (message, None)))
     }
 
+    /// The message last in the store's order (the newest readable one),
+    /// if any: where a notifier that fills holes in its live stream
+    /// starts from ([`Notifier::resume_from`]). The default answers none.
+    async fn newest_message(&self) -> DomainResult<Option<MessageId>> {
+        Ok(None)
+    }
+
     /// What `viewer` may read: global messages, direct messages to or from
     /// them, and messages of rooms they currently belong to.
     async fn visible_messages(
@@ -294,6 +301,14 @@ pub trait Notifier: Send + Sync {
     fn health(&self) -> RealtimeHealth {
         RealtimeHealth::Local
     }
+
+    /// The newest stored message as this instance starts serving
+    /// ([`MessageStore::newest_message`]): a notifier whose live stream
+    /// can break (across instances) fills the hole from the last message
+    /// it delivered before the break ([`Delivery::Gap`]), and from this
+    /// one while it has delivered none. The default ignores it: a
+    /// notifier within one process has no hole.
+    fn resume_from(&self, _newest: MessageId) {}
 }
 
 /// How far live delivery reaches right now, as `/health` reports it.
@@ -349,6 +364,42 @@ pub enum Delivery {
     Presence(Vec<UserPresence>),
     /// The connection must close, for this reason.
     Close(CloseReason),
+    /// The notifier's live stream had a hole (across instances: its
+    /// subscription to the broker broke): stored changes may have been
+    /// committed that this connection was not handed. Comes in the
+    /// connection's order: frames before it were handed before the hole
+    /// was closed, frames after it are live again. The connection fills
+    /// the hole from the store (the same way as `?since=`) before going
+    /// on, or is told to resync.
+    Gap(Arc<Hole>),
+}
+
+/// A stretch of a notifier's live stream that may be missing, as handed
+/// to every connection it then held ([`Delivery::Gap`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hole {
+    /// Stored changes after this message (in the store's order) may be
+    /// missing; `None` when the notifier cannot tell from where (the
+    /// connection can only be told to reload).
+    pub after: Option<MessageId>,
+    /// The messages after `after` the notifier did hand to the
+    /// connections it held when it did: not to be sent again. A
+    /// connection that opened later never needed the ones before it
+    /// opened (they were in the store when it did).
+    pub delivered: HashSet<MessageId>,
+    /// Whether `delivered` names every message after `after` that was
+    /// handed out. When it does not (the notifier could not keep track
+    /// for that long), the hole cannot be filled exactly and the
+    /// connection is told to resync from `after` instead.
+    pub complete: bool,
+}
+
+impl Hole {
+    /// Whether the hole can be filled exactly: its start is known and
+    /// what was handed out since is.
+    pub fn fillable(&self) -> bool {
+        self.after.is_some() && self.complete
+    }
 }
 
 /// The shortest time between two presence deliveries to one connection.

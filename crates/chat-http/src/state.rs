@@ -115,6 +115,9 @@ pub struct ApiState {
     settings: Arc<HttpSettings>,
     auth_limiter: Arc<AuthRateLimiter>,
     metrics: Option<RenderMetrics>,
+    /// Permits to fill a hole of the live stream from the store (see
+    /// [`crate::ws::FILL_CONCURRENCY`]).
+    fills: Arc<tokio::sync::Semaphore>,
 }
 
 impl ApiState {
@@ -126,6 +129,7 @@ impl ApiState {
             settings: Arc::new(settings),
             auth_limiter,
             metrics: None,
+            fills: Arc::new(tokio::sync::Semaphore::new(crate::ws::FILL_CONCURRENCY)),
         }
     }
 
@@ -146,6 +150,11 @@ impl ApiState {
     /// The use cases.
     pub fn service(&self) -> &Arc<ChatService> {
         &self.service
+    }
+
+    /// The permits under which WebSocket sessions fill holes.
+    pub(crate) fn fills(&self) -> Arc<tokio::sync::Semaphore> {
+        Arc::clone(&self.fills)
     }
 
     /// The HTTP settings.

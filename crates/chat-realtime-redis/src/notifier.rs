@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chat_domain::{
-    Audience, DomainError, DomainResult, Event, Notifier, RealtimeHealth, Subscription, UserId,
-    Username,
+    Audience, DomainError, DomainResult, Event, MessageId, Notifier, RealtimeHealth, Subscription,
+    UserId, Username,
 };
 use chat_realtime::{event_frame, Hub};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -291,6 +291,12 @@ impl Notifier for RedisNotifier {
         } else {
             RealtimeHealth::Connected
         }
+    }
+
+    /// A hole in the Redis stream before this instance has handed out any
+    /// message is filled from after `newest`.
+    fn resume_from(&self, newest: MessageId) {
+        self.inner.shared.hub.resume_from(newest);
     }
 }
 

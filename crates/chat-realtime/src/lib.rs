@@ -120,6 +120,7 @@
 //! **Contract.** With the `contract` feature, the `contract` module holds the
 //! test cases every `Notifier` (this hub, the Redis notifier) must pass.
 
+mod delivered;
 mod hub;
 mod presence;
 mod queue;
@@ -129,4 +130,5 @@ mod subscription;
 #[cfg(feature = "contract")]
 pub mod contract;
 
+pub use delivered::IN_FLIGHT;
 pub use hub::{event_frame, Hub, HubConfig, PresenceChange};

@@ -84,6 +84,39 @@ impl QueueSender {
     }
 }
 
+impl QueueSender {
+    /// Queues `item` even over the capacity: the mark of a hole, which
+    /// must not get a connection closed as too slow (it is one per hole,
+    /// and the connection catches up from the store after it).
+    pub(crate) fn force_send(&self, item: Queued) {
+        let mut state = self.0.lock();
+        if !state.receiver {
+            return;
+        }
+        state.frames.push_back(item);
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl QueueReceiver {
+    /// Takes the first hole mark still queued, dropping what is ahead of
+    /// it (the connection is being closed as too slow: its backlog is
+    /// dropped, and so would the mark be).
+    pub(crate) fn take_gap(&mut self) -> Option<Arc<chat_domain::Hole>> {
+        let mut state = self.0.lock();
+        while let Some(item) = state.frames.pop_front() {
+            if let crate::registry::Outgoing::Gap(hole) = &*item {
+                return Some(Arc::clone(hole));
+            }
+        }
+        None
+    }
+}
+
 impl Drop for QueueSender {
     /// The receiver, once it has taken what is queued, gets `None`.
     fn drop(&mut self) {
@@ -155,7 +188,12 @@ mod tests {
 
     fn poll(rx: &mut QueueReceiver) -> Poll<Option<String>> {
         let mut cx = Context::from_waker(Waker::noop());
-        rx.poll_recv(&mut cx).map(|f| f.map(|f| f.text.to_string()))
+        rx.poll_recv(&mut cx).map(|f| {
+            f.map(|f| match &*f {
+                Outgoing::Frame { text, .. } => text.to_string(),
+                Outgoing::Gap(_) => "gap".to_owned(),
+            })
+        })
     }
 
     #[test]
@@ -206,10 +244,27 @@ mod tests {
         assert_eq!(rx.0.lock().frames.capacity(), 0);
     }
 
+    #[test]
+    fn a_hole_mark_is_queued_over_the_capacity_and_found_behind_a_backlog() {
+        let (tx, mut rx) = bounded(1);
+        assert_eq!(tx.try_send(frame("a")), Ok(()));
+        let gap = Arc::new(Outgoing::Gap(Arc::new(chat_domain::Hole::default())));
+        tx.force_send(Arc::clone(&gap));
+        assert_eq!(tx.try_send(frame("b")), Err(Refused::Full));
+        assert!(rx.take_gap().is_some());
+        assert_eq!(poll(&mut rx), Poll::Pending, "the backlog went with it");
+        assert!(rx.take_gap().is_none());
+    }
+
     #[tokio::test]
     async fn a_waiting_receiver_is_woken_by_a_frame() {
         let (tx, mut rx) = bounded(4);
-        let waiter = tokio::spawn(async move { rx.recv().await.map(|f| f.text.to_string()) });
+        let waiter = tokio::spawn(async move {
+            rx.recv().await.map(|f| match &*f {
+                Outgoing::Frame { text, .. } => text.to_string(),
+                Outgoing::Gap(_) => "gap".to_owned(),
+            })
+        });
         tokio::task::yield_now().await;
         assert_eq!(tx.try_send(frame("a")), Ok(()));
         let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await;

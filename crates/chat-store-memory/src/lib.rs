@@ -170,6 +170,10 @@ impl MessageStore for MemoryStore {
             .map(|message| (message, state.position_of(id))))
     }
 
+    async fn newest_message(&self) -> DomainResult<Option<MessageId>> {
+        Ok(self.read().newest_message())
+    }
+
     async fn visible_messages(
         &self,
         viewer: UserId,

@@ -197,6 +197,11 @@ impl State {
         Ok(Stored::Created(message.clone()))
     }
 
+    /// The message last in the store's order.
+    pub(crate) fn newest_message(&self) -> Option<MessageId> {
+        self.messages.values().next_back().map(|message| message.id)
+    }
+
     /// The position (`seq`) of a stored message.
     pub(crate) fn position_of(&self, id: MessageId) -> Option<Seq> {
         self.positions.get(&id).copied()

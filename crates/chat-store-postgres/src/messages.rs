@@ -110,6 +110,23 @@ impl MessageStore for PgStore {
         .await
     }
 
+    /// The row with the highest `seq` (a backward scan of its unique
+    /// index, one row).
+    async fn newest_message(&self) -> DomainResult<Option<MessageId>> {
+        self.within(async {
+            let mut conn = self.conn().await?;
+            let id: Option<Uuid> = messages::table
+                .select(messages::id)
+                .order(messages::seq.desc())
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(db_error)?;
+            Ok(id.map(MessageId::from_uuid))
+        })
+        .await
+    }
+
     /// Direct messages are matched by the viewer's id (the name is for
     /// stores that key on names).
     async fn visible_messages(

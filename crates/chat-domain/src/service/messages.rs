@@ -230,6 +230,53 @@ impl ChatService {
         })
     }
 
+    /// Filling a hole in a connection's live stream ([`Delivery::Gap`]):
+    /// the messages visible to the caller stored after `after`, oldest
+    /// first, at most `limit` (1 to [`PageRequest::MAX_LIMIT`]); ask again
+    /// from the page's last message while `has_newer` is set. The same
+    /// read as [`replay_since`](Self::replay_since)'s, except that `after`
+    /// comes from the notifier, not the client: it may be a message the
+    /// caller cannot read (someone else's direct message), and names a
+    /// position only.
+    ///
+    /// [`Delivery::Gap`]: crate::Delivery::Gap
+    pub async fn fill_after(
+        &self,
+        caller: &Caller,
+        after: MessageId,
+        limit: usize,
+    ) -> DomainResult<Page<Message>> {
+        let page = PageRequest::new(Some(limit), None, Some(after))?;
+        self.stores
+            .messages
+            .visible_messages(caller.user_id, &caller.username, page)
+            .await
+    }
+
+    /// The newest message visible to the caller at or before `at` in the
+    /// store's order, for a client told to resync from there (`?since=`
+    /// accepts only messages the caller can read). `None` when the caller
+    /// can read none.
+    pub async fn resume_point(
+        &self,
+        caller: &Caller,
+        at: MessageId,
+    ) -> DomainResult<Option<MessageId>> {
+        let Some(message) = self.stores.messages.message_by_id(at).await? else {
+            return Ok(None);
+        };
+        if self.can_read(caller, &message).await? {
+            return Ok(Some(at));
+        }
+        let page = PageRequest::new(Some(1), Some(at), None)?;
+        let before = self
+            .stores
+            .messages
+            .visible_messages(caller.user_id, &caller.username, page)
+            .await?;
+        Ok(before.items.last().map(|message| message.id))
+    }
+
     /// Whether `message` is among the caller's visible messages now: the
     /// same rule as [`MessageStore::visible_messages`](crate::MessageStore::visible_messages).
     async fn can_read(&self, caller: &Caller, message: &Message) -> DomainResult<bool> {

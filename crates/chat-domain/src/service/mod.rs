@@ -128,4 +128,15 @@ impl ChatService {
     pub fn realtime_health(&self) -> crate::RealtimeHealth {
         self.notifier.health()
     }
+
+    /// Tells the notifier where the store stands as this instance starts
+    /// serving ([`Notifier::resume_from`]), so that a hole in its live
+    /// stream before it has delivered any message can still be filled.
+    /// Call once, before serving connections.
+    pub async fn start_realtime(&self) -> crate::DomainResult<()> {
+        if let Some(newest) = self.stores.messages.newest_message().await? {
+            self.notifier.resume_from(newest);
+        }
+        Ok(())
+    }
 }

@@ -38,6 +38,14 @@
 //! frame over WEBSOCKET_MAX_MESSAGE_SIZE), 1013 (the client read too
 //! slowly: reconnect and catch up from the history).
 
+/// How many WebSocket sessions of the process read the store at once to
+/// fill a hole of the live stream (`Delivery::Gap`): a hole reaches every
+/// connection at the same moment, and thousands of reads at once would
+/// take the whole database pool from the HTTP requests (and the pool's
+/// waits would time out). The others wait for a permit, their deliveries
+/// queued behind the hole.
+pub const FILL_CONCURRENCY: usize = 8;
+
 pub(crate) mod bare;
 mod frames;
 mod guard;

@@ -54,12 +54,21 @@
 //!
 //! The replay is capped (`WsSettings::replay_limit`): past the cap the
 //! client is told `replay_truncated` and pages the rest over HTTP.
+//!
+//! **Filling a hole** ([`fill`]): when the notifier's live stream had a
+//! hole (`Delivery::Gap`: across instances, Redis was lost for a while),
+//! the session reads the same feed the same way, from the hole's start,
+//! and sends what the notifier did not hand out meanwhile, then drops
+//! live copies of what it sent, as after a replay. A hole larger than the
+//! replay limit, or one the notifier could not keep exact track of, is
+//! not filled: the connection is closed with the resync code, naming the
+//! message to reconnect after (`?since=`).
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use chat_domain::{
-    Caller, ChatService, DomainError, DomainResult, Message, MessageId, Page, PageRequest,
+    Caller, ChatService, DomainError, DomainResult, Hole, Message, MessageId, Page, PageRequest,
 };
 use chat_protocol::ServerFrame;
 use tokio::time::Instant;
@@ -156,6 +165,88 @@ impl Replayed {
     pub(crate) fn expired(&self) -> bool {
         (self.ids.is_empty() && self.since_position.is_none()) || Instant::now() >= self.until
     }
+
+    /// How many messages it covers by id.
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Also looks for live copies of what `later` covered, for its whole
+    /// window.
+    pub(crate) fn merge(mut self, later: Replayed) -> Self {
+        if self.expired() {
+            return later;
+        }
+        self.ids.extend(later.ids);
+        self.since_position = self.since_position.or(later.since_position);
+        self.until = self.until.max(later.until);
+        self
+    }
+}
+
+/// How filling a hole ended.
+#[derive(Debug)]
+pub(crate) enum Filled {
+    /// Every message of the hole the connection was not handed is sent;
+    /// live copies of them are to be dropped.
+    Sent(Replayed),
+    /// Not filled (nothing was sent): the hole holds more than the limit,
+    /// its start is unknown, or the notifier lost track of it. The
+    /// connection must be told to resync from its start.
+    Resync,
+    /// The store failed (nothing was sent).
+    Failed(DomainError),
+}
+
+/// Fills `hole` for `caller`: reads the messages visible to them after
+/// the hole's start, in the store's order, at most `limit` (more makes it
+/// [`Filled::Resync`]), and sends those the notifier did not hand out
+/// meanwhile and that `covered` does not already cover (a replay that ran
+/// during the hole). Fails only when the client cannot be written to.
+pub(crate) async fn fill(
+    service: &ChatService,
+    caller: &Caller,
+    hole: &Hole,
+    covered: Option<&Replayed>,
+    limit: usize,
+    out: &mut Writer,
+) -> Result<Filled, WriteError> {
+    let Some(after) = hole.after.filter(|_| hole.complete) else {
+        return Ok(Filled::Resync);
+    };
+    let limit = limit.max(1);
+    let mut read = Vec::new();
+    let mut last = after;
+    loop {
+        let want = (limit + 1 - read.len()).min(PageRequest::<MessageId>::MAX_LIMIT);
+        let page = match service.fill_after(caller, last, want).await {
+            Ok(page) => page,
+            Err(err) => return Ok(Filled::Failed(err)),
+        };
+        let has_newer = page.has_newer && !page.items.is_empty();
+        if let Some(message) = page.items.last() {
+            last = message.id;
+        }
+        read.extend(page.items);
+        if read.len() > limit {
+            return Ok(Filled::Resync);
+        }
+        if !has_newer {
+            break;
+        }
+    }
+    let mut sent = Replayed::new();
+    for message in read {
+        let handed = hole.delivered.contains(&message.id)
+            || covered.is_some_and(|covered| covered.ids.contains(&message.id));
+        if handed {
+            continue;
+        }
+        sent.ids.insert(message.id);
+        out.text(ServerFrame::for_message(message).to_json())
+            .await?;
+    }
+    Ok(Filled::Sent(sent))
 }
 
 /// Sends, as `message` / `direct_message` frames in the store's order, the

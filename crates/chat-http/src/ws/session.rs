@@ -29,19 +29,30 @@
 //! (see `replay.rs`), then serves the deliveries queued meanwhile, dropping
 //! live copies of messages the replay already sent and of messages at or
 //! below `since`.
+//!
+//! A `Delivery::Gap` (the notifier's live stream had a hole) is filled the
+//! same way, in the queue's order: the messages of the hole the
+//! connection was not handed are read from the store and sent before the
+//! deliveries behind it, or the connection is closed with the resync code
+//! (4001) naming where to reconnect from. At most
+//! [`FILL_CONCURRENCY`](crate::ws::FILL_CONCURRENCY) sessions of the
+//! process read the store for a hole at once: a hole reaches every
+//! connection at the same moment, and must not stampede the database.
 
 use std::ops::ControlFlow;
 use std::time::Duration;
 
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, ProtocolError};
-use chat_domain::{CloseReason as NotifierClose, Delivery, MessageId, Subscription};
+use std::sync::Arc;
+
+use chat_domain::{CloseReason as NotifierClose, Delivery, Hole, MessageId, Subscription};
 use chat_protocol::{Close, ServerFrame};
 use time::OffsetDateTime;
 use tokio::time::{sleep_until, Instant};
 
 use super::frames::{Answer, FrameHandler, Pending};
 use super::guard::Refused;
-use super::replay::{self, Outcome, Replayed, Since};
+use super::replay::{self, Filled, Outcome, Replayed, Since};
 use super::writer::{WriteError, Writer};
 use crate::state::WsSettings;
 
@@ -62,6 +73,8 @@ pub(crate) struct WsSession {
     pub(crate) since: Since,
     /// What the replay covered, while live copies of it may still come.
     pub(crate) replayed: Option<Replayed>,
+    /// Holes are filled under one of these permits.
+    pub(crate) fills: Arc<tokio::sync::Semaphore>,
 }
 
 /// Something the session must react to.
@@ -333,6 +346,55 @@ impl WsSession {
         message.is_some_and(|id| replayed.covers(id, position))
     }
 
+    /// Fills a hole of the notifier's live stream from the store, or
+    /// closes the connection with the resync code naming where to
+    /// reconnect from (the hole is too large, its start unknown, or the
+    /// store failed).
+    async fn fill(&mut self, hole: Arc<Hole>) -> Flow {
+        let limit = self.settings.replay_limit;
+        let filled = {
+            // Closed only if the process's semaphore were: never.
+            let _permit = self.fills.acquire().await;
+            let covered = self.replayed.as_ref().filter(|replayed| !replayed.expired());
+            let (service, caller) = (self.handler.service(), self.handler.caller());
+            replay::fill(service, caller, &hole, covered, limit, &mut self.out).await
+        };
+        match filled {
+            Ok(Filled::Sent(sent)) => {
+                crate::metrics::hole_filled(sent.len());
+                self.replayed = Some(match self.replayed.take() {
+                    Some(replayed) => replayed.merge(sent),
+                    None => sent,
+                });
+                ControlFlow::Continue(())
+            }
+            Ok(Filled::Resync) => self.resync(&hole).await,
+            Ok(Filled::Failed(err)) => {
+                tracing::warn!(code = err.code(), error = %err, "filling a hole of the live stream failed");
+                self.resync(&hole).await
+            }
+            Err(err) => ControlFlow::Break(err.into()),
+        }
+    }
+
+    /// Closes with the resync code, naming the newest message the client
+    /// can read at or before the hole's start (none if the store cannot
+    /// tell: the client reloads the history).
+    async fn resync(&mut self, hole: &Hole) -> Flow {
+        crate::metrics::resynced();
+        let since = match hole.after {
+            Some(after) => {
+                let (service, caller) = (self.handler.service(), self.handler.caller());
+                service.resume_point(caller, after).await.unwrap_or_else(|err| {
+                    tracing::warn!(code = err.code(), error = %err, "no resume point for a resync");
+                    None
+                })
+            }
+            None => None,
+        };
+        close(Close::resync(since))
+    }
+
     async fn on(&mut self, event: Event, handling: &mut Handling) -> Flow {
         // A task is allocated at the size of its largest state, for its
         // whole life: the steps whose futures are large (answering a client
@@ -417,6 +479,8 @@ impl WsSession {
                 }
                 close(Close::notifier(reason))
             }
+            // Rare and large: boxed, as the other large steps are (see `on`).
+            Some(Delivery::Gap(hole)) => Box::pin(self.fill(hole)).await,
             // The notifier let go of us without a reason: it is gone.
             None => close(Close::realtime_stopped()),
         }

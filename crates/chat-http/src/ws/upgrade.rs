@@ -67,6 +67,7 @@ pub(crate) async fn upgrade(
         settings,
         since,
         replayed: None,
+        fills: state.fills(),
     };
     span.in_scope(|| tracing::debug!("WebSocket open"));
     let open = crate::metrics::OpenSocket::new();
