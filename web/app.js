@@ -25,6 +25,12 @@
   // session is fine, the cursor is presumably unknown to the server (an
   // in-memory server restarted): connect without it and reload history.
   const SINCE_GIVE_UP_AFTER = 3;
+  // Close code of a server whose live stream had a hole it could not fill
+  // for this connection: reconnect at once with the `since=` its reason
+  // names (or reload the history if it names none). Every client of that
+  // server gets it at the same moment: the reconnects are spread a little.
+  const RESYNC_CLOSE = 4001;
+  const RESYNC_JITTER_MS = 1000;
   // Presence: how many users the client follows at most, how many names
   // one subscribe frame carries, and how often the online list is read
   // again (someone who comes online and is not followed yet).
@@ -56,6 +62,7 @@
     reconnectAttempt: 0,
     failuresWithSince: 0,
     reconnectTimer: null,
+    reloadOnConnect: false, // a resync without `since`: reload once connected
     pingTimer: null,
     pongTimer: null,
     refreshTimer: null,
@@ -295,6 +302,7 @@
     clearInterval(state.onlineTimer);
     state.usersByName.clear();
     state.lastStreamId = null;
+    state.reloadOnConnect = false;
     state.current = "global";
     $("room-list").replaceChildren();
     $("dm-list").replaceChildren();
@@ -338,14 +346,37 @@
       if (frame.type === "connection") opened = true;
       handleFrame(frame);
     });
-    socket.addEventListener("close", () => {
+    socket.addEventListener("close", (event) => {
       if (!current()) return;
       state.socket = null;
       state.connected = false;
       stopHeartbeat();
+      if (event.code === RESYNC_CLOSE) return resync(event.reason);
       if (!opened && usedSince) state.failuresWithSince++;
       scheduleReconnect();
     });
+  }
+
+  /**
+   * The server missed live messages and could not fill them in on this
+   * connection (close 4001): reconnect with the `since` its reason names,
+   * the last message we can have had before the gap (the replay repeats
+   * some we have: they are kept by id), or, without one, reconnect and
+   * reload the history. Our own `lastStreamId` may lie past the gap.
+   */
+  function resync(reason) {
+    const named = /since=([0-9a-fA-F-]{36})/.exec(reason || "");
+    if (named) {
+      state.lastStreamId = named[1];
+    } else {
+      state.lastStreamId = null;
+      state.reloadOnConnect = true;
+    }
+    state.reconnectAttempt = 0;
+    state.failuresWithSince = 0;
+    setConnectionStatus("reconnecting", "Catching up on missed messages…");
+    clearTimeout(state.reconnectTimer);
+    state.reconnectTimer = setTimeout(reconnect, Math.round(Math.random() * RESYNC_JITTER_MS));
   }
 
   /** Drops the current socket, if any, and ignores anything it still says. */
@@ -437,6 +468,11 @@
         loadOnline();
         clearInterval(state.onlineTimer);
         state.onlineTimer = setInterval(loadOnline, ONLINE_REFRESH_MS);
+        if (state.reloadOnConnect) {
+          // Live first, then the history: nothing falls in between.
+          state.reloadOnConnect = false;
+          reloadHistory();
+        }
         break;
       case "message":
       case "direct_message":

@@ -303,12 +303,13 @@ pub trait Notifier: Send + Sync {
     }
 
     /// The newest stored message as this instance starts serving
-    /// ([`MessageStore::newest_message`]): a notifier whose live stream
-    /// can break (across instances) fills the hole from the last message
-    /// it delivered before the break ([`Delivery::Gap`]), and from this
-    /// one while it has delivered none. The default ignores it: a
-    /// notifier within one process has no hole.
-    fn resume_from(&self, _newest: MessageId) {}
+    /// ([`MessageStore::newest_message`]; `None`: the store is empty): a
+    /// notifier whose live stream can break (across instances) fills the
+    /// hole from the last message it delivered before the break
+    /// ([`Delivery::Gap`]), and from this one while it has delivered
+    /// none. The default ignores it: a notifier within one process has no
+    /// hole.
+    fn resume_from(&self, _newest: Option<MessageId>) {}
 }
 
 /// How far live delivery reaches right now, as `/health` reports it.
@@ -379,26 +380,27 @@ pub enum Delivery {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Hole {
     /// Stored changes after this message (in the store's order) may be
-    /// missing; `None` when the notifier cannot tell from where (the
-    /// connection can only be told to reload).
+    /// missing; `None`: from the store's first message on (it was empty
+    /// when the notifier started), or, when the hole is not `complete`,
+    /// from a point the notifier cannot tell.
     pub after: Option<MessageId>,
     /// The messages after `after` the notifier did hand to the
     /// connections it held when it did: not to be sent again. A
     /// connection that opened later never needed the ones before it
     /// opened (they were in the store when it did).
     pub delivered: HashSet<MessageId>,
-    /// Whether `delivered` names every message after `after` that was
-    /// handed out. When it does not (the notifier could not keep track
-    /// for that long), the hole cannot be filled exactly and the
-    /// connection is told to resync from `after` instead.
+    /// Whether the start and `delivered` are known exactly. When they are
+    /// not (the notifier could not keep track for that long, or was never
+    /// told where the store stood), the hole cannot be filled and the
+    /// connection is told to resync from `after` instead (or, without
+    /// one, to reload).
     pub complete: bool,
 }
 
 impl Hole {
-    /// Whether the hole can be filled exactly: its start is known and
-    /// what was handed out since is.
+    /// Whether the hole can be filled exactly.
     pub fn fillable(&self) -> bool {
-        self.after.is_some() && self.complete
+        self.complete
     }
 }
 

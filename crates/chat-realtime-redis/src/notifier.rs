@@ -294,8 +294,9 @@ impl Notifier for RedisNotifier {
     }
 
     /// A hole in the Redis stream before this instance has handed out any
-    /// message is filled from after `newest`.
-    fn resume_from(&self, newest: MessageId) {
+    /// message is filled from after `newest` (from the first message, if
+    /// the store was empty).
+    fn resume_from(&self, newest: Option<MessageId>) {
         self.inner.shared.hub.resume_from(newest);
     }
 }

@@ -75,15 +75,23 @@ pub(crate) struct Delivered {
     forgotten_at: Option<Instant>,
     /// A hole is open since then.
     open: Option<Instant>,
+    /// Told where the store stood at start (`floor` is `None` then only
+    /// if the store was empty).
+    started: bool,
 }
 
 impl Delivered {
-    /// Where the store stood when this hub started serving.
-    pub(crate) fn resume_from(&mut self, newest: MessageId) {
-        if self.floor.is_none() {
+    /// Where the store stood when this hub started serving (`None`: it
+    /// was empty).
+    pub(crate) fn resume_from(&mut self, newest: Option<MessageId>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        if let (None, Some(message)) = (self.floor, newest) {
             self.floor = Some(Mark {
                 position: None,
-                message: newest,
+                message,
             });
         }
     }
@@ -154,9 +162,11 @@ impl Delivered {
             }
         }
         Some(Hole {
+            // Nothing delivered before the hole, and the store was empty
+            // at start: from its first message.
+            complete: self.started || after.is_some(),
             after: after.map(|mark| mark.message),
             delivered,
-            complete: true,
         })
     }
 }
@@ -173,7 +183,7 @@ mod tests {
     async fn a_hole_fills_from_the_last_message_delivered_in_flight_time_before() {
         let mut delivered = Delivered::default();
         let start = MessageId::generate();
-        delivered.resume_from(start);
+        delivered.resume_from(Some(start));
         let m = ids(4);
         delivered.record(m[0], Some(10));
         tokio::time::advance(IN_FLIGHT * 2).await;
@@ -197,9 +207,15 @@ mod tests {
     async fn with_nothing_delivered_a_hole_fills_from_where_the_store_stood() {
         let mut delivered = Delivered::default();
         delivered.open(Instant::now());
-        assert_eq!(delivered.close().and_then(|hole| hole.after), None);
+        let hole = delivered.close().expect("open");
+        assert!(!hole.fillable(), "never told where the store stood");
+        delivered.resume_from(None);
+        delivered.open(Instant::now());
+        let hole = delivered.close().expect("open");
+        assert!(hole.fillable() && hole.after.is_none(), "from the first message");
+        let mut delivered = Delivered::default();
         let start = MessageId::generate();
-        delivered.resume_from(start);
+        delivered.resume_from(Some(start));
         delivered.open(Instant::now());
         let hole = delivered.close().expect("open");
         assert_eq!(hole.after, Some(start));
@@ -209,7 +225,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_start_is_the_highest_position_delivered_before_the_margin() {
         let mut delivered = Delivered::default();
-        delivered.resume_from(MessageId::generate());
+        delivered.resume_from(Some(MessageId::generate()));
         let m = ids(3);
         delivered.record(m[0], Some(7));
         delivered.record(m[1], Some(5));
@@ -224,7 +240,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_hole_older_than_the_memory_cannot_be_filled() {
         let mut delivered = Delivered::default();
-        delivered.resume_from(MessageId::generate());
+        delivered.resume_from(Some(MessageId::generate()));
         let alive = Instant::now() + IN_FLIGHT;
         tokio::time::advance(IN_FLIGHT).await;
         let m = ids(CAPACITY + 1);

@@ -172,11 +172,12 @@ impl Hub {
     }
 
     /// Where the store stood when this instance started serving (its
-    /// newest message): a hole before the hub has handed out any message
-    /// is filled from there. Only a hub made with
+    /// newest message; `None`: it was empty): a hole before the hub has
+    /// handed out any message is filled from there. Without it, such a
+    /// hole cannot be filled. Only a hub made with
     /// [`Hub::reporting_presence`] keeps track; once set, later calls are
     /// ignored.
-    pub fn resume_from(&self, newest: MessageId) {
+    pub fn resume_from(&self, newest: Option<MessageId>) {
         if let Some(mut delivered) = self.inner.read().delivered() {
             delivered.resume_from(newest);
         }

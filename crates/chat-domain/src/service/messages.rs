@@ -231,22 +231,18 @@ impl ChatService {
     }
 
     /// Filling a hole in a connection's live stream ([`Delivery::Gap`]):
-    /// the messages visible to the caller stored after `after`, oldest
-    /// first, at most `limit` (1 to [`PageRequest::MAX_LIMIT`]); ask again
-    /// from the page's last message while `has_newer` is set. The same
-    /// read as [`replay_since`](Self::replay_since)'s, except that `after`
-    /// comes from the notifier, not the client: it may be a message the
-    /// caller cannot read (someone else's direct message), and names a
-    /// position only.
+    /// a page of the messages visible to the caller, as
+    /// [`visible_messages`](Self::visible_messages) reads it, except that
+    /// the cursor comes from the notifier, not the client: it may name a
+    /// message the caller cannot read (someone else's direct message), as
+    /// a position only, and is not checked.
     ///
     /// [`Delivery::Gap`]: crate::Delivery::Gap
-    pub async fn fill_after(
+    pub async fn hole_page(
         &self,
         caller: &Caller,
-        after: MessageId,
-        limit: usize,
+        page: PageRequest<MessageId>,
     ) -> DomainResult<Page<Message>> {
-        let page = PageRequest::new(Some(limit), None, Some(after))?;
         self.stores
             .messages
             .visible_messages(caller.user_id, &caller.username, page)

@@ -134,9 +134,8 @@ impl ChatService {
     /// stream before it has delivered any message can still be filled.
     /// Call once, before serving connections.
     pub async fn start_realtime(&self) -> crate::DomainResult<()> {
-        if let Some(newest) = self.stores.messages.newest_message().await? {
-            self.notifier.resume_from(newest);
-        }
+        let newest = self.stores.messages.newest_message().await?;
+        self.notifier.resume_from(newest);
         Ok(())
     }
 }

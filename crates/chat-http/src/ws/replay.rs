@@ -199,10 +199,13 @@ pub(crate) enum Filled {
 }
 
 /// Fills `hole` for `caller`: reads the messages visible to them after
-/// the hole's start, in the store's order, at most `limit` (more makes it
-/// [`Filled::Resync`]), and sends those the notifier did not hand out
-/// meanwhile and that `covered` does not already cover (a replay that ran
-/// during the hole). Fails only when the client cannot be written to.
+/// the hole's start, in the store's order, and sends those the notifier
+/// did not hand out meanwhile and that `covered` does not already cover
+/// (a replay that ran during the hole). More than `limit` to send makes
+/// it [`Filled::Resync`], and so does reading more than the limit and
+/// what was handed out put together ([`READ_CAP`] times the limit at
+/// most): the store is read for a bounded number of messages per
+/// connection. Fails only when the client cannot be written to.
 pub(crate) async fn fill(
     service: &ChatService,
     caller: &Caller,
@@ -211,42 +214,117 @@ pub(crate) async fn fill(
     limit: usize,
     out: &mut Writer,
 ) -> Result<Filled, WriteError> {
-    let Some(after) = hole.after.filter(|_| hole.complete) else {
+    if !hole.fillable() {
         return Ok(Filled::Resync);
-    };
+    }
     let limit = limit.max(1);
-    let mut read = Vec::new();
-    let mut last = after;
-    loop {
-        let want = (limit + 1 - read.len()).min(PageRequest::<MessageId>::MAX_LIMIT);
-        let page = match service.fill_after(caller, last, want).await {
-            Ok(page) => page,
-            Err(err) => return Ok(Filled::Failed(err)),
-        };
-        let has_newer = page.has_newer && !page.items.is_empty();
-        if let Some(message) = page.items.last() {
-            last = message.id;
-        }
-        read.extend(page.items);
-        if read.len() > limit {
-            return Ok(Filled::Resync);
-        }
-        if !has_newer {
-            break;
-        }
+    let mut missed = Missed {
+        hole,
+        covered,
+        limit,
+        read_cap: limit
+            .saturating_add(hole.delivered.len())
+            .min(limit.saturating_mul(READ_CAP)),
+        read: 0,
+        messages: Vec::new(),
+    };
+    let read = match hole.after {
+        Some(after) => missed.read_after(service, caller, after).await,
+        None => missed.read_all(service, caller).await,
+    };
+    match read {
+        Ok(true) => {}
+        Ok(false) => return Ok(Filled::Resync),
+        Err(err) => return Ok(Filled::Failed(err)),
     }
     let mut sent = Replayed::new();
-    for message in read {
-        let handed = hole.delivered.contains(&message.id)
-            || covered.is_some_and(|covered| covered.ids.contains(&message.id));
-        if handed {
-            continue;
-        }
+    for message in missed.messages {
         sent.ids.insert(message.id);
         out.text(ServerFrame::for_message(message).to_json())
             .await?;
     }
     Ok(Filled::Sent(sent))
+}
+
+/// How many times the replay limit a fill reads at most, messages handed
+/// out during the hole included.
+const READ_CAP: usize = 4;
+
+/// The messages of a hole a connection missed, as they are read.
+struct Missed<'a> {
+    hole: &'a Hole,
+    covered: Option<&'a Replayed>,
+    limit: usize,
+    read_cap: usize,
+    /// Messages read so far.
+    read: usize,
+    /// The missed ones, oldest first (newest first while read backwards).
+    messages: Vec<Message>,
+}
+
+impl Missed<'_> {
+    /// Takes in a page (in the order given); `false` once over a bound.
+    fn take(&mut self, page: impl Iterator<Item = Message>) -> bool {
+        for message in page {
+            self.read += 1;
+            let handed = self.hole.delivered.contains(&message.id)
+                || self
+                    .covered
+                    .is_some_and(|covered| covered.ids.contains(&message.id));
+            if !handed {
+                self.messages.push(message);
+            }
+        }
+        self.messages.len() <= self.limit && self.read <= self.read_cap
+    }
+
+    fn want(&self) -> usize {
+        (self.read_cap + 1 - self.read.min(self.read_cap)).min(PageRequest::<MessageId>::MAX_LIMIT)
+    }
+
+    /// Reads what is visible after `after`; `false` if over a bound.
+    async fn read_after(
+        &mut self,
+        service: &ChatService,
+        caller: &Caller,
+        after: MessageId,
+    ) -> DomainResult<bool> {
+        let mut last = after;
+        loop {
+            let request = PageRequest::new(Some(self.want()), None, Some(last))?;
+            let page = service.hole_page(caller, request).await?;
+            let has_newer = page.has_newer && !page.items.is_empty();
+            if let Some(message) = page.items.last() {
+                last = message.id;
+            }
+            if !self.take(page.items.into_iter()) {
+                return Ok(false);
+            }
+            if !has_newer {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Reads everything visible (the store was empty when the hole's
+    /// notifier started), from the newest page back; `false` if over a
+    /// bound.
+    async fn read_all(&mut self, service: &ChatService, caller: &Caller) -> DomainResult<bool> {
+        let mut first = None;
+        loop {
+            let request = PageRequest::new(Some(self.want()), first, None)?;
+            let page = service.hole_page(caller, request).await?;
+            let has_older = page.has_older && !page.items.is_empty();
+            first = page.items.first().map(|message| message.id);
+            if !self.take(page.items.into_iter().rev()) {
+                return Ok(false);
+            }
+            if !has_older {
+                self.messages.reverse();
+                return Ok(true);
+            }
+        }
+    }
 }
 
 /// Sends, as `message` / `direct_message` frames in the store's order, the

@@ -279,6 +279,12 @@ impl Instance {
     pub async fn ws(&self, user: &TestUser) -> WsClient {
         open_ws(self.addr, user).await
     }
+
+    /// Opens a WebSocket on this instance as `user`, replaying what was
+    /// stored after message `since` (`?since=`).
+    pub async fn ws_since(&self, user: &TestUser, since: &str) -> WsClient {
+        open_ws_at(self.addr, &format!("{CONNECT_PATH}?since={since}"), user).await
+    }
 }
 
 impl Drop for Instance {
@@ -344,7 +350,12 @@ impl Api {
 /// Opens a WebSocket to `addr` as `user` (bearer token) and reads its
 /// `connection` frame.
 pub async fn open_ws(addr: SocketAddr, user: &TestUser) -> WsClient {
-    let mut request = format!("ws://{addr}{CONNECT_PATH}")
+    open_ws_at(addr, CONNECT_PATH, user).await
+}
+
+/// [`open_ws`] on `path` (with its query).
+async fn open_ws_at(addr: SocketAddr, path: &str, user: &TestUser) -> WsClient {
+    let mut request = format!("ws://{addr}{path}")
         .into_client_request()
         .expect("a valid WebSocket URL");
     set(

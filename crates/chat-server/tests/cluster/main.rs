@@ -14,6 +14,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod blip;
 mod delivery;
 #[path = "../metrics/exposition.rs"]
 mod exposition;
