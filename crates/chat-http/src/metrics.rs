@@ -89,7 +89,8 @@ pub fn describe() {
 /// messages.
 pub(crate) fn hole_filled(sent: usize) {
     counter!("chat_ws_hole_fills_total").increment(1);
-    counter!("chat_ws_hole_filled_messages_total").increment(u64::try_from(sent).unwrap_or(u64::MAX));
+    counter!("chat_ws_hole_filled_messages_total")
+        .increment(u64::try_from(sent).unwrap_or(u64::MAX));
 }
 
 /// A connection was closed with the resync code.

@@ -105,7 +105,9 @@ pub(crate) fn encode_lost(origin: &str, ago: std::time::Duration) -> String {
 /// Whether an encoded envelope carries a stored message (whose loss
 /// must be reported), as opposed to typing or a sync marker.
 pub(crate) fn carries_message(envelope: &str) -> bool {
-    let header = envelope.split_once('\n').map_or(envelope, |(header, _)| header);
+    let header = envelope
+        .split_once('\n')
+        .map_or(envelope, |(header, _)| header);
     header.split(' ').nth(2).is_some()
 }
 
@@ -360,7 +362,13 @@ mod tests {
         let id = MessageId::generate();
         let message = encode("abc", &Audience::Everyone, Some(id), Some(3), "{}");
         assert!(carries_message(&message));
-        assert!(!carries_message(&encode("abc", &Audience::Everyone, None, None, "{}")));
+        assert!(!carries_message(&encode(
+            "abc",
+            &Audience::Everyone,
+            None,
+            None,
+            "{}"
+        )));
         assert!(!carries_message(&encode_sync("abc", 1)));
         assert!(!carries_message(&text));
     }

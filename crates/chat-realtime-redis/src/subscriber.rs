@@ -135,10 +135,7 @@ async fn restate_presence(shared: &Shared) {
             return;
         }
     };
-    let mut online: HashSet<String> = names
-        .iter()
-        .map(|name| name.to_ascii_lowercase())
-        .collect();
+    let mut online: HashSet<String> = names.iter().map(|name| name.to_ascii_lowercase()).collect();
     if let Ok(local) = chat_domain::Notifier::connected_users(&shared.hub).await {
         online.extend(local.iter().map(|name| name.as_str().to_ascii_lowercase()));
     }

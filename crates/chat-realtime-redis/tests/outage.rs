@@ -49,7 +49,12 @@ async fn next_gap(probe: &mut Probe) -> Arc<Hole> {
 
 /// Publishes a global message at `position` (as the store would number
 /// it) from `notifier`; its id.
-async fn publish_at(notifier: &RedisNotifier, from: &Probe, text: &str, position: u64) -> MessageId {
+async fn publish_at(
+    notifier: &RedisNotifier,
+    from: &Probe,
+    text: &str,
+    position: u64,
+) -> MessageId {
     let message = global_message(&from.name, text);
     let id = message.id;
     let event = Event::Message {
@@ -205,7 +210,10 @@ async fn outage_leaves_a_hole(pause: bool) {
     let mut bob = Probe::connect(&b, "bob").await;
     let before = publish_at(&a, &alice, "before", 10).await;
     for probe in [&mut alice, &mut bob] {
-        assert!(matches!(next_non_presence(probe).await, ServerFrame::Message { .. }));
+        assert!(matches!(
+            next_non_presence(probe).await,
+            ServerFrame::Message { .. }
+        ));
     }
 
     let server = if pause {
@@ -224,7 +232,10 @@ async fn outage_leaves_a_hole(pause: bool) {
     for (i, text) in ["one", "two", "three", "four", "five"].iter().enumerate() {
         let position = 11 + u64::try_from(i).expect("small");
         during.insert(publish_at(&a, &alice, text, position).await);
-        assert!(matches!(next_non_presence(&mut alice).await, ServerFrame::Message { .. }));
+        assert!(matches!(
+            next_non_presence(&mut alice).await,
+            ServerFrame::Message { .. }
+        ));
     }
 
     let _restarted = match server {
@@ -304,13 +315,19 @@ async fn presence_that_changed_during_an_outage_is_told_again() {
     .await;
     // Alice ends up with the truth, whatever repeats came on the way.
     let mut seen = std::collections::HashMap::new();
-    let truth = [("bob", PresenceStatus::Offline), ("carol", PresenceStatus::Online)];
+    let truth = [
+        ("bob", PresenceStatus::Offline),
+        ("carol", PresenceStatus::Online),
+    ];
     let deadline = tokio::time::Instant::now() + RECOVERY;
     while truth
         .iter()
         .any(|(name, status)| seen.get(*name) != Some(status))
     {
-        assert!(tokio::time::Instant::now() < deadline, "alice sees {seen:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "alice sees {seen:?}"
+        );
         match alice.delivery().await {
             Some(Delivery::Presence(users)) => {
                 for UserPresence { username, status } in users {

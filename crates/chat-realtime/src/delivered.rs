@@ -134,11 +134,6 @@ impl Delivered {
         self.open = Some(self.open.map_or(start, |open| open.min(start)));
     }
 
-    /// Whether a hole is open.
-    pub(crate) fn is_open(&self) -> bool {
-        self.open.is_some()
-    }
-
     /// Closes the open hole, if any: where to fill it from (the latest
     /// message delivered before it started), and what was handed out
     /// since.
@@ -212,7 +207,10 @@ mod tests {
         delivered.resume_from(None);
         delivered.open(Instant::now());
         let hole = delivered.close().expect("open");
-        assert!(hole.fillable() && hole.after.is_none(), "from the first message");
+        assert!(
+            hole.fillable() && hole.after.is_none(),
+            "from the first message"
+        );
         let mut delivered = Delivered::default();
         let start = MessageId::generate();
         delivered.resume_from(Some(start));

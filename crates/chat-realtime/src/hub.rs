@@ -194,14 +194,6 @@ impl Hub {
         }
     }
 
-    /// Whether a hole is open ([`Hub::open_hole`]).
-    pub fn hole_is_open(&self) -> bool {
-        self.inner
-            .read()
-            .delivered()
-            .is_some_and(|delivered| delivered.is_open())
-    }
-
     /// The cluster's stream is whole again: hands every connection
     /// `Delivery::Gap` with the hole (where it may start, what was handed
     /// out since), in its order: behind the frames handed out before,

@@ -184,41 +184,38 @@ impl Replayed {
     }
 }
 
-/// How filling a hole ended.
+/// What a connection missed of a hole, read from the store.
 #[derive(Debug)]
-pub(crate) enum Filled {
-    /// Every message of the hole the connection was not handed is sent;
-    /// live copies of them are to be dropped.
-    Sent(Replayed),
-    /// Not filled (nothing was sent): the hole holds more than the limit,
-    /// its start is unknown, or the notifier lost track of it. The
-    /// connection must be told to resync from its start.
+pub(crate) enum Missed {
+    /// These messages, in the store's order (none, often).
+    Messages(Vec<Message>),
+    /// Not read: the hole holds more than the limit, its start is
+    /// unknown, or the notifier lost track of it. The connection must be
+    /// told to resync from its start.
     Resync,
-    /// The store failed (nothing was sent).
+    /// The store failed.
     Failed(DomainError),
 }
 
-/// Fills `hole` for `caller`: reads the messages visible to them after
-/// the hole's start, in the store's order, and sends those the notifier
-/// did not hand out meanwhile and that `covered` does not already cover
-/// (a replay that ran during the hole). More than `limit` to send makes
-/// it [`Filled::Resync`], and so does reading more than the limit and
-/// what was handed out put together ([`READ_CAP`] times the limit at
-/// most): the store is read for a bounded number of messages per
-/// connection. Fails only when the client cannot be written to.
-pub(crate) async fn fill(
+/// Reads what `caller` missed of `hole`: the messages visible to them
+/// after the hole's start, in the store's order, that the notifier did
+/// not hand out meanwhile and that `covered` does not already cover (a
+/// replay that ran during the hole). More than `limit` of them makes it
+/// [`Missed::Resync`], and so does reading more than the limit and what
+/// was handed out put together ([`READ_CAP`] times the limit at most):
+/// the store is read for a bounded number of messages per connection.
+pub(crate) async fn missed(
     service: &ChatService,
     caller: &Caller,
     hole: &Hole,
     covered: Option<&Replayed>,
     limit: usize,
-    out: &mut Writer,
-) -> Result<Filled, WriteError> {
+) -> Missed {
     if !hole.fillable() {
-        return Ok(Filled::Resync);
+        return Missed::Resync;
     }
     let limit = limit.max(1);
-    let mut missed = Missed {
+    let mut reading = Reading {
         hole,
         covered,
         limit,
@@ -229,21 +226,26 @@ pub(crate) async fn fill(
         messages: Vec::new(),
     };
     let read = match hole.after {
-        Some(after) => missed.read_after(service, caller, after).await,
-        None => missed.read_all(service, caller).await,
+        Some(after) => reading.after(service, caller, after).await,
+        None => reading.all(service, caller).await,
     };
     match read {
-        Ok(true) => {}
-        Ok(false) => return Ok(Filled::Resync),
-        Err(err) => return Ok(Filled::Failed(err)),
+        Ok(true) => Missed::Messages(reading.messages),
+        Ok(false) => Missed::Resync,
+        Err(err) => Missed::Failed(err),
     }
+}
+
+/// Sends what a connection missed of a hole; live copies of them are to
+/// be dropped.
+pub(crate) async fn fill(messages: Vec<Message>, out: &mut Writer) -> Result<Replayed, WriteError> {
     let mut sent = Replayed::new();
-    for message in missed.messages {
+    for message in messages {
         sent.ids.insert(message.id);
         out.text(ServerFrame::for_message(message).to_json())
             .await?;
     }
-    Ok(Filled::Sent(sent))
+    Ok(sent)
 }
 
 /// How many times the replay limit a fill reads at most, messages handed
@@ -251,7 +253,7 @@ pub(crate) async fn fill(
 const READ_CAP: usize = 4;
 
 /// The messages of a hole a connection missed, as they are read.
-struct Missed<'a> {
+struct Reading<'a> {
     hole: &'a Hole,
     covered: Option<&'a Replayed>,
     limit: usize,
@@ -262,7 +264,7 @@ struct Missed<'a> {
     messages: Vec<Message>,
 }
 
-impl Missed<'_> {
+impl Reading<'_> {
     /// Takes in a page (in the order given); `false` once over a bound.
     fn take(&mut self, page: impl Iterator<Item = Message>) -> bool {
         for message in page {
@@ -283,7 +285,7 @@ impl Missed<'_> {
     }
 
     /// Reads what is visible after `after`; `false` if over a bound.
-    async fn read_after(
+    async fn after(
         &mut self,
         service: &ChatService,
         caller: &Caller,
@@ -309,7 +311,7 @@ impl Missed<'_> {
     /// Reads everything visible (the store was empty when the hole's
     /// notifier started), from the newest page back; `false` if over a
     /// bound.
-    async fn read_all(&mut self, service: &ChatService, caller: &Caller) -> DomainResult<bool> {
+    async fn all(&mut self, service: &ChatService, caller: &Caller) -> DomainResult<bool> {
         let mut first = None;
         loop {
             let request = PageRequest::new(Some(self.want()), first, None)?;
@@ -422,7 +424,129 @@ pub(crate) fn error_frame(outcome: &Outcome) -> Option<ServerFrame> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    use chat_domain::{
+        AuthPolicy, MessageStore, MessageTarget, Stores, TokenId, UserAccount, UserStore,
+    };
+    use chat_store_memory::MemoryStore;
+    use chat_test_support::{account, new_message};
+
     use super::*;
+
+    /// A service on a memory store, its caller, and `count` global
+    /// messages stored by them (their ids, in order).
+    async fn stored(count: usize) -> (ChatService, Caller, Vec<MessageId>) {
+        let store = Arc::new(MemoryStore::new());
+        let alice: UserAccount = account("alice");
+        store.create_user(&alice).await.expect("stored");
+        let mut ids = Vec::new();
+        for i in 0..count {
+            let new = new_message(&alice, MessageTarget::Global, &format!("m{i}"));
+            ids.push(new.message.id);
+            store.insert_message(&new).await.expect("stored");
+        }
+        let service = ChatService::new(
+            Stores::single(store),
+            Arc::new(chat_realtime::Hub::default()),
+            Arc::new(chat_auth::BcryptHasher::new(4).expect("cost")),
+            Arc::new(chat_auth::JwtCodec::new(
+                b"a secret of at least thirty-two bytes!",
+            )),
+            AuthPolicy::default(),
+        );
+        let caller = Caller {
+            user_id: alice.id,
+            username: alice.username,
+            token_id: TokenId::generate(),
+            expires_at: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        };
+        (service, caller, ids)
+    }
+
+    fn ids_of(missed: Missed) -> Vec<MessageId> {
+        match missed {
+            Missed::Messages(messages) => messages.iter().map(|m| m.id).collect(),
+            other => panic!("expected messages, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hole_is_what_comes_after_its_start_less_what_was_handed_out() {
+        let (service, caller, ids) = stored(6).await;
+        let hole = Hole {
+            after: Some(ids[1]),
+            delivered: HashSet::from([ids[2], ids[4]]),
+            complete: true,
+        };
+        let missed = missed(&service, &caller, &hole, None, 10).await;
+        assert_eq!(ids_of(missed), [ids[3], ids[5]]);
+        // A replay that already sent one covers it.
+        let mut covered = Replayed::new();
+        covered.ids.insert(ids[5]);
+        let missed = missed_with(&service, &caller, &hole, &covered).await;
+        assert_eq!(ids_of(missed), [ids[3]]);
+    }
+
+    async fn missed_with(
+        service: &ChatService,
+        caller: &Caller,
+        hole: &Hole,
+        covered: &Replayed,
+    ) -> Missed {
+        missed(service, caller, hole, Some(covered), 10).await
+    }
+
+    #[tokio::test]
+    async fn a_hole_from_an_empty_store_runs_from_the_first_message_over_pages() {
+        let (service, caller, ids) = stored(450).await;
+        let delivered: HashSet<MessageId> = ids[..440].iter().copied().collect();
+        let hole = Hole {
+            after: None,
+            delivered,
+            complete: true,
+        };
+        // 450 read from the newest page back (three pages), 10 missed.
+        let missed = missed(&service, &caller, &hole, None, 200).await;
+        assert_eq!(ids_of(missed), ids[440..]);
+    }
+
+    #[tokio::test]
+    async fn a_hole_over_the_limit_or_not_known_exactly_is_a_resync() {
+        let (service, caller, ids) = stored(5).await;
+        let mut hole = Hole {
+            after: Some(ids[0]),
+            delivered: HashSet::new(),
+            complete: true,
+        };
+        assert!(matches!(
+            missed(&service, &caller, &hole, None, 3).await,
+            Missed::Resync
+        ));
+        assert_eq!(
+            ids_of(missed(&service, &caller, &hole, None, 4).await),
+            ids[1..]
+        );
+        hole.complete = false;
+        assert!(matches!(
+            missed(&service, &caller, &hole, None, 4).await,
+            Missed::Resync
+        ));
+        // Handed out, but more than the limit and all of them can hold
+        // (four times the limit) to read: not read through.
+        let (service, caller, ids) = stored(20).await;
+        let hole = Hole {
+            after: Some(ids[0]),
+            delivered: ids[1..].iter().copied().collect(),
+            complete: true,
+        };
+        assert!(matches!(
+            missed(&service, &caller, &hole, None, 3).await,
+            Missed::Resync
+        ));
+        assert_eq!(ids_of(missed(&service, &caller, &hole, None, 5).await), []);
+    }
 
     #[test]
     fn since_is_parsed_leniently_but_never_guessed() {

@@ -52,7 +52,7 @@ use tokio::time::{sleep_until, Instant};
 
 use super::frames::{Answer, FrameHandler, Pending};
 use super::guard::Refused;
-use super::replay::{self, Filled, Outcome, Replayed, Since};
+use super::replay::{self, Missed, Outcome, Replayed, Since};
 use super::writer::{WriteError, Writer};
 use crate::state::WsSettings;
 
@@ -349,31 +349,37 @@ impl WsSession {
     /// Fills a hole of the notifier's live stream from the store, or
     /// closes the connection with the resync code naming where to
     /// reconnect from (the hole is too large, its start unknown, or the
-    /// store failed).
+    /// store failed). The store is read under one of the process's fill
+    /// permits; the client is written to after.
     async fn fill(&mut self, hole: Arc<Hole>) -> Flow {
-        let limit = self.settings.replay_limit;
-        let filled = {
+        let missed = {
             // Closed only if the process's semaphore were: never.
             let _permit = self.fills.acquire().await;
-            let covered = self.replayed.as_ref().filter(|replayed| !replayed.expired());
+            let covered = self
+                .replayed
+                .as_ref()
+                .filter(|replayed| !replayed.expired());
             let (service, caller) = (self.handler.service(), self.handler.caller());
-            replay::fill(service, caller, &hole, covered, limit, &mut self.out).await
+            let limit = self.settings.replay_limit;
+            replay::missed(service, caller, &hole, covered, limit).await
         };
-        match filled {
-            Ok(Filled::Sent(sent)) => {
-                crate::metrics::hole_filled(sent.len());
-                self.replayed = Some(match self.replayed.take() {
-                    Some(replayed) => replayed.merge(sent),
-                    None => sent,
-                });
-                ControlFlow::Continue(())
-            }
-            Ok(Filled::Resync) => self.resync(&hole).await,
-            Ok(Filled::Failed(err)) => {
-                tracing::warn!(code = err.code(), error = %err, "filling a hole of the live stream failed");
+        match missed {
+            Missed::Messages(messages) => match replay::fill(messages, &mut self.out).await {
+                Ok(sent) => {
+                    crate::metrics::hole_filled(sent.len());
+                    self.replayed = Some(match self.replayed.take() {
+                        Some(replayed) => replayed.merge(sent),
+                        None => sent,
+                    });
+                    ControlFlow::Continue(())
+                }
+                Err(err) => ControlFlow::Break(err.into()),
+            },
+            Missed::Resync => self.resync(&hole).await,
+            Missed::Failed(err) => {
+                tracing::warn!(code = err.code(), error = %err, "reading a hole of the live stream failed");
                 self.resync(&hole).await
             }
-            Err(err) => ControlFlow::Break(err.into()),
         }
     }
 

@@ -126,7 +126,11 @@ async fn send_acked(ws: &mut WsClient, texts: &[&str]) -> Vec<Value> {
                 _ => panic!("{}: unexpected {frame}", ws.username),
             }
         }
-        assert_eq!(ack, copy, "{}: the ack and the copy of one message", ws.username);
+        assert_eq!(
+            ack, copy,
+            "{}: the ack and the copy of one message",
+            ws.username
+        );
         acked.extend(ack);
     }
     acked
