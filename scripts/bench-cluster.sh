@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Delivery across instances (issue 6): release chat-server instances on one
+# Delivery across instances: release chat-server instances on one
 # PostgreSQL database, chat-bench fanout runs, one JSON line per run in
 # $OUT_DIR (default a temporary directory) and a summary table on stdout.
 #
@@ -92,7 +92,7 @@ start_instance() {
   (
     cd "$OUT_DIR"
     exec env -i PATH="$PATH" PORT="$port" JWT_SECRET="$secret" BCRYPT_COST=4 \
-      AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0 LOG_LEVEL=warn "${extra_env[@]}" \
+      AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0 MESSAGE_RATE_LIMIT=0 WEBSOCKET_MAX_CONNECTIONS_PER_USER=0 LOG_LEVEL=warn "${extra_env[@]}" \
       "$server_bin" >"$OUT_DIR/$name.log" 2>&1
   ) &
   pids+=($!)

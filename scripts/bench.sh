@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The standard benchmark profile (issue 7): release builds, a fresh server
+# The standard benchmark profile: release builds, a fresh server
 # for every run (in-memory and PostgreSQL stores), every figure compared
 # with the previous run in the generated section of docs/benchmarks.md.
 #
@@ -38,7 +38,7 @@
 #   pgbench  the one-row INSERT ceiling of the messages table, 1, 8 and 64
 #            clients for 10 s, with the ordering trigger and without it
 #            (scripts/bench/pgbench-*.sql)
-# Servers run with BCRYPT_COST=4 AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0
+# Servers run with BCRYPT_COST=4 AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0 MESSAGE_RATE_LIMIT=0 WEBSOCKET_MAX_CONNECTIONS_PER_USER=0
 # LOG_LEVEL=warn on a free loopback port; the PostgreSQL runs share one
 # scratch database (created and migrated here, dropped on exit, like every
 # server this script starts).
@@ -194,13 +194,13 @@ start_server() {
   local store=$1 name=$2 port env_vars
   port=$(free_port)
   env_vars=(PORT="$port" JWT_SECRET="$secret" BCRYPT_COST=4 AUTH_RATE_LIMIT=0
-    WEBSOCKET_RATE_LIMIT=0 LOG_LEVEL=warn)
+    WEBSOCKET_RATE_LIMIT=0 MESSAGE_RATE_LIMIT=0 WEBSOCKET_MAX_CONNECTIONS_PER_USER=0 LOG_LEVEL=warn)
   if [[ "$store" == postgres ]]; then
     env_vars+=(DATABASE_URL="$db_url")
   fi
   if [[ -z "${server_recorded[$store]:-}" ]]; then
     server_recorded[$store]=1
-    printf '%s\t%s\n' "$store" "env -i PATH=\$PATH PORT=<free port> JWT_SECRET=<random> BCRYPT_COST=4 AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0 LOG_LEVEL=warn$([[ "$store" == postgres ]] && echo " DATABASE_URL=$db_url") $server_cmd &" >>"$servers_file"
+    printf '%s\t%s\n' "$store" "env -i PATH=\$PATH PORT=<free port> JWT_SECRET=<random> BCRYPT_COST=4 AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0 MESSAGE_RATE_LIMIT=0 WEBSOCKET_MAX_CONNECTIONS_PER_USER=0 LOG_LEVEL=warn$([[ "$store" == postgres ]] && echo " DATABASE_URL=$db_url") $server_cmd &" >>"$servers_file"
   fi
   mkdir -p "$out/cwd"
   (

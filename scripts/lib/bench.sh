@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# The results file of the benchmark profile (issue 7), shared by
+# The results file of the benchmark profile, shared by
 # scripts/bench.sh and scripts/test.d/20-bench-smoke.sh (which renders its
 # own short runs the same way, so the rendering is tested on every
 # scripts/test.sh). `chat-bench report` turns a results file into the

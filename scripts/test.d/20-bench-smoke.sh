@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Keeps chat-bench working (issue 7): builds chat-server and chat-bench in
+# Keeps chat-bench working: builds chat-server and chat-bench in
 # debug, starts the server on a free loopback port (in-memory store,
-# AUTH_RATE_LIMIT=0, WEBSOCKET_RATE_LIMIT=0, BCRYPT_COST=4), runs each mode
+# AUTH_RATE_LIMIT=0, WEBSOCKET_RATE_LIMIT=0, MESSAGE_RATE_LIMIT=0, WEBSOCKET_MAX_CONNECTIONS_PER_USER=0, BCRYPT_COST=4), runs each mode
 # for a couple of seconds
 # and checks that each printed its one JSON line with nothing failed or
 # lost. A smoke test, not a benchmark: no figure is compared to a target.
@@ -56,7 +56,7 @@ ulimit -n "$(ulimit -Hn)"
   exec env -u DATABASE_URL -u DB_HOST -u DB_PORT -u DB_NAME -u DB_USER \
     -u DB_PASSWORD -u REDIS_URL \
     PORT="$port" ENVIRONMENT=development BCRYPT_COST=4 AUTH_RATE_LIMIT=0 \
-    WEBSOCKET_RATE_LIMIT=0 \
+    WEBSOCKET_RATE_LIMIT=0 MESSAGE_RATE_LIMIT=0 WEBSOCKET_MAX_CONNECTIONS_PER_USER=0 \
     JWT_SECRET="bench-smoke-secret-0123456789abcdef0123" LOG_LEVEL=warn \
     "$server_bin" >"$work/server.log" 2>&1
 ) &

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The OpenAPI document against the real server (issue 8): schemathesis
+# The OpenAPI document against the real server: schemathesis
 # (from PyPI, in a virtual environment this script makes under
 # target/schemathesis-venv) generates requests for every documented
 # operation and checks that no answer is a 5xx and that every status code,
@@ -92,7 +92,7 @@ start_server() {
     exec env -u DATABASE_URL -u DB_HOST -u DB_PORT -u DB_NAME -u DB_USER \
       -u DB_PASSWORD -u REDIS_URL \
       PORT="$port" ENVIRONMENT=development BCRYPT_COST=4 AUTH_RATE_LIMIT=0 \
-      WEBSOCKET_RATE_LIMIT=0 LOG_LEVEL=warn \
+      WEBSOCKET_RATE_LIMIT=0 MESSAGE_RATE_LIMIT=0 LOG_LEVEL=warn \
       JWT_SECRET="$jwt_secret" "$@" \
       "$server_bin" >"$work/server.log" 2>&1
   ) &

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The browser client end to end (issue 9): the real chat-server binary and
+# The browser client end to end: the real chat-server binary and
 # Debian's headless Chromium driven by playwright-core, two people chatting
 # globally, directly and in a room, one dropping off the network and coming
 # back. Run by scripts/test.sh after the tests; also runs on its own:

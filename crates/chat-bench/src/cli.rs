@@ -12,8 +12,8 @@ use crate::net::AuthMode;
     version,
     about,
     long_about = None,
-    after_help = "Start the server with AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0 (and \
-                  BCRYPT_COST=4) so that neither sign-ins nor sends are rate limited.\n\
+    after_help = "Start the server with AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0 MESSAGE_RATE_LIMIT=0 WEBSOCKET_MAX_CONNECTIONS_PER_USER=0 (and \
+                  BCRYPT_COST=4) so that neither sign-ins, sends nor connections are limited.\n\
                   Output: human text on stderr; one JSON line on stdout, starting with {\"mode\":."
 )]
 pub struct Cli {

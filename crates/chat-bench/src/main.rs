@@ -14,12 +14,14 @@
 //!
 //! Registration is rate limited per client address (AUTH_RATE_LIMIT,
 //! default 20/min) and every benchmark user is registered from 127.0.0.1;
-//! WebSocket sends are rate limited per connection (WEBSOCKET_RATE_LIMIT,
-//! default 10/s). Start the server with both limits off and a cheap bcrypt
-//! cost, and build both sides with `--release` for real figures:
+//! WebSocket frames are rate limited per connection (WEBSOCKET_RATE_LIMIT,
+//! default 10/s), messages per user (MESSAGE_RATE_LIMIT, 10/s) and
+//! connections per user (WEBSOCKET_MAX_CONNECTIONS_PER_USER, 16). Start
+//! the server with these limits off and a cheap bcrypt cost, and build
+//! both sides with `--release` for real figures:
 //!
 //! ```text
-//! PORT=8080 BCRYPT_COST=4 AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0 \
+//! PORT=8080 BCRYPT_COST=4 AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0 MESSAGE_RATE_LIMIT=0 WEBSOCKET_MAX_CONNECTIONS_PER_USER=0 \
 //!     cargo run --release -p chat-server
 //! cargo run --release -p chat-bench -- fanout --receivers 1000 --rate 500
 //! ```

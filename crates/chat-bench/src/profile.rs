@@ -8,7 +8,7 @@
 //! after it, and the run's own JSON line (a chat-bench line, or the figures
 //! scripts/bench.sh parsed out of pgbench's output). The rendering compares
 //! every figure with the same run of a previous results file, and gives a
-//! verdict for each target of issue 7.
+//! verdict for each target of the profile.
 //!
 //! Runs are matched by their `id` (`idle`, `fanout.memory`,
 //! `http.postgres.c64`, `pgbench.trigger.c8`, ...); the targets name the
@@ -332,7 +332,7 @@ impl Verdict {
     }
 }
 
-/// A target of issue 7 and the run that is judged against it.
+/// A target of the profile and the run that is judged against it.
 struct Target {
     text: &'static str,
     run: &'static str,

@@ -76,7 +76,7 @@ fn hints(figures: &serde_json::Value) -> Vec<&'static str> {
     let mut hints = Vec::new();
     if has("ws_rate_limited") {
         hints.push(
-            "the server limits WebSocket sends per connection: start it with WEBSOCKET_RATE_LIMIT=0",
+            "the server limits WebSocket sends: start it with WEBSOCKET_RATE_LIMIT=0 MESSAGE_RATE_LIMIT=0",
         );
     }
     if has("http_429") {

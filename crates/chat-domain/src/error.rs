@@ -72,6 +72,16 @@ pub enum DomainError {
         /// How many users one connection may follow.
         limit: usize,
     },
+    /// A user asked for more live connections on this instance than they
+    /// may hold.
+    #[error("a user holds at most {limit} live connections: close one first")]
+    TooManyConnections {
+        /// How many connections one user may hold.
+        limit: usize,
+    },
+    /// The server is shutting down: no new live connection is taken.
+    #[error("the server is shutting down, reconnect shortly")]
+    ShuttingDown,
     /// The store cannot be reached right now.
     #[error("the message store is unavailable, try again shortly")]
     StoreUnavailable,
@@ -114,6 +124,8 @@ impl DomainError {
             Self::MessageNotFound => "message_not_found",
             Self::RateLimited { .. } => "rate_limited",
             Self::TooManySubscriptions { .. } => "too_many_subscriptions",
+            Self::TooManyConnections { .. } => "too_many_connections",
+            Self::ShuttingDown => "shutting_down",
             Self::StoreUnavailable => "store_unavailable",
             Self::Internal(_) => "internal_error",
         }

@@ -45,6 +45,7 @@ pub mod error;
 pub mod ids;
 pub mod pagination;
 pub mod ports;
+pub mod rate_limit;
 pub mod service;
 pub mod values;
 

@@ -279,21 +279,32 @@ pub trait Notifier: Send + Sync {
     /// store), so this reports nothing back.
     async fn publish(&self, event: Event, audience: Audience);
 
-    /// Registers a live connection of a user and returns what it must
-    /// send. The user's first connection makes them online (told to the
+    /// Registers a live connection of a user, opened with `token`, and
+    /// returns what it must send. The user's first connection makes them online (told to the
     /// connections that follow them); dropping the subscription
     /// unregisters it, and the last one going makes them offline.
     async fn connect(
         &self,
         user: UserId,
         username: Username,
+        token: TokenId,
     ) -> DomainResult<Box<dyn Subscription>>;
+
+    /// Closes every connection of `user` opened with `token`
+    /// ([`CloseReason::TokenRevoked`]), on every instance the notifier
+    /// reaches, without delivering what is still queued for them.
+    async fn revoke(&self, user: UserId, token: TokenId);
 
     /// Usernames with at least one live connection, sorted.
     async fn connected_users(&self) -> DomainResult<Vec<Username>>;
 
     /// Which of these users have at least one live connection.
     async fn online_among(&self, users: &[UserId]) -> DomainResult<HashSet<UserId>>;
+
+    /// Closes every live connection ([`CloseReason::ShuttingDown`], after
+    /// what is queued for it) and refuses new ones (`ShuttingDown`); a
+    /// notifier that spans instances also leaves the cluster. Idempotent.
+    async fn shutdown(&self);
 
     /// Whether delivery reaches every instance right now (for `/health`).
     /// A notifier that spans one process only is always
@@ -425,6 +436,8 @@ pub enum CloseReason {
     TooSlow,
     /// The server is shutting down.
     ShuttingDown,
+    /// The token the connection was opened with was revoked (logout).
+    TokenRevoked,
 }
 
 /// One live connection's feed of deliveries. Dropping it unregisters the

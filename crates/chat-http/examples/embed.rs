@@ -16,7 +16,7 @@ use std::sync::Arc;
 use actix_web::{middleware, web, App, HttpResponse, HttpServer};
 use chat_auth::{BcryptHasher, JwtCodec};
 use chat_domain::{AuthPolicy, ChatService, Stores};
-use chat_http::{ApiState, HttpSettings};
+use chat_http::{ApiState, HttpSettings, Parts};
 use chat_realtime::{Hub, HubConfig};
 use chat_store_memory::MemoryStore;
 
@@ -33,9 +33,15 @@ pub fn chat_state(bcrypt_cost: u32, jwt_secret: &[u8]) -> std::io::Result<ApiSta
     Ok(ApiState::new(Arc::new(service), HttpSettings::default()))
 }
 
-/// The host app's routes: the chat API under `/chat`, and its own `/hello`.
+/// The host app's routes: the chat API under `/chat` with its OpenAPI
+/// document and reference page but neither the browser client nor
+/// `/metrics` (this app has its own), and its own `/hello`.
 pub fn host_routes(cfg: &mut web::ServiceConfig, chat: ApiState) {
-    cfg.service(web::scope("/chat").configure(chat_http::configure(chat)))
+    let parts = Parts {
+        docs: true,
+        ..Parts::API
+    };
+    cfg.service(web::scope("/chat").configure(chat_http::configure_with(chat, parts)))
         .route(
             "/hello",
             web::get().to(|| async { HttpResponse::Ok().body("hello from the host app") }),

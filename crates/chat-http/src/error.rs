@@ -134,8 +134,12 @@ fn domain_status(err: &DomainError) -> StatusCode {
         DomainError::UserNotFound | DomainError::RoomNotFound | DomainError::MessageNotFound => {
             StatusCode::NOT_FOUND
         }
-        DomainError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        DomainError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        DomainError::RateLimited { .. } | DomainError::TooManyConnections { .. } => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        DomainError::StoreUnavailable | DomainError::ShuttingDown => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         DomainError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -269,7 +273,9 @@ mod tests {
                 },
                 429,
             ),
+            (DomainError::TooManyConnections { limit: 16 }, 429),
             (DomainError::StoreUnavailable, 503),
+            (DomainError::ShuttingDown, 503),
             (DomainError::internal("db exploded at row 7"), 500),
         ];
         for (err, status) in cases {

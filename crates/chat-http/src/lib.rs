@@ -4,11 +4,14 @@
 //! actix-web, over a [`chat_domain::ChatService`]. It translates and
 //! nothing more: the rules live in the domain.
 //!
-//! - [`configure`] mounts every route on an actix-web
+//! - [`configure`] mounts the JSON API and the WebSocket on an actix-web
 //!   [`ServiceConfig`](actix_web::web::ServiceConfig), so another actix-web
-//!   app can serve the chat API at its root or under a prefix of its own.
-//! - [`app`] is the whole standalone app: the routes plus CORS ([`cors`]),
-//!   request ids and one tracing span per request ([`trace_requests`]).
+//!   app can serve the chat API at its root or under a prefix of its own;
+//!   [`configure_with`] adds, as [`Parts`] says, the browser client, the
+//!   API reference and `/metrics`.
+//! - [`app`] is the whole standalone app: every part plus CORS ([`cors`]),
+//!   request ids and one tracing span per request ([`trace_requests`]),
+//!   and the security headers ([`security_headers`]).
 //! - Every error is `{"error": "...", "code": "..."}` ([`ApiError`]), from
 //!   the domain and from actix-web alike (bad JSON 400 `invalid_json`,
 //!   wrong content type 415, too large 413, unknown route 404 `not_found`,
@@ -75,10 +78,10 @@ pub mod error;
 pub mod metrics;
 mod openapi;
 pub mod pagination;
-mod rate_limit;
 mod reference;
 pub mod request_id;
 pub mod routes;
+pub mod security;
 pub mod server;
 mod state;
 pub mod web_client;
@@ -97,16 +100,26 @@ pub use error::{not_found, ApiError, ErrorBody};
 pub use metrics::RenderMetrics;
 pub use openapi::ApiDoc;
 pub use request_id::{trace_requests, RequestId, REQUEST_ID_HEADER};
+pub use routes::Parts;
+pub use security::security_headers;
 pub use state::{ApiState, HttpSettings, WsSettings, DEFAULT_BODY_LIMIT};
 
-/// Mounts every route of the chat API, with its extractor settings (body
-/// limit, JSON errors) and a JSON 404 for unknown paths under the mount
-/// point. Use it with `App::configure` or `Scope::configure`:
+/// Mounts the chat API's JSON routes and its WebSocket, with their
+/// extractor settings (body limit, JSON errors) and a JSON 404 for unknown
+/// paths under the mount point: [`configure_with`] and [`Parts::API`].
+/// Use it with `App::configure` or `Scope::configure`:
 ///
 /// ```ignore
 /// App::new().service(web::scope("/chat").configure(chat_http::configure(state)))
 /// ```
 pub fn configure(state: ApiState) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    configure_with(state, Parts::API)
+}
+
+/// [`configure`], with the browser client, the API reference and
+/// `/metrics` as `parts` says. Wrap the app in [`security_headers`] when it
+/// serves the browser client or the reference page.
+pub fn configure_with(state: ApiState, parts: Parts) -> impl Fn(&mut web::ServiceConfig) + Clone {
     move |cfg| {
         let limit = state.settings().body_limit;
         cfg.app_data(web::Data::new(state.clone()))
@@ -114,14 +127,15 @@ pub fn configure(state: ApiState) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .app_data(error::payload_config(limit))
             .app_data(error::path_config())
             .app_data(error::query_config());
-        routes::route_table(cfg);
+        routes::route_table(cfg, parts);
         cfg.default_service(web::to(not_found));
     }
 }
 
-/// The standalone app: every route at the root, CORS from the settings,
-/// `X-Request-Id` and one tracing span per request, and a deadline on
-/// request bodies ([`body_deadline`]).
+/// The standalone app: every part ([`Parts::ALL`]) at the root, CORS from
+/// the settings, `X-Request-Id` and one tracing span per request, a
+/// deadline on request bodies ([`body_deadline`]) and the security headers
+/// ([`security_headers`]).
 ///
 /// ```ignore
 /// HttpServer::new(move || chat_http::app(state.clone())).bind(("0.0.0.0", 8080))?.run().await
@@ -142,8 +156,9 @@ pub fn app(
         .wrap(actix_web::middleware::from_fn(body_deadline::body_deadline))
         .wrap(cors)
         .wrap(actix_web::middleware::from_fn(cors_refusals_as_json))
+        .wrap(actix_web::middleware::from_fn(security_headers))
         .wrap(actix_web::middleware::from_fn(trace_requests))
-        .configure(configure(state))
+        .configure(configure_with(state, Parts::ALL))
 }
 
 /// CORS for the configured origins. Exact origins get credentials (the

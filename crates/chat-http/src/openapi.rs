@@ -1,7 +1,11 @@
-//! The OpenAPI 3.1 document of every route (served at `/api/openapi.json`).
+//! The OpenAPI 3.1 document of every route, and the two routes that serve
+//! it: as JSON (`/api/openapi.json`) and as a reference page (`/api/docs`,
+//! rendered by `reference.rs`, which knows nothing of this API).
 
 use std::sync::OnceLock;
 
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse};
 use utoipa::openapi::header::Header;
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -28,8 +32,8 @@ unknown path 404 `not_found`. A human-readable version of this document is at `/
     ),
     paths(
         system::health,
-        system::openapi_json,
-        crate::reference::api_docs,
+        openapi_json,
+        api_docs,
         auth::register,
         auth::login,
         auth::refresh,
@@ -209,6 +213,54 @@ fn error_response(description: &str) -> Response {
 }
 
 /// The document as served under `prefix` (empty at the root).
+/// This API's OpenAPI 3.1 document.
+///
+/// When the API is mounted under a prefix (such as `/chat`), the
+/// document's `servers` names it.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "system",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json"))
+)]
+pub async fn openapi_json(req: HttpRequest) -> HttpResponse {
+    let prefix = req
+        .path()
+        .strip_suffix("/api/openapi.json")
+        .unwrap_or_default();
+    HttpResponse::Ok().json(document_for(prefix))
+}
+
+/// What the reference page may do: run no script, load nothing from
+/// anywhere, apply only its own inline style.
+pub const REFERENCE_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; \
+     style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The reference page of this API.
+///
+/// Generated from `/api/openapi.json` when asked; needs nothing from the
+/// network.
+#[utoipa::path(
+    get,
+    path = "/api/docs",
+    tag = "system",
+    responses((status = 200, description = "The API reference as an HTML page", content_type = "text/html"))
+)]
+pub async fn api_docs(req: HttpRequest) -> HttpResponse {
+    let prefix = req.path().strip_suffix("/api/docs").unwrap_or_default();
+    let doc = serde_json::to_value(document_for(prefix)).unwrap_or(serde_json::Value::Null);
+    HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        ))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(REFERENCE_CONTENT_SECURITY_POLICY),
+        ))
+        .body(crate::reference::render(&doc))
+}
+
 pub(crate) fn document_for(prefix: &str) -> utoipa::openapi::OpenApi {
     static BASE: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
     let mut doc = BASE.get_or_init(ApiDoc::openapi).clone();
@@ -221,7 +273,34 @@ pub(crate) fn document_for(prefix: &str) -> utoipa::openapi::OpenApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::test::{call_service, init_service, read_body, TestRequest};
+    use actix_web::{web, App};
     use std::collections::HashSet;
+
+    #[actix_web::test]
+    async fn the_page_is_html_with_a_strict_policy_under_any_prefix() {
+        let app = init_service(
+            App::new()
+                .route("/api/docs", web::get().to(api_docs))
+                .route("/chat/api/docs", web::get().to(api_docs)),
+        )
+        .await;
+        for uri in ["/api/docs", "/chat/api/docs"] {
+            let res = call_service(&app, TestRequest::get().uri(uri).to_request()).await;
+            assert!(res.status().is_success());
+            let headers = res.headers();
+            assert_eq!(
+                headers.get(header::CONTENT_TYPE),
+                Some(&HeaderValue::from_static("text/html; charset=utf-8"))
+            );
+            assert_eq!(
+                headers.get(header::CONTENT_SECURITY_POLICY),
+                Some(&HeaderValue::from_static(REFERENCE_CONTENT_SECURITY_POLICY))
+            );
+            let body = String::from_utf8(read_body(res).await.to_vec()).expect("utf-8");
+            assert!(body.contains("<code>/api/messages</code>"), "{uri}");
+        }
+    }
 
     #[test]
     fn every_route_is_documented_once_with_unique_parameters() {

@@ -1,5 +1,5 @@
-//! The human-readable API reference (`GET /api/docs`): the OpenAPI document
-//! rendered at run time into one self-contained HTML page. Nothing is
+//! The human-readable API reference: an OpenAPI document rendered into one
+//! self-contained HTML page (served at `/api/docs`, see `openapi.rs`). Nothing is
 //! downloaded, at build time or at run time: no script at all, one inline
 //! style sheet, and every text taken from the document is HTML-escaped.
 //!
@@ -9,16 +9,7 @@
 
 use std::fmt::Write as _;
 
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Map, Value};
-
-use crate::openapi::document_for;
-
-/// No script may run, nothing may load from anywhere, only the page's own
-/// inline style applies.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; \
-     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
@@ -32,35 +23,6 @@ font:bold 12px ui-monospace,monospace;padding:.2em .4em;margin-right:.5em}\
 .put,.patch{background:#b56b00}table{border-collapse:collapse;width:100%;margin:.5rem 0}\
 th,td{border:1px solid #e3e3e6;padding:.3rem .5rem;text-align:left;vertical-align:top}\
 th{background:#f7f7f9}ul.toc{columns:2}.muted{color:#666}";
-
-/// The reference page of this API.
-///
-/// Generated from `/api/openapi.json` when asked; needs nothing from the
-/// network.
-#[utoipa::path(
-    get,
-    path = "/api/docs",
-    tag = "system",
-    responses((status = 200, description = "The API reference as an HTML page", content_type = "text/html"))
-)]
-pub async fn api_docs(req: HttpRequest) -> HttpResponse {
-    let prefix = req.path().strip_suffix("/api/docs").unwrap_or_default();
-    let doc = serde_json::to_value(document_for(prefix)).unwrap_or(Value::Null);
-    HttpResponse::Ok()
-        .insert_header((
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        ))
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-        ))
-        .insert_header((
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .body(render(&doc))
-}
 
 /// Renders an OpenAPI 3 document (as JSON) into a complete HTML page.
 pub fn render(doc: &Value) -> String {
@@ -559,8 +521,7 @@ fn capitalize(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::test::{call_service, init_service, read_body, TestRequest};
-    use actix_web::{web, App};
+    use crate::openapi::document_for;
     use serde_json::json;
 
     #[test]
@@ -612,30 +573,5 @@ mod tests {
     fn an_unclosed_backtick_is_kept() {
         assert_eq!(inline("a `b` c `d"), "a <code>b</code> c `d");
         assert_eq!(anchor_part("/api/users/{userId}"), "api-users-userId");
-    }
-
-    #[actix_web::test]
-    async fn the_page_is_html_with_a_strict_policy_under_any_prefix() {
-        let app = init_service(
-            App::new()
-                .route("/api/docs", web::get().to(api_docs))
-                .route("/chat/api/docs", web::get().to(api_docs)),
-        )
-        .await;
-        for uri in ["/api/docs", "/chat/api/docs"] {
-            let res = call_service(&app, TestRequest::get().uri(uri).to_request()).await;
-            assert!(res.status().is_success());
-            let headers = res.headers();
-            assert_eq!(
-                headers.get(header::CONTENT_TYPE),
-                Some(&HeaderValue::from_static("text/html; charset=utf-8"))
-            );
-            assert_eq!(
-                headers.get(header::CONTENT_SECURITY_POLICY),
-                Some(&HeaderValue::from_static(CONTENT_SECURITY_POLICY))
-            );
-            let body = String::from_utf8(read_body(res).await.to_vec()).expect("utf-8");
-            assert!(body.contains("<code>/api/messages</code>"), "{uri}");
-        }
     }
 }

@@ -9,8 +9,7 @@
 //! request ids, metrics: nothing is skipped). When the WebSocket handler
 //! accepts, it leaves its session in the request's slot
 //! (`ws/bare.rs`); the service writes the 101 and runs the session
-//! on the bare socket, and the dispatcher's buffers (16 KiB of heap per
-//! connection) are let go. Any other answer to an upgrade request (401,
+//! on the bare socket, and the dispatcher's buffers are let go. Any other answer to an upgrade request (401,
 //! 403, 404, ...) is written with `Connection: close`, as its connection
 //! cannot go back to the dispatcher.
 //!

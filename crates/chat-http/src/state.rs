@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::HttpRequest;
-use chat_domain::{ChatService, DomainResult};
+use chat_domain::rate_limit::RateLimit;
+use chat_domain::{ChatService, DomainResult, UserId};
 
 use crate::client_addr::client_addr;
 use crate::metrics::RenderMetrics;
-use crate::rate_limit::AuthRateLimiter;
+use crate::ws::connections::{ConnectionSlot, UserConnections};
 
 /// Request bodies up to this size are read (64 KiB: a message of 4000
 /// characters fits even with every character escaped).
@@ -26,10 +27,6 @@ pub struct WsSettings {
     pub ping_period: Duration,
     /// How long without a pong before the server closes the connection.
     pub pong_wait: Duration,
-    /// Read buffer size in bytes.
-    pub read_buffer_size: usize,
-    /// Write buffer size in bytes.
-    pub write_buffer_size: usize,
     /// How long one write to a client may wait for room before the
     /// connection is closed as too slow (1013).
     pub write_wait: Duration,
@@ -45,6 +42,9 @@ pub struct WsSettings {
     /// Most users one connection may follow the presence of; over it a
     /// `presence_subscribe` is answered with `too_many_subscriptions`.
     pub presence_max_subscriptions: usize,
+    /// Most WebSockets one user may hold open on this instance; the next
+    /// upgrade is 429 `too_many_connections`. 0 turns the cap off.
+    pub max_connections_per_user: usize,
 }
 
 impl WsSettings {
@@ -52,6 +52,8 @@ impl WsSettings {
     pub const DEFAULT_REPLAY_LIMIT: usize = 1000;
     /// The default [`WsSettings::presence_max_subscriptions`], in users.
     pub const DEFAULT_PRESENCE_MAX_SUBSCRIPTIONS: usize = 1000;
+    /// The default [`WsSettings::max_connections_per_user`].
+    pub const DEFAULT_MAX_CONNECTIONS_PER_USER: usize = 16;
 }
 
 impl Default for WsSettings {
@@ -60,12 +62,11 @@ impl Default for WsSettings {
             max_message_size: 4096,
             ping_period: Duration::from_secs(54),
             pong_wait: Duration::from_secs(60),
-            read_buffer_size: 1024,
-            write_buffer_size: 1024,
             write_wait: Duration::from_secs(10),
             rate_limit: 10,
             replay_limit: Self::DEFAULT_REPLAY_LIMIT,
             presence_max_subscriptions: Self::DEFAULT_PRESENCE_MAX_SUBSCRIPTIONS,
+            max_connections_per_user: Self::DEFAULT_MAX_CONNECTIONS_PER_USER,
         }
     }
 }
@@ -113,7 +114,9 @@ impl Default for HttpSettings {
 pub struct ApiState {
     service: Arc<ChatService>,
     settings: Arc<HttpSettings>,
-    auth_limiter: Arc<AuthRateLimiter>,
+    /// Login and register attempts per client address.
+    auth_limiter: Arc<RateLimit<IpAddr>>,
+    connections: Arc<UserConnections>,
     metrics: Option<RenderMetrics>,
     /// Permits to fill a hole of the live stream from the store (see
     /// [`crate::ws::FILL_CONCURRENCY`]).
@@ -123,11 +126,13 @@ pub struct ApiState {
 impl ApiState {
     /// State for a service and its HTTP settings.
     pub fn new(service: Arc<ChatService>, settings: HttpSettings) -> Self {
-        let auth_limiter = Arc::new(AuthRateLimiter::new(settings.auth_rate_limit));
+        let auth_limiter = Arc::new(RateLimit::per_minute(settings.auth_rate_limit));
+        let connections = UserConnections::new(settings.ws.max_connections_per_user);
         Self {
             service,
             settings: Arc::new(settings),
             auth_limiter,
+            connections,
             metrics: None,
             fills: Arc::new(tokio::sync::Semaphore::new(crate::ws::FILL_CONCURRENCY)),
         }
@@ -168,10 +173,19 @@ impl ApiState {
         client_addr(req, &self.settings.trusted_proxies)
     }
 
+    /// Counts a new WebSocket of `user` until the slot is dropped;
+    /// `TooManyConnections` when they hold `max_connections_per_user`.
+    pub(crate) fn open_connection_slot(
+        &self,
+        user: UserId,
+    ) -> DomainResult<Option<ConnectionSlot>> {
+        self.connections.open(user)
+    }
+
     /// Counts a login or register attempt from this request's client;
     /// `RateLimited` when over `auth_rate_limit` per minute.
     pub fn check_auth_attempt(&self, req: &HttpRequest) -> DomainResult<()> {
-        let checked = self.auth_limiter.check(self.client_addr(req));
+        let checked = self.auth_limiter.check(&self.client_addr(req));
         if checked.is_err() {
             crate::metrics::auth_rate_limited();
         }

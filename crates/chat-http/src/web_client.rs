@@ -72,14 +72,6 @@ fn serve(content_type: &'static str, body: &'static str) -> HttpResponse {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),
         ))
-        .insert_header((
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .insert_header((
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
         .body(body)
 }
 

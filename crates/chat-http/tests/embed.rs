@@ -67,6 +67,23 @@ async fn the_host_keeps_its_own_routes_and_unknown_chat_paths_are_json_404() {
 }
 
 #[actix_web::test]
+async fn the_host_chooses_the_parts_it_mounts() {
+    let app = host_app!();
+    // Not asked for: the browser client and the metrics.
+    for path in ["/chat/", "/chat/app.js", "/chat/metrics"] {
+        let res = test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    // Asked for: the reference page.
+    let res = test::call_service(
+        &app,
+        test::TestRequest::get().uri("/chat/api/docs").to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
 async fn the_openapi_document_names_the_prefix() {
     let app = host_app!();
     let req = test::TestRequest::get()

@@ -49,6 +49,7 @@ impl Close {
             CloseReason::ShuttingDown => {
                 Self::new(GOING_AWAY, "the server is shutting down: reconnect")
             }
+            CloseReason::TokenRevoked => Self::new(POLICY, "token revoked: log in again"),
         }
     }
 
@@ -138,6 +139,7 @@ mod tests {
     fn notifier_reasons_have_their_codes() {
         assert_eq!(Close::notifier(CloseReason::TooSlow).code, 1013);
         assert_eq!(Close::notifier(CloseReason::ShuttingDown).code, 1001);
+        assert_eq!(Close::notifier(CloseReason::TokenRevoked).code, 1008);
         assert!(Close::notifier(CloseReason::TooSlow).is_try_again_later());
     }
 
@@ -159,6 +161,7 @@ mod tests {
         let all = [
             Close::too_slow(),
             Close::notifier(CloseReason::ShuttingDown),
+            Close::notifier(CloseReason::TokenRevoked),
             Close::realtime_stopped(),
             Close::heartbeat_lost(),
             Close::token_expired(),

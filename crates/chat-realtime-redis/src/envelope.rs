@@ -15,6 +15,7 @@
 //! - `audience` is `*` (every connection) or comma-separated user ids, or
 //!   `~` for a sync marker, which an instance publishes to itself and
 //!   whose body is a number (see `RedisNotifier::connect`), or `!` for a
+//!   revoked token, whose body is `<user id> <token id>`, or `#` for a
 //!   loss report: the origin could not publish some message frames (it
 //!   lost Redis while the others kept it), and its body is how long ago,
 //!   in milliseconds, the first of them was dropped: every instance fills
@@ -44,7 +45,7 @@
 use std::fmt::Write as _;
 use std::str::FromStr;
 
-use chat_domain::{Audience, MessageId, PresenceStatus, UserId, Username};
+use chat_domain::{Audience, MessageId, PresenceStatus, TokenId, UserId, Username};
 
 /// The audience of envelopes for every connection.
 const EVERYONE: &str = "*";
@@ -53,8 +54,10 @@ const EVERYONE: &str = "*";
 pub(crate) const ANY_ORIGIN: &str = "*";
 /// The audience field of sync markers.
 const SYNC: &str = "~";
+/// The audience field of revoked tokens.
+const REVOKED: &str = "!";
 /// The audience field of loss reports.
-const LOST: &str = "!";
+const LOST: &str = "#";
 
 /// What separates the origin from a message's position in the first
 /// field.
@@ -89,11 +92,23 @@ pub(crate) enum Body<'a> {
     /// A loss report: the origin dropped message frames, the first this
     /// long before it published the report.
     Lost(std::time::Duration),
+    /// A token was revoked: its user's connections opened with it close.
+    Revoked {
+        /// Whose token.
+        user: UserId,
+        /// The token.
+        token: TokenId,
+    },
 }
 
 /// Encodes a sync marker.
 pub(crate) fn encode_sync(origin: &str, token: u64) -> String {
     format!("{origin} {SYNC}\n{token}")
+}
+
+/// Encodes a revoked token.
+pub(crate) fn encode_revoked(origin: &str, user: UserId, token: TokenId) -> String {
+    format!("{origin} {REVOKED}\n{user} {token}")
 }
 
 /// Encodes a loss report: the first message frame the origin could not
@@ -174,6 +189,8 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Envelope<'_>, String> {
             .parse()
             .map_err(|_| format!("bad sync marker {frame:?}"))?;
         Body::Sync(token)
+    } else if audience == REVOKED {
+        decode_revoked(frame)?
     } else {
         let message = message.map(decode_message).transpose()?;
         Body::Frame {
@@ -197,6 +214,15 @@ pub(crate) fn presence_change(frame: &str) -> Option<(Username, PresenceStatus)>
     }
     let change: Change = serde_json::from_str(frame).ok()?;
     Some((Username::parse(change.username).ok()?, change.status))
+}
+
+fn decode_revoked(text: &str) -> Result<Body<'_>, String> {
+    let bad = || format!("bad revoked token {text:?}");
+    let (user, token) = text.split_once(' ').ok_or_else(bad)?;
+    Ok(Body::Revoked {
+        user: UserId::from_str(user).map_err(|_| bad())?,
+        token: TokenId::from_str(token).map_err(|_| bad())?,
+    })
 }
 
 fn decode_position(text: &str) -> Result<u64, String> {
@@ -352,13 +378,24 @@ mod tests {
     }
 
     #[test]
+    fn round_trips_a_revoked_token() {
+        let (user, token) = (UserId::generate(), TokenId::generate());
+        let text = encode_revoked("abc", user, token);
+        let envelope = decode(text.as_bytes()).expect("decodes");
+        assert_eq!(envelope.origin, "abc");
+        assert_eq!(envelope.body, Body::Revoked { user, token });
+        assert!(decode(b"abc !\nnope").is_err());
+        assert!(decode(format!("abc !\n{user}").as_bytes()).is_err());
+    }
+
+    #[test]
     fn round_trips_a_loss_report_and_tells_message_frames_apart() {
         let ago = std::time::Duration::from_millis(1500);
         let text = encode_lost("abc", ago);
         let envelope = decode(text.as_bytes()).expect("decodes");
         assert_eq!(envelope.origin, "abc");
         assert_eq!(envelope.body, Body::Lost(ago));
-        assert!(decode(b"abc !\nsoon").is_err());
+        assert!(decode(b"abc #\nsoon").is_err());
         let id = MessageId::generate();
         let message = encode("abc", &Audience::Everyone, Some(id), Some(3), "{}");
         assert!(carries_message(&message));

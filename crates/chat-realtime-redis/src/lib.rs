@@ -10,7 +10,7 @@
 //!
 //! ```
 //! use chat_domain::{Audience, Delivery, Event, Message, MessageContent, MessageId,
-//!     MessageTarget, Notifier, UserId, Username};
+//!     MessageTarget, Notifier, TokenId, UserId, Username};
 //! use chat_realtime_redis::{RedisNotifier, RedisOptions};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -23,7 +23,7 @@
 //! // `/health` shows "realtime": notifier.health().status() ("connected" or "degraded").
 //!
 //! let alice = Username::parse("alice")?;
-//! let mut socket = notifier.connect(UserId::generate(), alice.clone()).await?;
+//! let mut socket = notifier.connect(UserId::generate(), alice.clone(), TokenId::generate()).await?;
 //! let message = Message {
 //!     id: MessageId::generate(),
 //!     sender: alice,
@@ -173,8 +173,9 @@ pub use shared::RedisHealth;
 /// no-op). Call once after installing a recorder.
 ///
 /// - `chat_redis_connected` (gauge): 1 while the subscription and the
-///   command connection are both up, 0 while degraded; set by
-///   [`RedisNotifier::record_metrics`].
+///   command connection are both up, 0 while degraded; the app sets it
+///   from [`Notifier::health`](chat_domain::Notifier::health) when it
+///   renders its metrics (the state is read when scraped, not tracked).
 /// - `chat_redis_published_total`: envelopes (events, and the sync
 ///   markers a new connection waits on) published to the events channel.
 /// - `chat_redis_received_total`: events from other instances delivered

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chat_domain::{
     Audience, DomainError, DomainResult, Event, MessageId, Notifier, RealtimeHealth, Subscription,
-    UserId, Username,
+    TokenId, UserId, Username,
 };
 use chat_realtime::{event_frame, Hub};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -111,17 +111,6 @@ impl RedisNotifier {
     /// cover this instance only, until the background tasks reconnect.
     pub fn is_degraded(&self) -> bool {
         self.inner.shared.health.is_degraded()
-    }
-
-    /// Sets `chat_redis_connected` (1 connected, 0 degraded) through the
-    /// `metrics` facade, for an app to call before rendering its metrics:
-    /// the state is read when scraped, not tracked. The counters
-    /// `chat_redis_published_total`, `chat_redis_received_total` and
-    /// `chat_redis_dropped_total` are recorded as events happen (see
-    /// [`describe_metrics`](crate::describe_metrics)).
-    pub fn record_metrics(&self) {
-        let connected = if self.is_degraded() { 0.0 } else { 1.0 };
-        metrics::gauge!("chat_redis_connected").set(connected);
     }
 
     /// A cheap handle on this notifier's health, for a `/health` route.
@@ -244,11 +233,29 @@ impl Notifier for RedisNotifier {
         &self,
         user: UserId,
         username: Username,
+        token: TokenId,
     ) -> DomainResult<Box<dyn Subscription>> {
         self.catch_up().await;
-        let subscription = self.inner.shared.hub.connect(user, username).await?;
+        let subscription = self.inner.shared.hub.connect(user, username, token).await?;
         self.settle_presence().await;
         Ok(subscription)
+    }
+
+    async fn shutdown(&self) {
+        RedisNotifier::shutdown(self).await;
+    }
+
+    /// Closes this instance's connections at once, then tells the others
+    /// through Redis (not while Redis is lost: the token is refused by
+    /// every request and upgrade all the same, being revoked in the store).
+    async fn revoke(&self, user: UserId, token: TokenId) {
+        let shared = &self.inner.shared;
+        shared.hub.revoke(user, token);
+        if shared.health.is_linked() {
+            let envelope = envelope::encode_revoked(&shared.instance, user, token);
+            // Fails only after shutdown, when there is nobody to tell.
+            let _ = self.inner.commands.send(Command::Publish(envelope)).await;
+        }
     }
 
     /// Across the cluster; this instance's users only while degraded.

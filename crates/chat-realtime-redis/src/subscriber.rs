@@ -224,6 +224,9 @@ fn deliver(shared: &Shared, message: &Msg) {
             shared.hub.open_hole(now.checked_sub(ago).unwrap_or(now));
             shared.hub.close_hole();
         }
+        // Own revocations were applied locally when made.
+        Body::Revoked { .. } if own => {}
+        Body::Revoked { user, token } => shared.hub.revoke(user, token),
         Body::Frame { .. } if own => {}
         // Decided by a presence script and read by every instance.
         Body::Frame { frame, .. } if envelope.origin == envelope::ANY_ORIGIN => {

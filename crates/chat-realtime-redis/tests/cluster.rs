@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use chat_domain::{Audience, CloseReason, Delivery, Event, Notifier, PresenceStatus};
+use chat_domain::{Audience, CloseReason, Delivery, Event, Notifier, PresenceStatus, TokenId};
 use chat_protocol::ServerFrame;
 use chat_realtime_redis::RedisOptions;
 use support::{
@@ -106,7 +106,9 @@ async fn shutdown_closes_sockets_and_leaves_the_cluster_at_once() {
     assert!(started.elapsed() < Duration::from_secs(5), "not by expiry");
     assert_eq!(names(&b).await, ["watcher"]);
     assert!(
-        a.connect(alice.id, alice.name.clone()).await.is_err(),
+        a.connect(alice.id, alice.name.clone(), TokenId::generate())
+            .await
+            .is_err(),
         "no connect after shutdown"
     );
     a.shutdown().await; // idempotent

@@ -96,6 +96,12 @@ async fn following_is_bounded_and_can_stop() {
     contract::following_is_bounded_and_can_stop(&a, &b).await;
 }
 
+#[tokio::test]
+async fn a_revoked_token_closes_its_connections_everywhere() {
+    let (a, b) = pair().await;
+    contract::a_revoked_token_closes_its_connections_everywhere(&a, &b).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_reader_is_closed_without_slowing_others() {
     let mut options = RedisOptions::with_prefix(unique_prefix());

@@ -21,6 +21,8 @@
 //!   `Arc<str>`;
 //! - a connection whose queue overflows gets `Close(TooSlow)` on its next
 //!   `next()` (not after its backlog), then `None`, and is unregistered;
+//! - `revoke` closes the connections opened with that token, on every
+//!   instance, with `Close(TokenRevoked)`, and no other;
 //! - `connected_users` is sorted by byte order of the usernames.
 //!
 //! ```no_run
@@ -36,7 +38,8 @@ use std::time::Duration;
 
 use chat_domain::{
     Audience, CloseReason, Delivery, Event, Message, MessageContent, MessageId, MessageTarget,
-    Notifier, PresenceStatus, RoomId, Subscription, TypingTarget, UserId, UserPresence, Username,
+    Notifier, PresenceStatus, RoomId, Subscription, TokenId, TypingTarget, UserId, UserPresence,
+    Username,
 };
 use chat_protocol::ServerFrame;
 use time::OffsetDateTime;
@@ -68,6 +71,7 @@ where
     message_frames_name_their_message(a, b).await;
     one_fan_out_shares_one_text(a).await;
     slow_reader_is_closed_without_slowing_others(a, b, queue_capacity).await;
+    a_revoked_token_closes_its_connections_everywhere(a, b).await;
 }
 
 /// A global message (`Audience::Everyone`) reaches every connection as a
@@ -485,6 +489,45 @@ where
     assert_eq!(online, HashSet::from(fast_ids), "fast readers stay");
 }
 
+/// Revoking a token closes, on every instance, the connections opened
+/// with it (`Close(TokenRevoked)`, then `None`), and only those: the same
+/// user's connection with another token stays.
+pub async fn a_revoked_token_closes_its_connections_everywhere<A, B>(a: &A, b: &B)
+where
+    A: Notifier + ?Sized,
+    B: Notifier + ?Sized,
+{
+    let s = Scope::new();
+    let mut near = s.connect(a, "revoked").await;
+    let mut far = s
+        .attach_with_token(b, near.id, near.name.clone(), near.token)
+        .await;
+    let mut other_token = s.reconnect(b, &near).await;
+    a.revoke(near.id, near.token).await;
+    for (probe, place) in [(&mut near, "here"), (&mut far, "on the other instance")] {
+        let close = tokio::time::timeout(PATIENCE, probe.sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("the connection {place} is closed promptly"));
+        assert_eq!(
+            close,
+            Some(Delivery::Close(CloseReason::TokenRevoked)),
+            "the connection {place} is closed as revoked"
+        );
+        let after = tokio::time::timeout(PATIENCE, probe.sub.next())
+            .await
+            .expect("the subscription ends");
+        assert_eq!(after, None, "nothing after the close {place}");
+    }
+    s.expect_nothing_before_marker(a, &mut other_token).await;
+    let user = near.id;
+    let online = b.online_among(&[user]).await.expect("online_among");
+    assert_eq!(
+        online,
+        HashSet::from([user]),
+        "the other token keeps the user online"
+    );
+}
+
 /// One case's users, all named with the same random tag.
 struct Scope {
     tag: String,
@@ -494,6 +537,8 @@ struct Scope {
 struct Probe {
     id: UserId,
     name: Username,
+    /// The token the connection was opened with.
+    token: TokenId,
     tag: String,
     sub: Box<dyn Subscription>,
 }
@@ -519,7 +564,8 @@ impl Scope {
         self.attach(notifier, id, name).await
     }
 
-    /// Another connection of the same user (no presence expected).
+    /// Another connection of the same user, with a token of its own (no
+    /// presence expected).
     /// Not `async fn`: holding `&Probe` across an await would make the
     /// cases' futures `!Send` (a subscription is not `Sync`).
     fn reconnect<'a, N: Notifier + ?Sized>(
@@ -530,19 +576,32 @@ impl Scope {
         self.attach(notifier, of.id, of.name.clone())
     }
 
+    /// A connection of this user, with a token of its own.
     async fn attach<N: Notifier + ?Sized>(
         &self,
         notifier: &N,
         id: UserId,
         name: Username,
     ) -> Probe {
+        self.attach_with_token(notifier, id, name, TokenId::generate())
+            .await
+    }
+
+    async fn attach_with_token<N: Notifier + ?Sized>(
+        &self,
+        notifier: &N,
+        id: UserId,
+        name: Username,
+        token: TokenId,
+    ) -> Probe {
         let sub = notifier
-            .connect(id, name.clone())
+            .connect(id, name.clone(), token)
             .await
             .expect("connect succeeds");
         Probe {
             id,
             name,
+            token,
             tag: self.tag.clone(),
             sub,
         }

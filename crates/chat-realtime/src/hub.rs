@@ -7,7 +7,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use chat_domain::{
     Audience, DomainError, DomainResult, Event, Hole, MessageId, Notifier, PresenceStatus,
-    Subscription, TypingTarget, UserId, Username,
+    Subscription, TokenId, TypingTarget, UserId, Username,
 };
 use chat_protocol::ServerFrame;
 use tokio::sync::mpsc;
@@ -223,6 +223,14 @@ impl Hub {
         self.inner.read().route_presence(username, status);
     }
 
+    /// Closes the connections of this process that `user` opened with
+    /// `token` (`CloseReason::TokenRevoked`, at once: what is queued for
+    /// them is dropped). What a cross-instance notifier calls with the
+    /// revocations of other instances.
+    pub fn revoke(&self, user: UserId, token: TokenId) {
+        self.inner.write().revoke(user, token);
+    }
+
     /// Closes every connection with `CloseReason::ShuttingDown` (each
     /// subscription first yields the frames already queued for it) and
     /// makes later `connect` calls fail. Idempotent.
@@ -240,7 +248,12 @@ impl Hub {
         self.inner.read().connection_count()
     }
 
-    fn register(&self, user: UserId, username: Username) -> DomainResult<HubSubscription> {
+    fn register(
+        &self,
+        user: UserId,
+        username: Username,
+        token: TokenId,
+    ) -> DomainResult<HubSubscription> {
         let (sender, queue) = crate::queue::bounded(self.inner.queue_capacity);
         let state = Arc::new(ConnState::default());
         let presence = Arc::new(PresenceBox::default());
@@ -251,6 +264,7 @@ impl Hub {
         let (key, first) = registry.add(
             user,
             username.clone(),
+            token,
             sender,
             Arc::clone(&state),
             Arc::clone(&presence),
@@ -301,8 +315,17 @@ impl Notifier for Hub {
         &self,
         user: UserId,
         username: Username,
+        token: TokenId,
     ) -> DomainResult<Box<dyn Subscription>> {
-        Ok(Box::new(self.register(user, username)?))
+        Ok(Box::new(self.register(user, username, token)?))
+    }
+
+    async fn revoke(&self, user: UserId, token: TokenId) {
+        Hub::revoke(self, user, token);
+    }
+
+    async fn shutdown(&self) {
+        Hub::shutdown(self);
     }
 
     async fn connected_users(&self) -> DomainResult<Vec<Username>> {
@@ -334,9 +357,8 @@ pub fn event_frame(event: Event) -> ServerFrame {
     }
 }
 
-/// `connect` after `shutdown`. The domain has no "shutting down" error; this
-/// one maps to 503 "try again shortly", which is what a client should do
-/// (reconnect, to another instance or after the restart).
+/// `connect` after `shutdown`: the client should reconnect, to another
+/// instance or after the restart.
 fn shut_down_error() -> DomainError {
-    DomainError::StoreUnavailable
+    DomainError::ShuttingDown
 }

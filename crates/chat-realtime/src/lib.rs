@@ -6,7 +6,7 @@
 //!
 //! ```
 //! use chat_domain::{Audience, Delivery, Event, Message, MessageContent, MessageId,
-//!     MessageTarget, Notifier, UserId, Username};
+//!     MessageTarget, Notifier, TokenId, UserId, Username};
 //! use chat_realtime::{Hub, HubConfig};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -15,11 +15,11 @@
 //! let alice = Username::parse("alice")?;
 //!
 //! // One subscription per WebSocket; the session loops on `next()`.
-//! let mut socket = hub.connect(UserId::generate(), alice.clone()).await?;
+//! let mut socket = hub.connect(UserId::generate(), alice.clone(), TokenId::generate()).await?;
 //! // It follows bob's presence: bob's first connection is told to it.
 //! let bob = Username::parse("bob")?;
 //! socket.presence().follow(std::slice::from_ref(&bob), 1000)?;
-//! let _bob_socket = hub.connect(UserId::generate(), bob).await?;
+//! let _bob_socket = hub.connect(UserId::generate(), bob, TokenId::generate()).await?;
 //! let Some(Delivery::Presence(users)) = socket.next().await else { panic!() };
 //! assert_eq!(users[0].username, "bob");
 //! assert_eq!(users[0].status, chat_domain::PresenceStatus::Online);
@@ -104,7 +104,7 @@
 //! **Shutdown.** [`Hub::shutdown`] closes every connection with
 //! `CloseReason::ShuttingDown` (close code 1001) after the frames already
 //! queued for it, and `connect` fails afterwards with
-//! `DomainError::StoreUnavailable` (503, "try again shortly"). Dropping
+//! `DomainError::ShuttingDown` (503, "reconnect shortly"). Dropping
 //! every `Hub` handle without shutting down ends each subscription with
 //! `None`.
 //!

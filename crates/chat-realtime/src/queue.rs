@@ -2,10 +2,10 @@
 //! holds memory only while frames wait.
 //!
 //! tokio's bounded channel allocates, when it is made, its cache-padded
-//! channel state (512 bytes) and a first block of 32 slots: about 800
-//! bytes on every connection, idle or not. This queue is one allocation of
-//! about 100 bytes until frames are queued, and gives its buffer back once
-//! it is drained (docs/benchmarks.md, "Memory per idle socket"). Offers
+//! channel state and a first block of slots, on every connection, idle or
+//! not. This queue is one small allocation until frames are queued, and
+//! gives its buffer back once it is drained (docs/benchmarks.md, "Memory
+//! per idle socket"). Offers
 //! come from any thread (under the registry's read lock), so the lock is
 //! held only for a push or a pop.
 

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chat_domain::{
-    Audience, CloseReason, DomainError, DomainResult, Hole, MessageId, PresenceStatus, UserId,
-    Username,
+    Audience, CloseReason, DomainError, DomainResult, Hole, MessageId, PresenceStatus, TokenId,
+    UserId, Username,
 };
 use tokio::sync::mpsc;
 
@@ -34,6 +34,7 @@ pub(crate) struct ConnState(AtomicU8);
 const OPEN: u8 = 0;
 const TOO_SLOW: u8 = 1;
 const SHUTTING_DOWN: u8 = 2;
+const TOKEN_REVOKED: u8 = 3;
 
 impl ConnState {
     /// Records why the connection closes; the first reason wins.
@@ -41,6 +42,7 @@ impl ConnState {
         let code = match reason {
             CloseReason::TooSlow => TOO_SLOW,
             CloseReason::ShuttingDown => SHUTTING_DOWN,
+            CloseReason::TokenRevoked => TOKEN_REVOKED,
         };
         // A failed exchange means a reason is already recorded: keep it.
         let _ = self
@@ -53,6 +55,7 @@ impl ConnState {
         match self.0.load(Ordering::Acquire) {
             TOO_SLOW => Some(CloseReason::TooSlow),
             SHUTTING_DOWN => Some(CloseReason::ShuttingDown),
+            TOKEN_REVOKED => Some(CloseReason::TokenRevoked),
             _ => None,
         }
     }
@@ -86,14 +89,16 @@ impl Outgoing {
 }
 
 /// What a connection's queue holds: one pointer per frame, shared by every
-/// receiver, so a full queue of 256 costs 2 KiB of slots rather than 256
-/// copies of the frame's 56 bytes (docs/benchmarks.md, "Memory per idle
+/// receiver, so a full queue costs a pointer per slot rather than a copy
+/// of the frame per slot (docs/benchmarks.md, "Memory per idle
 /// socket").
 pub(crate) type Queued = Arc<Outgoing>;
 
 /// The hub's end of one connection.
 struct Conn {
     id: u64,
+    /// The token the connection was opened with.
+    token: TokenId,
     queue: QueueSender,
     state: Arc<ConnState>,
     presence: Arc<PresenceBox>,
@@ -226,6 +231,7 @@ impl Registry {
         &mut self,
         user: UserId,
         username: Username,
+        token: TokenId,
         queue: QueueSender,
         state: Arc<ConnState>,
         presence: Arc<PresenceBox>,
@@ -239,6 +245,7 @@ impl Registry {
         let first = entry.conns.is_empty();
         entry.conns.push(Conn {
             id,
+            token,
             queue,
             state,
             presence,
@@ -401,6 +408,24 @@ impl Registry {
             return None;
         }
         self.users.remove(&key.user).map(|e| e.username)
+    }
+
+    /// Closes the connections of `user` opened with `token`
+    /// (`TokenRevoked`); the user goes offline if they were the last.
+    pub(crate) fn revoke(&mut self, user: UserId, token: TokenId) {
+        let Some(entry) = self.users.get(&user) else {
+            return;
+        };
+        let revoked: Vec<ConnKey> = entry
+            .conns
+            .iter()
+            .filter(|conn| conn.token == token)
+            .map(|conn| {
+                conn.state.close(CloseReason::TokenRevoked);
+                ConnKey { user, id: conn.id }
+            })
+            .collect();
+        self.remove_all(revoked);
     }
 
     /// Closes every connection with `ShuttingDown` and refuses new ones.

@@ -92,20 +92,25 @@ impl HubSubscription {
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
         // A slow reader is closed at once, not after its backlog: the
-        // backlog is what made it slow.
-        if let Some(CloseReason::TooSlow) = self.state.reason() {
-            // A hole not yet filled went with the backlog: the client's
-            // last message may lie past messages of the hole, so resuming
-            // from it would skip them. It is told to resync instead.
-            if let Some(hole) = self.queue.take_gap() {
-                self.finish(None);
-                let hole = Hole {
-                    complete: false,
-                    ..Hole::clone(&hole)
-                };
-                return Poll::Ready(Some(Delivery::Gap(Arc::new(hole))));
+        // backlog is what made it slow. A revoked token gets nothing more.
+        if let Some(reason @ (CloseReason::TooSlow | CloseReason::TokenRevoked)) =
+            self.state.reason()
+        {
+            // A hole not yet filled went with a slow reader's backlog: the
+            // client's last message may lie past messages of the hole, so
+            // resuming from it would skip them. It is told to resync
+            // instead.
+            if reason == CloseReason::TooSlow {
+                if let Some(hole) = self.queue.take_gap() {
+                    self.finish(None);
+                    let hole = Hole {
+                        complete: false,
+                        ..Hole::clone(&hole)
+                    };
+                    return Poll::Ready(Some(Delivery::Gap(Arc::new(hole))));
+                }
             }
-            return Poll::Ready(self.finish(Some(CloseReason::TooSlow)));
+            return Poll::Ready(self.finish(Some(reason)));
         }
         // Presence first: it is small, merged, and must not wait behind a
         // queue that never empties.

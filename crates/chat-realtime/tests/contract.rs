@@ -84,6 +84,12 @@ async fn following_is_bounded_and_can_stop() {
     contract::following_is_bounded_and_can_stop(&hub, &hub).await;
 }
 
+#[tokio::test]
+async fn a_revoked_token_closes_its_connections_everywhere() {
+    let hub = hub();
+    contract::a_revoked_token_closes_its_connections_everywhere(&hub, &hub).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_reader_is_closed_without_slowing_others() {
     let hub = Hub::new(HubConfig { queue_capacity: 64 });

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chat_domain::{
     Audience, CloseReason, Delivery, DomainError, Event, Message, MessageContent, MessageId,
-    MessageTarget, Notifier, PresenceStatus, RoomId, Subscription, TypingTarget, UserId,
+    MessageTarget, Notifier, PresenceStatus, RoomId, Subscription, TokenId, TypingTarget, UserId,
     UserPresence, Username,
 };
 use chat_protocol::ServerFrame;
@@ -33,7 +33,10 @@ fn user(name: &str) -> (UserId, Username) {
 }
 
 async fn connect(hub: &Hub, (id, name): &(UserId, Username)) -> Conn {
-    let sub = hub.connect(*id, name.clone()).await.expect("connects");
+    let sub = hub
+        .connect(*id, name.clone(), TokenId::generate())
+        .await
+        .expect("connects");
     Conn {
         id: *id,
         name: name.clone(),
@@ -389,8 +392,10 @@ async fn shutdown_closes_every_connection_and_refuses_new_ones() {
         assert_eq!(conn.delivery().await, None);
     }
 
-    let refused = hub.connect(UserId::generate(), user("late").1).await;
-    assert_eq!(refused.err(), Some(DomainError::StoreUnavailable));
+    let refused = hub
+        .connect(UserId::generate(), user("late").1, TokenId::generate())
+        .await;
+    assert_eq!(refused.err(), Some(DomainError::ShuttingDown));
     hub.shutdown(); // idempotent
 }
 

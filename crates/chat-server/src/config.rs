@@ -159,6 +159,10 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// `AUTH_RATE_LIMIT` (20 per minute per client address; 0 = off).
     pub auth_rate_limit: u32,
+    /// `MESSAGE_RATE_LIMIT` (10 messages per second per user, bursts of
+    /// twice that, over all of the user's connections and HTTP on this
+    /// instance; 0 = off).
+    pub message_rate_limit: u32,
     /// `TRUSTED_PROXIES` (none).
     pub trusted_proxies: Vec<IpAddr>,
     /// `HTTP_REQUEST_TIMEOUT` (10s): how long a request's body may take
@@ -298,6 +302,12 @@ impl Config {
                 20,
                 0..=u32::MAX,
                 "attempts per minute (0 turns the limit off)",
+            )?,
+            message_rate_limit: r.number(
+                "MESSAGE_RATE_LIMIT",
+                10,
+                0..=1_000_000,
+                "messages per second per user, 0-1000000 (0 turns the limit off)",
             )?,
             trusted_proxies: trusted_proxies(&r)?,
             http_request_timeout: r.duration(
@@ -612,19 +622,13 @@ fn percent_encode(raw: &str) -> String {
 fn ws_settings(r: &Reader<'_>) -> Result<WsSettings, ConfigError> {
     let defaults = WsSettings::default();
     let size = "a size in bytes, 1-16777216";
+    // The old service's buffer sizes: checked, so a bad value still fails
+    // the start as it did there, but nothing reads them (actix-ws sizes
+    // its buffers itself).
+    for var in ["WEBSOCKET_READ_BUFFER_SIZE", "WEBSOCKET_WRITE_BUFFER_SIZE"] {
+        r.number(var, 1024, 1..=1 << 24, size)?;
+    }
     let settings = WsSettings {
-        read_buffer_size: r.number(
-            "WEBSOCKET_READ_BUFFER_SIZE",
-            defaults.read_buffer_size,
-            1..=1 << 24,
-            size,
-        )?,
-        write_buffer_size: r.number(
-            "WEBSOCKET_WRITE_BUFFER_SIZE",
-            defaults.write_buffer_size,
-            1..=1 << 24,
-            size,
-        )?,
         max_message_size: r.number(
             "WEBSOCKET_MAX_MESSAGE_SIZE",
             defaults.max_message_size,
@@ -638,7 +642,7 @@ fn ws_settings(r: &Reader<'_>) -> Result<WsSettings, ConfigError> {
             "WEBSOCKET_RATE_LIMIT",
             defaults.rate_limit,
             0..=1_000_000,
-            "message and typing frames per second per connection, 0-1000000 (0 turns the limit off)",
+            "frames per second per connection, 0-1000000 (0 turns the limit off)",
         )?,
         replay_limit: r.number(
             "WEBSOCKET_REPLAY_LIMIT",
@@ -651,6 +655,12 @@ fn ws_settings(r: &Reader<'_>) -> Result<WsSettings, ConfigError> {
             defaults.presence_max_subscriptions,
             1..=1_000_000,
             "users one connection may follow the presence of, 1-1000000",
+        )?,
+        max_connections_per_user: r.number(
+            "WEBSOCKET_MAX_CONNECTIONS_PER_USER",
+            defaults.max_connections_per_user,
+            0..=1_000_000,
+            "WebSockets per user on one instance, 0-1000000 (0 turns the cap off)",
         )?,
     };
     if settings.ping_period >= settings.pong_wait {
@@ -778,6 +788,8 @@ mod tests {
         assert_eq!(c.ws.rate_limit, 10);
         assert_eq!(c.ws.replay_limit, 1000);
         assert_eq!(c.ws.presence_max_subscriptions, 1000);
+        assert_eq!(c.ws.max_connections_per_user, 16);
+        assert_eq!(c.message_rate_limit, 10);
         assert!(c.cors_allowed_origins.is_empty());
         assert_eq!(c.bcrypt_cost, 12);
         assert_eq!(c.redis, None);
@@ -804,6 +816,8 @@ mod tests {
             ("WEBSOCKET_RATE_LIMIT", "0"),
             ("WEBSOCKET_REPLAY_LIMIT", "250"),
             ("PRESENCE_MAX_SUBSCRIPTIONS", "50"),
+            ("WEBSOCKET_MAX_CONNECTIONS_PER_USER", "0"),
+            ("MESSAGE_RATE_LIMIT", "3"),
             (
                 "CORS_ALLOWED_ORIGINS",
                 "https://a.example, http://localhost:3000/",
@@ -823,8 +837,6 @@ mod tests {
         assert_eq!(c.jwt_secret.as_bytes(), STRONG.as_bytes());
         assert!(!c.jwt_secret_generated);
         assert_eq!(c.jwt_expiry_hours, 2);
-        assert_eq!(c.ws.read_buffer_size, 2048);
-        assert_eq!(c.ws.write_buffer_size, 4096);
         assert_eq!(c.ws.max_message_size, 8192);
         assert_eq!(c.ws.ping_period, Duration::from_millis(500));
         assert_eq!(c.ws.pong_wait, Duration::from_secs(60));
@@ -832,6 +844,8 @@ mod tests {
         assert_eq!(c.ws.rate_limit, 0);
         assert_eq!(c.ws.replay_limit, 250);
         assert_eq!(c.ws.presence_max_subscriptions, 50);
+        assert_eq!(c.ws.max_connections_per_user, 0);
+        assert_eq!(c.message_rate_limit, 3);
         assert_eq!(
             c.cors_allowed_origins,
             vec!["https://a.example", "http://localhost:3000"]
@@ -873,6 +887,8 @@ mod tests {
             ("WEBSOCKET_RATE_LIMIT", "-1"),
             ("WEBSOCKET_REPLAY_LIMIT", "0"),
             ("PRESENCE_MAX_SUBSCRIPTIONS", "0"),
+            ("WEBSOCKET_MAX_CONNECTIONS_PER_USER", "many"),
+            ("MESSAGE_RATE_LIMIT", "-1"),
             ("CORS_ALLOWED_ORIGINS", "chat.example.com"),
             ("CORS_ALLOWED_ORIGINS", "https://a.example/path"),
             ("BCRYPT_COST", "3"),

@@ -95,12 +95,7 @@ impl ShutdownHandle {
 /// The notifier this instance runs, kept beside the service to shut it
 /// down.
 #[derive(Clone)]
-enum Realtime {
-    /// `chat-realtime`: this process only.
-    Local(Hub),
-    /// `chat-realtime-redis`: across instances.
-    Redis(RedisNotifier),
-}
+struct Realtime(Arc<dyn Notifier>);
 
 impl Realtime {
     /// The Redis notifier when `REDIS_URL` is set, else the in-process hub.
@@ -109,7 +104,7 @@ impl Realtime {
     async fn start(config: &Config) -> io::Result<Self> {
         let Some(redis) = &config.redis else {
             tracing::info!("notifier: in-process hub (live delivery within this instance)");
-            return Ok(Self::Local(Hub::new(HubConfig::default())));
+            return Ok(Self(Arc::new(Hub::new(HubConfig::default()))));
         };
         let options = RedisOptions {
             heartbeat: redis.heartbeat,
@@ -131,43 +126,20 @@ impl Realtime {
                  (/health says \"realtime\":\"degraded\") and reconnecting in the background"
             );
         }
-        Ok(Self::Redis(notifier))
-    }
-
-    /// Sets the Redis link's gauge before a scrape (nothing for the
-    /// in-process hub, which has no link).
-    fn record_metrics(&self) {
-        if let Self::Redis(notifier) = self {
-            notifier.record_metrics();
-        }
-    }
-
-    fn notifier(&self) -> Arc<dyn Notifier> {
-        match self {
-            Self::Local(hub) => Arc::new(hub.clone()),
-            Self::Redis(notifier) => Arc::new(notifier.clone()),
-        }
+        Ok(Self(Arc::new(notifier)))
     }
 
     /// Closes every WebSocket (1001); with Redis, also leaves the cluster.
     async fn shutdown(&self) {
-        match self {
-            Self::Local(hub) => hub.shutdown(),
-            Self::Redis(notifier) => notifier.shutdown().await,
-        }
+        self.0.shutdown().await;
     }
 
-    /// [`Realtime::shutdown`] without waiting: Redis's part runs on the
-    /// current runtime, if there is one.
+    /// [`Realtime::shutdown`] without waiting, on the current runtime if
+    /// there is one.
     fn stop_now(&self) {
-        match self {
-            Self::Local(hub) => hub.shutdown(),
-            Self::Redis(notifier) => {
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    let notifier = notifier.clone();
-                    runtime.spawn(async move { notifier.shutdown().await });
-                }
-            }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let notifier = Arc::clone(&self.0);
+            runtime.spawn(async move { notifier.shutdown().await });
         }
     }
 }
@@ -201,7 +173,7 @@ pub async fn build(config: Config) -> io::Result<Application> {
     let metrics = config.metrics_enabled.then(metrics::handle).flatten();
     let (stores, pg) = open_store(&config).await?;
     let realtime = Realtime::start(&config).await?;
-    let service = Arc::new(service(&config, stores, realtime.notifier())?);
+    let service = Arc::new(service(&config, stores, Arc::clone(&realtime.0))?);
     // Where a hole in the Redis stream is filled from until this instance
     // has delivered a message. Without it (the store did not answer), such
     // a hole closes its connections with the resync code instead.
@@ -210,12 +182,12 @@ pub async fn build(config: Config) -> io::Result<Application> {
     }
     let mut state = ApiState::new(service.clone(), config.http_settings());
     if let Some(handle) = metrics {
-        let realtime = realtime.clone();
+        let notifier = Arc::clone(&realtime.0);
         state = state.with_metrics(metrics::renderer(handle, move || {
             if let Some(pg) = &pg {
                 pg.record_pool_metrics();
             }
-            realtime.record_metrics();
+            metrics::record_realtime(notifier.health());
         }));
     }
 
@@ -298,7 +270,8 @@ fn service(
         Arc::new(hasher),
         Arc::new(JwtCodec::new(config.jwt_secret.as_bytes())),
         policy,
-    ))
+    )
+    .with_message_rate_limit(config.message_rate_limit))
 }
 
 fn time_hours(hours: u32) -> time::Duration {

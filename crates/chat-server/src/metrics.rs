@@ -11,6 +11,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use chat_domain::RealtimeHealth;
 use chat_http::RenderMetrics;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -60,6 +61,17 @@ fn install() -> Option<PrometheusHandle> {
             None
         }
     }
+}
+
+/// Sets `chat_redis_connected` from the notifier's health: 1 connected,
+/// 0 degraded; nothing for a notifier of one instance, which has no link.
+pub fn record_realtime(health: RealtimeHealth) {
+    let connected = match health {
+        RealtimeHealth::Local => return,
+        RealtimeHealth::Connected => 1.0,
+        RealtimeHealth::Degraded => 0.0,
+    };
+    metrics::gauge!("chat_redis_connected").set(connected);
 }
 
 /// What `/metrics` answers: the polled gauges refreshed (`refresh`, the

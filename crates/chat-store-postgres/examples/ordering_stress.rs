@@ -1,4 +1,4 @@
-//! Ordering stress (issue 5, gap-free history), on PostgreSQL.
+//! Ordering stress (gap-free history), on PostgreSQL.
 //!
 //! `--writers` tasks store `--messages` messages each into one room, one
 //! after the other, while a forward pager reads the room with `after=`

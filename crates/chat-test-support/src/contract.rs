@@ -24,7 +24,7 @@ use crate::FullStore;
 /// How many tasks the concurrency cases race.
 const RACERS: usize = 16;
 
-/// Writer tasks in the ordering races (issue 5: gap-free history).
+/// Writer tasks in the ordering races (gap-free history).
 pub const RACE_WRITERS: usize = 8;
 /// Messages each racing writer stores, one after the other.
 pub const RACE_MESSAGES_EACH: usize = 300;

@@ -7,6 +7,7 @@ use crate::entities::{User, UserAccount};
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{TokenId, UserId};
 use crate::pagination::{Page, PageRequest};
+use crate::ports::Subscription;
 use crate::values::{Email, Password, Username};
 
 use super::ChatService;
@@ -119,12 +120,30 @@ impl ChatService {
         Ok(session)
     }
 
-    /// Revokes the caller's token until it would have expired.
+    /// Revokes the caller's token until it would have expired, and closes
+    /// the connections opened with it, on every instance.
     pub async fn logout(&self, caller: &Caller) -> DomainResult<()> {
         self.stores
             .revocations
             .revoke(caller.token_id, caller.expires_at)
-            .await
+            .await?;
+        self.notifier.revoke(caller.user_id, caller.token_id).await;
+        Ok(())
+    }
+
+    /// Registers a live connection of the caller with the notifier. The
+    /// token is checked again once the connection is registered: a logout
+    /// that came between the caller's authentication and now closed the
+    /// connections it could see, not this one.
+    pub async fn open_connection(&self, caller: &Caller) -> DomainResult<Box<dyn Subscription>> {
+        let subscription = self
+            .notifier
+            .connect(caller.user_id, caller.username.clone(), caller.token_id)
+            .await?;
+        if self.stores.revocations.is_revoked(caller.token_id).await? {
+            return Err(DomainError::TokenRevoked);
+        }
+        Ok(subscription)
     }
 
     /// The caller's own profile.

@@ -41,7 +41,9 @@ pub struct Replay {
 impl ChatService {
     /// Sends a message: checks it, stores it, then delivers it live. A
     /// resend with a `client_id` the caller already used returns the
-    /// original message, stores nothing and delivers nothing.
+    /// original message, stores nothing and delivers nothing. Every
+    /// attempt counts against the sender's message rate limit
+    /// ([`ChatService::with_message_rate_limit`]).
     ///
     /// Messages sent through one service are published in the order the
     /// store placed them, concurrent sends included, so that every
@@ -52,6 +54,7 @@ impl ChatService {
         caller: &Caller,
         request: SendMessage,
     ) -> DomainResult<Stored> {
+        self.message_rate.check(&caller.user_id)?;
         if let Some(claimed) = &request.sender {
             let same = Username::parse(claimed.as_str())
                 .map(|name| name.same_account(&caller.username))

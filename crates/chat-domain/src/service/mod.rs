@@ -14,6 +14,9 @@ use std::sync::Arc;
 
 use time::Duration;
 
+use crate::ids::UserId;
+use crate::rate_limit::RateLimit;
+
 use crate::ports::{
     Clock, MessageStore, Notifier, PasswordHasher, RevocationStore, RoomStore, StoreHealth,
     SystemClock, TokenCodec, UserStore,
@@ -81,6 +84,9 @@ pub struct ChatService {
     policy: AuthPolicy,
     /// New messages are published in the order the store placed them.
     publish_order: publish_order::PublishOrder,
+    /// Messages each user may send per second, over every connection and
+    /// HTTP of this instance.
+    message_rate: RateLimit<UserId>,
 }
 
 impl ChatService {
@@ -100,7 +106,17 @@ impl ChatService {
             clock: Arc::new(SystemClock),
             policy,
             publish_order: publish_order::PublishOrder::default(),
+            message_rate: RateLimit::per_second_bursting_twice(0),
         }
+    }
+
+    /// Lets each user send at most `per_second` messages a second, in
+    /// bursts of up to twice that, however many connections they send
+    /// them over (SPEC's MESSAGE_RATE_LIMIT); over it a send is
+    /// `RateLimited` and nothing is stored. 0 (the default) is no limit.
+    pub fn with_message_rate_limit(mut self, per_second: u32) -> Self {
+        self.message_rate = RateLimit::per_second_bursting_twice(per_second);
+        self
     }
 
     /// Replaces the clock (tests of expiry rules).

@@ -43,7 +43,8 @@ fn present(value: Option<String>) -> Option<String> {
 
 /// Sends a message.
 ///
-/// Stored, then delivered live to whoever may see it.
+/// Stored, then delivered live to whoever may see it. Limited per user
+/// (MESSAGE_RATE_LIMIT), over WebSocket and HTTP together.
 #[utoipa::path(
     post,
     path = "/api/messages",
@@ -58,6 +59,7 @@ fn present(value: Option<String>) -> Option<String> {
         (status = 404, description = "`user_not_found` (recipient) or `room_not_found`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: over MESSAGE_RATE_LIMIT messages per second for this user (over all of their connections and HTTP); nothing stored. `Retry-After` says when to try again", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
 )]

@@ -13,17 +13,60 @@ use chat_domain::DomainError;
 
 use crate::error::ApiError;
 
-/// Mounts every route. Paths are relative to wherever the caller mounts the
-/// API (the root, or a scope such as `/chat`).
-pub(crate) fn route_table(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/health", "GET").route(web::get().to(system::health)))
+/// What a mount of the chat API serves beside the JSON API and the
+/// WebSocket, which it always serves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Parts {
+    /// The browser client at `/`, `/app.js` and `/style.css`.
+    pub web_client: bool,
+    /// The OpenAPI document (`/api/openapi.json`) and its reference page
+    /// (`/api/docs`).
+    pub docs: bool,
+    /// `GET /metrics`, answered when the state has a renderer
+    /// ([`ApiState::with_metrics`](crate::ApiState::with_metrics)).
+    pub metrics: bool,
+}
+
+impl Parts {
+    /// The JSON API and the WebSocket only.
+    pub const API: Self = Self {
+        web_client: false,
+        docs: false,
+        metrics: false,
+    };
+
+    /// Everything: what the standalone [`app`](crate::app) serves.
+    pub const ALL: Self = Self {
+        web_client: true,
+        docs: true,
+        metrics: true,
+    };
+}
+
+/// Mounts the routes of `parts`. Paths are relative to wherever the caller
+/// mounts the API (the root, or a scope such as `/chat`).
+pub(crate) fn route_table(cfg: &mut web::ServiceConfig, parts: Parts) {
+    if parts.metrics {
         // Prometheus text; not in the OpenAPI document (not part of the
         // JSON API, and operators keep it off the public network).
-        .service(resource("/metrics", "GET").route(web::get().to(system::metrics)))
-        .service(resource("/api/openapi.json", "GET").route(web::get().to(system::openapi_json)))
-        .service(resource("/api/docs", "GET").route(web::get().to(crate::reference::api_docs)))
+        cfg.service(resource("/metrics", "GET").route(web::get().to(system::metrics)));
+    }
+    if parts.docs {
+        cfg.service(
+            resource("/api/openapi.json", "GET").route(web::get().to(crate::openapi::openapi_json)),
+        )
+        .service(resource("/api/docs", "GET").route(web::get().to(crate::openapi::api_docs)));
+    }
+    if parts.web_client {
         // The browser client: `/`, `/app.js`, `/style.css`.
-        .configure(crate::web_client::routes)
+        cfg.configure(crate::web_client::routes);
+    }
+    api_routes(cfg);
+}
+
+/// The JSON API and the WebSocket: what every mount serves.
+fn api_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/health", "GET").route(web::get().to(system::health)))
         // Accounts and tokens.
         .service(resource("/api/auth/register", "POST").route(web::post().to(auth::register)))
         .service(resource("/api/auth/login", "POST").route(web::post().to(auth::login)))

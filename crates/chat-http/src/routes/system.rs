@@ -10,7 +10,6 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ErrorBody};
-use crate::openapi::document_for;
 use crate::state::ApiState;
 
 /// Whether the service can serve requests.
@@ -140,24 +139,6 @@ pub async fn ws_users(
         connected_users,
         timestamp,
     }))
-}
-
-/// This API's OpenAPI 3.1 document.
-///
-/// When the API is mounted under a prefix (such as `/chat`), the
-/// document's `servers` names it.
-#[utoipa::path(
-    get,
-    path = "/api/openapi.json",
-    tag = "system",
-    responses((status = 200, description = "The OpenAPI document", content_type = "application/json"))
-)]
-pub async fn openapi_json(req: HttpRequest) -> HttpResponse {
-    let prefix = req
-        .path()
-        .strip_suffix("/api/openapi.json")
-        .unwrap_or_default();
-    HttpResponse::Ok().json(document_for(prefix))
 }
 
 /// The Prometheus content type of the text exposition format.

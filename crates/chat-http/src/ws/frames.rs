@@ -1,4 +1,4 @@
-//! Answering one client text frame: parse it, apply the send rate limit,
+//! Answering one client text frame: parse it, apply the frame rate limit,
 //! call the same use cases as HTTP, and say what to write back (`pong`,
 //! `ack`, `error`, or nothing).
 
@@ -7,6 +7,7 @@ use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use chat_domain::rate_limit::rate_limited;
 use chat_domain::{Caller, ChatService, DomainError, PresenceFollows, RoomId, SendMessage};
 use chat_protocol::{ClientFrame, ServerFrame};
 use governor::clock::Clock;
@@ -39,8 +40,8 @@ pub(crate) enum Answer {
 pub(crate) type Pending = Pin<Box<dyn Future<Output = Option<ServerFrame>>>>;
 
 impl FrameHandler {
-    /// A handler for `caller`, allowing `rate_limit` `message` and `typing`
-    /// frames per second (bursts of twice that); 0 means no limit.
+    /// A handler for `caller`, allowing `rate_limit` frames per second
+    /// (bursts of twice that); 0 means no limit.
     pub(crate) fn new(
         service: Arc<ChatService>,
         caller: Caller,
@@ -66,11 +67,20 @@ impl FrameHandler {
         &self.service
     }
 
-    /// How to answer a text frame. The rate limit is applied here, in the
-    /// order the frames arrive; the use case, if the frame needs one, runs in
-    /// the returned future.
+    /// How to answer a text frame. Every frame counts against the
+    /// connection's rate limit, in the order the frames arrive, whatever
+    /// it holds (a malformed one included); the use case, if the frame
+    /// needs one, runs in the returned future.
     pub(crate) fn answer(&self, text: &str) -> Answer {
-        let frame = match ClientFrame::parse(text) {
+        let parsed = ClientFrame::parse(text);
+        if let Err(err) = self.admit() {
+            let client_id = match parsed {
+                Ok(ClientFrame::Message { client_id, .. }) => client_id,
+                _ => None,
+            };
+            return Answer::Now(Some(ServerFrame::from_error(&err, client_id)));
+        }
+        let frame = match parsed {
             Ok(frame) => frame,
             Err(err) => return Answer::Now(Some(err.to_frame())),
         };
@@ -82,9 +92,6 @@ impl FrameHandler {
                 room_id,
                 client_id,
             } => {
-                if let Err(err) = self.check_rate() {
-                    return Answer::Now(Some(ServerFrame::from_error(&err, client_id)));
-                }
                 let request = SendMessage {
                     content,
                     recipient,
@@ -98,9 +105,6 @@ impl FrameHandler {
                 ))
             }
             ClientFrame::PresenceSubscribe { usernames } => {
-                if let Err(err) = self.check_rate() {
-                    return Answer::Now(Some(ServerFrame::from_error(&err, None)));
-                }
                 let (service, caller) = (Arc::clone(&self.service), self.caller.clone());
                 let (follows, limit) = (Arc::clone(&self.follows), self.presence_limit);
                 Answer::Later(Box::pin(async move {
@@ -117,15 +121,24 @@ impl FrameHandler {
                 Answer::Now(None)
             }
             ClientFrame::Typing { recipient, room_id } => {
-                if let Err(err) = self.check_rate() {
-                    return Answer::Now(Some(ServerFrame::from_error(&err, None)));
-                }
                 let (service, caller) = (Arc::clone(&self.service), self.caller.clone());
                 Answer::Later(Box::pin(async move {
                     typing(&service, &caller, recipient, room_id).await
                 }))
             }
         }
+    }
+
+    /// Counts a frame from the client against the connection's rate
+    /// limit; `RateLimited` when over it.
+    pub(crate) fn admit(&self) -> Result<(), DomainError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check().map_err(|not_until| {
+            metrics::ws_send_rate_limited();
+            rate_limited(not_until.wait_time_from(limiter.clock().now()))
+        })
     }
 
     /// The `error` frame for a binary message: the protocol is JSON text.
@@ -135,19 +148,6 @@ impl FrameHandler {
             code: "unsupported_frame".into(),
             client_id: None,
         }
-    }
-
-    fn check_rate(&self) -> Result<(), DomainError> {
-        let Some(limiter) = &self.limiter else {
-            return Ok(());
-        };
-        limiter.check().map_err(|not_until| {
-            metrics::ws_send_rate_limited();
-            let wait = not_until.wait_time_from(limiter.clock().now());
-            DomainError::RateLimited {
-                retry_after_secs: (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1),
-            }
-        })
     }
 }
 

@@ -34,7 +34,8 @@
 //!
 //! Close codes the server sends: 1001 (shutting down, or no pong within
 //! WEBSOCKET_PONG_WAIT: reconnect), 1002 (protocol error), 1007 (text not
-//! UTF-8), 1008 (the token expired: refresh, then reconnect), 1009 (a
+//! UTF-8), 1008 (the token expired: refresh, then reconnect; or was
+//! logged out), 1009 (a
 //! frame over WEBSOCKET_MAX_MESSAGE_SIZE), 1013 (the client read too
 //! slowly: reconnect and catch up from the history), 4001 (resync: the
 //! server missed live messages it could not fill in on this connection;
@@ -50,6 +51,7 @@
 pub const FILL_CONCURRENCY: usize = 8;
 
 pub(crate) mod bare;
+pub(crate) mod connections;
 mod frames;
 mod guard;
 mod replay;
@@ -84,8 +86,10 @@ use crate::state::ApiState;
 ///   `presence` frame of their current status (`unknown` for a name nobody
 ///   has). `{"type":"presence_unsubscribe","usernames":[…]}` stops.
 ///
-/// `message`, `typing` and `presence_subscribe` frames are limited per connection
-/// (WEBSOCKET_RATE_LIMIT per second, bursts of twice that).
+/// Every frame counts against WEBSOCKET_RATE_LIMIT per connection (per
+/// second, bursts of twice that); messages also against MESSAGE_RATE_LIMIT
+/// per user, over all of the user's connections and HTTP. A user holds at
+/// most WEBSOCKET_MAX_CONNECTIONS_PER_USER connections per instance.
 ///
 /// **Recovery**: `?since=<message id>` (the last message the client got)
 /// replays, right after `connection` and in the store's order, every
@@ -128,7 +132,7 @@ use crate::state::ApiState;
 ///
 /// **Close codes**: 1001 server shutting down or heartbeat lost (pings
 /// every WEBSOCKET_PING_PERIOD, closed after WEBSOCKET_PONG_WAIT without
-/// any frame), 1008 token expired, 1009 frame over
+/// any frame), 1008 token expired or logged out, 1009 frame over
 /// WEBSOCKET_MAX_MESSAGE_SIZE, 1013 the client reads too slowly (or the
 /// store failed during a replay), 4001 resync (reconnect with the
 /// `since=` the reason names, or reload the history).
@@ -144,7 +148,8 @@ use crate::state::ApiState;
         (status = 401, description = "`unauthorized`, `invalid_token` or `token_revoked`", body = ErrorBody),
         (status = 403, description = "`origin_not_allowed`: a browser page of an origin that is neither this server's nor in CORS_ALLOWED_ORIGINS", body = ErrorBody),
         (status = 426, description = "`upgrade_required`: a plain GET without `Upgrade: websocket`", body = ErrorBody),
-        (status = 503, description = "`store_unavailable`: the server is shutting down; reconnect", body = ErrorBody),
+        (status = 429, description = "`too_many_connections`: the user holds WEBSOCKET_MAX_CONNECTIONS_PER_USER connections on this instance already", body = ErrorBody),
+        (status = 503, description = "`shutting_down`: the server is shutting down, reconnect; or `store_unavailable`: the token could not be checked", body = ErrorBody),
     ),
     security(("bearer_auth" = []), ("cookie_auth" = []))
 )]

@@ -13,6 +13,10 @@
 //! breaks the protocol closes the connection at once with the code that
 //! says why (1002, 1007, 1009), without waiting for the client's close.
 //!
+//! Every frame the client sends counts against WEBSOCKET_RATE_LIMIT (see
+//! `frames.rs`); over it, the frame is answered with an `error`
+//! (`rate_limited`) and otherwise ignored.
+//!
 //! A client frame that needs the store (a message, a typing) is answered
 //! by a future the loop polls beside the deliveries: while the store works,
 //! the connection keeps draining its queue, so a client that sends fast and
@@ -50,6 +54,7 @@ use chat_protocol::{Close, ServerFrame};
 use time::OffsetDateTime;
 use tokio::time::{sleep_until, Instant};
 
+use super::connections::ConnectionSlot;
 use super::frames::{Answer, FrameHandler, Pending};
 use super::guard::Refused;
 use super::replay::{self, Missed, Outcome, Replayed, Since};
@@ -73,6 +78,12 @@ pub(crate) struct WsSession {
     pub(crate) since: Since,
     /// What the replay covered, while live copies of it may still come.
     pub(crate) replayed: Option<Replayed>,
+    /// This connection's place among its user's (none when uncapped).
+    #[expect(
+        dead_code,
+        reason = "held for its drop: the user's count goes down when the session ends"
+    )]
+    pub(crate) slot: Option<ConnectionSlot>,
     /// Holes are filled under one of these permits.
     pub(crate) fills: Arc<tokio::sync::Semaphore>,
 }
@@ -432,11 +443,22 @@ impl WsSession {
                 }
             },
             AggregatedMessage::Binary(_) => {
-                let reply = FrameHandler::binary_refused().to_json();
-                written(self.out.text(reply).await)
+                let reply = match self.handler.admit() {
+                    Ok(()) => FrameHandler::binary_refused(),
+                    Err(err) => ServerFrame::from_error(&err, None),
+                };
+                written(self.out.text(reply.to_json()).await)
             }
-            AggregatedMessage::Ping(payload) => written(self.out.pong(&payload).await),
-            AggregatedMessage::Pong(_) => ControlFlow::Continue(()),
+            AggregatedMessage::Ping(payload) => match self.handler.admit() {
+                Ok(()) => written(self.out.pong(&payload).await),
+                Err(err) => self.reply(Some(ServerFrame::from_error(&err, None))).await,
+            },
+            // Counted like any frame, but never answered: a pong is itself
+            // an answer.
+            AggregatedMessage::Pong(_) => {
+                let _ = self.handler.admit();
+                ControlFlow::Continue(())
+            }
             AggregatedMessage::Close(reason) => ControlFlow::Break(Ending::Answer(reason)),
         }
     }
@@ -697,9 +719,9 @@ mod tests {
     #[test]
     fn an_idle_session_task_stays_small() {
         // The task is allocated at its future's size for the connection's
-        // whole life; the large, rare steps are boxed (see `on`). It was
-        // 3.8 KiB before they were (docs/benchmarks.md, "Memory per idle
-        // socket").
+        // whole life; the large, rare steps are boxed (see `on`), and this
+        // bound catches a step that is not (docs/benchmarks.md, "Memory per
+        // idle socket").
         fn size<F: std::future::Future>(_: &dyn Fn(WsSession) -> F) -> usize {
             std::mem::size_of::<F>()
         }

@@ -41,14 +41,12 @@ pub(crate) async fn upgrade(
     let (response, session, stream) =
         actix_ws::handle(&req, body).map_err(|err| ApiError::InvalidHandshake(err.to_string()))?;
     let Authenticated(caller) = caller;
-    // Registered before the 101 goes out: a refusal (the hub is shutting
-    // down) is still a plain 503, and nothing published from here on is
+    // Counted and registered before the 101 goes out: a refusal (too many
+    // connections, the hub shutting down, the token revoked meanwhile) is
+    // still a plain HTTP error, and nothing published from here on is
     // missed by this connection.
-    let subscription = state
-        .service()
-        .notifier()
-        .connect(caller.user_id, caller.username.clone())
-        .await?;
+    let slot = state.open_connection_slot(caller.user_id)?;
+    let subscription = state.service().open_connection(&caller).await?;
     let span = tracing::info_span!("ws", user_id = %caller.user_id, username = %caller.username);
     let max_size = settings.max_message_size;
     let session = WsSession {
@@ -67,6 +65,7 @@ pub(crate) async fn upgrade(
         settings,
         since,
         replayed: None,
+        slot,
         fills: state.fills(),
     };
     span.in_scope(|| tracing::debug!("WebSocket open"));

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_domain::{
-    Delivery, Notifier, PresenceStatus, Subscription, UserId, UserPresence, Username,
+    Delivery, Notifier, PresenceStatus, Subscription, TokenId, UserId, UserPresence, Username,
 };
 use chat_protocol::ServerFrame;
 use chat_realtime_redis::{RedisNotifier, RedisOptions};
@@ -112,7 +112,10 @@ impl Probe {
 
     pub async fn attach(notifier: &RedisNotifier, id: UserId, name: &str) -> Self {
         let name = Username::parse(name).expect("valid test username");
-        let sub = notifier.connect(id, name.clone()).await.expect("connects");
+        let sub = notifier
+            .connect(id, name.clone(), TokenId::generate())
+            .await
+            .expect("connects");
         Self { id, name, sub }
     }
 

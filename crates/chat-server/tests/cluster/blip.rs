@@ -9,7 +9,7 @@
 //! Meanwhile `/health` says `"realtime":"degraded"`, and the metrics
 //! count the break and what was filled in.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chat_test_support::pg::TestDatabase;
 use chat_test_support::redis_server::PrivateRedis;
@@ -59,8 +59,13 @@ impl Blipped {
     }
 
     /// Takes Redis away, runs `during`, waits until both instances say
-    /// they are degraded, and brings Redis back.
-    async fn blip<T>(&mut self, blip: Blip, during: impl std::future::Future<Output = T>) -> T {
+    /// they are degraded, and brings Redis back; what `during` gave, and
+    /// when Redis was back.
+    async fn blip<T>(
+        &mut self,
+        blip: Blip,
+        during: impl std::future::Future<Output = T>,
+    ) -> (T, Instant) {
         let redis = self.redis.take().expect("Redis is up");
         let redis = match blip {
             Blip::Kill => {
@@ -84,7 +89,7 @@ impl Blipped {
             }
             None => PrivateRedis::start(self.port).await,
         });
-        out
+        (out, Instant::now())
     }
 }
 
@@ -171,11 +176,14 @@ async fn bob_gets_what_he_missed_once_and_in_order(blip: Blip) {
     assert_eq!(messages(&mut bob_ws, 1).await, before);
 
     let texts = ["one", "two", "three", "four", "five"];
-    let sent = cluster.blip(blip, send_acked(&mut alice_ws, &texts)).await;
+    let (sent, back) = cluster.blip(blip, send_acked(&mut alice_ws, &texts)).await;
     assert_eq!(sent.len(), 5, "all five acknowledged and stored");
 
     // Within a few seconds of Redis' return: the five, in order, once.
     assert_eq!(messages(&mut bob_ws, 5).await, sent, "bob after a {blip:?}");
+    let took = back.elapsed();
+    eprintln!("after a {blip:?}, bob had the five {took:?} after Redis was back");
+    assert!(took < Duration::from_secs(8), "{took:?}");
     wait_realtime(&cluster.b, "connected").await;
     live_again(&cluster, &mut alice_ws, &mut bob_ws).await;
 
@@ -245,7 +253,7 @@ async fn a_hole_over_the_replay_limit_closes_with_4001_naming_where_to_resume() 
     assert_eq!(messages(&mut bob_ws, 1).await, before);
 
     let texts = ["one", "two", "three", "four", "five"];
-    let sent = cluster
+    let (sent, _) = cluster
         .blip(Blip::Kill, send_acked(&mut alice_ws, &texts))
         .await;
     // B started on an empty store and had delivered nothing long before
@@ -280,7 +288,7 @@ async fn a_hole_over_the_replay_limit_closes_with_4001_naming_where_to_resume() 
     // hole, each message once, in order.
     tokio::time::sleep(chat_realtime::IN_FLIGHT + Duration::from_secs(1)).await;
     let texts = ["six", "seven", "eight", "nine", "ten"];
-    let more = cluster
+    let (more, _) = cluster
         .blip(Blip::Kill, send_acked(&mut alice_ws, &texts))
         .await;
     let (code, reason) = bob_ws.expect_close_frame().await;

@@ -137,3 +137,29 @@ async fn typing_is_relayed_across_instances_to_its_audience_only() {
     );
     carol_ws.expect_silence(QUIET).await;
 }
+
+#[tokio::test]
+async fn a_logout_on_one_instance_closes_that_tokens_sockets_on_every_instance() {
+    let cluster = Cluster::start().await;
+    let (a, b) = (&cluster.a, &cluster.b);
+    let alice = a.user("alice").await;
+    let mut on_a = a.ws(&alice).await;
+    let mut on_b = b.ws(&alice).await;
+
+    let started = std::time::Instant::now();
+    let res = a
+        .post("/api/auth/logout", &alice.token)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+
+    assert_eq!(on_a.expect_close().await, 1008);
+    assert_eq!(
+        on_b.expect_close().await,
+        1008,
+        "closed on the other instance"
+    );
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
+}

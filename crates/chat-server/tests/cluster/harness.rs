@@ -430,6 +430,7 @@ pub fn cluster_vars(database_url: &str, extra: &[(&str, &str)]) -> Vec<(String, 
         ("BCRYPT_COST", "4"),
         ("AUTH_RATE_LIMIT", "0"),
         ("WEBSOCKET_RATE_LIMIT", "0"),
+        ("MESSAGE_RATE_LIMIT", "0"),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

@@ -119,14 +119,16 @@ fn random_secret() -> String {
     )
 }
 
-/// The test defaults: a random port, `BCRYPT_COST=4`, no auth rate limit,
-/// `jwt_secret`.
+/// The test defaults: a random port, `BCRYPT_COST=4`, no auth or message
+/// rate limit (tests send faster than people; the tests of those limits
+/// set them), `jwt_secret`.
 fn test_env(jwt_secret: &str) -> Vars {
     let mut env = Vars::new();
     for (key, value) in [
         ("PORT", "0"),
         ("BCRYPT_COST", "4"),
         ("AUTH_RATE_LIMIT", "0"),
+        ("MESSAGE_RATE_LIMIT", "0"),
         ("JWT_SECRET", jwt_secret),
     ] {
         env.insert(key.to_owned(), value.to_owned());

@@ -1,4 +1,4 @@
-//! Limits: frame size (1009), the send rate limit, the heartbeat and token
+//! Limits: frame size (1009), the frame rate limit, the heartbeat and token
 //! expiry.
 
 use std::time::Duration;
@@ -18,6 +18,7 @@ backend_tests!(
 
 per_backend!(
     sending_faster_than_the_rate_limit_is_refused_and_stores_nothing,
+    every_client_frame_counts_against_the_rate_limit,
     the_server_pings_and_closes_a_silent_client,
     a_socket_closes_when_its_token_expires,
 );
@@ -94,17 +95,50 @@ async fn sending_faster_than_the_rate_limit_is_refused_and_stores_nothing(backen
         .await
         .expect("json");
     assert_eq!(history.len(), acked.len());
-    // Pings are never limited.
-    let mut socket = app.ws(&alice).await;
-    for _ in 0..10 {
-        socket.assert_usable().await;
-    }
 
     // 0 turns the limit off.
     let app = TestApp::spawn_with(backend, &[("WEBSOCKET_RATE_LIMIT", "0")]).await;
     let bob = app.user("bob").await;
     let answers = burst(&app, &bob, 30).await;
     assert!(answers.iter().all(|a| a["type"] == "ack"), "{answers:?}");
+}
+
+/// Pings (JSON and WebSocket), malformed frames and binary frames count
+/// like messages: past the burst, each is answered `rate_limited` and
+/// nothing else happens.
+async fn every_client_frame_counts_against_the_rate_limit(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("WEBSOCKET_RATE_LIMIT", "2")]).await;
+    let alice = app.user("alice").await;
+    let mut socket = app.ws(&alice).await;
+    let frames = [
+        Message::text(json!({"type": "ping"}).to_string()),
+        Message::text("not json"),
+        Message::binary(vec![1, 2, 3]),
+        Message::Ping(vec![7]),
+    ];
+    for frame in frames.iter().cycle().take(12) {
+        socket.stream.send(frame.clone()).await.expect("sent");
+    }
+    let mut limited = 0;
+    let mut answered = 0;
+    // Eleven text answers: every frame but the WebSocket ping within the
+    // burst (answered with a pong, which the reader skips).
+    while limited + answered < 11 {
+        let Some(frame) = socket.recv_within(Duration::from_secs(2)).await else {
+            break;
+        };
+        match frame["code"].as_str() {
+            Some("rate_limited") => limited += 1,
+            _ => answered += 1,
+        }
+    }
+    // A burst of twice the rate (4), maybe one more as time passes; the
+    // other eight are refused.
+    assert!(
+        (7..=8).contains(&limited),
+        "{limited} limited, {answered} answered"
+    );
+    assert_eq!(limited + answered, 11);
 }
 
 async fn the_server_pings_and_closes_a_silent_client(backend: Backend) {

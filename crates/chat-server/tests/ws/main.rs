@@ -12,6 +12,7 @@ mod frames;
 mod handshake;
 mod hostile;
 mod limits;
+mod per_user;
 mod presence;
 mod recovery;
 mod shutdown;

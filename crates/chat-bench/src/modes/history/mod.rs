@@ -1,4 +1,4 @@
-//! `history`: gap-free history under load (issue 5's stress run).
+//! `history`: gap-free history under load (the ordering stress run).
 //!
 //! `--writers` users each send `--messages` room messages over their own
 //! WebSocket (with `client_id`, up to `--window` unacknowledged) into one

@@ -527,8 +527,27 @@ async fn logout_revokes_the_token_until_it_expires() {
         .times(1)
         .withf(move |token, until| *token == jti && *until == expires_at)
         .returning(|_, _| Ok(()));
+    let user = me.user_id;
+    h.notifier
+        .expect_revoke()
+        .times(1)
+        .withf(move |u, token| *u == user && *token == jti)
+        .return_const(());
 
     h.build().logout(&me).await.expect("logs out");
+}
+
+#[tokio::test]
+async fn a_logout_that_fails_to_store_closes_nothing() {
+    let mut h = Harness::new();
+    h.revocations
+        .expect_revoke()
+        .returning(|_, _| Err(DomainError::StoreUnavailable));
+    h.notifier.expect_revoke().times(0);
+
+    let result = h.build().logout(&caller(&alice())).await;
+
+    assert_eq!(result, Err(DomainError::StoreUnavailable));
 }
 
 #[tokio::test]
@@ -559,4 +578,53 @@ async fn only_the_users_own_email_is_shown() {
     assert_eq!(other.username, bob().username);
     let profile = service.profile(&me).await.expect("profile");
     assert_eq!(profile.email, Some(alice().email));
+}
+
+/// A connection that never receives anything.
+struct Silent;
+
+#[async_trait::async_trait]
+impl crate::ports::Subscription for Silent {
+    async fn next(&mut self) -> Option<crate::ports::Delivery> {
+        std::future::pending().await
+    }
+
+    fn presence(&self) -> Arc<dyn crate::ports::PresenceFollows> {
+        unreachable!("not asked in these tests")
+    }
+}
+
+fn expect_connect(h: &mut Harness, me: &Caller) {
+    let (user, token) = (me.user_id, me.token_id);
+    h.notifier
+        .expect_connect()
+        .times(1)
+        .withf(move |u, _, t| *u == user && *t == token)
+        .returning(|_, _, _| Ok(Box::new(Silent)));
+}
+
+#[tokio::test]
+async fn a_connection_is_registered_with_its_token() {
+    let mut h = Harness::new();
+    let me = caller(&alice());
+    expect_connect(&mut h, &me);
+    h.revocations.expect_is_revoked().returning(|_| Ok(false));
+
+    assert!(h.build().open_connection(&me).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_connection_whose_token_was_revoked_while_it_opened_is_refused() {
+    let mut h = Harness::new();
+    let me = caller(&alice());
+    expect_connect(&mut h, &me);
+    let jti = me.token_id;
+    h.revocations
+        .expect_is_revoked()
+        .withf(move |token| *token == jti)
+        .returning(|_| Ok(true));
+
+    let result = h.build().open_connection(&me).await;
+
+    assert!(matches!(result, Err(DomainError::TokenRevoked)));
 }

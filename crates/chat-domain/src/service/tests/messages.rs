@@ -559,3 +559,28 @@ async fn a_store_that_promises_positions_must_give_them() {
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn a_user_over_the_message_rate_is_refused_and_nothing_is_stored() {
+    let mut h = Harness::new();
+    let inserts = record_inserts(&mut h.messages);
+    let published = record_publishes(&mut h.notifier);
+    let service = h.build().with_message_rate_limit(2);
+    // Two callers of one user: two connections, or a connection and HTTP.
+    let (phone, laptop) = (caller(&alice()), caller(&alice()));
+
+    for (n, who) in [&phone, &laptop, &phone, &laptop].into_iter().enumerate() {
+        let sent = service.send_message(who, text(&format!("#{n}"))).await;
+        assert!(sent.is_ok(), "#{n} is within the burst of twice the rate");
+    }
+    let over = service.send_message(&laptop, text("one too many")).await;
+
+    assert!(
+        matches!(over, Err(DomainError::RateLimited { .. })),
+        "{over:?}"
+    );
+    assert_eq!(inserts.calls().len(), 4, "nothing stored over the limit");
+    assert_eq!(published.calls().len(), 4);
+    let bob_sends = service.send_message(&caller(&bob()), text("hi")).await;
+    assert!(bob_sends.is_ok(), "the limit is per user");
+}
