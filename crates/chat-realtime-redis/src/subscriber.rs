@@ -36,6 +36,8 @@ pub(crate) async fn run(shared: Arc<Shared>, started: oneshot::Sender<()>) {
     let mut started = Some(started);
     let mut backoff = Backoff::new(shared.options.max_backoff);
     let mut failing = false;
+    // The last sign of life of the stream before it broke.
+    let mut broken_since: Option<Instant> = None;
     loop {
         match subscribe(&shared).await {
             Ok(pubsub) => {
@@ -47,8 +49,9 @@ pub(crate) async fn run(shared: Arc<Shared>, started: oneshot::Sender<()>) {
                 shared.health.set_subscribed(true);
                 answer(&mut started);
                 let (sink, messages) = pubsub.split();
-                mend(&shared).await;
+                mend(&shared, broken_since.take()).await;
                 let alive = listen(&shared, sink, messages).await;
+                broken_since = Some(alive);
                 shared.hub.open_hole(alive);
                 shared.health.set_subscribed(false);
                 shared.check_link.notify_one();
@@ -62,7 +65,9 @@ pub(crate) async fn run(shared: Arc<Shared>, started: oneshot::Sender<()>) {
                     tracing::warn!(%error, "cannot subscribe to Redis: retrying with backoff");
                     // Not subscribed from the start: connections opened
                     // meanwhile miss other instances' events.
-                    shared.hub.open_hole(Instant::now());
+                    let now = Instant::now();
+                    broken_since.get_or_insert(now);
+                    shared.hub.open_hole(now);
                 }
                 failing = true;
                 answer(&mut started);
@@ -100,12 +105,15 @@ async fn subscribe(shared: &Shared) -> Result<PubSub, RedisError> {
 /// tells followed users' presence again (a change the hole swallowed is
 /// otherwise never told). What arrives meanwhile waits on the
 /// subscription, and is delivered after: a change newer than what was
-/// read is told last.
-async fn mend(shared: &Shared) {
+/// read is told last. `broken_since`: the stream's last sign of life.
+async fn mend(shared: &Shared, broken_since: Option<Instant>) {
     let Some(hole) = shared.hub.close_hole() else {
         return;
     };
+    let broken_ms =
+        broken_since.map(|at| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX));
     tracing::info!(
+        broken_ms,
         fillable = hole.fillable(),
         delivered_meanwhile = hole.delivered.len(),
         "Redis subscription back: connections fill what they missed from the store"

@@ -44,11 +44,10 @@
 //! connection at the same moment, and must not stampede the database.
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, ProtocolError};
-use std::sync::Arc;
-
 use chat_domain::{CloseReason as NotifierClose, Delivery, Hole, MessageId, Subscription};
 use chat_protocol::{Close, ServerFrame};
 use time::OffsetDateTime;
