@@ -66,7 +66,7 @@
     pingTimer: null,
     pongTimer: null,
     refreshTimer: null,
-    lastStreamId: null, // id of the last message received in stream order
+    lastStreamId: null, // id of the last message received in stream order (or the cursor a resync named)
     lastTypingSent: 0,
     lastTypingKey: null,
   };
@@ -360,12 +360,12 @@
   /**
    * The server missed live messages and could not fill them in on this
    * connection (close 4001): reconnect with the `since` its reason names,
-   * the last message we can have had before the gap (the replay repeats
-   * some we have: they are kept by id), or, without one, reconnect and
-   * reload the history. Our own `lastStreamId` may lie past the gap.
+   * a cursor from before the gap (the replay repeats some messages we
+   * have: they are kept by id), or, without one, reconnect and reload the
+   * history. Our own `lastStreamId` may lie past the gap.
    */
   function resync(reason) {
-    const named = /since=([0-9a-fA-F-]{36})/.exec(reason || "");
+    const named = /since=([^\s&]+)/.exec(reason || "");
     if (named) {
       state.lastStreamId = named[1];
     } else {

@@ -60,6 +60,17 @@ pub enum DomainError {
     /// The named message does not exist or is not visible to the caller.
     #[error("message not found")]
     MessageNotFound,
+    /// Only a message's sender may do this to it (edit it).
+    #[error("only the sender of a message may edit it")]
+    NotSender,
+    /// The message was deleted: it cannot be edited, reacted to or
+    /// replied to.
+    #[error("the message was deleted")]
+    MessageDeleted,
+    /// `reply_to` names no visible, not deleted message of the same
+    /// conversation.
+    #[error("reply_to must name a message of the same conversation that you can read and that is not deleted")]
+    BadReplyTo,
     /// Too many attempts; retry after the given number of seconds.
     #[error("too many requests, retry in {retry_after_secs} s")]
     RateLimited {
@@ -122,6 +133,9 @@ impl DomainError {
             Self::UserNotFound => "user_not_found",
             Self::RoomNotFound => "room_not_found",
             Self::MessageNotFound => "message_not_found",
+            Self::NotSender => "not_sender",
+            Self::MessageDeleted => "message_deleted",
+            Self::BadReplyTo => "bad_reply_to",
             Self::RateLimited { .. } => "rate_limited",
             Self::TooManySubscriptions { .. } => "too_many_subscriptions",
             Self::TooManyConnections { .. } => "too_many_connections",

@@ -51,17 +51,20 @@ pub mod values;
 
 pub use auth::{Caller, Claims, Session};
 pub use entities::{
-    Message, MessageTarget, MessageWire, NewMessage, Room, Stored, User, UserAccount,
+    Message, MessageTarget, MessageWire, NewMessage, Reaction, Room, Stored, User, UserAccount,
+    DELETED_PLACEHOLDER,
 };
 pub use error::{DomainError, DomainResult};
 pub use ids::{MessageId, RoomId, TokenId, UserId};
 pub use pagination::{Cursor, Page, PageRequest};
 pub use ports::{
-    Audience, Clock, CloseReason, Delivery, Event, Hole, MessageStore, Notifier, PasswordHasher,
-    PresenceFollows, PresenceStatus, RealtimeHealth, RevocationStore, RoomStore, StoreHealth,
-    Subscription, SystemClock, TokenCodec, TypingTarget, UserPresence, UserStore, PRESENCE_BATCH,
+    Audience, Changed, Clock, CloseReason, Delivery, Event, Hole, MessageStore, Notifier,
+    PasswordHasher, PresenceFollows, PresenceStatus, RealtimeHealth, RevocationStore, RoomStore,
+    StoreHealth, StreamItem, StreamPage, Subscription, SystemClock, TokenCodec, TypingTarget,
+    UserPresence, UserStore, PRESENCE_BATCH,
 };
-pub use service::{AuthPolicy, ChatService, Replay, SendMessage, Stores};
+pub use service::{AuthPolicy, ChatService, Replay, SendMessage, Since, Stores};
 pub use values::{
-    ClientId, Email, MessageContent, Password, PasswordHash, RoomDescription, RoomName, Username,
+    ClientId, Email, Emoji, MessageContent, Password, PasswordHash, RoomDescription, RoomName,
+    Username,
 };

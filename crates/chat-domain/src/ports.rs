@@ -15,7 +15,7 @@ use crate::entities::{Message, NewMessage, Room, Stored, UserAccount};
 use crate::error::DomainResult;
 use crate::ids::{MessageId, RoomId, TokenId, UserId};
 use crate::pagination::{Page, PageRequest};
-use crate::values::{Password, PasswordHash, Username};
+use crate::values::{Emoji, MessageContent, Password, PasswordHash, Username};
 
 /// Registered users.
 #[cfg_attr(test, mockall::automock)]
@@ -122,13 +122,6 @@ pub trait MessageStore: Send + Sync {
         Ok(self.message_by_id(id).await?.map(|message| (message, None)))
     }
 
-    /// The message last in the store's order (the newest readable one),
-    /// if any: where a notifier that fills holes in its live stream
-    /// starts from ([`Notifier::resume_from`]). The default answers none.
-    async fn newest_message(&self) -> DomainResult<Option<MessageId>> {
-        Ok(None)
-    }
-
     /// What `viewer` may read: global messages, direct messages to or from
     /// them, and messages of rooms they currently belong to.
     async fn visible_messages(
@@ -152,6 +145,126 @@ pub trait MessageStore: Send + Sync {
         room: RoomId,
         page: PageRequest<MessageId>,
     ) -> DomainResult<Page<Message>>;
+
+    /// Replaces the content of a message that is not deleted and sets its
+    /// `edited_at`: `MessageNotFound`, or `MessageDeleted` (checked
+    /// atomically with the change). Answers the message as it now is and
+    /// the change's position.
+    async fn edit_message(
+        &self,
+        id: MessageId,
+        content: &MessageContent,
+        at: OffsetDateTime,
+    ) -> DomainResult<Changed>;
+
+    /// Deletes a message: it keeps its place, sender and times, loses its
+    /// content and reactions, and gets `deleted_at`. Deleting it again
+    /// changes nothing (no position). `MessageNotFound` when unknown.
+    async fn delete_message(&self, id: MessageId, at: OffsetDateTime) -> DomainResult<Changed>;
+
+    /// Adds `user`'s reaction with `emoji`, unless it is there already
+    /// (then nothing changes: no position). `MessageDeleted` when the
+    /// message is deleted (atomically with the change), `MessageNotFound`
+    /// when unknown.
+    async fn add_reaction(
+        &self,
+        id: MessageId,
+        user: UserId,
+        emoji: &Emoji,
+    ) -> DomainResult<Changed>;
+
+    /// Removes `user`'s reaction with `emoji`, if there (else nothing
+    /// changes: no position). `MessageDeleted`, `MessageNotFound` as for
+    /// [`add_reaction`](Self::add_reaction).
+    async fn remove_reaction(
+        &self,
+        id: MessageId,
+        user: UserId,
+        emoji: &Emoji,
+    ) -> DomainResult<Changed>;
+
+    /// The replies to `parent` (deleted ones as tombstones), in the
+    /// store's order, paged like every list.
+    async fn replies(
+        &self,
+        parent: MessageId,
+        page: PageRequest<MessageId>,
+    ) -> DomainResult<Page<Message>>;
+
+    /// The stream of changes `viewer` may see (the same messages as
+    /// [`visible_messages`](Self::visible_messages)) after position
+    /// `after`, in position order, at most `limit` items: each message
+    /// stored after it ([`StreamItem::New`], at its position), and each
+    /// message changed after it ([`StreamItem::Updated`], at the position
+    /// of its latest change). Both carry the message's current state, so
+    /// a message changed twice comes once, at its latest change.
+    async fn changes_after(
+        &self,
+        viewer: UserId,
+        viewer_name: &Username,
+        after: u64,
+        limit: usize,
+    ) -> DomainResult<StreamPage>;
+
+    /// The position of the latest change the store holds (0 when empty):
+    /// where a stream that starts now begins.
+    async fn latest_position(&self) -> DomainResult<u64>;
+}
+
+/// What a change to a stored message did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Changed {
+    /// The message as it now is.
+    pub message: Message,
+    /// The change's position in the store's order (the same order as new
+    /// messages'), or `None` when nothing changed (a repeated deletion or
+    /// reaction).
+    pub position: Option<u64>,
+}
+
+/// One entry of a user's stream of changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamItem {
+    /// A message stored at `position`, in its current state.
+    New {
+        /// The message.
+        message: Message,
+        /// Its position (where it was stored).
+        position: u64,
+    },
+    /// A message whose latest change is at `position`, in its current
+    /// state.
+    Updated {
+        /// The message.
+        message: Message,
+        /// The position of its latest change.
+        position: u64,
+    },
+}
+
+impl StreamItem {
+    /// The item's position in the store's order.
+    pub fn position(&self) -> u64 {
+        match self {
+            Self::New { position, .. } | Self::Updated { position, .. } => *position,
+        }
+    }
+
+    /// The message it carries.
+    pub fn message(&self) -> &Message {
+        match self {
+            Self::New { message, .. } | Self::Updated { message, .. } => message,
+        }
+    }
+}
+
+/// A page of a stream of changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamPage {
+    /// The items, in position order.
+    pub items: Vec<StreamItem>,
+    /// Whether more items follow the last one.
+    pub has_more: bool,
 }
 
 /// Revoked tokens (logout). Kept until the token would have expired anyway.
@@ -192,6 +305,14 @@ pub enum Event {
         /// or below it.
         position: Option<u64>,
     },
+    /// A stored message was edited, deleted, or its reactions changed:
+    /// sent as `message_updated` with the message's current state.
+    MessageUpdated {
+        /// The message as it now is.
+        message: Message,
+        /// The change's position in the store's order.
+        position: Option<u64>,
+    },
     /// Someone is typing to a user or in a room.
     Typing {
         /// Who is typing.
@@ -213,7 +334,9 @@ impl Event {
     /// The id of the stored message this event reports, if it reports one.
     pub fn message_id(&self) -> Option<MessageId> {
         match self {
-            Self::Message { message, .. } => Some(message.id),
+            Self::Message { message, .. } | Self::MessageUpdated { message, .. } => {
+                Some(message.id)
+            }
             Self::Typing { .. } => None,
         }
     }
@@ -222,7 +345,7 @@ impl Event {
     /// reports, if it reports one whose position is known.
     pub fn position(&self) -> Option<u64> {
         match self {
-            Self::Message { position, .. } => *position,
+            Self::Message { position, .. } | Self::MessageUpdated { position, .. } => *position,
             Self::Typing { .. } => None,
         }
     }
@@ -313,14 +436,13 @@ pub trait Notifier: Send + Sync {
         RealtimeHealth::Local
     }
 
-    /// The newest stored message as this instance starts serving
-    /// ([`MessageStore::newest_message`]; `None`: the store is empty): a
-    /// notifier whose live stream can break (across instances) fills the
-    /// hole from the last message it delivered before the break
-    /// ([`Delivery::Gap`]), and from this one while it has delivered
-    /// none. The default ignores it: a notifier within one process has no
-    /// hole.
-    fn resume_from(&self, _newest: Option<MessageId>) {}
+    /// Where the store stood as this instance starts serving (its
+    /// [`latest_position`](MessageStore::latest_position)): a notifier
+    /// whose live stream can break (across instances) fills the hole from
+    /// the last change it delivered before the break ([`Delivery::Gap`]),
+    /// and from this position while it has delivered none. The default
+    /// ignores it: a notifier within one process has no hole.
+    fn resume_from(&self, _position: u64) {}
 }
 
 /// How far live delivery reaches right now, as `/health` reports it.
@@ -390,28 +512,26 @@ pub enum Delivery {
 /// to every connection it then held ([`Delivery::Gap`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Hole {
-    /// Stored changes after this message (in the store's order) may be
-    /// missing; `None`: from the store's first message on (it was empty
-    /// when the notifier started), or, when the hole is not `complete`,
-    /// from a point the notifier cannot tell.
-    pub after: Option<MessageId>,
-    /// The messages after `after` the notifier did hand to the
-    /// connections it held when it did: not to be sent again. A
-    /// connection that opened later never needed the ones before it
-    /// opened (they were in the store when it did).
-    pub delivered: HashSet<MessageId>,
-    /// Whether the start and `delivered` are known exactly. When they are
-    /// not (the notifier could not keep track for that long, or was never
-    /// told where the store stood), the hole cannot be filled and the
-    /// connection is told to resync from `after` instead (or, without
-    /// one, to reload).
+    /// Stored changes after this position in the store's order (new
+    /// messages and changes of messages alike) may be missing; `None`
+    /// when the notifier cannot tell from where.
+    pub after: Option<u64>,
+    /// The positions of the changes after `after` that the notifier did
+    /// hand to the connections it held when it did: not to be sent
+    /// again. A connection that opened later never needed the ones before
+    /// it opened (they were in the store when it did).
+    pub delivered: HashSet<u64>,
+    /// Whether `after` and `delivered` are known exactly. When they are
+    /// not (the notifier could not keep track for that long), the hole
+    /// cannot be filled: the connection is told to resync from `after`
+    /// (or, without it, to reload).
     pub complete: bool,
 }
 
 impl Hole {
     /// Whether the hole can be filled exactly.
     pub fn fillable(&self) -> bool {
-        self.complete
+        self.complete && self.after.is_some()
     }
 }
 

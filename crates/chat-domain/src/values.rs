@@ -254,6 +254,63 @@ fn is_invisible_format(c: char) -> bool {
 }
 
 string_value!(
+    /// A reaction: one emoji, that is a single grapheme cluster of at most
+    /// 32 bytes whose first character is an emoji or pictograph (flags,
+    /// skin tones, keycaps and joined sequences included).
+    Emoji
+);
+
+impl Emoji {
+    /// Most bytes one reaction may take.
+    pub const MAX_BYTES: usize = 32;
+
+    /// Validates a reaction emoji (nothing is trimmed: it is a path
+    /// segment, taken as given).
+    pub fn parse(raw: impl Into<String>) -> DomainResult<Self> {
+        use unicode_segmentation::UnicodeSegmentation;
+        let raw = raw.into();
+        let bad = || DomainError::invalid("emoji", "must be exactly one emoji");
+        if raw.is_empty() || raw.len() > Self::MAX_BYTES || raw.graphemes(true).count() != 1 {
+            return Err(bad());
+        }
+        let mut chars = raw.chars();
+        let first = chars.next().ok_or_else(bad)?;
+        let keycap = matches!(first, '0'..='9' | '#' | '*') && raw.contains('\u{20E3}');
+        if keycap || is_pictographic(first) {
+            Ok(Self(raw))
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+/// Whether `c` starts an emoji: the pictographic blocks of Unicode and the
+/// older symbols that emoji presentation turns into emoji.
+fn is_pictographic(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00A9}'
+            | '\u{00AE}'
+            | '\u{203C}'
+            | '\u{2049}'
+            | '\u{2122}'
+            | '\u{2139}'
+            | '\u{2194}'..='\u{21AA}'
+            | '\u{231A}'..='\u{23FF}'
+            | '\u{24C2}'
+            | '\u{25AA}'..='\u{25FE}'
+            | '\u{2600}'..='\u{27BF}'
+            | '\u{2934}'..='\u{2935}'
+            | '\u{2B05}'..='\u{2B55}'
+            | '\u{3030}'
+            | '\u{303D}'
+            | '\u{3297}'
+            | '\u{3299}'
+            | '\u{1F000}'..='\u{1FAFF}'
+    )
+}
+
+string_value!(
     /// A room's name: 1-100 characters after trimming.
     RoomName
 );
@@ -309,6 +366,21 @@ impl ClientId {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_emoji_is_one_pictographic_grapheme() {
+        for ok in ["👍", "❤️", "🇫🇷", "👍🏽", "👨‍👩‍👧", "1️⃣", "☕"]
+        {
+            assert!(Emoji::parse(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "", "a", "👍👍", " 👍", "ok", "<script>", "1", "\u{200b}", "👍 ",
+        ] {
+            let err = Emoji::parse(bad).expect_err(bad);
+            assert_eq!(err.code(), "validation_error", "{bad:?}");
+        }
+        assert!(Emoji::parse("🏴󠁧󠁢󠁳󠁣󠁴󠁿".repeat(2)).is_err(), "too long");
+    }
     use super::*;
 
     #[test]

@@ -121,16 +121,20 @@ fn domain_status(err: &DomainError) -> StatusCode {
     match err {
         DomainError::Validation { .. }
         | DomainError::EmptyContent
+        | DomainError::BadReplyTo
         | DomainError::TooManySubscriptions { .. } => StatusCode::BAD_REQUEST,
-        DomainError::UsernameTaken | DomainError::EmailTaken => StatusCode::CONFLICT,
+        DomainError::UsernameTaken | DomainError::EmailTaken | DomainError::MessageDeleted => {
+            StatusCode::CONFLICT
+        }
         DomainError::InvalidCredentials
         | DomainError::Unauthenticated
         | DomainError::TokenRevoked
         | DomainError::InvalidToken
         | DomainError::NotEligibleForRefresh => StatusCode::UNAUTHORIZED,
-        DomainError::SenderMismatch | DomainError::NotAMember | DomainError::Forbidden(_) => {
-            StatusCode::FORBIDDEN
-        }
+        DomainError::SenderMismatch
+        | DomainError::NotAMember
+        | DomainError::NotSender
+        | DomainError::Forbidden(_) => StatusCode::FORBIDDEN,
         DomainError::UserNotFound | DomainError::RoomNotFound | DomainError::MessageNotFound => {
             StatusCode::NOT_FOUND
         }

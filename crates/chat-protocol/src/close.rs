@@ -2,7 +2,7 @@
 //! its close frame. SPEC's WebSocket section lists what a client should do
 //! on each.
 
-use chat_domain::{CloseReason, MessageId};
+use chat_domain::CloseReason;
 
 /// Why the server closes a connection: a close code and the reason sent
 /// with it.
@@ -29,8 +29,8 @@ pub const TOO_BIG: u16 = 1009;
 pub const TRY_AGAIN_LATER: u16 = 1013;
 /// Resync: the server's live stream had a hole it could not fill on this
 /// connection (larger than WEBSOCKET_REPLAY_LIMIT, or not known
-/// exactly). Reconnect with `?since=` the id the reason names (after
-/// `since=`), and drop messages you already have by id; a reason without
+/// exactly). Reconnect with `?since=` the cursor the reason names (after
+/// `since=`), and drop what you already have by id; a reason without
 /// `since=` asks to reload the history, then reconnect without `since`.
 pub const RESYNC: u16 = 4001;
 
@@ -100,13 +100,16 @@ impl Close {
     }
 
     /// The live stream had a hole this connection cannot be filled in:
-    /// reconnect with `?since=<since>` (the newest message the client can
-    /// read from before the hole), or, without one, reload the history.
-    pub fn resync(since: Option<MessageId>) -> Self {
+    /// reconnect with `?since=<cursor>` (the position the hole starts
+    /// after), or, without one, reload the history.
+    pub fn resync(since: Option<u64>) -> Self {
         match since {
-            Some(id) => Self::new(
+            Some(position) => Self::new(
                 RESYNC,
-                format!("missed live messages: reconnect with ?since={id}"),
+                format!(
+                    "missed live messages: reconnect with ?since={}",
+                    crate::cursor(position)
+                ),
             ),
             None => Self::new(
                 RESYNC,
@@ -115,13 +118,13 @@ impl Close {
         }
     }
 
-    /// The message a [`Close::resync`] names to reconnect after, if any.
-    pub fn resync_since(&self) -> Option<MessageId> {
+    /// The cursor a [`Close::resync`] names to reconnect after, if any.
+    pub fn resync_since(&self) -> Option<u64> {
         if self.code != RESYNC {
             return None;
         }
-        let (_, id) = self.reason.split_once("since=")?;
-        id.parse().ok()
+        let (_, cursor) = self.reason.split_once("since=")?;
+        crate::parse_cursor(cursor)
     }
 
     /// Whether this close asks the client to try again later (1013): it
@@ -145,11 +148,10 @@ mod tests {
 
     #[test]
     fn a_resync_names_where_to_reconnect_from() {
-        let id = MessageId::generate();
-        let close = Close::resync(Some(id));
+        let close = Close::resync(Some(1234));
         assert_eq!(close.code, 4001);
-        assert!(close.reason.ends_with(&format!("?since={id}")), "{close:?}");
-        assert_eq!(close.resync_since(), Some(id));
+        assert!(close.reason.ends_with("?since=1234"), "{close:?}");
+        assert_eq!(close.resync_since(), Some(1234));
         assert_eq!(Close::resync(None).resync_since(), None);
         assert_eq!(Close::too_slow().resync_since(), None);
     }
@@ -169,7 +171,7 @@ mod tests {
             Close::not_utf8(),
             Close::too_big(usize::MAX),
             Close::history_unavailable(),
-            Close::resync(Some(MessageId::generate())),
+            Close::resync(Some(u64::MAX)),
             Close::resync(None),
         ];
         for close in all {

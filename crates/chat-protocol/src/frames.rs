@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use chat_domain::{DomainError, Message, RoomId, UserId, UserPresence, Username};
+use chat_domain::{DomainError, Message, MessageId, RoomId, UserId, UserPresence, Username};
 
 /// A frame a client sends.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -23,6 +23,9 @@ pub enum ClientFrame {
         /// An idempotency key; the server answers `ack` with it.
         #[serde(default, deserialize_with = "blank_as_none")]
         client_id: Option<String>,
+        /// The message this one replies to in a thread.
+        #[serde(default, deserialize_with = "blank_message_as_none")]
+        reply_to: Option<MessageId>,
     },
     /// Keep-alive; answered by `pong`.
     Ping,
@@ -55,6 +58,22 @@ where
 {
     let value: Option<String> = Option::deserialize(deserializer)?;
     Ok(value.filter(|v| !v.trim().is_empty()))
+}
+
+/// A message id, where `""` and `null` mean "absent".
+fn blank_message_as_none<'de, D>(deserializer: D) -> Result<Option<MessageId>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let value: Option<String> = Option::deserialize(deserializer)?;
+    match value.filter(|v| !v.trim().is_empty()) {
+        None => Ok(None),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom("reply_to must be a message id (a UUID)")),
+    }
 }
 
 /// A room id, where `""` and `null` mean "absent".
@@ -141,6 +160,21 @@ impl FrameError {
     }
 }
 
+/// The `cursor` of a frame at `position` in the store's order: opaque to
+/// clients, who only hand it back as `?since=`. Today the position's
+/// decimal digits, which can never be mistaken for a message id.
+pub fn cursor(position: u64) -> String {
+    position.to_string()
+}
+
+/// The position a `cursor` names, if it is one.
+pub fn parse_cursor(cursor: &str) -> Option<u64> {
+    if cursor.is_empty() || !cursor.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    cursor.parse().ok()
+}
+
 /// A frame the server sends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -158,11 +192,26 @@ pub enum ServerFrame {
     Message {
         /// The stored message.
         message: Message,
+        /// Its place in the user's stream of changes (see [`cursor`]).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        cursor: Option<String>,
     },
     /// A direct message, to both parties.
     DirectMessage {
         /// The stored message.
         message: Message,
+        /// Its place in the user's stream of changes.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        cursor: Option<String>,
+    },
+    /// A stored message was edited, deleted, or its reactions changed:
+    /// its whole current state.
+    MessageUpdated {
+        /// The message as it now is.
+        message: Message,
+        /// The change's place in the user's stream of changes.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        cursor: Option<String>,
     },
     /// The presence of users the connection follows: all of those it just
     /// subscribed to, then only changes, batched.
@@ -192,6 +241,9 @@ pub enum ServerFrame {
         client_id: String,
         /// The stored (or original) message.
         message: Message,
+        /// The message's place in the user's stream of changes.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        cursor: Option<String>,
     },
     /// A frame could not be handled; the connection stays open.
     Error {
@@ -209,10 +261,25 @@ impl ServerFrame {
     /// The frame that carries a stored message: `direct_message` for direct
     /// messages, `message` otherwise.
     pub fn for_message(message: Message) -> Self {
+        Self::for_message_at(message, None)
+    }
+
+    /// [`for_message`](Self::for_message) with the message's position in
+    /// the store's order, sent as its `cursor`.
+    pub fn for_message_at(message: Message, position: Option<u64>) -> Self {
+        let cursor = position.map(cursor);
         if message.recipient().is_some() {
-            Self::DirectMessage { message }
+            Self::DirectMessage { message, cursor }
         } else {
-            Self::Message { message }
+            Self::Message { message, cursor }
+        }
+    }
+
+    /// The `message_updated` frame of a change at `position`.
+    pub fn updated_at(message: Message, position: Option<u64>) -> Self {
+        Self::MessageUpdated {
+            message,
+            cursor: position.map(cursor),
         }
     }
 
@@ -305,6 +372,7 @@ mod tests {
                 recipient: None,
                 room_id: None,
                 client_id: None,
+                reply_to: None,
             })
         );
         let bad = ClientFrame::parse(r#"{"type":"typing","room_id":"nope"}"#).expect_err("uuid");

@@ -21,4 +21,4 @@ pub mod close;
 mod frames;
 
 pub use close::Close;
-pub use frames::{ClientFrame, FrameError, ServerFrame};
+pub use frames::{cursor, parse_cursor, ClientFrame, FrameError, ServerFrame};

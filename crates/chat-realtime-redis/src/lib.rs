@@ -24,13 +24,13 @@
 //!
 //! let alice = Username::parse("alice")?;
 //! let mut socket = notifier.connect(UserId::generate(), alice.clone(), TokenId::generate()).await?;
-//! let message = Message {
-//!     id: MessageId::generate(),
-//!     sender: alice,
-//!     target: MessageTarget::Global,
-//!     content: MessageContent::parse("hello, cluster")?,
-//!     created_at: time::OffsetDateTime::now_utc(),
-//! };
+//! let message = Message::new(
+//!     MessageId::generate(),
+//!     alice,
+//!     MessageTarget::Global,
+//!     MessageContent::parse("hello, cluster")?,
+//!     time::OffsetDateTime::now_utc(),
+//! );
 //! // Delivered here at once, and through Redis on every other instance.
 //! notifier.publish(Event::message(message), Audience::Everyone).await;
 //! loop {
@@ -121,15 +121,15 @@
 //!
 //! **Holes.** Redis does not replay what was published while a subscriber
 //! was away, so a break leaves a hole in what this instance received. The
-//! local hub remembers the stored messages it hands out (id, position,
-//! when; the last 65,536), and the break opens a hole from the stream's
-//! last sign of life less [`chat_realtime::IN_FLIGHT`] (a live frame
-//! trails its commit). The next subscription, before it delivers
+//! local hub remembers the positions of the stored changes it hands out
+//! (and when; the last 65,536), and the break opens a hole from the
+//! stream's last sign of life less [`chat_realtime::IN_FLIGHT`] (a live
+//! frame trails its commit). The next subscription, before it delivers
 //! anything, closes the hole: every local connection is handed
-//! `Delivery::Gap` with the last message handed out before the hole
-//! (or, before any, the store's newest at start:
+//! `Delivery::Gap` with the highest position handed out before the hole
+//! (or, before any, the store's latest at start:
 //! [`Notifier::resume_from`](chat_domain::Notifier::resume_from)) and the
-//! messages handed out since, and fills it from the store (the WebSocket
+//! positions handed out since, and fills it from the store (the WebSocket
 //! session does, as for `?since=`). Then every followed user's presence
 //! is told again from what Redis holds. An instance whose writer dropped
 //! message envelopes while the others kept Redis (a partition of that

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chat_domain::{
-    Audience, DomainError, DomainResult, Event, MessageId, Notifier, RealtimeHealth, Subscription,
-    TokenId, UserId, Username,
+    Audience, DomainError, DomainResult, Event, Notifier, RealtimeHealth, Subscription, TokenId,
+    UserId, Username,
 };
 use chat_realtime::{event_frame, Hub};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -301,10 +301,9 @@ impl Notifier for RedisNotifier {
     }
 
     /// A hole in the Redis stream before this instance has handed out any
-    /// message is filled from after `newest` (from the first message, if
-    /// the store was empty).
-    fn resume_from(&self, newest: Option<MessageId>) {
-        self.inner.shared.hub.resume_from(newest);
+    /// change is filled from after `position`.
+    fn resume_from(&self, position: u64) {
+        self.inner.shared.hub.resume_from(position);
     }
 }
 

@@ -179,5 +179,9 @@ async fn malformed_envelopes_are_ignored() {
     let message = global_message(&bob.name, "still here");
     a.publish(Event::message(message.clone()), Audience::Everyone)
         .await;
-    bob.expect(&ServerFrame::Message { message }).await;
+    bob.expect(&ServerFrame::Message {
+        message,
+        cursor: None,
+    })
+    .await;
 }

@@ -87,7 +87,10 @@ where
     let message = s.message(&alice.name, MessageTarget::Global, "hello all");
     a.publish(Event::message(message.clone()), Audience::Everyone)
         .await;
-    let expected = ServerFrame::Message { message };
+    let expected = ServerFrame::Message {
+        message,
+        cursor: None,
+    };
     alice.expect(&expected).await;
     bob.expect(&expected).await;
 }
@@ -110,7 +113,10 @@ where
     );
     let audience = Audience::Users(vec![alice.id, bob.id]);
     a.publish(Event::message(dm.clone()), audience).await;
-    let expected = ServerFrame::DirectMessage { message: dm };
+    let expected = ServerFrame::DirectMessage {
+        message: dm,
+        cursor: None,
+    };
     alice.expect(&expected).await;
     bob.expect(&expected).await;
     s.expect_nothing_before_marker(a, &mut carol).await;
@@ -134,7 +140,10 @@ where
         Audience::Users(vec![tab1.id]),
     )
     .await;
-    let expected = ServerFrame::Message { message };
+    let expected = ServerFrame::Message {
+        message,
+        cursor: None,
+    };
     tab1.expect(&expected).await;
     tab2.expect(&expected).await;
     tab3.expect(&expected).await;
@@ -610,14 +619,13 @@ impl Scope {
     fn message(&self, sender: &Username, target: MessageTarget, text: &str) -> Message {
         // Whole seconds, so the timestamp survives a JSON round trip as is.
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        Message {
-            id: MessageId::generate(),
-            sender: sender.clone(),
+        Message::new(
+            MessageId::generate(),
+            sender.clone(),
             target,
-            content: MessageContent::parse(format!("{text} [{}]", self.tag))
-                .expect("valid content"),
-            created_at: OffsetDateTime::from_unix_timestamp(now).expect("valid time"),
-        }
+            MessageContent::parse(format!("{text} [{}]", self.tag)).expect("valid content"),
+            OffsetDateTime::from_unix_timestamp(now).expect("valid time"),
+        )
     }
 
     /// Publishes numbered messages; returns the frames each receiver expects.
@@ -634,7 +642,10 @@ impl Scope {
             notifier
                 .publish(Event::message(message.clone()), audience.clone())
                 .await;
-            sent.push(ServerFrame::Message { message });
+            sent.push(ServerFrame::Message {
+                message,
+                cursor: None,
+            });
         }
         sent
     }
@@ -654,7 +665,10 @@ impl Scope {
             )
             .await;
         probe
-            .expect(&ServerFrame::Message { message: marker })
+            .expect(&ServerFrame::Message {
+                message: marker,
+                cursor: None,
+            })
             .await;
     }
 }

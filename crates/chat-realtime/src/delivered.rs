@@ -1,6 +1,7 @@
-//! What a cluster hub handed to its connections lately: the stored
-//! messages it delivered, by id and position, so that a hole in the
-//! cross-instance stream can be filled without sending any of them twice.
+//! What a cluster hub handed to its connections lately: the positions of
+//! the stored changes it delivered (new messages and changes of messages,
+//! one order), so that a hole in the cross-instance stream can be filled
+//! without sending any of them twice.
 //!
 //! One per hub (not per connection), behind its own lock, taken under the
 //! registry's read lock by `deliver` and under its write lock when a hole
@@ -11,157 +12,128 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
-use chat_domain::{Hole, MessageId};
+use chat_domain::Hole;
 use tokio::time::Instant;
 
 /// How long a live frame may trail its message's commit before it reaches
 /// the hub: the publish order's wait for earlier inserts (at most the
 /// store's statement timeout, 5 s by default), the publisher's queue, and
-/// the broker's hop. A hole is filled from the last message delivered
-/// this long before the stream's last sign of life, so that a message
+/// the broker's hop. A hole is filled from the highest position delivered
+/// this long before the stream's last sign of life, so that a change
 /// committed before that one and still on its way when the stream broke
 /// is not taken as delivered.
 pub const IN_FLIGHT: Duration = Duration::from_secs(10);
 
-/// Messages remembered at most (about 80 bytes each with their index):
+/// Changes remembered at most (about 50 bytes each with their index):
 /// past it the oldest are forgotten. A hole whose start is older than the
-/// newest message forgotten cannot be filled exactly (its connections
-/// are told to reload), so this bounds how long a hole can be filled:
+/// newest change forgotten cannot be filled exactly (its connections
+/// are told to resync), so this bounds how long a hole can be filled:
 /// over an hour at 10 messages a second, half a minute at 2,000.
 const CAPACITY: usize = 65_536;
 
-/// A stored message a hub handed out.
+/// A stored change a hub handed out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Entry {
     at: Instant,
-    position: Option<u64>,
-    message: MessageId,
-}
-
-/// A place in the store's order to fill from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Mark {
-    /// `None` for the starting point the store named (older than any
-    /// message delivered since).
-    position: Option<u64>,
-    message: MessageId,
-}
-
-impl Mark {
-    /// The later of two marks in the store's order. A frame without a
-    /// position (from an instance of an older version) counts as later
-    /// than the store's starting point, and not later than a positioned
-    /// one.
-    fn later(a: Option<Self>, b: Self) -> Self {
-        match a {
-            Some(a) if a.position.is_some() && a.position >= b.position => a,
-            Some(a) if b.position.is_none() && a.position.is_some() => a,
-            _ => b,
-        }
-    }
+    position: u64,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Delivered {
     /// In delivery order, at most [`CAPACITY`].
     entries: VecDeque<Entry>,
-    /// The ids of `entries`.
-    ids: HashSet<MessageId>,
-    /// The latest entry forgotten so far (or the store's newest message
-    /// at start): a hole that starts after it was delivered is filled
-    /// from after it at the earliest.
-    floor: Option<Mark>,
+    /// The positions of `entries`.
+    positions: HashSet<u64>,
+    /// The highest position forgotten so far, or where the store stood
+    /// at start: a hole that starts after it was delivered is filled from
+    /// after it at the earliest.
+    floor: Option<u64>,
     /// When the newest forgotten entry was delivered.
     forgotten_at: Option<Instant>,
-    /// A hole is open since then.
-    open: Option<Instant>,
-    /// Told where the store stood at start (`floor` is `None` then only
-    /// if the store was empty).
-    started: bool,
+    /// The open hole, if any.
+    open: Option<Open>,
+}
+
+/// A hole being open.
+#[derive(Clone, Copy, Debug)]
+struct Open {
+    /// It starts then.
+    start: Instant,
+    /// The highest position delivered before `start` (nothing delivered
+    /// later can change it), if known.
+    after: Option<u64>,
 }
 
 impl Delivered {
-    /// Where the store stood when this hub started serving (`None`: it
-    /// was empty).
-    pub(crate) fn resume_from(&mut self, newest: Option<MessageId>) {
-        if self.started {
-            return;
-        }
-        self.started = true;
-        if let (None, Some(message)) = (self.floor, newest) {
-            self.floor = Some(Mark {
-                position: None,
-                message,
-            });
-        }
+    /// Where the store stood when this hub started serving.
+    pub(crate) fn resume_from(&mut self, position: u64) {
+        self.floor.get_or_insert(position);
     }
 
-    /// Whether this message was handed out lately (a late or repeated
-    /// live copy, not to be handed out again).
-    pub(crate) fn contains(&self, message: MessageId) -> bool {
-        self.ids.contains(&message)
+    /// Whether the change at this position was handed out lately (a late
+    /// or repeated live copy, not to be handed out again).
+    pub(crate) fn contains(&self, position: u64) -> bool {
+        self.positions.contains(&position)
     }
 
-    /// Records a delivered message.
-    pub(crate) fn record(&mut self, message: MessageId, position: Option<u64>) {
+    /// Records a delivered change.
+    pub(crate) fn record(&mut self, position: u64) {
         self.entries.push_back(Entry {
             at: Instant::now(),
             position,
-            message,
         });
-        self.ids.insert(message);
+        self.positions.insert(position);
         while self.entries.len() > CAPACITY {
             let Some(first) = self.entries.pop_front() else {
                 break;
             };
-            self.ids.remove(&first.message);
+            self.positions.remove(&first.position);
             self.forgotten_at = Some(first.at);
-            self.floor = Some(Mark::later(
-                self.floor,
-                Mark {
-                    position: first.position,
-                    message: first.message,
-                },
-            ));
+            self.floor = Some(self.floor.map_or(first.position, |f| f.max(first.position)));
         }
     }
 
     /// The stream broke; its last sign of life was at `alive`. The hole
-    /// starts [`IN_FLIGHT`] earlier. A hole already open keeps the
-    /// earlier start.
+    /// starts [`IN_FLIGHT`] earlier, after the highest position delivered
+    /// before then. A hole already open keeps the earlier start.
     pub(crate) fn open(&mut self, alive: Instant) {
         let start = alive.checked_sub(IN_FLIGHT).unwrap_or(alive);
-        self.open = Some(self.open.map_or(start, |open| open.min(start)));
+        if self.open.is_some_and(|open| open.start <= start) {
+            return;
+        }
+        let after = if self.forgotten_at.is_some_and(|at| at >= start) {
+            // What was delivered just before the start is forgotten.
+            None
+        } else {
+            self.entries
+                .iter()
+                .take_while(|entry| entry.at < start)
+                .map(|entry| entry.position)
+                .chain(self.floor)
+                .max()
+        };
+        self.open = Some(Open { start, after });
     }
 
-    /// Closes the open hole, if any: where to fill it from (the latest
-    /// message delivered before it started), and what was handed out
-    /// since.
+    /// Closes the open hole, if any: where to fill it from, and what was
+    /// handed out since it started.
     pub(crate) fn close(&mut self) -> Option<Hole> {
-        let start = self.open.take()?;
-        if self.forgotten_at.is_some_and(|at| at >= start) {
-            // Some of what was handed out during the hole is forgotten.
-            return Some(Hole::default());
-        }
-        let mut after = self.floor;
-        let mut delivered = HashSet::new();
-        for entry in &self.entries {
-            if entry.at < start {
-                let mark = Mark {
-                    position: entry.position,
-                    message: entry.message,
-                };
-                after = Some(Mark::later(after, mark));
-            } else {
-                delivered.insert(entry.message);
-            }
-        }
+        let Open { start, after } = self.open.take()?;
+        // Some of what was handed out during the hole may be forgotten.
+        let complete = self.forgotten_at.is_none_or(|at| at < start);
+        let delivered = if complete {
+            self.entries
+                .iter()
+                .filter(|entry| entry.at >= start)
+                .map(|entry| entry.position)
+                .collect()
+        } else {
+            HashSet::new()
+        };
         Some(Hole {
-            // Nothing delivered before the hole, and the store was empty
-            // at start: from its first message.
-            complete: self.started || after.is_some(),
-            after: after.map(|mark| mark.message),
+            after,
             delivered,
+            complete,
         })
     }
 }
@@ -170,32 +142,25 @@ impl Delivered {
 mod tests {
     use super::*;
 
-    fn ids(n: usize) -> Vec<MessageId> {
-        (0..n).map(|_| MessageId::generate()).collect()
-    }
-
     #[tokio::test(start_paused = true)]
-    async fn a_hole_fills_from_the_last_message_delivered_in_flight_time_before() {
+    async fn a_hole_fills_from_the_last_change_delivered_in_flight_time_before() {
         let mut delivered = Delivered::default();
-        let start = MessageId::generate();
-        delivered.resume_from(Some(start));
-        let m = ids(4);
-        delivered.record(m[0], Some(10));
+        delivered.resume_from(3);
+        delivered.record(10);
         tokio::time::advance(IN_FLIGHT * 2).await;
-        delivered.record(m[1], Some(12));
+        delivered.record(12);
         // Out of order across instances: 11 arrives after 12.
-        delivered.record(m[2], Some(11));
-        let alive = Instant::now();
-        delivered.open(alive);
+        delivered.record(11);
+        delivered.open(Instant::now());
         tokio::time::advance(Duration::from_secs(3)).await;
         // Local delivery goes on during the hole.
-        delivered.record(m[3], Some(20));
+        delivered.record(20);
         let hole = delivered.close().expect("a hole was open");
-        assert_eq!(hole.after, Some(m[0]), "the last one before the margin");
-        assert_eq!(hole.delivered, HashSet::from([m[1], m[2], m[3]]));
+        assert_eq!(hole.after, Some(10), "the last one before the margin");
+        assert_eq!(hole.delivered, HashSet::from([11, 12, 20]));
         assert!(hole.complete && hole.fillable());
         assert!(delivered.close().is_none(), "closed once");
-        assert!(delivered.contains(m[3]) && delivered.contains(m[0]));
+        assert!(delivered.contains(20) && delivered.contains(10) && !delivered.contains(13));
     }
 
     #[tokio::test(start_paused = true)]
@@ -204,51 +169,44 @@ mod tests {
         delivered.open(Instant::now());
         let hole = delivered.close().expect("open");
         assert!(!hole.fillable(), "never told where the store stood");
-        delivered.resume_from(None);
+        delivered.resume_from(0);
         delivered.open(Instant::now());
         let hole = delivered.close().expect("open");
-        assert!(
-            hole.fillable() && hole.after.is_none(),
-            "from the first message"
-        );
-        let mut delivered = Delivered::default();
-        let start = MessageId::generate();
-        delivered.resume_from(Some(start));
-        delivered.open(Instant::now());
-        let hole = delivered.close().expect("open");
-        assert_eq!(hole.after, Some(start));
+        assert!(hole.fillable());
+        assert_eq!(hole.after, Some(0), "an empty store: from its first change");
         assert!(hole.delivered.is_empty());
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_start_is_the_highest_position_delivered_before_the_margin() {
         let mut delivered = Delivered::default();
-        delivered.resume_from(Some(MessageId::generate()));
-        let m = ids(3);
-        delivered.record(m[0], Some(7));
-        delivered.record(m[1], Some(5));
+        delivered.resume_from(1);
+        delivered.record(7);
+        delivered.record(5);
         tokio::time::advance(IN_FLIGHT * 2).await;
-        delivered.record(m[2], Some(9));
+        delivered.record(9);
         delivered.open(Instant::now() + IN_FLIGHT);
         let hole = delivered.close().expect("open");
-        assert_eq!(hole.after, Some(m[0]), "7, not the later-delivered 5");
-        assert_eq!(hole.delivered, HashSet::from([m[2]]));
+        assert_eq!(hole.after, Some(7), "7, not the later-delivered 5");
+        assert_eq!(hole.delivered, HashSet::from([9]));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_hole_older_than_the_memory_cannot_be_filled() {
+    async fn a_hole_that_outgrows_the_memory_cannot_be_filled() {
         let mut delivered = Delivered::default();
-        delivered.resume_from(Some(MessageId::generate()));
-        let alive = Instant::now() + IN_FLIGHT;
+        delivered.resume_from(0);
+        delivered.open(Instant::now() + IN_FLIGHT);
         tokio::time::advance(IN_FLIGHT).await;
-        let m = ids(CAPACITY + 1);
-        for id in &m {
-            delivered.record(*id, None);
+        let past = u64::try_from(CAPACITY).expect("fits") + 1;
+        for position in 1..=past {
+            delivered.record(position);
         }
-        assert!(!delivered.contains(m[0]) && delivered.contains(m[1]));
-        delivered.open(alive);
+        assert!(!delivered.contains(1) && delivered.contains(2));
         let hole = delivered.close().expect("open");
         assert!(!hole.complete && !hole.fillable());
-        assert_eq!(hole.after, None);
+        assert_eq!(hole.after, Some(0), "resync from where it started");
+        // A hole that starts before what is remembered: not even that.
+        delivered.open(Instant::now());
+        assert_eq!(delivered.close().map(|hole| hole.after), Some(None));
     }
 }

@@ -163,7 +163,7 @@ impl Hub {
         // A cluster's hub remembers what it hands out, under the same lock
         // as the hand-out, so that a hole's mark is queued either behind
         // a frame it counts as delivered or ahead of one it does not.
-        if !registry.record(message, position) {
+        if !registry.record(position) {
             return;
         }
         let slow = registry.deliver(audience, &outgoing);
@@ -172,14 +172,13 @@ impl Hub {
     }
 
     /// Where the store stood when this instance started serving (its
-    /// newest message; `None`: it was empty): a hole before the hub has
-    /// handed out any message is filled from there. Without it, such a
-    /// hole cannot be filled. Only a hub made with
-    /// [`Hub::reporting_presence`] keeps track; once set, later calls are
-    /// ignored.
-    pub fn resume_from(&self, newest: Option<MessageId>) {
+    /// latest position): a hole before the hub has handed out any change
+    /// is filled from there. Without it, such a hole cannot be filled.
+    /// Only a hub made with [`Hub::reporting_presence`] keeps track; once
+    /// set, later calls are ignored.
+    pub fn resume_from(&self, position: u64) {
         if let Some(mut delivered) = self.inner.read().delivered() {
-            delivered.resume_from(newest);
+            delivered.resume_from(position);
         }
     }
 
@@ -199,10 +198,10 @@ impl Hub {
     /// out since), in its order: behind the frames handed out before,
     /// ahead of those handed out after. The hole, if one was open.
     ///
-    /// The stream may have missed messages committed up to
+    /// The stream may have missed changes committed up to
     /// [`IN_FLIGHT`](crate::IN_FLIGHT) before its last sign of life (a
-    /// frame trails its commit), so the hole starts at the last message
-    /// handed out before then.
+    /// frame trails its commit), so the hole starts at the highest
+    /// position handed out before then.
     pub fn close_hole(&self) -> Option<Arc<Hole>> {
         self.inner.write().close_hole()
     }
@@ -342,7 +341,8 @@ impl Notifier for Hub {
 /// public so that a cross-instance notifier serializes events the same way.
 pub fn event_frame(event: Event) -> ServerFrame {
     match event {
-        Event::Message { message, .. } => ServerFrame::for_message(message),
+        Event::Message { message, position } => ServerFrame::for_message_at(message, position),
+        Event::MessageUpdated { message, position } => ServerFrame::updated_at(message, position),
         Event::Typing { from, target } => {
             let (recipient, room_id) = match target {
                 TypingTarget::Direct(user) => (Some(user), None),

@@ -24,13 +24,13 @@
 //! assert_eq!(users[0].username, "bob");
 //! assert_eq!(users[0].status, chat_domain::PresenceStatus::Online);
 //!
-//! let message = Message {
-//!     id: MessageId::generate(),
-//!     sender: alice,
-//!     target: MessageTarget::Global,
-//!     content: MessageContent::parse("hello")?,
-//!     created_at: time::OffsetDateTime::now_utc(),
-//! };
+//! let message = Message::new(
+//!     MessageId::generate(),
+//!     alice,
+//!     MessageTarget::Global,
+//!     MessageContent::parse("hello")?,
+//!     time::OffsetDateTime::now_utc(),
+//! );
 //! let id = message.id;
 //! // With its position in the store's order, as the store answered it.
 //! let event = Event::Message { message, position: Some(7) };
@@ -118,16 +118,16 @@
 //! the user is connected elsewhere.
 //!
 //! **Holes, for a cluster.** A hub made with [`Hub::reporting_presence`]
-//! also remembers the stored messages it hands out (the last 65,536, with
-//! their position and when), under the registry lock that hands them out.
+//! also remembers the positions of the stored changes it hands out (the
+//! last 65,536, and when), under the registry lock that hands them out.
 //! When the cluster's stream breaks, its notifier opens a hole
 //! ([`Hub::open_hole`]); when the stream is whole again,
 //! [`Hub::close_hole`] queues `Delivery::Gap` for every connection (over
-//! the queue's capacity: it never makes a slow reader), naming the last
-//! message handed out [`IN_FLIGHT`] before the stream's last sign of life
-//! and the messages handed out since. A delivery is thus wholly before a
+//! the queue's capacity: it never makes a slow reader), naming the highest
+//! position handed out [`IN_FLIGHT`] before the stream's last sign of life
+//! and the positions handed out since. A delivery is thus wholly before a
 //! connection's mark (and counted in it) or wholly after; a late copy of
-//! a message already handed out is not handed out again. A connection
+//! a change already handed out is not handed out again. A connection
 //! closed as too slow while its mark waited is handed the hole as not
 //! fillable, so that its client resyncs from the hole's start rather than
 //! from its last message, which may lie past the hole.

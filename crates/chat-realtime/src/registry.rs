@@ -142,8 +142,9 @@ pub(crate) struct Registry {
     /// The connections that follow each user, by the user's
     /// [`follow_key`].
     followers: HashMap<String, Followed>,
-    /// The stored messages handed out lately, kept by a cluster's hub
-    /// (one that reports presence) to fill holes in its stream.
+    /// The positions of the stored changes handed out lately, kept by a
+    /// cluster's hub (one that reports presence) to fill holes in its
+    /// stream.
     delivered: Option<Mutex<Delivered>>,
 }
 
@@ -172,16 +173,18 @@ impl Registry {
         Some(delivered.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Records a stored message about to be handed out; `false` when it
-    /// was handed out already (a late or repeated live copy).
-    pub(crate) fn record(&self, message: Option<MessageId>, position: Option<u64>) -> bool {
-        let (Some(message), Some(mut delivered)) = (message, self.delivered()) else {
+    /// Records a stored change about to be handed out, by its position;
+    /// `false` when it was handed out already (a late or repeated live
+    /// copy). Frames without a position (not from the store, or from an
+    /// instance of an older version) are not recorded.
+    pub(crate) fn record(&self, position: Option<u64>) -> bool {
+        let (Some(position), Some(mut delivered)) = (position, self.delivered()) else {
             return true;
         };
-        if delivered.contains(message) {
+        if delivered.contains(position) {
             return false;
         }
-        delivered.record(message, position);
+        delivered.record(position);
         true
     }
 

@@ -47,9 +47,9 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chat_domain::{
-    DomainResult, Message, MessageId, MessageStore, NewMessage, Page, PageRequest, RevocationStore,
-    Room, RoomId, RoomStore, StoreHealth, Stored, TokenId, UserAccount, UserId, UserStore,
-    Username,
+    Changed, DomainResult, Emoji, Message, MessageContent, MessageId, MessageStore, NewMessage,
+    Page, PageRequest, RevocationStore, Room, RoomId, RoomStore, StoreHealth, Stored, StreamPage,
+    TokenId, UserAccount, UserId, UserStore, Username,
 };
 use time::OffsetDateTime;
 
@@ -170,10 +170,6 @@ impl MessageStore for MemoryStore {
             .map(|message| (message, state.position_of(id))))
     }
 
-    async fn newest_message(&self) -> DomainResult<Option<MessageId>> {
-        Ok(self.read().newest_message())
-    }
-
     async fn visible_messages(
         &self,
         viewer: UserId,
@@ -198,6 +194,59 @@ impl MessageStore for MemoryStore {
         page: PageRequest<MessageId>,
     ) -> DomainResult<Page<Message>> {
         self.read().room_messages(room, &page)
+    }
+
+    async fn edit_message(
+        &self,
+        id: MessageId,
+        content: &MessageContent,
+        at: OffsetDateTime,
+    ) -> DomainResult<Changed> {
+        self.write().edit_message(id, content, at)
+    }
+
+    async fn delete_message(&self, id: MessageId, at: OffsetDateTime) -> DomainResult<Changed> {
+        self.write().delete_message(id, at)
+    }
+
+    async fn add_reaction(
+        &self,
+        id: MessageId,
+        user: UserId,
+        emoji: &Emoji,
+    ) -> DomainResult<Changed> {
+        self.write().add_reaction(id, user, emoji)
+    }
+
+    async fn remove_reaction(
+        &self,
+        id: MessageId,
+        user: UserId,
+        emoji: &Emoji,
+    ) -> DomainResult<Changed> {
+        self.write().remove_reaction(id, user, emoji)
+    }
+
+    async fn replies(
+        &self,
+        parent: MessageId,
+        page: PageRequest<MessageId>,
+    ) -> DomainResult<Page<Message>> {
+        self.read().replies(parent, &page)
+    }
+
+    async fn changes_after(
+        &self,
+        viewer: UserId,
+        viewer_name: &Username,
+        after: u64,
+        limit: usize,
+    ) -> DomainResult<StreamPage> {
+        Ok(self.read().changes_after(viewer, viewer_name, after, limit))
+    }
+
+    async fn latest_position(&self) -> DomainResult<u64> {
+        Ok(self.read().latest_position())
     }
 }
 

@@ -11,8 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chat_domain::{
-    ClientId, Cursor, DomainError, DomainResult, Message, MessageId, MessageTarget, NewMessage,
-    Page, PageRequest, Room, RoomId, Stored, TokenId, UserAccount, UserId, Username,
+    Changed, ClientId, Cursor, DomainError, DomainResult, Emoji, Message, MessageContent,
+    MessageId, MessageTarget, NewMessage, Page, PageRequest, Reaction, Room, RoomId, Stored,
+    StreamItem, StreamPage, TokenId, UserAccount, UserId, Username, DELETED_PLACEHOLDER,
 };
 use time::OffsetDateTime;
 
@@ -49,7 +50,8 @@ pub(crate) struct State {
     messages: BTreeMap<Seq, Message>,
     /// The position of each message id.
     positions: HashMap<MessageId, Seq>,
-    /// The position the next stored message gets.
+    /// The position of the latest message or change (positions start at
+    /// 1, so 0 is before everything).
     next_seq: Seq,
     global: BTreeSet<Seq>,
     by_room: HashMap<RoomId, BTreeSet<Seq>>,
@@ -58,6 +60,16 @@ pub(crate) struct State {
     /// Direct messages per party (folded username), sent or received.
     by_party: HashMap<String, BTreeSet<Seq>>,
     client_ids: HashMap<(UserId, ClientId), Seq>,
+    /// Messages changed (edited, deleted, reacted to), by the position of
+    /// their latest change: change position -> the message's own position.
+    changes: BTreeMap<Seq, Seq>,
+    /// The position of each changed message's latest change, by the
+    /// message's own position.
+    last_change: HashMap<Seq, Seq>,
+    /// Reactions per message (its position), in the order they were made.
+    reactions: HashMap<Seq, Vec<(Emoji, UserId)>>,
+    /// Replies per parent message, by position.
+    replies: HashMap<MessageId, BTreeSet<Seq>>,
     pub(crate) revocations: HashMap<TokenId, OffsetDateTime>,
 }
 
@@ -172,8 +184,19 @@ impl State {
                 "a message with this id already exists",
             ));
         }
-        let seq = self.next_seq;
+        if let Some(parent) = message.reply_to {
+            let same = self
+                .message_by_id(parent)
+                .is_some_and(|parent| parent.same_conversation(message));
+            if !same {
+                return Err(DomainError::BadReplyTo);
+            }
+        }
         self.next_seq += 1;
+        let seq = self.next_seq;
+        if let Some(parent) = message.reply_to {
+            self.replies.entry(parent).or_default().insert(seq);
+        }
         match &message.target {
             MessageTarget::Global => {
                 self.global.insert(seq);
@@ -197,11 +220,6 @@ impl State {
         Ok(Stored::Created(message.clone()))
     }
 
-    /// The message last in the store's order.
-    pub(crate) fn newest_message(&self) -> Option<MessageId> {
-        self.messages.values().next_back().map(|message| message.id)
-    }
-
     /// The position (`seq`) of a stored message.
     pub(crate) fn position_of(&self, id: MessageId) -> Option<Seq> {
         self.positions.get(&id).copied()
@@ -215,16 +233,222 @@ impl State {
         let Some(seq) = self.client_ids.get(&(new.sender_id, client_id.clone())) else {
             return Ok(None);
         };
-        self.messages
-            .get(seq)
-            .cloned()
+        self.view(*seq)
             .map(Some)
             .ok_or_else(|| DomainError::internal("client id index names a missing message"))
     }
 
     pub(crate) fn message_by_id(&self, id: MessageId) -> Option<Message> {
-        let seq = self.positions.get(&id)?;
-        self.messages.get(seq).cloned()
+        self.view(*self.positions.get(&id)?)
+    }
+
+    /// The message at `seq` as clients see it now: with its reactions
+    /// (by username) and the count of its replies that are not deleted.
+    fn view(&self, seq: Seq) -> Option<Message> {
+        let mut message = self.messages.get(&seq)?.clone();
+        if message.is_deleted() {
+            return Some(message);
+        }
+        if let Some(reactions) = self.reactions.get(&seq) {
+            message.reactions = Reaction::group(reactions.iter().filter_map(|(emoji, user)| {
+                let name = self.users.get(user)?.username.clone();
+                Some((emoji.clone(), name))
+            }));
+        }
+        let replies = self.replies.get(&message.id).into_iter().flatten();
+        let live = replies
+            .filter(|reply| self.messages.get(reply).is_some_and(|r| !r.is_deleted()))
+            .count();
+        message.reply_count = u32::try_from(live).unwrap_or(u32::MAX);
+        Some(message)
+    }
+
+    /// Gives the message at `seq` a new change position (the next one of
+    /// the one order every message and change share).
+    fn touch(&mut self, seq: Seq) -> Seq {
+        self.next_seq += 1;
+        let position = self.next_seq;
+        if let Some(previous) = self.last_change.insert(seq, position) {
+            self.changes.remove(&previous);
+        }
+        self.changes.insert(position, seq);
+        position
+    }
+
+    /// The position of a message that must exist and not be deleted.
+    fn live_seq(&self, id: MessageId) -> DomainResult<Seq> {
+        let seq = self.position_of(id).ok_or(DomainError::MessageNotFound)?;
+        match self.messages.get(&seq) {
+            Some(message) if message.is_deleted() => Err(DomainError::MessageDeleted),
+            Some(_) => Ok(seq),
+            None => Err(DomainError::MessageNotFound),
+        }
+    }
+
+    fn changed(&self, seq: Seq, position: Option<Seq>) -> DomainResult<Changed> {
+        let message = self
+            .view(seq)
+            .ok_or_else(|| DomainError::internal("a changed message went missing"))?;
+        Ok(Changed { message, position })
+    }
+
+    pub(crate) fn edit_message(
+        &mut self,
+        id: MessageId,
+        content: &MessageContent,
+        at: OffsetDateTime,
+    ) -> DomainResult<Changed> {
+        let seq = self.live_seq(id)?;
+        if let Some(message) = self.messages.get_mut(&seq) {
+            message.content = content.clone();
+            message.edited_at = Some(at);
+        }
+        let position = self.touch(seq);
+        self.changed(seq, Some(position))
+    }
+
+    pub(crate) fn delete_message(
+        &mut self,
+        id: MessageId,
+        at: OffsetDateTime,
+    ) -> DomainResult<Changed> {
+        let seq = self.position_of(id).ok_or(DomainError::MessageNotFound)?;
+        let message = self
+            .messages
+            .get_mut(&seq)
+            .ok_or(DomainError::MessageNotFound)?;
+        if message.is_deleted() {
+            return self.changed(seq, None);
+        }
+        message.deleted_at = Some(at);
+        message.content = MessageContent::parse(DELETED_PLACEHOLDER)?;
+        self.reactions.remove(&seq);
+        let position = self.touch(seq);
+        self.changed(seq, Some(position))
+    }
+
+    pub(crate) fn add_reaction(
+        &mut self,
+        id: MessageId,
+        user: UserId,
+        emoji: &Emoji,
+    ) -> DomainResult<Changed> {
+        let seq = self.live_seq(id)?;
+        if !self.users.contains_key(&user) {
+            return Err(DomainError::UserNotFound);
+        }
+        let reactions = self.reactions.entry(seq).or_default();
+        if reactions.iter().any(|(e, u)| e == emoji && *u == user) {
+            return self.changed(seq, None);
+        }
+        reactions.push((emoji.clone(), user));
+        let position = self.touch(seq);
+        self.changed(seq, Some(position))
+    }
+
+    pub(crate) fn remove_reaction(
+        &mut self,
+        id: MessageId,
+        user: UserId,
+        emoji: &Emoji,
+    ) -> DomainResult<Changed> {
+        let seq = self.live_seq(id)?;
+        let Some(reactions) = self.reactions.get_mut(&seq) else {
+            return self.changed(seq, None);
+        };
+        let before = reactions.len();
+        reactions.retain(|(e, u)| !(e == emoji && *u == user));
+        if reactions.len() == before {
+            return self.changed(seq, None);
+        }
+        let position = self.touch(seq);
+        self.changed(seq, Some(position))
+    }
+
+    pub(crate) fn replies(
+        &self,
+        parent: MessageId,
+        page: &PageRequest<MessageId>,
+    ) -> DomainResult<Page<Message>> {
+        if !self.positions.contains_key(&parent) {
+            return Err(DomainError::MessageNotFound);
+        }
+        self.indexed_page(self.replies.get(&parent), page)
+    }
+
+    /// Whether `viewer` may read the message at `seq` now.
+    fn visible_to(&self, seq: Seq, viewer: UserId, viewer_name: &Username) -> bool {
+        let Some(message) = self.messages.get(&seq) else {
+            return false;
+        };
+        match &message.target {
+            MessageTarget::Global => true,
+            MessageTarget::Direct(recipient) => {
+                recipient.same_account(viewer_name) || message.sender.same_account(viewer_name)
+            }
+            MessageTarget::Room(room) => self
+                .memberships
+                .get(&viewer)
+                .is_some_and(|rooms| rooms.contains(room)),
+        }
+    }
+
+    pub(crate) fn changes_after(
+        &self,
+        viewer: UserId,
+        viewer_name: &Username,
+        after: Seq,
+        limit: usize,
+    ) -> StreamPage {
+        let take = limit.saturating_add(1);
+        let request = PageRequest {
+            limit,
+            cursor: Cursor::After(after),
+        };
+        let direct = self.by_party.get(&fold(viewer_name.as_str()));
+        let rooms = self
+            .memberships
+            .get(&viewer)
+            .into_iter()
+            .flatten()
+            .filter_map(|room| self.by_room.get(room));
+        let sources = std::iter::once(&self.global).chain(direct).chain(rooms);
+        let mut new: Vec<Seq> = sources
+            .flat_map(|seqs| window(seqs.range(bounds(request.cursor)).copied(), &request))
+            .collect();
+        new.sort_unstable();
+        new.truncate(take);
+        let updated = self
+            .changes
+            .range(bounds(request.cursor))
+            .filter(|(_, seq)| self.visible_to(**seq, viewer, viewer_name))
+            .take(take);
+        let mut items: Vec<StreamItem> = new
+            .into_iter()
+            .filter_map(|seq| {
+                let message = self.view(seq)?;
+                Some(StreamItem::New {
+                    message,
+                    position: seq,
+                })
+            })
+            .chain(updated.filter_map(|(position, seq)| {
+                let message = self.view(*seq)?;
+                Some(StreamItem::Updated {
+                    message,
+                    position: *position,
+                })
+            }))
+            .collect();
+        items.sort_by_key(StreamItem::position);
+        let has_more = items.len() > limit;
+        items.truncate(limit);
+        StreamPage { items, has_more }
+    }
+
+    /// The position of the latest message or change.
+    pub(crate) fn latest_position(&self) -> Seq {
+        self.next_seq
     }
 
     pub(crate) fn visible_messages(
@@ -299,7 +523,7 @@ impl State {
     }
 
     fn message_page(&self, seqs: Vec<Seq>, page: &PageRequest<Seq>) -> Page<Message> {
-        page_of(seqs, page, |seq| self.messages.get(&seq).cloned())
+        page_of(seqs, page, |seq| self.view(seq))
     }
 
     pub(crate) fn revoke(&mut self, token: TokenId, expires_at: OffsetDateTime) {

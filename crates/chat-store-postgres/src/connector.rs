@@ -36,18 +36,29 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::StartupError;
 
-/// What a connection string asks of TLS (`sslmode`).
+/// What a connection string asks of TLS (`sslmode`, as libpq names the
+/// modes; see the table above).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SslMode {
+pub enum SslMode {
+    /// Plain TCP.
     Disable,
+    /// TLS when the server offers it, unverified (`allow` is served so).
     Prefer,
+    /// TLS, unverified.
     Require,
+    /// TLS, the certificate's chain verified.
     VerifyCa,
+    /// TLS, the chain and the host name verified.
     VerifyFull,
 }
 
-impl SslMode {
-    fn parse(value: &str) -> Result<Self, StartupError> {
+/// The modes [`SslMode`] reads, for error messages.
+pub const SSL_MODES: &str = "disable, allow, prefer, require, verify-ca or verify-full";
+
+impl std::str::FromStr for SslMode {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
         match value {
             "disable" => Ok(Self::Disable),
             // `allow` (plain first, TLS if the server insists) is served as
@@ -56,9 +67,20 @@ impl SslMode {
             "require" => Ok(Self::Require),
             "verify-ca" => Ok(Self::VerifyCa),
             "verify-full" => Ok(Self::VerifyFull),
-            other => Err(StartupError::InvalidUrl(format!(
-                "sslmode={other}: expected disable, allow, prefer, require, verify-ca or verify-full"
-            ))),
+            other => Err(format!("sslmode={other}: expected {SSL_MODES}")),
+        }
+    }
+}
+
+impl SslMode {
+    /// The mode's name in a connection string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disable => "disable",
+            Self::Prefer => "prefer",
+            Self::Require => "require",
+            Self::VerifyCa => "verify-ca",
+            Self::VerifyFull => "verify-full",
         }
     }
 
@@ -103,7 +125,7 @@ impl TlsOptions {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let value = percent_decode_str(value).decode_utf8_lossy();
             match &*percent_decode_str(key).decode_utf8_lossy() {
-                "sslmode" => mode = SslMode::parse(&value)?,
+                "sslmode" => mode = value.parse().map_err(StartupError::InvalidUrl)?,
                 "sslrootcert" if value == "system" => roots = Some(Roots::System),
                 "sslrootcert" => roots = Some(Roots::File(PathBuf::from(&*value))),
                 _ => kept.push(pair),

@@ -77,6 +77,16 @@ pub(crate) fn unique_violation(err: &DieselError) -> Option<&str> {
     }
 }
 
+/// The constraint a check violation hit (raised by a trigger, too).
+pub(crate) fn check_violation(err: &DieselError) -> Option<&str> {
+    match err {
+        DieselError::DatabaseError(DatabaseErrorKind::CheckViolation, info) => {
+            info.constraint_name()
+        }
+        _ => None,
+    }
+}
+
 /// The foreign key a foreign-key violation hit.
 pub(crate) fn foreign_key_violation(err: &DieselError) -> Option<&str> {
     match err {

@@ -22,7 +22,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::account_cache::AccountCache;
-use crate::error::{db_error, foreign_key_violation, pool_error};
+use crate::error::{check_violation, db_error, foreign_key_violation, pool_error};
 use crate::rows::{MessageRow, NewMessageRow, UserRow};
 use crate::schema::{messages, users};
 use crate::sql::lower;
@@ -359,7 +359,11 @@ async fn account_named(
 
 /// A message naming a sender, recipient or room that does not exist.
 fn message_error(err: diesel::result::Error) -> DomainError {
+    if check_violation(&err) == Some("messages_reply_same_conversation") {
+        return DomainError::BadReplyTo;
+    }
     match foreign_key_violation(&err) {
+        Some("messages_reply_to_fkey") => DomainError::BadReplyTo,
         Some("messages_room_id_fkey") => DomainError::RoomNotFound,
         Some("messages_sender_fkey" | "messages_recipient_fkey") => DomainError::UserNotFound,
         _ => db_error(err),
@@ -375,13 +379,13 @@ mod tests {
 
     fn message(sender: UserId, client_id: Option<&str>) -> NewMessage {
         NewMessage {
-            message: Message {
-                id: MessageId::generate(),
-                sender: Username::parse("alice").expect("valid name"),
-                target: MessageTarget::Global,
-                content: MessageContent::parse("hi").expect("valid content"),
-                created_at: OffsetDateTime::now_utc(),
-            },
+            message: Message::new(
+                MessageId::generate(),
+                Username::parse("alice").expect("valid name"),
+                MessageTarget::Global,
+                MessageContent::parse("hi").expect("valid content"),
+                OffsetDateTime::now_utc(),
+            ),
             sender_id: sender,
             client_id: client_id.map(|id| ClientId::parse(id.to_owned()).expect("valid id")),
         }

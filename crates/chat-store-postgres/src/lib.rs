@@ -86,6 +86,7 @@ mod unnest;
 mod users;
 mod writer;
 
+pub use connector::{SslMode, SSL_MODES};
 pub use error::StartupError;
 pub use store::{
     build_pool, check_reachable, database_target, run_migrations, PgStore, CONNECT_TIMEOUT,

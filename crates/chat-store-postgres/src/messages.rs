@@ -7,20 +7,24 @@
 //! forward) scan of an index ending in `seq`, stopped after `limit + 1` rows.
 
 use async_trait::async_trait;
+use std::collections::HashMap;
+
 use chat_domain::{
-    Cursor, DomainError, DomainResult, Message, MessageId, MessageStore, NewMessage, Page,
-    PageRequest, RoomId, Stored, UserId, Username,
+    Changed, Cursor, DomainError, DomainResult, Emoji, Message, MessageContent, MessageId,
+    MessageStore, NewMessage, Page, PageRequest, Reaction, RoomId, Stored, StreamItem, StreamPage,
+    UserId, Username,
 };
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::db_error;
+use crate::error::{db_error, foreign_key_violation};
 use crate::merge::MergedPages;
 use crate::paging::{paged, probe_limit};
 use crate::rows::MessageRow;
-use crate::schema::{messages, room_members, users};
+use crate::schema::{message_reactions, messages, room_members, users};
 use crate::sql::{greatest, least, lower};
 use crate::store::PgStore;
 
@@ -76,14 +80,18 @@ impl MessageStore for PgStore {
     async fn message_by_id(&self, id: MessageId) -> DomainResult<Option<Message>> {
         self.within(async {
             let mut conn = self.conn().await?;
-            select_messages()
+            let Some(row) = select_messages()
                 .filter(messages::id.eq(id.as_uuid()))
                 .first::<MessageRow>(&mut conn)
                 .await
                 .optional()
                 .map_err(db_error)?
-                .map(Message::try_from)
-                .transpose()
+            else {
+                return Ok(None);
+            };
+            Ok(decorate(&mut conn, vec![Message::try_from(row)?])
+                .await?
+                .pop())
         })
         .await
     }
@@ -105,24 +113,10 @@ impl MessageStore for PgStore {
                 return Ok(None);
             };
             let position = u64::try_from(row.seq).ok();
-            Ok(Some((Message::try_from(row)?, position)))
-        })
-        .await
-    }
-
-    /// The row with the highest `seq` (a backward scan of its unique
-    /// index, one row).
-    async fn newest_message(&self) -> DomainResult<Option<MessageId>> {
-        self.within(async {
-            let mut conn = self.conn().await?;
-            let id: Option<Uuid> = messages::table
-                .select(messages::id)
-                .order(messages::seq.desc())
-                .first(&mut conn)
-                .await
-                .optional()
-                .map_err(db_error)?;
-            Ok(id.map(MessageId::from_uuid))
+            let message = decorate(&mut conn, vec![Message::try_from(row)?])
+                .await?
+                .pop();
+            Ok(message.map(|message| (message, position)))
         })
         .await
     }
@@ -156,7 +150,7 @@ impl MessageStore for PgStore {
                 .load(&mut conn)
                 .await
                 .map_err(db_error)?;
-            to_page(rows, &page)
+            to_page(&mut conn, rows, &page).await
         })
         .await
     }
@@ -188,7 +182,7 @@ impl MessageStore for PgStore {
                 .load(&mut conn)
                 .await
                 .map_err(db_error)?;
-            to_page(rows, &page)
+            to_page(&mut conn, rows, &page).await
         })
         .await
     }
@@ -206,7 +200,228 @@ impl MessageStore for PgStore {
                 .load(&mut conn)
                 .await
                 .map_err(db_error)?;
-            to_page(rows, &page)
+            to_page(&mut conn, rows, &page).await
+        })
+        .await
+    }
+
+    /// One `UPDATE … WHERE deleted_at IS NULL`: an edit and a deletion
+    /// cannot both win.
+    async fn edit_message(
+        &self,
+        id: MessageId,
+        content: &MessageContent,
+        at: OffsetDateTime,
+    ) -> DomainResult<Changed> {
+        self.within(async {
+            let mut conn = self.conn().await?;
+            let updated: Option<(MessageRow, Option<i64>)> = diesel::update(
+                messages::table
+                    .filter(messages::id.eq(id.as_uuid()))
+                    .filter(messages::deleted_at.is_null()),
+            )
+            .set((
+                messages::content.eq(content.as_str()),
+                messages::edited_at.eq(Some(at)),
+            ))
+            .returning((MessageRow::as_returning(), messages::changed_seq))
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?;
+            match updated {
+                Some((row, seq)) => {
+                    let position = changed_position(&row, seq)?;
+                    changed(&mut conn, row, Some(position)).await
+                }
+                None => unchanged(&mut conn, id, true).await,
+            }
+        })
+        .await
+    }
+
+    /// The text goes with the deletion (the row keeps `''`), and so do
+    /// the reactions.
+    async fn delete_message(&self, id: MessageId, at: OffsetDateTime) -> DomainResult<Changed> {
+        self.within(async {
+            let mut conn = self.conn().await?;
+            let updated: Option<(MessageRow, Option<i64>)> = diesel::update(
+                messages::table
+                    .filter(messages::id.eq(id.as_uuid()))
+                    .filter(messages::deleted_at.is_null()),
+            )
+            .set((messages::content.eq(""), messages::deleted_at.eq(Some(at))))
+            .returning((MessageRow::as_returning(), messages::changed_seq))
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?;
+            match updated {
+                Some((row, seq)) => {
+                    let position = changed_position(&row, seq)?;
+                    diesel::delete(
+                        message_reactions::table
+                            .filter(message_reactions::message_id.eq(id.as_uuid())),
+                    )
+                    .execute(&mut conn)
+                    .await
+                    .map_err(db_error)?;
+                    changed(&mut conn, row, Some(position)).await
+                }
+                None => unchanged(&mut conn, id, false).await,
+            }
+        })
+        .await
+    }
+
+    async fn add_reaction(
+        &self,
+        id: MessageId,
+        user: UserId,
+        emoji: &Emoji,
+    ) -> DomainResult<Changed> {
+        self.within(async {
+            let mut conn = self.conn().await?;
+            react(&mut conn, ADD_REACTION, id, user, emoji).await
+        })
+        .await
+    }
+
+    async fn remove_reaction(
+        &self,
+        id: MessageId,
+        user: UserId,
+        emoji: &Emoji,
+    ) -> DomainResult<Changed> {
+        self.within(async {
+            let mut conn = self.conn().await?;
+            react(&mut conn, REMOVE_REACTION, id, user, emoji).await
+        })
+        .await
+    }
+
+    async fn replies(
+        &self,
+        parent: MessageId,
+        page: PageRequest<MessageId>,
+    ) -> DomainResult<Page<Message>> {
+        self.within(async {
+            let mut conn = self.conn().await?;
+            seq_of(&mut conn, parent).await?;
+            let page = positions(&mut conn, &page).await?;
+            let query = select_messages().filter(messages::reply_to.eq(parent.as_uuid()));
+            let rows = paged!(query, messages::seq, &page, position)
+                .load(&mut conn)
+                .await
+                .map_err(db_error)?;
+            to_page(&mut conn, rows, &page).await
+        })
+        .await
+    }
+
+    /// Two reads merged by position: the visible feed after `after` (the
+    /// same merged index scans as `visible_messages`), and the changed
+    /// messages after it on the `changed_seq` index, filtered by what the
+    /// viewer may read.
+    async fn changes_after(
+        &self,
+        viewer: UserId,
+        _viewer_name: &Username,
+        after: u64,
+        limit: usize,
+    ) -> DomainResult<StreamPage> {
+        self.within(async {
+            let mut conn = self.conn().await?;
+            let after = to_seq(after);
+            let page = PageRequest {
+                limit,
+                cursor: Cursor::After(after),
+            };
+            let rooms: Vec<Uuid> = room_members::table
+                .filter(room_members::user_id.eq(viewer.as_uuid()))
+                .select(room_members::room_id)
+                .load(&mut conn)
+                .await
+                .map_err(db_error)?;
+            let branches = visible_sources(viewer.as_uuid(), rooms.clone())
+                .into_iter()
+                .map(|source| paged!(source, messages::seq, &page, position))
+                .collect();
+            let new = MergedPages::new(branches, false, probe_limit(&page))
+                .load(&mut conn)
+                .await
+                .map_err(db_error)?;
+            let me = viewer.as_uuid();
+            let updated: Vec<(MessageRow, Option<i64>)> = messages::table
+                .select((MessageRow::as_select(), messages::changed_seq))
+                .filter(messages::changed_seq.gt(after))
+                .filter(
+                    messages::recipient_id
+                        .is_null()
+                        .and(messages::room_id.is_null())
+                        .or(messages::recipient_id.is_not_null().and(
+                            messages::sender_id
+                                .eq(me)
+                                .or(messages::recipient_id.eq(me).assume_not_null()),
+                        ))
+                        .or(messages::room_id.assume_not_null().eq_any(rooms)),
+                )
+                .order(messages::changed_seq.asc())
+                .limit(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX))
+                .load(&mut conn)
+                .await
+                .map_err(db_error)?;
+            let mut entries: Vec<(i64, bool, MessageRow)> = new
+                .into_iter()
+                .map(|row| (row.seq, true, row))
+                .chain(
+                    updated
+                        .into_iter()
+                        .filter_map(|(row, position)| Some((position?, false, row))),
+                )
+                .collect();
+            entries.sort_by_key(|(position, _, _)| *position);
+            let has_more = entries.len() > limit;
+            entries.truncate(limit);
+            let mut positions = Vec::with_capacity(entries.len());
+            let mut messages = Vec::with_capacity(entries.len());
+            for (position, is_new, row) in entries {
+                positions.push((to_position(position)?, is_new));
+                messages.push(Message::try_from(row)?);
+            }
+            let messages = decorate(&mut conn, messages).await?;
+            let items = positions
+                .into_iter()
+                .zip(messages)
+                .map(|((position, is_new), message)| {
+                    if is_new {
+                        StreamItem::New { message, position }
+                    } else {
+                        StreamItem::Updated { message, position }
+                    }
+                })
+                .collect();
+            Ok(StreamPage { items, has_more })
+        })
+        .await
+    }
+
+    /// The sequence's last value: every message and change so far is at
+    /// or below it.
+    async fn latest_position(&self) -> DomainResult<u64> {
+        self.within(async {
+            let mut conn = self.conn().await?;
+            let latest: Option<i64> = messages::table
+                .select(diesel::dsl::max(messages::seq))
+                .first(&mut conn)
+                .await
+                .map_err(db_error)?;
+            let changed: Option<i64> = messages::table
+                .select(diesel::dsl::max(messages::changed_seq))
+                .first(&mut conn)
+                .await
+                .map_err(db_error)?;
+            to_position(latest.max(changed).unwrap_or(0))
         })
         .await
     }
@@ -277,10 +492,185 @@ async fn account_id(conn: &mut AsyncPgConnection, name: &Username) -> DomainResu
         .map_err(db_error)
 }
 
-fn to_page(rows: Vec<MessageRow>, page: &PageRequest<i64>) -> DomainResult<Page<Message>> {
+async fn to_page(
+    conn: &mut AsyncPgConnection,
+    rows: Vec<MessageRow>,
+    page: &PageRequest<i64>,
+) -> DomainResult<Page<Message>> {
     let messages = rows
         .into_iter()
         .map(Message::try_from)
         .collect::<DomainResult<Vec<_>>>()?;
+    let messages = decorate(conn, messages).await?;
     Ok(Page::from_probe(messages, page))
+}
+
+/// The messages with what other rows say about them: their reactions (by
+/// username, in the order made) and how many of their replies are not
+/// deleted. Two index look-ups for the whole page, skipped when no
+/// message needs them.
+async fn decorate(
+    conn: &mut AsyncPgConnection,
+    mut messages: Vec<Message>,
+) -> DomainResult<Vec<Message>> {
+    let ids: Vec<Uuid> = messages
+        .iter()
+        .filter(|m| !m.is_deleted())
+        .map(|m| m.id.as_uuid())
+        .collect();
+    if ids.is_empty() {
+        return Ok(messages);
+    }
+    let reactions: Vec<(Uuid, String, String)> = message_reactions::table
+        .inner_join(users::table)
+        .filter(message_reactions::message_id.eq_any(&ids))
+        .order((message_reactions::message_id, message_reactions::id))
+        .select((
+            message_reactions::message_id,
+            message_reactions::emoji,
+            users::username,
+        ))
+        .load(conn)
+        .await
+        .map_err(db_error)?;
+    let replies: Vec<(Option<Uuid>, i64)> = messages::table
+        .filter(messages::reply_to.eq_any(&ids))
+        .filter(messages::deleted_at.is_null())
+        .group_by(messages::reply_to)
+        .select((messages::reply_to, diesel::dsl::count_star()))
+        .load(conn)
+        .await
+        .map_err(db_error)?;
+    let mut by_message: HashMap<Uuid, Vec<(Emoji, Username)>> = HashMap::new();
+    for (message, emoji, user) in reactions {
+        let emoji = Emoji::parse(emoji)
+            .map_err(|err| DomainError::internal(format!("invalid stored emoji: {err}")))?;
+        let user = Username::parse(user)
+            .map_err(|err| DomainError::internal(format!("invalid stored username: {err}")))?;
+        by_message.entry(message).or_default().push((emoji, user));
+    }
+    let counts: HashMap<Uuid, i64> = replies
+        .into_iter()
+        .filter_map(|(parent, count)| Some((parent?, count)))
+        .collect();
+    for message in messages.iter_mut().filter(|m| !m.is_deleted()) {
+        let id = message.id.as_uuid();
+        if let Some(reactions) = by_message.remove(&id) {
+            message.reactions = Reaction::group(reactions);
+        }
+        let count = counts.get(&id).copied().unwrap_or(0);
+        message.reply_count = u32::try_from(count).unwrap_or(u32::MAX);
+    }
+    Ok(messages)
+}
+
+/// A position as the table keeps it.
+fn to_seq(position: u64) -> i64 {
+    i64::try_from(position).unwrap_or(i64::MAX)
+}
+
+fn to_position(seq: i64) -> DomainResult<u64> {
+    u64::try_from(seq).map_err(|_| DomainError::internal("negative position"))
+}
+
+/// The message after a change statement that changed nothing: unknown,
+/// deleted (`MessageDeleted` when `deleted_is_error`), or as it was.
+async fn unchanged(
+    conn: &mut AsyncPgConnection,
+    id: MessageId,
+    deleted_is_error: bool,
+) -> DomainResult<Changed> {
+    let row = select_messages()
+        .filter(messages::id.eq(id.as_uuid()))
+        .first::<MessageRow>(conn)
+        .await
+        .optional()
+        .map_err(db_error)?
+        .ok_or(DomainError::MessageNotFound)?;
+    if deleted_is_error && row.deleted_at.is_some() {
+        return Err(DomainError::MessageDeleted);
+    }
+    changed(conn, row, None).await
+}
+
+/// The message of `row`, decorated, with the change's position.
+async fn changed(
+    conn: &mut AsyncPgConnection,
+    row: MessageRow,
+    position: Option<i64>,
+) -> DomainResult<Changed> {
+    let message = decorate(conn, vec![Message::try_from(row)?])
+        .await?
+        .pop()
+        .ok_or_else(|| DomainError::internal("a changed message went missing"))?;
+    let position = position.map(to_position).transpose()?;
+    Ok(Changed { message, position })
+}
+
+/// `(position, row)` of a message just changed: the trigger gave the row
+/// its `changed_seq`.
+fn changed_position(row: &MessageRow, changed_seq: Option<i64>) -> DomainResult<i64> {
+    changed_seq.ok_or_else(|| {
+        DomainError::internal(format!("message {} changed without a position", row.id))
+    })
+}
+
+/// A reaction added or removed: one statement that changes the reaction
+/// and, only if it did, touches the message (which gives the change its
+/// position, see the `message_changes` migration). Answers the new
+/// `changed_seq`, or nothing when nothing changed or the message is
+/// deleted or unknown.
+#[derive(QueryableByName)]
+struct Touched {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    changed_seq: i64,
+}
+
+const ADD_REACTION: &str = "\
+    WITH added AS ( \
+        INSERT INTO message_reactions (message_id, user_id, emoji) \
+        SELECT id, $2, $3 FROM messages WHERE id = $1 AND deleted_at IS NULL \
+        ON CONFLICT DO NOTHING RETURNING message_id) \
+    UPDATE messages SET changed_seq = NULL WHERE id IN (SELECT message_id FROM added) \
+    RETURNING changed_seq";
+
+const REMOVE_REACTION: &str = "\
+    WITH removed AS ( \
+        DELETE FROM message_reactions r USING messages m \
+        WHERE r.message_id = $1 AND r.user_id = $2 AND r.emoji = $3 \
+          AND m.id = r.message_id AND m.deleted_at IS NULL \
+        RETURNING r.message_id) \
+    UPDATE messages SET changed_seq = NULL WHERE id IN (SELECT message_id FROM removed) \
+    RETURNING changed_seq";
+
+async fn react(
+    conn: &mut AsyncPgConnection,
+    statement: &'static str,
+    id: MessageId,
+    user: UserId,
+    emoji: &Emoji,
+) -> DomainResult<Changed> {
+    use diesel::sql_types::{Text, Uuid as SqlUuid};
+    let touched: Option<Touched> = diesel::sql_query(statement)
+        .bind::<SqlUuid, _>(id.as_uuid())
+        .bind::<SqlUuid, _>(user.as_uuid())
+        .bind::<Text, _>(emoji.as_str())
+        .get_result(conn)
+        .await
+        .optional()
+        .map_err(|err| match foreign_key_violation(&err) {
+            Some("message_reactions_user_id_fkey") => DomainError::UserNotFound,
+            _ => db_error(err),
+        })?;
+    match touched {
+        Some(touched) => {
+            let row = select_messages()
+                .filter(messages::id.eq(id.as_uuid()))
+                .first::<MessageRow>(conn)
+                .await
+                .map_err(db_error)?;
+            changed(conn, row, Some(touched.changed_seq)).await
+        }
+        None => unchanged(conn, id, true).await,
+    }
 }

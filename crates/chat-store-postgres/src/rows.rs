@@ -5,7 +5,7 @@
 use chat_domain::{
     DomainError, DomainResult, Email, Message, MessageContent, MessageId, MessageTarget,
     NewMessage, PasswordHash, Room, RoomDescription, RoomId, RoomName, UserAccount, UserId,
-    Username,
+    Username, DELETED_PLACEHOLDER,
 };
 use diesel::prelude::*;
 use time::OffsetDateTime;
@@ -102,6 +102,9 @@ pub(crate) struct MessageRow {
     /// union by it, and answered as a new message's position; the domain's
     /// message has no place for it.
     pub seq: i64,
+    pub reply_to: Option<Uuid>,
+    pub edited_at: Option<OffsetDateTime>,
+    pub deleted_at: Option<OffsetDateTime>,
 }
 
 impl TryFrom<MessageRow> for Message {
@@ -118,13 +121,23 @@ impl TryFrom<MessageRow> for Message {
                 ))
             }
         };
-        Ok(Self {
-            id: MessageId::from_uuid(row.id),
-            sender: stored(Username::parse(row.sender))?,
+        // A deleted message keeps no text in the table.
+        let content = if row.deleted_at.is_some() {
+            DELETED_PLACEHOLDER
+        } else {
+            &row.content
+        };
+        let mut message = Message::new(
+            MessageId::from_uuid(row.id),
+            stored(Username::parse(row.sender))?,
             target,
-            content: stored(MessageContent::parse(&row.content))?,
-            created_at: row.created_at,
-        })
+            stored(MessageContent::parse(content))?,
+            row.created_at,
+        );
+        message.reply_to = row.reply_to.map(MessageId::from_uuid);
+        message.edited_at = row.edited_at;
+        message.deleted_at = row.deleted_at;
+        Ok(message)
     }
 }
 
@@ -142,6 +155,7 @@ pub(crate) struct NewMessageRow<'a> {
     pub content: &'a str,
     pub client_id: Option<&'a str>,
     pub created_at: OffsetDateTime,
+    pub reply_to: Option<Uuid>,
 }
 
 impl<'a> NewMessageRow<'a> {
@@ -159,6 +173,7 @@ impl<'a> NewMessageRow<'a> {
             content: message.content.as_str(),
             client_id: new.client_id.as_ref().map(|c| c.as_str()),
             created_at: message.created_at,
+            reply_to: message.reply_to.map(|id| id.as_uuid()),
         }
     }
 }

@@ -12,6 +12,20 @@ diesel::table! {
         client_id -> Nullable<Text>,
         created_at -> Timestamptz,
         seq -> Int8,
+        reply_to -> Nullable<Uuid>,
+        edited_at -> Nullable<Timestamptz>,
+        deleted_at -> Nullable<Timestamptz>,
+        changed_seq -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    message_reactions (message_id, user_id, emoji) {
+        message_id -> Uuid,
+        user_id -> Uuid,
+        emoji -> Text,
+        id -> Int8,
+        created_at -> Timestamptz,
     }
 }
 
@@ -51,9 +65,17 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(message_reactions -> users (user_id));
 diesel::joinable!(messages -> rooms (room_id));
 diesel::joinable!(room_members -> rooms (room_id));
 diesel::joinable!(room_members -> users (user_id));
 diesel::joinable!(rooms -> users (created_by));
 
-diesel::allow_tables_to_appear_in_same_query!(messages, revoked_tokens, room_members, rooms, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    message_reactions,
+    messages,
+    revoked_tokens,
+    room_members,
+    rooms,
+    users,
+);

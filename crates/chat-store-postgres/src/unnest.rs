@@ -42,6 +42,7 @@ pub(crate) struct MessageBatch<'a> {
     content: Vec<&'a str>,
     client_id: Vec<Option<&'a str>>,
     created_at: Vec<OffsetDateTime>,
+    reply_to: Vec<Option<Uuid>>,
 }
 
 impl<'a> MessageBatch<'a> {
@@ -58,6 +59,7 @@ impl<'a> MessageBatch<'a> {
             batch.content.push(row.content);
             batch.client_id.push(row.client_id);
             batch.created_at.push(row.created_at);
+            batch.reply_to.push(row.reply_to);
         }
         batch
     }
@@ -72,6 +74,9 @@ type Returned = (
     Text,
     Timestamptz,
     BigInt,
+    Nullable<SqlUuid>,
+    Nullable<Timestamptz>,
+    Nullable<Timestamptz>,
 );
 
 impl Query for MessageBatch<'_> {
@@ -89,7 +94,8 @@ impl QueryId for MessageBatch<'_> {
 impl QueryFragment<Pg> for MessageBatch<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         const COLUMNS: &str =
-            "id, sender_id, sender, recipient_id, recipient, room_id, content, client_id, created_at";
+            "id, sender_id, sender, recipient_id, recipient, room_id, content, client_id, created_at, \
+             reply_to";
         out.push_sql("INSERT INTO messages (");
         out.push_sql(COLUMNS);
         out.push_sql(") SELECT ");
@@ -112,12 +118,15 @@ impl QueryFragment<Pg> for MessageBatch<'_> {
         out.push_bind_param::<Array<Nullable<Text>>, _>(&self.client_id)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Timestamptz>, _>(&self.created_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<SqlUuid>>, _>(&self.reply_to)?;
         out.push_sql(") WITH ORDINALITY AS r(");
         out.push_sql(COLUMNS);
         out.push_sql(
             ", n) ORDER BY n \
              ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING \
-             RETURNING id, sender, recipient, room_id, content, created_at, seq",
+             RETURNING id, sender, recipient, room_id, content, created_at, seq, \
+             reply_to, edited_at, deleted_at",
         );
         Ok(())
     }

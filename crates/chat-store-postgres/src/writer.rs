@@ -239,13 +239,13 @@ mod tests {
 
     fn message(content: &str) -> NewMessage {
         NewMessage {
-            message: Message {
-                id: MessageId::generate(),
-                sender: Username::parse("alice").expect("valid name"),
-                target: MessageTarget::Global,
-                content: MessageContent::parse(content).expect("valid content"),
-                created_at: OffsetDateTime::now_utc(),
-            },
+            message: Message::new(
+                MessageId::generate(),
+                Username::parse("alice").expect("valid name"),
+                MessageTarget::Global,
+                MessageContent::parse(content).expect("valid content"),
+                OffsetDateTime::now_utc(),
+            ),
             sender_id: UserId::generate(),
             client_id: None,
         }

@@ -73,13 +73,13 @@ pub fn room(name: &str, created_by: UserId, members: &[UserId]) -> Room {
 /// A message from `sender` to `target`, with a fresh id and no client id.
 pub fn new_message(sender: &UserAccount, target: MessageTarget, content: &str) -> NewMessage {
     NewMessage {
-        message: Message {
-            id: MessageId::generate(),
-            sender: sender.username.clone(),
+        message: Message::new(
+            MessageId::generate(),
+            sender.username.clone(),
             target,
-            content: MessageContent::parse(content).expect("test content is valid"),
-            created_at: now(),
-        },
+            MessageContent::parse(content).expect("test content is valid"),
+            now(),
+        ),
         sender_id: sender.id,
         client_id: None,
     }
@@ -96,6 +96,23 @@ pub fn new_message_with_client_id(
         client_id: Some(ClientId::parse(client_id).expect("test client ids are valid")),
         ..new_message(sender, target, content)
     }
+}
+
+/// [`new_message`] answering `parent` in its thread.
+pub fn new_reply(
+    sender: &UserAccount,
+    target: MessageTarget,
+    content: &str,
+    parent: MessageId,
+) -> NewMessage {
+    let mut new = new_message(sender, target, content);
+    new.message.reply_to = Some(parent);
+    new
+}
+
+/// An emoji, checked.
+pub fn emoji(text: &str) -> chat_domain::Emoji {
+    chat_domain::Emoji::parse(text).expect("test emojis are valid")
 }
 
 /// A direct-message target: `to`.

@@ -125,6 +125,17 @@ macro_rules! store_contract_tests {
             revoked_tokens_are_remembered_until_purged,
             revoking_twice_is_harmless,
             the_health_check_passes,
+            an_edit_replaces_the_content_and_takes_a_new_position,
+            a_deleted_message_is_a_tombstone_that_cannot_change,
+            deleting_twice_changes_nothing_the_second_time,
+            reactions_are_one_per_user_per_emoji_in_first_use_order,
+            reactions_of_many_users_are_counted_exactly,
+            replies_count_and_page_in_their_thread,
+            a_reply_must_stay_in_its_parents_conversation,
+            changes_after_a_position_are_new_and_changed_messages_in_order,
+            changes_after_show_only_what_the_viewer_may_read,
+            changes_after_page_without_gaps_or_repeats,
+            changes_to_unknown_messages_are_not_found,
         );
     };
 }

@@ -267,6 +267,58 @@ impl MessageStore for PgTestStore {
     ) -> DomainResult<Page<Message>> {
         self.store.room_messages(room, page).await
     }
+    async fn edit_message(
+        &self,
+        id: MessageId,
+        content: &chat_domain::MessageContent,
+        at: OffsetDateTime,
+    ) -> DomainResult<chat_domain::Changed> {
+        self.store.edit_message(id, content, at).await
+    }
+    async fn delete_message(
+        &self,
+        id: MessageId,
+        at: OffsetDateTime,
+    ) -> DomainResult<chat_domain::Changed> {
+        self.store.delete_message(id, at).await
+    }
+    async fn add_reaction(
+        &self,
+        id: MessageId,
+        user: UserId,
+        emoji: &chat_domain::Emoji,
+    ) -> DomainResult<chat_domain::Changed> {
+        self.store.add_reaction(id, user, emoji).await
+    }
+    async fn remove_reaction(
+        &self,
+        id: MessageId,
+        user: UserId,
+        emoji: &chat_domain::Emoji,
+    ) -> DomainResult<chat_domain::Changed> {
+        self.store.remove_reaction(id, user, emoji).await
+    }
+    async fn replies(
+        &self,
+        parent: MessageId,
+        page: PageRequest<MessageId>,
+    ) -> DomainResult<Page<Message>> {
+        self.store.replies(parent, page).await
+    }
+    async fn changes_after(
+        &self,
+        viewer: UserId,
+        viewer_name: &Username,
+        after: u64,
+        limit: usize,
+    ) -> DomainResult<chat_domain::StreamPage> {
+        self.store
+            .changes_after(viewer, viewer_name, after, limit)
+            .await
+    }
+    async fn latest_position(&self) -> DomainResult<u64> {
+        self.store.latest_position().await
+    }
 }
 
 #[async_trait]

@@ -24,18 +24,9 @@ pub struct SendMessage {
     pub sender: Option<String>,
     /// An idempotency key.
     pub client_id: Option<String>,
-}
-
-/// What [`ChatService::replay_since`] answers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Replay {
-    /// The first page of the visible messages stored after `since`,
-    /// oldest first.
-    pub page: Page<Message>,
-    /// The position of `since` in the store's order, when the store
-    /// reports positions (the number its live frames carry, see
-    /// `Delivery::Frame`); `None` otherwise.
-    pub since_position: Option<u64>,
+    /// The message this one replies to in a thread: visible to the
+    /// caller, not deleted, of the same conversation (else `BadReplyTo`).
+    pub reply_to: Option<MessageId>,
 }
 
 impl ChatService {
@@ -54,6 +45,37 @@ impl ChatService {
         caller: &Caller,
         request: SendMessage,
     ) -> DomainResult<Stored> {
+        Ok(self.checked_send(caller, request).await?.0)
+    }
+
+    /// [`send_message`](Self::send_message), also answering the message's
+    /// position in the store's order when the store reports positions
+    /// (what the WebSocket `ack` carries as its `cursor`).
+    pub async fn send_message_positioned(
+        &self,
+        caller: &Caller,
+        request: SendMessage,
+    ) -> DomainResult<(Stored, Option<u64>)> {
+        let (stored, position) = self.checked_send(caller, request).await?;
+        if let Stored::Duplicate(original) = &stored {
+            // A resend's ack names where the original lies.
+            let position = self
+                .stores
+                .messages
+                .message_by_id_positioned(original.id)
+                .await?
+                .and_then(|(_, position)| position);
+            return Ok((stored, position));
+        }
+        Ok((stored, position))
+    }
+
+    /// The rate limit, the claimed sender, then [`store_new`](Self::store_new).
+    async fn checked_send(
+        &self,
+        caller: &Caller,
+        request: SendMessage,
+    ) -> DomainResult<(Stored, Option<u64>)> {
         self.message_rate.check(&caller.user_id)?;
         if let Some(claimed) = &request.sender {
             let same = Username::parse(claimed.as_str())
@@ -63,23 +85,61 @@ impl ChatService {
                 return Err(DomainError::SenderMismatch);
             }
         }
+        self.store_new(caller, request).await
+    }
+
+    /// Validates, resolves the target and the thread, stores, publishes.
+    async fn store_new(
+        &self,
+        caller: &Caller,
+        request: SendMessage,
+    ) -> DomainResult<(Stored, Option<u64>)> {
         let content = MessageContent::parse(&request.content)?;
         let client_id = request.client_id.map(ClientId::parse).transpose()?;
         let (target, audience) = self
             .resolve_target(caller, request.recipient.as_deref(), request.room_id)
             .await?;
+        let mut message = Message::new(
+            MessageId::generate(),
+            caller.username.clone(),
+            target,
+            content,
+            self.clock.now(),
+        );
+        if let Some(parent) = request.reply_to {
+            self.check_reply_to(caller, parent, &message).await?;
+            message.reply_to = Some(parent);
+        }
         let new = NewMessage {
-            message: Message {
-                id: MessageId::generate(),
-                sender: caller.username.clone(),
-                target,
-                content,
-                created_at: self.clock.now(),
-            },
+            message,
             sender_id: caller.user_id,
             client_id,
         };
         self.store_and_publish(new, audience).await
+    }
+
+    /// A reply's parent must be a message the caller can read, not
+    /// deleted, of the reply's own conversation.
+    async fn check_reply_to(
+        &self,
+        caller: &Caller,
+        parent: MessageId,
+        reply: &Message,
+    ) -> DomainResult<()> {
+        let parent = self.stores.messages.message_by_id(parent).await?;
+        let ok = match parent {
+            Some(parent) => {
+                !parent.is_deleted()
+                    && parent.same_conversation(reply)
+                    && self.can_read(caller, &parent).await?
+            }
+            None => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(DomainError::BadReplyTo)
+        }
     }
 
     /// Stores a message and publishes it if it is new, in the store's
@@ -87,7 +147,11 @@ impl ChatService {
     /// placed them, or a client reconnecting with `?since=<last message
     /// received>` would miss an earlier one delivered late, or get a later
     /// one delivered early twice (see `publish_order`).
-    async fn store_and_publish(&self, new: NewMessage, audience: Audience) -> DomainResult<Stored> {
+    pub(super) async fn store_and_publish(
+        &self,
+        new: NewMessage,
+        audience: Audience,
+    ) -> DomainResult<(Stored, Option<u64>)> {
         let messages = &self.stores.messages;
         if !messages.reports_positions() {
             let _one_at_a_time = self.publish_order.one_at_a_time().await;
@@ -96,7 +160,7 @@ impl ChatService {
                 let event = Event::message(message.clone());
                 self.notifier.publish(event, audience).await;
             }
-            return Ok(stored);
+            return Ok((stored, None));
         }
         let ticket = self.publish_order.ticket();
         let (stored, position) = messages.insert_message_positioned(&new).await?;
@@ -118,7 +182,8 @@ impl ChatService {
         self.publish_order
             .answered(ticket, publish, &*self.notifier)
             .await;
-        Ok(stored)
+        let position = if stored.is_new() { position } else { None };
+        Ok((stored, position))
     }
 
     /// Tells the DM partner, or the room's other members, that the caller
@@ -191,94 +256,9 @@ impl ChatService {
         }
     }
 
-    /// Recovery after a disconnect (`/api/ws/connect?since=<id>`): the
-    /// messages visible to the caller that were stored after `since`,
-    /// oldest first, at most `limit` of them (1 to
-    /// [`PageRequest::MAX_LIMIT`]; more is capped, 0 is a validation error).
-    /// When `has_newer` is set, ask again from the page's last message.
-    ///
-    /// `since` must name a message the caller can read now (global, a
-    /// direct message to or from them, or a message of a room they belong
-    /// to); otherwise, whether it does not exist or is someone else's, the
-    /// answer is `MessageNotFound` and nothing is replayed: never a silent
-    /// replay of everything.
-    ///
-    /// Also answers the position of `since` in the store's order, when the
-    /// store knows it: live frames of messages at or below it are not
-    /// "after since", and a resuming connection drops them.
-    pub async fn replay_since(
-        &self,
-        caller: &Caller,
-        since: MessageId,
-        limit: usize,
-    ) -> DomainResult<Replay> {
-        let page = PageRequest::new(Some(limit), None, Some(since))?;
-        let (message, since_position) = self
-            .stores
-            .messages
-            .message_by_id_positioned(since)
-            .await?
-            .ok_or(DomainError::MessageNotFound)?;
-        if !self.can_read(caller, &message).await? {
-            return Err(DomainError::MessageNotFound);
-        }
-        let page = self
-            .stores
-            .messages
-            .visible_messages(caller.user_id, &caller.username, page)
-            .await?;
-        Ok(Replay {
-            page,
-            since_position,
-        })
-    }
-
-    /// Filling a hole in a connection's live stream ([`Delivery::Gap`]):
-    /// a page of the messages visible to the caller, as
-    /// [`visible_messages`](Self::visible_messages) reads it, except that
-    /// the cursor comes from the notifier, not the client: it may name a
-    /// message the caller cannot read (someone else's direct message), as
-    /// a position only, and is not checked.
-    ///
-    /// [`Delivery::Gap`]: crate::Delivery::Gap
-    pub async fn hole_page(
-        &self,
-        caller: &Caller,
-        page: PageRequest<MessageId>,
-    ) -> DomainResult<Page<Message>> {
-        self.stores
-            .messages
-            .visible_messages(caller.user_id, &caller.username, page)
-            .await
-    }
-
-    /// The newest message visible to the caller at or before `at` in the
-    /// store's order, for a client told to resync from there (`?since=`
-    /// accepts only messages the caller can read). `None` when the caller
-    /// can read none.
-    pub async fn resume_point(
-        &self,
-        caller: &Caller,
-        at: MessageId,
-    ) -> DomainResult<Option<MessageId>> {
-        let Some(message) = self.stores.messages.message_by_id(at).await? else {
-            return Ok(None);
-        };
-        if self.can_read(caller, &message).await? {
-            return Ok(Some(at));
-        }
-        let page = PageRequest::new(Some(1), Some(at), None)?;
-        let before = self
-            .stores
-            .messages
-            .visible_messages(caller.user_id, &caller.username, page)
-            .await?;
-        Ok(before.items.last().map(|message| message.id))
-    }
-
     /// Whether `message` is among the caller's visible messages now: the
     /// same rule as [`MessageStore::visible_messages`](crate::MessageStore::visible_messages).
-    async fn can_read(&self, caller: &Caller, message: &Message) -> DomainResult<bool> {
+    pub(super) async fn can_read(&self, caller: &Caller, message: &Message) -> DomainResult<bool> {
         let me = &caller.username;
         Ok(match &message.target {
             MessageTarget::Global => true,
@@ -322,7 +302,7 @@ impl ChatService {
     }
 
     /// Checks where a message or typing notice may go and who gets it.
-    async fn resolve_target(
+    pub(super) async fn resolve_target(
         &self,
         caller: &Caller,
         recipient: Option<&str>,

@@ -3,6 +3,7 @@
 //! revocation; idempotent sends. Adapters (HTTP, WebSocket) only translate.
 
 mod accounts;
+mod changes;
 mod messages;
 mod presence;
 mod publish_order;
@@ -22,7 +23,8 @@ use crate::ports::{
     SystemClock, TokenCodec, UserStore,
 };
 
-pub use messages::{Replay, SendMessage};
+pub use changes::{Replay, Since};
+pub use messages::SendMessage;
 
 /// The stores the service reads and writes. One adapter usually implements
 /// all of them: see [`Stores::single`].
@@ -147,11 +149,11 @@ impl ChatService {
 
     /// Tells the notifier where the store stands as this instance starts
     /// serving ([`Notifier::resume_from`]), so that a hole in its live
-    /// stream before it has delivered any message can still be filled.
+    /// stream before it has delivered any change can still be filled.
     /// Call once, before serving connections.
     pub async fn start_realtime(&self) -> crate::DomainResult<()> {
-        let newest = self.stores.messages.newest_message().await?;
-        self.notifier.resume_from(newest);
+        let position = self.stores.messages.latest_position().await?;
+        self.notifier.resume_from(position);
         Ok(())
     }
 }

@@ -251,18 +251,20 @@ mod tests {
     use crate::values::{MessageContent, Username};
 
     fn event(n: u64) -> Event {
-        Event::message(Message {
-            id: MessageId::generate(),
-            sender: Username::parse("alice").expect("valid"),
-            target: MessageTarget::Global,
-            content: MessageContent::parse(format!("m{n}")).expect("valid"),
-            created_at: time::OffsetDateTime::UNIX_EPOCH,
-        })
+        Event::message(Message::new(
+            MessageId::generate(),
+            Username::parse("alice").expect("valid"),
+            MessageTarget::Global,
+            MessageContent::parse(format!("m{n}")).expect("valid"),
+            time::OffsetDateTime::UNIX_EPOCH,
+        ))
     }
 
     fn content(event: &Event) -> String {
         match event {
-            Event::Message { message: m, .. } => m.content.as_str().to_owned(),
+            Event::Message { message: m, .. } | Event::MessageUpdated { message: m, .. } => {
+                m.content.as_str().to_owned()
+            }
             Event::Typing { .. } => String::new(),
         }
     }

@@ -83,6 +83,19 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
             resource("/api/messages/between/{user1}/{user2}", "GET")
                 .route(web::get().to(messages::messages_between)),
         )
+        .service(
+            resource("/api/messages/{id}", "PATCH, DELETE")
+                .route(web::patch().to(messages::edit_message))
+                .route(web::delete().to(messages::delete_message)),
+        )
+        .service(
+            resource("/api/messages/{id}/reactions/{emoji}", "PUT, DELETE")
+                .route(web::put().to(messages::add_reaction))
+                .route(web::delete().to(messages::remove_reaction)),
+        )
+        .service(
+            resource("/api/messages/{id}/replies", "GET").route(web::get().to(messages::replies)),
+        )
         // Realtime.
         .service(resource("/api/ws/connect", "GET").route(web::get().to(crate::ws::connect)))
         .service(resource("/api/ws/users", "GET").route(web::get().to(system::ws_users)))

@@ -29,7 +29,8 @@ pub(crate) struct FrameHandler {
 /// How a client text frame is answered.
 pub(crate) enum Answer {
     /// At once: a `pong`, a refusal (bad frame, rate limited), or nothing.
-    Now(Option<ServerFrame>),
+    /// Boxed: a frame that carries a message is large.
+    Now(Option<Box<ServerFrame>>),
     /// When the use case is done (a message stored and published, a typing
     /// relayed). The future owns what it needs, so the session keeps
     /// writing deliveries while it waits on the store.
@@ -78,19 +79,20 @@ impl FrameHandler {
                 Ok(ClientFrame::Message { client_id, .. }) => client_id,
                 _ => None,
             };
-            return Answer::Now(Some(ServerFrame::from_error(&err, client_id)));
+            return Answer::Now(Some(Box::new(ServerFrame::from_error(&err, client_id))));
         }
         let frame = match parsed {
             Ok(frame) => frame,
-            Err(err) => return Answer::Now(Some(err.to_frame())),
+            Err(err) => return Answer::Now(Some(Box::new(err.to_frame()))),
         };
         match frame {
-            ClientFrame::Ping => Answer::Now(Some(ServerFrame::pong())),
+            ClientFrame::Ping => Answer::Now(Some(Box::new(ServerFrame::pong()))),
             ClientFrame::Message {
                 content,
                 recipient,
                 room_id,
                 client_id,
+                reply_to,
             } => {
                 let request = SendMessage {
                     content,
@@ -98,6 +100,7 @@ impl FrameHandler {
                     room_id,
                     sender: None,
                     client_id,
+                    reply_to,
                 };
                 let (service, caller) = (Arc::clone(&self.service), self.caller.clone());
                 Answer::Later(Box::pin(
@@ -156,14 +159,15 @@ impl FrameHandler {
 /// one for a resend.
 async fn send(service: &ChatService, caller: &Caller, request: SendMessage) -> Option<ServerFrame> {
     let client_id = request.client_id.clone();
-    match service.send_message(caller, request).await {
-        Ok(stored) => {
+    match service.send_message_positioned(caller, request).await {
+        Ok((stored, position)) => {
             if stored.is_new() {
                 metrics::message_stored(&stored.message().target, Transport::WebSocket);
             }
             client_id.map(|client_id| ServerFrame::Ack {
                 client_id,
                 message: stored.message().clone(),
+                cursor: position.map(chat_protocol::cursor),
             })
         }
         Err(err) => Some(refused(caller, &err, client_id)),

@@ -126,7 +126,7 @@ use crate::state::ApiState;
 /// is sent, once it is back and before anything newer, the messages it
 /// missed, in order and once, as ordinary frames. When they are more than
 /// WEBSOCKET_REPLAY_LIMIT, or cannot be known exactly, the connection is
-/// closed with 4001 instead, its reason naming `?since=<id>` to reconnect
+/// closed with 4001 instead, its reason naming `?since=<cursor>` to reconnect
 /// with (drop messages you already have by id), or asking to reload the
 /// history when it names none.
 ///

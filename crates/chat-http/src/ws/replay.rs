@@ -1,4 +1,11 @@
-//! Recovery after a disconnect: `GET /api/ws/connect?since=<message id>`.
+//! Recovery after a disconnect: `GET /api/ws/connect?since=<cursor>` (or,
+//! for older clients, a message id, which stands for its position).
+//!
+//! What is replayed is the user's stream of changes after that position:
+//! new messages, and the current state of messages changed since (edits,
+//! deletions, reactions) as `message_updated`, each at its position and
+//! with its `cursor`. Live frames carry the same positions
+//! (`Delivery::Frame`'s `position`), so the rules below hold for both.
 //!
 //! No gap: the connection is registered with the notifier (`connect`, in
 //! `upgrade.rs`) before the store is read, so every message published
@@ -55,28 +62,26 @@
 //! The replay is capped (`WsSettings::replay_limit`): past the cap the
 //! client is told `replay_truncated` and pages the rest over HTTP.
 //!
-//! **Filling a hole** ([`fill`]): when the notifier's live stream had a
-//! hole (`Delivery::Gap`: across instances, Redis was lost for a while),
-//! the session reads the same feed the same way, from the hole's start,
-//! and sends what the notifier did not hand out meanwhile, then drops
-//! live copies of what it sent, as after a replay. A hole larger than the
-//! replay limit, or one the notifier could not keep exact track of, is
-//! not filled: the connection is closed with the resync code, naming the
-//! message to reconnect after (`?since=`).
+//! **Filling a hole** ([`missed`], then [`fill`]): when the notifier's
+//! live stream had a hole (`Delivery::Gap`: across instances, Redis was
+//! lost for a while), the session reads the same stream of changes the
+//! same way, after the hole's start, and sends what the notifier did not
+//! hand out meanwhile, then drops live copies of what it sent, as after a
+//! replay. A hole larger than the replay limit, or one the notifier could
+//! not keep exact track of, is not filled: the connection is closed with
+//! the resync code, naming the cursor to reconnect after.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Duration;
 
-use chat_domain::{
-    Caller, ChatService, DomainError, DomainResult, Hole, Message, MessageId, Page, PageRequest,
-};
+use chat_domain::{Caller, ChatService, DomainError, Hole, MessageId, PageRequest, StreamItem};
 use chat_protocol::ServerFrame;
 use tokio::time::Instant;
 
 use super::writer::{WriteError, Writer};
 
-/// How long after a replay live copies of replayed messages (and of
-/// messages at or below `since`) are still looked for. A live copy trails
+/// How long after a replay live copies of replayed changes (and of
+/// changes at or below `since`) are still looked for. A live copy trails
 /// its store commit by the publisher's hop to the notifier (microseconds
 /// in process, one Redis round trip across instances) and the publish
 /// order's wait (up to a group-commit batch cycle); a minute covers any
@@ -89,9 +94,10 @@ const DEDUPE_WINDOW: Duration = Duration::from_secs(60);
 pub(crate) enum Since {
     /// No `since`: live frames only.
     Absent,
-    /// A message id to replay after.
-    After(MessageId),
-    /// A value that is not a message id.
+    /// A frame's `cursor`, or (older clients) a message id, to replay
+    /// after.
+    After(chat_domain::Since),
+    /// A value that is neither.
     Invalid(DomainError),
 }
 
@@ -101,13 +107,18 @@ impl Since {
     pub(crate) fn parse(raw: Option<&str>) -> Self {
         match raw.map(str::trim).filter(|raw| !raw.is_empty()) {
             None => Self::Absent,
-            Some(raw) => match raw.parse::<MessageId>() {
-                Ok(id) => Self::After(id),
-                Err(_) => Self::Invalid(DomainError::invalid(
-                    "since",
-                    "must be the id (a UUID) of a message you received",
-                )),
-            },
+            Some(raw) => {
+                if let Some(position) = chat_protocol::parse_cursor(raw) {
+                    return Self::After(chat_domain::Since::Position(position));
+                }
+                match raw.parse::<MessageId>() {
+                    Ok(id) => Self::After(chat_domain::Since::Message(id)),
+                    Err(_) => Self::Invalid(DomainError::invalid(
+                        "since",
+                        "must be the cursor of a frame you received (or a message id)",
+                    )),
+                }
+            }
         }
     }
 }
@@ -115,12 +126,12 @@ impl Since {
 /// How a replay ended.
 #[derive(Debug)]
 pub(crate) enum Outcome {
-    /// Every message after `since` was sent.
+    /// Every change after `since` was sent.
     Complete,
-    /// `limit` messages were sent and more exist after `last`.
+    /// `limit` changes were sent and more exist after `last`.
     Truncated {
-        /// The last message sent.
-        last: MessageId,
+        /// The position of the last change sent (its frame's cursor).
+        last: u64,
         /// How many were sent.
         sent: usize,
     },
@@ -130,13 +141,13 @@ pub(crate) enum Outcome {
     Failed(DomainError),
 }
 
-/// What a replay covered: the ids it sent and the position of `since`,
-/// kept for [`DEDUPE_WINDOW`] to recognise live copies.
+/// What a replay covered: the highest position it sent of each message,
+/// and the position of `since`, kept for [`DEDUPE_WINDOW`] to recognise
+/// live copies.
 #[derive(Debug)]
 pub(crate) struct Replayed {
-    ids: HashSet<MessageId>,
-    /// The position of `since` in the store's order, when the store
-    /// reports positions.
+    ids: HashMap<MessageId, u64>,
+    /// The position of `since` in the store's order.
     since_position: Option<u64>,
     until: Instant,
 }
@@ -144,21 +155,29 @@ pub(crate) struct Replayed {
 impl Replayed {
     fn new() -> Self {
         Self {
-            ids: HashSet::new(),
+            ids: HashMap::new(),
             since_position: None,
             until: Instant::now() + DEDUPE_WINDOW,
         }
     }
 
     /// Whether a live frame of message `id`, at `position` in the store's
-    /// order if known, is not to be sent: the replay sent that message, or
-    /// it lies at or below `since` (see the module's documentation).
+    /// order if known, is not to be sent: it lies at or below `since`, or
+    /// the replay sent that message in a state at least as new (replayed
+    /// items carry the message's state when read, so a change at or below
+    /// the replayed position is in it; one above it is newer and goes
+    /// out). See the module's documentation.
     pub(crate) fn covers(&self, id: MessageId, position: Option<u64>) -> bool {
         let at_or_below_since = match (position, self.since_position) {
             (Some(position), Some(since)) => position <= since,
             _ => false,
         };
-        at_or_below_since || self.ids.contains(&id)
+        let replayed = match (self.ids.get(&id), position) {
+            (Some(&replayed), Some(position)) => position <= replayed,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        at_or_below_since || replayed
     }
 
     /// Whether live copies are no longer looked for.
@@ -166,7 +185,12 @@ impl Replayed {
         (self.ids.is_empty() && self.since_position.is_none()) || Instant::now() >= self.until
     }
 
-    /// How many messages it covers by id.
+    fn record(&mut self, item: &StreamItem) {
+        let seen = self.ids.entry(item.message().id).or_insert(0);
+        *seen = (*seen).max(item.position());
+    }
+
+    /// How many messages it covers.
     pub(crate) fn len(&self) -> usize {
         self.ids.len()
     }
@@ -177,7 +201,10 @@ impl Replayed {
         if self.expired() {
             return later;
         }
-        self.ids.extend(later.ids);
+        for (id, position) in later.ids {
+            let seen = self.ids.entry(id).or_insert(0);
+            *seen = (*seen).max(position);
+        }
         self.since_position = self.since_position.or(later.since_position);
         self.until = self.until.max(later.until);
         self
@@ -187,23 +214,27 @@ impl Replayed {
 /// What a connection missed of a hole, read from the store.
 #[derive(Debug)]
 pub(crate) enum Missed {
-    /// These messages, in the store's order (none, often).
-    Messages(Vec<Message>),
-    /// Not read: the hole holds more than the limit, its start is
-    /// unknown, or the notifier lost track of it. The connection must be
-    /// told to resync from its start.
+    /// These changes, in the store's order (none, often).
+    Changes(Vec<StreamItem>),
+    /// Not read: the hole holds more than the limit, or the notifier
+    /// could not keep exact track of it. The connection must be told to
+    /// resync from its start.
     Resync,
     /// The store failed.
     Failed(DomainError),
 }
 
-/// Reads what `caller` missed of `hole`: the messages visible to them
-/// after the hole's start, in the store's order, that the notifier did
-/// not hand out meanwhile and that `covered` does not already cover (a
-/// replay that ran during the hole). More than `limit` of them makes it
-/// [`Missed::Resync`], and so does reading more than the limit and what
-/// was handed out put together ([`READ_CAP`] times the limit at most):
-/// the store is read for a bounded number of messages per connection.
+/// How many times the replay limit a fill reads at most, changes handed
+/// out during the hole included.
+const READ_CAP: usize = 4;
+
+/// Reads what `caller` missed of `hole`: their stream of changes after
+/// the hole's start, less what the notifier handed out meanwhile (by
+/// position) and what `covered` already covers (a replay that ran during
+/// the hole). More than `limit` of them makes it [`Missed::Resync`], and
+/// so does reading more than the limit and what was handed out put
+/// together ([`READ_CAP`] times the limit at most): the store is read for
+/// a bounded number of changes per connection.
 pub(crate) async fn missed(
     service: &ChatService,
     caller: &Caller,
@@ -211,187 +242,120 @@ pub(crate) async fn missed(
     covered: Option<&Replayed>,
     limit: usize,
 ) -> Missed {
-    if !hole.fillable() {
+    let Some(mut after) = hole.after.filter(|_| hole.fillable()) else {
         return Missed::Resync;
-    }
+    };
     let limit = limit.max(1);
-    let mut reading = Reading {
-        hole,
-        covered,
-        limit,
-        read_cap: limit
-            .saturating_add(hole.delivered.len())
-            .min(limit.saturating_mul(READ_CAP)),
-        read: 0,
-        messages: Vec::new(),
-    };
-    let read = match hole.after {
-        Some(after) => reading.after(service, caller, after).await,
-        None => reading.all(service, caller).await,
-    };
-    match read {
-        Ok(true) => Missed::Messages(reading.messages),
-        Ok(false) => Missed::Resync,
-        Err(err) => Missed::Failed(err),
+    let read_cap = limit
+        .saturating_add(hole.delivered.len())
+        .min(limit.saturating_mul(READ_CAP));
+    let mut read = 0;
+    let mut missed = Vec::new();
+    loop {
+        let want = (read_cap + 1 - read).min(PageRequest::<MessageId>::MAX_LIMIT);
+        let page = match service.changes_after(caller, after, want).await {
+            Ok(page) => page,
+            Err(err) => return Missed::Failed(err),
+        };
+        let has_more = page.has_more && !page.items.is_empty();
+        for item in page.items {
+            read += 1;
+            after = item.position();
+            let handed = hole.delivered.contains(&item.position())
+                || covered.is_some_and(|covered| {
+                    covered.covers(item.message().id, Some(item.position()))
+                });
+            if !handed {
+                missed.push(item);
+            }
+        }
+        if missed.len() > limit || read > read_cap {
+            return Missed::Resync;
+        }
+        if !has_more {
+            return Missed::Changes(missed);
+        }
     }
 }
 
-/// Sends what a connection missed of a hole; live copies of them are to
-/// be dropped.
-pub(crate) async fn fill(messages: Vec<Message>, out: &mut Writer) -> Result<Replayed, WriteError> {
+/// Sends what a connection missed of a hole, as a replay sends changes;
+/// live copies of them are to be dropped.
+pub(crate) async fn fill(
+    missed: Vec<StreamItem>,
+    out: &mut Writer,
+) -> Result<Replayed, WriteError> {
     let mut sent = Replayed::new();
-    for message in messages {
-        sent.ids.insert(message.id);
-        out.text(ServerFrame::for_message(message).to_json())
-            .await?;
+    for item in missed {
+        sent.record(&item);
+        out.text(item_frame(item).to_json()).await?;
     }
     Ok(sent)
 }
 
-/// How many times the replay limit a fill reads at most, messages handed
-/// out during the hole included.
-const READ_CAP: usize = 4;
-
-/// The messages of a hole a connection missed, as they are read.
-struct Reading<'a> {
-    hole: &'a Hole,
-    covered: Option<&'a Replayed>,
-    limit: usize,
-    read_cap: usize,
-    /// Messages read so far.
-    read: usize,
-    /// The missed ones, oldest first (newest first while read backwards).
-    messages: Vec<Message>,
-}
-
-impl Reading<'_> {
-    /// Takes in a page (in the order given); `false` once over a bound.
-    fn take(&mut self, page: impl Iterator<Item = Message>) -> bool {
-        for message in page {
-            self.read += 1;
-            let handed = self.hole.delivered.contains(&message.id)
-                || self
-                    .covered
-                    .is_some_and(|covered| covered.ids.contains(&message.id));
-            if !handed {
-                self.messages.push(message);
-            }
+/// The frame a change of a user's stream goes out as, with its cursor.
+fn item_frame(item: StreamItem) -> ServerFrame {
+    match item {
+        StreamItem::New { message, position } => {
+            ServerFrame::for_message_at(message, Some(position))
         }
-        self.messages.len() <= self.limit && self.read <= self.read_cap
-    }
-
-    fn want(&self) -> usize {
-        (self.read_cap + 1 - self.read.min(self.read_cap)).min(PageRequest::<MessageId>::MAX_LIMIT)
-    }
-
-    /// Reads what is visible after `after`; `false` if over a bound.
-    async fn after(
-        &mut self,
-        service: &ChatService,
-        caller: &Caller,
-        after: MessageId,
-    ) -> DomainResult<bool> {
-        let mut last = after;
-        loop {
-            let request = PageRequest::new(Some(self.want()), None, Some(last))?;
-            let page = service.hole_page(caller, request).await?;
-            let has_newer = page.has_newer && !page.items.is_empty();
-            if let Some(message) = page.items.last() {
-                last = message.id;
-            }
-            if !self.take(page.items.into_iter()) {
-                return Ok(false);
-            }
-            if !has_newer {
-                return Ok(true);
-            }
-        }
-    }
-
-    /// Reads everything visible (the store was empty when the hole's
-    /// notifier started), from the newest page back; `false` if over a
-    /// bound.
-    async fn all(&mut self, service: &ChatService, caller: &Caller) -> DomainResult<bool> {
-        let mut first = None;
-        loop {
-            let request = PageRequest::new(Some(self.want()), first, None)?;
-            let page = service.hole_page(caller, request).await?;
-            let has_older = page.has_older && !page.items.is_empty();
-            first = page.items.first().map(|message| message.id);
-            if !self.take(page.items.into_iter().rev()) {
-                return Ok(false);
-            }
-            if !has_older {
-                self.messages.reverse();
-                return Ok(true);
-            }
+        StreamItem::Updated { message, position } => {
+            ServerFrame::updated_at(message, Some(position))
         }
     }
 }
 
-/// Sends, as `message` / `direct_message` frames in the store's order, the
-/// messages visible to `caller` stored after `since`, at most `limit`.
-/// Fails only when the client cannot be written to.
+/// Sends the caller's stream of changes after `since`, in the store's
+/// order, at most `limit` items: new messages as `message` /
+/// `direct_message` frames, changed ones as `message_updated`, each with
+/// its `cursor`. Fails only when the client cannot be written to.
 pub(crate) async fn replay(
     service: &ChatService,
     caller: &Caller,
-    since: MessageId,
+    since: chat_domain::Since,
     limit: usize,
     out: &mut Writer,
 ) -> Result<(Outcome, Replayed), WriteError> {
     let mut replayed = Replayed::new();
-    let mut last = since;
+    let mut last: Option<u64> = None;
+    let mut sent = 0;
     let limit = limit.max(1);
     loop {
-        let sent = replayed.ids.len();
         let want = (limit - sent).min(PageRequest::<MessageId>::MAX_LIMIT);
-        let page = match read_page(service, caller, since, last, want).await {
-            Ok((page, since_position)) => {
-                if last == since {
-                    replayed.since_position = since_position;
-                }
-                page
-            }
-            Err(DomainError::MessageNotFound) if sent == 0 => {
+        let read = match last {
+            None => service
+                .replay_since(caller, since, want)
+                .await
+                .map(|replay| {
+                    replayed.since_position = Some(replay.since_position);
+                    replay.page
+                }),
+            Some(after) => service.changes_after(caller, after, want).await,
+        };
+        let page = match read {
+            Ok(page) => page,
+            Err(DomainError::MessageNotFound) if last.is_none() => {
                 return Ok((Outcome::UnknownSince, replayed))
             }
             Err(err) => return Ok((Outcome::Failed(err), replayed)),
         };
-        let has_newer = page.has_newer && !page.items.is_empty();
-        for message in page.items {
-            last = message.id;
-            replayed.ids.insert(message.id);
-            out.text(ServerFrame::for_message(message).to_json())
-                .await?;
+        let has_more = page.has_more && !page.items.is_empty();
+        for item in page.items {
+            last = Some(item.position());
+            replayed.record(&item);
+            sent += 1;
+            out.text(item_frame(item).to_json()).await?;
         }
-        let sent = replayed.ids.len();
-        if !has_newer {
+        if !has_more {
             return Ok((Outcome::Complete, replayed));
         }
         if sent >= limit {
+            let last = last.unwrap_or_default();
             return Ok((Outcome::Truncated { last, sent }, replayed));
         }
+        if last.is_none() {
+            return Ok((Outcome::Complete, replayed));
+        }
     }
-}
-
-/// The page after `last`. The first one goes through `replay_since`,
-/// which checks that `since` is the caller's to name and answers its
-/// position; later ones continue the caller's visible feed from the last
-/// message sent, which stays a valid position even if the caller
-/// meanwhile left its room (and answer no position).
-async fn read_page(
-    service: &ChatService,
-    caller: &Caller,
-    since: MessageId,
-    last: MessageId,
-    want: usize,
-) -> DomainResult<(Page<Message>, Option<u64>)> {
-    if last == since {
-        let replay = service.replay_since(caller, since, want).await?;
-        return Ok((replay.page, replay.since_position));
-    }
-    let page = PageRequest::new(Some(want), None, Some(last))?;
-    Ok((service.visible_messages(caller, page).await?, None))
 }
 
 /// The `error` frame for a replay that did not complete, if any.
@@ -401,9 +365,9 @@ pub(crate) fn error_frame(outcome: &Outcome) -> Option<ServerFrame> {
         Outcome::Truncated { last, sent } => (
             "replay_truncated",
             format!(
-                "replayed the first {sent} messages after since (the replay limit); \
-                 fetch the rest with GET /api/messages?after={last} (repeat with the \
-                 last id of each page while rel=\"next\" is given); live messages follow"
+                "replayed the first {sent} changes after since (the replay limit); \
+                 reconnect with since={} for the rest; live messages follow",
+                chat_protocol::cursor(*last)
             ),
         ),
         Outcome::UnknownSince => (
@@ -427,25 +391,23 @@ mod tests {
     use std::collections::HashSet;
     use std::sync::Arc;
 
-    use chat_domain::{
-        AuthPolicy, MessageStore, MessageTarget, Stores, TokenId, UserAccount, UserStore,
-    };
+    use chat_domain::{AuthPolicy, MessageStore, MessageTarget, Stores, TokenId, UserStore};
     use chat_store_memory::MemoryStore;
     use chat_test_support::{account, new_message};
 
     use super::*;
 
     /// A service on a memory store, its caller, and `count` global
-    /// messages stored by them (their ids, in order).
-    async fn stored(count: usize) -> (ChatService, Caller, Vec<MessageId>) {
+    /// messages stored by them: their positions, in order.
+    async fn stored(count: usize) -> (ChatService, Caller, Vec<u64>) {
         let store = Arc::new(MemoryStore::new());
-        let alice: UserAccount = account("alice");
+        let alice = account("alice");
         store.create_user(&alice).await.expect("stored");
-        let mut ids = Vec::new();
+        let mut positions = Vec::new();
         for i in 0..count {
             let new = new_message(&alice, MessageTarget::Global, &format!("m{i}"));
-            ids.push(new.message.id);
-            store.insert_message(&new).await.expect("stored");
+            let (_, position) = store.insert_message_positioned(&new).await.expect("stored");
+            positions.push(position.expect("the memory store reports positions"));
         }
         let service = ChatService::new(
             Stores::single(store),
@@ -462,90 +424,84 @@ mod tests {
             token_id: TokenId::generate(),
             expires_at: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
         };
-        (service, caller, ids)
+        (service, caller, positions)
     }
 
-    fn ids_of(missed: Missed) -> Vec<MessageId> {
+    fn positions(missed: Missed) -> Vec<u64> {
         match missed {
-            Missed::Messages(messages) => messages.iter().map(|m| m.id).collect(),
-            other => panic!("expected messages, got {other:?}"),
+            Missed::Changes(items) => items.iter().map(StreamItem::position).collect(),
+            other => panic!("expected changes, got {other:?}"),
+        }
+    }
+
+    fn hole(after: u64, delivered: &[u64]) -> Hole {
+        Hole {
+            after: Some(after),
+            delivered: delivered.iter().copied().collect::<HashSet<u64>>(),
+            complete: true,
         }
     }
 
     #[tokio::test]
     async fn a_hole_is_what_comes_after_its_start_less_what_was_handed_out() {
-        let (service, caller, ids) = stored(6).await;
-        let hole = Hole {
-            after: Some(ids[1]),
-            delivered: HashSet::from([ids[2], ids[4]]),
-            complete: true,
-        };
-        let missed = missed(&service, &caller, &hole, None, 10).await;
-        assert_eq!(ids_of(missed), [ids[3], ids[5]]);
-        // A replay that already sent one covers it.
+        let (service, caller, at) = stored(6).await;
+        let gap = hole(at[1], &[at[2], at[4]]);
+        let missed = missed(&service, &caller, &gap, None, 10).await;
+        assert_eq!(positions(missed), [at[3], at[5]]);
+        // A replay that ran during the hole (since = at[3]) covers what
+        // lies at or below its since.
         let mut covered = Replayed::new();
-        covered.ids.insert(ids[5]);
-        let missed = missed_with(&service, &caller, &hole, &covered).await;
-        assert_eq!(ids_of(missed), [ids[3]]);
+        covered.since_position = Some(at[3]);
+        let missed = missed_covered(&service, &caller, &gap, &covered).await;
+        assert_eq!(positions(missed), [at[5]]);
+        // From the first change of an empty store, over pages.
+        let (service, caller, at) = stored(450).await;
+        let gap = hole(0, &at[..440]);
+        assert_eq!(
+            positions(missed_at(&service, &caller, &gap, 200).await),
+            at[440..]
+        );
     }
 
-    async fn missed_with(
+    async fn missed_covered(
         service: &ChatService,
         caller: &Caller,
-        hole: &Hole,
+        gap: &Hole,
         covered: &Replayed,
     ) -> Missed {
-        missed(service, caller, hole, Some(covered), 10).await
+        missed(service, caller, gap, Some(covered), 10).await
     }
 
-    #[tokio::test]
-    async fn a_hole_from_an_empty_store_runs_from_the_first_message_over_pages() {
-        let (service, caller, ids) = stored(450).await;
-        let delivered: HashSet<MessageId> = ids[..440].iter().copied().collect();
-        let hole = Hole {
-            after: None,
-            delivered,
-            complete: true,
-        };
-        // 450 read from the newest page back (three pages), 10 missed.
-        let missed = missed(&service, &caller, &hole, None, 200).await;
-        assert_eq!(ids_of(missed), ids[440..]);
+    async fn missed_at(service: &ChatService, caller: &Caller, gap: &Hole, limit: usize) -> Missed {
+        missed(service, caller, gap, None, limit).await
     }
 
     #[tokio::test]
     async fn a_hole_over_the_limit_or_not_known_exactly_is_a_resync() {
-        let (service, caller, ids) = stored(5).await;
-        let mut hole = Hole {
-            after: Some(ids[0]),
-            delivered: HashSet::new(),
-            complete: true,
-        };
+        let (service, caller, at) = stored(5).await;
+        let mut gap = hole(at[0], &[]);
         assert!(matches!(
-            missed(&service, &caller, &hole, None, 3).await,
+            missed_at(&service, &caller, &gap, 3).await,
             Missed::Resync
         ));
         assert_eq!(
-            ids_of(missed(&service, &caller, &hole, None, 4).await),
-            ids[1..]
+            positions(missed_at(&service, &caller, &gap, 4).await),
+            at[1..]
         );
-        hole.complete = false;
+        gap.complete = false;
         assert!(matches!(
-            missed(&service, &caller, &hole, None, 4).await,
+            missed_at(&service, &caller, &gap, 4).await,
             Missed::Resync
         ));
-        // Handed out, but more than the limit and all of them can hold
-        // (four times the limit) to read: not read through.
-        let (service, caller, ids) = stored(20).await;
-        let hole = Hole {
-            after: Some(ids[0]),
-            delivered: ids[1..].iter().copied().collect(),
-            complete: true,
-        };
+        // Handed out, but more to read than the limit and all of them
+        // (four times the limit at most): not read through.
+        let (service, caller, at) = stored(20).await;
+        let gap = hole(at[0], &at[1..]);
         assert!(matches!(
-            missed(&service, &caller, &hole, None, 3).await,
+            missed_at(&service, &caller, &gap, 3).await,
             Missed::Resync
         ));
-        assert_eq!(ids_of(missed(&service, &caller, &hole, None, 5).await), []);
+        assert!(positions(missed_at(&service, &caller, &gap, 5).await).is_empty());
     }
 
     #[test]
@@ -553,9 +509,16 @@ mod tests {
         assert_eq!(Since::parse(None), Since::Absent);
         assert_eq!(Since::parse(Some("  ")), Since::Absent);
         let id = MessageId::generate();
-        assert_eq!(Since::parse(Some(&format!(" {id} "))), Since::After(id));
-        let Since::Invalid(err) = Since::parse(Some("42")) else {
-            panic!("42 is not a message id");
+        assert_eq!(
+            Since::parse(Some(&format!(" {id} "))),
+            Since::After(chat_domain::Since::Message(id))
+        );
+        assert_eq!(
+            Since::parse(Some("42")),
+            Since::After(chat_domain::Since::Position(42))
+        );
+        let Since::Invalid(err) = Since::parse(Some("-42")) else {
+            panic!("-42 is neither a cursor nor a message id");
         };
         assert_eq!(err.code(), "validation_error");
         assert!(err.to_string().starts_with("since "), "{err}");
@@ -564,14 +527,14 @@ mod tests {
     #[test]
     fn only_an_incomplete_replay_says_so() {
         assert_eq!(error_frame(&Outcome::Complete), None);
-        let last = MessageId::generate();
-        let Some(ServerFrame::Error { code, error, .. }) =
-            error_frame(&Outcome::Truncated { last, sent: 1000 })
-        else {
+        let Some(ServerFrame::Error { code, error, .. }) = error_frame(&Outcome::Truncated {
+            last: 77,
+            sent: 1000,
+        }) else {
             panic!("an error frame");
         };
         assert_eq!(code, "replay_truncated");
-        assert!(error.contains(&format!("after={last}")), "{error}");
+        assert!(error.contains("since=77"), "{error}");
         let Some(ServerFrame::Error { code, .. }) = error_frame(&Outcome::UnknownSince) else {
             panic!("an error frame");
         };
@@ -588,12 +551,14 @@ mod tests {
         let mut replayed = Replayed::new();
         assert!(replayed.expired(), "nothing replayed, nothing to look for");
         let id = MessageId::generate();
-        replayed.ids.insert(id);
+        replayed.ids.insert(id, 1_000);
         assert!(!replayed.expired());
         assert!(replayed.covers(id, None));
+        assert!(replayed.covers(id, Some(1_000)), "the replayed state");
+        assert!(replayed.covers(id, Some(999)), "an older change of it");
         assert!(
-            replayed.covers(id, Some(1_000)),
-            "by id whatever its position"
+            !replayed.covers(id, Some(1_001)),
+            "a change newer than what was replayed goes out"
         );
         assert!(!replayed.covers(MessageId::generate(), None));
         replayed.until = Instant::now();

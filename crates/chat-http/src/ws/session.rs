@@ -91,7 +91,9 @@ pub(crate) struct WsSession {
 enum Event {
     Incoming(Incoming),
     /// The frame being handled is answered (`None`: nothing to write).
-    Answered(Option<ServerFrame>),
+    /// Boxed: a frame is large (a whole message) and this enum lives in
+    /// the session's future for the connection's life.
+    Answered(Option<Box<ServerFrame>>),
     Delivery(Option<Delivery>),
     PingDue,
     HeartbeatLost,
@@ -239,7 +241,7 @@ impl WsSession {
                             continue;
                         }
                     },
-                    reply = handling.reply() => Event::Answered(reply),
+                    reply = handling.reply() => Event::Answered(reply.map(Box::new)),
                     delivery = self.subscription.next() => Event::Delivery(delivery),
                     incoming = self.inbound.recv(), if handling.is_idle() => Event::Incoming(incoming),
                 },
@@ -374,7 +376,7 @@ impl WsSession {
             replay::missed(service, caller, &hole, covered, limit).await
         };
         match missed {
-            Missed::Messages(messages) => match replay::fill(messages, &mut self.out).await {
+            Missed::Changes(changes) => match replay::fill(changes, &mut self.out).await {
                 Ok(sent) => {
                     crate::metrics::hole_filled(sent.len());
                     self.replayed = Some(match self.replayed.take() {
@@ -385,30 +387,21 @@ impl WsSession {
                 }
                 Err(err) => ControlFlow::Break(err.into()),
             },
-            Missed::Resync => self.resync(&hole).await,
+            Missed::Resync => Self::resync(&hole),
             Missed::Failed(err) => {
                 tracing::warn!(code = err.code(), error = %err, "reading a hole of the live stream failed");
-                self.resync(&hole).await
+                Self::resync(&hole)
             }
         }
     }
 
-    /// Closes with the resync code, naming the newest message the client
-    /// can read at or before the hole's start (none if the store cannot
-    /// tell: the client reloads the history).
-    async fn resync(&mut self, hole: &Hole) -> Flow {
+    /// Closes with the resync code, naming the cursor the hole starts
+    /// after (the client's own last cursor may lie past messages of the
+    /// hole: it kept getting this instance's), or, if the hole's start is
+    /// unknown, asking to reload the history.
+    fn resync(hole: &Hole) -> Flow {
         crate::metrics::resynced();
-        let since = match hole.after {
-            Some(after) => {
-                let (service, caller) = (self.handler.service(), self.handler.caller());
-                service.resume_point(caller, after).await.unwrap_or_else(|err| {
-                    tracing::warn!(code = err.code(), error = %err, "no resume point for a resync");
-                    None
-                })
-            }
-            None => None,
-        };
-        close(Close::resync(since))
+        close(Close::resync(hole.after))
     }
 
     async fn on(&mut self, event: Event, handling: &mut Handling) -> Flow {
@@ -419,7 +412,7 @@ impl WsSession {
         // inline (docs/benchmarks.md, "Memory per idle socket").
         match event {
             Event::Incoming(incoming) => Box::pin(self.on_incoming(incoming, handling)).await,
-            Event::Answered(reply) => Box::pin(self.reply(reply)).await,
+            Event::Answered(reply) => Box::pin(self.reply(reply.map(|frame| *frame))).await,
             Event::Delivery(delivery) => self.on_delivery(delivery).await,
             Event::PingDue => written(self.out.ping().await),
             Event::HeartbeatLost => close(Close::heartbeat_lost()),
@@ -435,7 +428,7 @@ impl WsSession {
         };
         match incoming {
             AggregatedMessage::Text(text) => match self.handler.answer(&text) {
-                Answer::Now(reply) => self.reply(reply).await,
+                Answer::Now(reply) => self.reply(reply.map(|frame| *frame)).await,
                 Answer::Later(pending) => {
                     handling.start(pending);
                     ControlFlow::Continue(())

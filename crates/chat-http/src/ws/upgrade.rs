@@ -214,7 +214,7 @@ mod tests {
         assert_eq!(with("/api/ws/connect?since="), Since::Absent);
         assert_eq!(
             with(&format!("/api/ws/connect?since={id}&other=1")),
-            Since::After(id)
+            Since::After(chat_domain::Since::Message(id))
         );
         assert!(matches!(
             with("/api/ws/connect?since=nope"),

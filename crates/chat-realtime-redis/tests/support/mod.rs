@@ -192,13 +192,13 @@ impl Probe {
 
 pub fn global_message(sender: &Username, text: &str) -> chat_domain::Message {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    chat_domain::Message {
-        id: chat_domain::MessageId::generate(),
-        sender: sender.clone(),
-        target: chat_domain::MessageTarget::Global,
-        content: chat_domain::MessageContent::parse(text).expect("valid content"),
-        created_at: time::OffsetDateTime::from_unix_timestamp(now).expect("valid time"),
-    }
+    chat_domain::Message::new(
+        chat_domain::MessageId::generate(),
+        sender.clone(),
+        chat_domain::MessageTarget::Global,
+        chat_domain::MessageContent::parse(text).expect("valid content"),
+        time::OffsetDateTime::from_unix_timestamp(now).expect("valid time"),
+    )
 }
 
 /// Sorted names, as `connected_users` answers.

@@ -34,9 +34,14 @@ enum Blip {
 struct Blipped {
     a: Instance,
     b: Instance,
-    redis: Option<PrivateRedis>,
-    port: u16,
+    redis: Redis,
     _database: TestDatabase,
+}
+
+/// The private Redis of a [`Blipped`] cluster.
+struct Redis {
+    server: Option<PrivateRedis>,
+    port: u16,
 }
 
 impl Blipped {
@@ -52,8 +57,10 @@ impl Blipped {
         Self {
             a,
             b,
-            redis: Some(redis),
-            port,
+            redis: Redis {
+                server: Some(redis),
+                port,
+            },
             _database: database,
         }
     }
@@ -66,7 +73,20 @@ impl Blipped {
         blip: Blip,
         during: impl std::future::Future<Output = T>,
     ) -> (T, Instant) {
-        let redis = self.redis.take().expect("Redis is up");
+        self.redis.blip(&self.a, &self.b, blip, during).await
+    }
+}
+
+impl Redis {
+    /// [`Blipped::blip`], for a `during` that borrows the instances.
+    async fn blip<T>(
+        &mut self,
+        a: &Instance,
+        b: &Instance,
+        blip: Blip,
+        during: impl std::future::Future<Output = T>,
+    ) -> (T, Instant) {
+        let redis = self.server.take().expect("Redis is up");
         let redis = match blip {
             Blip::Kill => {
                 redis.kill();
@@ -78,11 +98,11 @@ impl Blipped {
             }
         };
         let out = during.await;
-        for instance in [&self.a, &self.b] {
+        for instance in [a, b] {
             wait_realtime(instance, "degraded").await;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
-        self.redis = Some(match redis {
+        self.server = Some(match redis {
             Some(redis) => {
                 redis.resume();
                 redis
@@ -214,7 +234,7 @@ async fn a_paused_redis_leaves_no_silent_gap() {
 }
 
 /// Reconnects as `user` with `?since=` until the replay is complete (a
-/// `replay_truncated` asks to go on from the last message); every message
+/// `replay_truncated` asks to go on from the last cursor); every message
 /// replayed, in order.
 async fn replay_from(instance: &Instance, user: &TestUser, since: &str) -> Vec<Value> {
     let mut got: Vec<Value> = Vec::new();
@@ -224,7 +244,10 @@ async fn replay_from(instance: &Instance, user: &TestUser, since: &str) -> Vec<V
         let mut truncated = false;
         while let Some(frame) = ws.recv_within(QUIET).await {
             match frame["type"].as_str() {
-                Some("message") => got.push(frame["message"].clone()),
+                Some("message") => {
+                    since = frame["cursor"].as_str().expect("a cursor").to_owned();
+                    got.push(frame["message"].clone());
+                }
                 Some("error") if frame["code"] == "replay_truncated" => truncated = true,
                 Some("presence") => {}
                 _ => panic!("{}: unexpected {frame}", user.username),
@@ -234,12 +257,15 @@ async fn replay_from(instance: &Instance, user: &TestUser, since: &str) -> Vec<V
         if !truncated {
             return got;
         }
-        since = got
-            .last()
-            .and_then(|message| message["id"].as_str())
-            .expect("a message was replayed")
-            .to_owned();
     }
+}
+
+/// The cursor a 4001 close's reason names.
+fn named_since(reason: &str) -> String {
+    reason
+        .split_once("since=")
+        .map(|(_, cursor)| cursor.to_owned())
+        .unwrap_or_else(|| panic!("no since in {reason:?}"))
 }
 
 #[tokio::test]
@@ -256,36 +282,31 @@ async fn a_hole_over_the_replay_limit_closes_with_4001_naming_where_to_resume() 
     let (sent, _) = cluster
         .blip(Blip::Kill, send_acked(&mut alice_ws, &texts))
         .await;
-    // B started on an empty store and had delivered nothing long before
-    // the break: the hole runs from the first message, and five of them
-    // are missing, more than three. There is nothing to resume after:
-    // reload.
+    // Five missed, more than three: closed, naming a cursor at or before
+    // the hole (B had delivered nothing long before it: where the store
+    // stood when B started). The replay from there brings the five, in
+    // order, after what bob already had (dropped by id).
     let (code, reason) = bob_ws.expect_close_frame().await;
     assert_eq!(code, 4001, "{reason}");
-    assert!(reason.contains("reload the history"), "{reason}");
-    let history: Value = cluster
-        .b
-        .get("/api/messages", &bob.token)
-        .send()
-        .await
-        .expect("history")
-        .json()
-        .await
-        .expect("history JSON");
-    let mut expected = before.clone();
-    expected.extend(sent.iter().cloned());
-    assert_eq!(history, Value::Array(expected));
+    wait_realtime(&cluster.b, "connected").await;
+    let replayed = replay_from(&cluster.b, &bob, &named_since(&reason)).await;
+    let new: Vec<Value> = replayed
+        .into_iter()
+        .filter(|message| !before.contains(message))
+        .collect();
+    assert_eq!(new, sent, "every message of the hole, once, in order");
     // Alice's instance had handed out every one: nothing filled or
     // repeated there. Bob's new socket is live.
     let mut bob_ws = cluster.b.ws(&bob).await;
-    wait_realtime(&cluster.b, "connected").await;
     let after = send_acked(&mut alice_ws, &["after the blip"]).await;
-    assert_eq!(messages(&mut bob_ws, 1).await, after);
+    let frame = bob_ws.recv_event().await;
+    assert_eq!(frame["message"], after[0], "{frame}");
+    let after_cursor = frame["cursor"].as_str().expect("a cursor").to_owned();
     alice_ws.expect_silence(QUIET).await;
 
-    // Once B delivered a message longer ago than the in-flight margin, a
-    // hole starts after it: the close names it, and `?since=` brings the
-    // hole, each message once, in order.
+    // Once B delivered a change longer ago than the in-flight margin, a
+    // hole starts after it: the close names its cursor, and `?since=`
+    // brings the hole exactly, each message once, in order.
     tokio::time::sleep(chat_realtime::IN_FLIGHT + Duration::from_secs(1)).await;
     let texts = ["six", "seven", "eight", "nine", "ten"];
     let (more, _) = cluster
@@ -293,11 +314,57 @@ async fn a_hole_over_the_replay_limit_closes_with_4001_naming_where_to_resume() 
         .await;
     let (code, reason) = bob_ws.expect_close_frame().await;
     assert_eq!(code, 4001, "{reason}");
-    let after_id = after[0]["id"].as_str().expect("id");
-    assert!(
-        reason.ends_with(&format!("?since={after_id}")),
-        "the last message bob had before the hole: {reason}"
+    assert_eq!(
+        named_since(&reason),
+        after_cursor,
+        "the last change bob had before the hole"
     );
     wait_realtime(&cluster.b, "connected").await;
-    assert_eq!(replay_from(&cluster.b, &bob, after_id).await, more);
+    assert_eq!(replay_from(&cluster.b, &bob, &after_cursor).await, more);
+}
+
+/// Edits `id` as `user` over HTTP on `instance`; the message as it now is.
+async fn edit(instance: &Instance, user: &TestUser, id: &str, content: &str) -> Value {
+    let res = instance
+        .client
+        .patch(instance.url(&format!("/api/messages/{id}")))
+        .bearer_auth(&user.token)
+        .json(&json!({"content": content}))
+        .send()
+        .await
+        .expect("edit");
+    assert_eq!(res.status(), 200, "editing on {}", instance.name);
+    res.json().await.expect("message JSON")
+}
+
+#[tokio::test]
+async fn edits_made_during_a_blip_reach_the_other_instance_once_in_their_latest_state() {
+    let mut cluster = Blipped::start(&[]).await;
+    let alice = cluster.a.user("alice").await;
+    let bob = cluster.b.user("bob").await;
+    let mut alice_ws = cluster.a.ws(&alice).await;
+    let mut bob_ws = cluster.b.ws(&bob).await;
+    let before = send_acked(&mut alice_ws, &["to be edited"]).await;
+    assert_eq!(messages(&mut bob_ws, 1).await, before);
+    let id = before[0]["id"].as_str().expect("id").to_owned();
+
+    let (latest, _) = cluster
+        .redis
+        .blip(&cluster.a, &cluster.b, Blip::Kill, async {
+            edit(&cluster.a, &alice, &id, "edited once").await;
+            edit(&cluster.a, &alice, &id, "edited twice").await
+        })
+        .await;
+    // Alice saw both edits live on her own instance.
+    for content in ["edited once", "edited twice"] {
+        let frame = alice_ws.recv_event().await;
+        assert_eq!(frame["type"], "message_updated", "{frame}");
+        assert_eq!(frame["message"]["content"], content, "{frame}");
+    }
+    // Bob gets the message once, in its latest state, then live again.
+    let frame = bob_ws.recv_event().await;
+    assert_eq!(frame["type"], "message_updated", "{frame}");
+    assert_eq!(frame["message"], latest, "{frame}");
+    assert_eq!(latest["content"], "edited twice");
+    live_again(&cluster, &mut alice_ws, &mut bob_ws).await;
 }

@@ -41,9 +41,9 @@ async fn global_messages_reach_the_other_instance_whichever_way_they_are_sent() 
     let sent = b
         .send_ok(&bob, json!({"content": "hello from B over HTTP"}))
         .await;
-    let on_a = alice_ws.recv_event().await;
+    let on_a = alice_ws.recv_stored().await;
     assert_eq!(on_a, json!({"type": "message", "message": sent}));
-    assert_eq!(bob_ws.recv_event().await, on_a);
+    assert_eq!(bob_ws.recv_stored().await, on_a);
 }
 
 #[tokio::test]
@@ -73,9 +73,9 @@ async fn direct_messages_reach_both_parties_on_every_instance_and_nobody_else() 
         .send_ok(&bob, json!({"content": "yes?", "recipient": "alice"}))
         .await;
     let expected = json!({"type": "direct_message", "message": reply});
-    assert_eq!(alice_ws.recv_event().await, expected);
-    assert_eq!(bob_on_b.recv_event().await, expected);
-    assert_eq!(bob_on_a.recv_event().await, expected);
+    assert_eq!(alice_ws.recv_stored().await, expected);
+    assert_eq!(bob_on_b.recv_stored().await, expected);
+    assert_eq!(bob_on_a.recv_stored().await, expected);
     carol_ws.expect_silence(QUIET).await;
 }
 
@@ -103,8 +103,8 @@ async fn room_messages_reach_members_on_either_instance_only() {
         .send_ok(&bob, json!({"content": "heard you", "room_id": room}))
         .await;
     let expected = json!({"type": "message", "message": reply});
-    assert_eq!(alice_ws.recv_event().await, expected);
-    assert_eq!(bob_ws.recv_event().await, expected);
+    assert_eq!(alice_ws.recv_stored().await, expected);
+    assert_eq!(bob_ws.recv_stored().await, expected);
     carol_ws.expect_silence(QUIET).await;
 }
 

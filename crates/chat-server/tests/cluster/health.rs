@@ -47,8 +47,8 @@ async fn without_redis_an_instance_is_degraded_but_serves_its_own_clients() {
         .send_ok(&alice, json!({"content": "local only", "recipient": "bob"}))
         .await;
     let expected = json!({"type": "direct_message", "message": sent});
-    assert_eq!(bob_ws.recv_event().await, expected);
-    assert_eq!(alice_ws.recv_event().await, expected);
+    assert_eq!(bob_ws.recv_stored().await, expected);
+    assert_eq!(alice_ws.recv_stored().await, expected);
     assert_eq!(
         instance.connected_users(&alice).await,
         json!(["alice", "bob"]),

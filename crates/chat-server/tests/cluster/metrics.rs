@@ -51,7 +51,7 @@ async fn the_redis_link_and_its_traffic_are_reported_per_instance() {
         .send_ok(&alice, json!({"content": "across instances"}))
         .await;
     assert_eq!(
-        bob_ws.recv_event().await,
+        bob_ws.recv_stored().await,
         json!({"type": "message", "message": sent})
     );
 

@@ -275,8 +275,8 @@ async fn two_clients_through_nginx_chat_in_every_mode_across_instances() {
     assert_eq!(res.status(), StatusCode::CREATED);
     let stored: Value = res.json().await.expect("message");
     let expected = json!({"type": "message", "message": stored});
-    assert_eq!(alice_ws.recv_event().await, expected);
-    assert_eq!(bob_ws.recv_event().await, expected);
+    assert_eq!(alice_ws.recv_stored().await, expected);
+    assert_eq!(bob_ws.recv_stored().await, expected);
 
     // Typing, to a person and in the room.
     alice_ws

@@ -86,7 +86,7 @@ async fn a_killed_instance_users_go_offline_on_the_other_within_the_bound() {
     // The survivor carries on: its own clients still get everything.
     let sent = b.send_ok(&bob, json!({"content": "still here"})).await;
     assert_eq!(
-        bob_ws.recv_event().await,
+        bob_ws.recv_stored().await,
         json!({"type": "message", "message": sent})
     );
     let (status, health) = b.health().await;

@@ -29,7 +29,12 @@ async fn a_global_message_has_the_spec_shape(app: TestApp) {
     assert_eq!(message["room_id"], Value::Null);
     assert!(message["id"].is_string());
     assert!(message["created_at"].as_str().expect("time").ends_with('Z'));
-    assert_eq!(message.as_object().expect("object").len(), 6);
+    assert_eq!(message.as_object().expect("object").len(), 11);
+    assert_eq!(message["edited_at"], Value::Null);
+    assert_eq!(message["deleted_at"], Value::Null);
+    assert_eq!(message["reply_to"], Value::Null);
+    assert_eq!(message["reply_count"], 0);
+    assert_eq!(message["reactions"], serde_json::json!([]));
 
     // Empty strings, as old clients send them, mean "absent".
     let message = app

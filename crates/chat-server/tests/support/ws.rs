@@ -174,6 +174,20 @@ impl WsClient {
         }
     }
 
+    /// The next frame that is not `presence`, which must come from the
+    /// store: it carries a `cursor` (a string), removed here so that the
+    /// rest compares with what HTTP answered.
+    pub async fn recv_stored(&mut self) -> Value {
+        let mut frame = self.recv_event().await;
+        let cursor = frame.as_object_mut().and_then(|o| o.remove("cursor"));
+        assert!(
+            cursor.as_ref().is_some_and(Value::is_string),
+            "{}: a stored frame without a cursor: {frame}",
+            self.username
+        );
+        frame
+    }
+
     /// The next text frame within `wait`, or `None` if none came.
     pub async fn recv_within(&mut self, wait: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + wait;

@@ -40,7 +40,8 @@ async fn a_global_message_reaches_everyone_the_sender_included(app: TestApp) {
         assert_eq!(message["content"], "hello all");
         assert_eq!(message["recipient"], Value::Null);
         assert_eq!(message["room_id"], Value::Null);
-        assert_eq!(frame.as_object().map(|o| o.len()), Some(2), "{frame}");
+        assert_eq!(frame.as_object().map(|o| o.len()), Some(3), "{frame}");
+        assert!(frame["cursor"].is_string(), "{frame}");
         ids.push(message["id"].clone());
     }
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "one message: {ids:?}");
@@ -139,7 +140,7 @@ async fn http_messages_arrive_exactly_as_stored(app: TestApp) {
     let global = app.send_ok(&alice, json!({"content": "over http"})).await;
     for socket in [&mut a, &mut b, &mut c] {
         assert_eq!(
-            socket.recv_event().await,
+            socket.recv_stored().await,
             json!({"type": "message", "message": global})
         );
     }
@@ -151,7 +152,7 @@ async fn http_messages_arrive_exactly_as_stored(app: TestApp) {
         .await;
     for socket in [&mut a, &mut b] {
         assert_eq!(
-            socket.recv_event().await,
+            socket.recv_stored().await,
             json!({"type": "direct_message", "message": direct})
         );
     }
@@ -163,7 +164,7 @@ async fn http_messages_arrive_exactly_as_stored(app: TestApp) {
         .await;
     for socket in [&mut a, &mut b] {
         assert_eq!(
-            socket.recv_event().await,
+            socket.recv_stored().await,
             json!({"type": "message", "message": in_room})
         );
     }

@@ -51,7 +51,8 @@ async fn a_client_id_is_acked_once_stored_and_a_resend_stores_nothing(app: TestA
     let (ack, echo) = ack_and_echo(&mut a).await;
     assert_eq!(ack["client_id"], "c-1");
     assert_eq!(ack["message"], echo["message"]);
-    assert_eq!(ack.as_object().map(|o| o.len()), Some(3), "{ack}");
+    assert_eq!(ack.as_object().map(|o| o.len()), Some(4), "{ack}");
+    assert!(ack["cursor"].is_string(), "{ack}");
     assert_eq!(b.recv_event().await, echo);
 
     // The same client_id again (a retry after a lost ack): acked with the

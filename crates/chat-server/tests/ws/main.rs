@@ -7,6 +7,7 @@
 mod support;
 
 mod busy_sender;
+mod changes;
 mod delivery;
 mod frames;
 mod handshake;

@@ -188,13 +188,13 @@ async fn a_direct_message_is_stored_then_sent_to_exactly_its_two_parties() {
     assert_eq!(
         inserts.calls(),
         [NewMessage {
-            message: Message {
-                id: message.id,
-                sender: alice().username,
-                target: MessageTarget::Direct(bob().username),
-                content: MessageContent::parse("hello bob").expect("valid"),
-                created_at: now(),
-            },
+            message: Message::new(
+                message.id,
+                alice().username,
+                MessageTarget::Direct(bob().username),
+                MessageContent::parse("hello bob").expect("valid"),
+                now(),
+            ),
             sender_id: alice().id,
             client_id: Some(crate::values::ClientId::parse("k-1").expect("valid")),
         }]

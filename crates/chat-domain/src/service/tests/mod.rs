@@ -128,13 +128,13 @@ fn empty_page<T>() -> Page<T> {
 
 /// A message as a store would hand it back.
 fn stored_message(sender: &UserAccount, target: MessageTarget, content: &str) -> Message {
-    Message {
-        id: MessageId::generate(),
-        sender: sender.username.clone(),
+    Message::new(
+        MessageId::generate(),
+        sender.username.clone(),
         target,
-        content: MessageContent::parse(content).expect("valid content"),
-        created_at: now(),
-    }
+        MessageContent::parse(content).expect("valid content"),
+        now(),
+    )
 }
 
 /// A store that keeps whatever it is given: the `insert_message` answer of

@@ -3,16 +3,24 @@
 
 use super::*;
 use crate::error::{DomainError, DomainResult};
-use crate::pagination::{Cursor, PageRequest};
-use crate::service::Replay;
+use crate::pagination::PageRequest;
+use crate::ports::{StreamItem, StreamPage};
+use crate::service::{Replay, Since};
 
-/// A page a store might answer with.
-fn page_of(messages: Vec<Message>) -> Page<Message> {
-    Page {
-        items: messages,
-        has_older: true,
-        has_newer: false,
+/// A page a store might answer with: these messages, new after `since`.
+fn page_of(messages: Vec<Message>) -> StreamPage {
+    StreamPage {
+        items: messages
+            .into_iter()
+            .zip(SINCE_POSITION + 1..)
+            .map(|(message, position)| StreamItem::New { message, position })
+            .collect(),
+        has_more: false,
     }
+}
+
+fn empty_page() -> StreamPage {
+    StreamPage::default()
 }
 
 /// The position the store answers for a known `since`.
@@ -30,34 +38,31 @@ fn knows(h: &mut Harness, message: &Message) {
 }
 
 /// A successful replay's first page and the position of `since`.
-fn replayed_page(page: Page<Message>) -> DomainResult<Replay> {
+fn replayed_page(page: StreamPage) -> DomainResult<Replay> {
     Ok(Replay {
         page,
-        since_position: Some(SINCE_POSITION),
+        since_position: SINCE_POSITION,
     })
 }
 
 /// A harness whose visible feed must not be read.
 fn no_replay(h: &mut Harness) {
-    h.messages.expect_visible_messages().times(0);
+    h.messages.expect_changes_after().times(0);
 }
 
-/// Expects one read of alice's visible feed after `since`, `limit` long,
-/// and answers `answer`.
-fn replays_for_alice(h: &mut Harness, since: MessageId, limit: usize, answer: Page<Message>) {
+/// Expects one read of alice's stream of changes after the position of
+/// `since`, `limit` long, and answers `answer`.
+fn replays_for_alice(h: &mut Harness, _since: MessageId, limit: usize, answer: StreamPage) {
     h.messages
-        .expect_visible_messages()
+        .expect_changes_after()
         .times(1)
-        .withf(move |viewer, viewer_name, page| {
+        .withf(move |viewer, viewer_name, after, asked| {
             *viewer == alice().id
                 && *viewer_name == alice().username
-                && *page
-                    == PageRequest {
-                        limit,
-                        cursor: Cursor::After(since),
-                    }
+                && *after == SINCE_POSITION
+                && *asked == limit
         })
-        .returning(move |_, _, _| Ok(answer.clone()));
+        .returning(move |_, _, _, _| Ok(answer.clone()));
 }
 
 #[tokio::test]
@@ -70,7 +75,7 @@ async fn a_global_message_replays_the_callers_visible_feed_after_it() {
 
     let replayed = h
         .build()
-        .replay_since(&caller(&alice()), since.id, 100)
+        .replay_since(&caller(&alice()), Since::Message(since.id), 100)
         .await;
 
     assert_eq!(replayed, replayed_page(page_of(vec![missed])));
@@ -90,7 +95,7 @@ async fn the_replay_limit_is_capped_like_any_page() {
 
     let replayed = h
         .build()
-        .replay_since(&caller(&alice()), since.id, 10_000)
+        .replay_since(&caller(&alice()), Since::Message(since.id), 10_000)
         .await;
 
     assert_eq!(replayed, replayed_page(empty_page()));
@@ -104,7 +109,7 @@ async fn a_zero_limit_is_refused_before_any_read() {
 
     let err = h
         .build()
-        .replay_since(&caller(&alice()), MessageId::generate(), 0)
+        .replay_since(&caller(&alice()), Since::Message(MessageId::generate()), 0)
         .await
         .expect_err("a limit of 0 is refused");
 
@@ -125,7 +130,7 @@ async fn an_unknown_since_is_message_not_found_not_a_full_replay() {
 
     let replayed = h
         .build()
-        .replay_since(&caller(&alice()), MessageId::generate(), 50)
+        .replay_since(&caller(&alice()), Since::Message(MessageId::generate()), 50)
         .await;
 
     assert_eq!(replayed, Err(DomainError::MessageNotFound));
@@ -140,7 +145,7 @@ async fn someone_elses_direct_message_is_not_found() {
 
     let replayed = h
         .build()
-        .replay_since(&caller(&alice()), since.id, 50)
+        .replay_since(&caller(&alice()), Since::Message(since.id), 50)
         .await;
 
     assert_eq!(replayed, Err(DomainError::MessageNotFound));
@@ -157,7 +162,7 @@ async fn direct_messages_to_or_from_the_caller_are_valid_starting_points() {
 
         let replayed = h
             .build()
-            .replay_since(&caller(&alice()), since.id, 50)
+            .replay_since(&caller(&alice()), Since::Message(since.id), 50)
             .await;
 
         assert_eq!(replayed, replayed_page(empty_page()), "{since:?}");
@@ -173,7 +178,7 @@ async fn a_message_of_a_room_the_caller_is_in_is_a_valid_starting_point() {
 
     let replayed = h
         .build()
-        .replay_since(&caller(&alice()), since.id, 50)
+        .replay_since(&caller(&alice()), Since::Message(since.id), 50)
         .await;
 
     assert_eq!(replayed, replayed_page(empty_page()));
@@ -188,7 +193,7 @@ async fn a_message_of_a_room_the_caller_is_not_in_is_not_found() {
 
     let replayed = h
         .build()
-        .replay_since(&caller(&alice()), since.id, 50)
+        .replay_since(&caller(&alice()), Since::Message(since.id), 50)
         .await;
 
     assert_eq!(replayed, Err(DomainError::MessageNotFound));
@@ -203,7 +208,7 @@ async fn a_message_of_a_room_that_is_gone_is_not_found() {
 
     let replayed = h
         .build()
-        .replay_since(&caller(&alice()), since.id, 50)
+        .replay_since(&caller(&alice()), Since::Message(since.id), 50)
         .await;
 
     assert_eq!(replayed, Err(DomainError::MessageNotFound));
@@ -220,8 +225,23 @@ async fn a_store_failure_is_reported_as_it_is() {
 
     let replayed = h
         .build()
-        .replay_since(&caller(&alice()), MessageId::generate(), 50)
+        .replay_since(&caller(&alice()), Since::Message(MessageId::generate()), 50)
         .await;
 
     assert_eq!(replayed, Err(DomainError::StoreUnavailable));
+}
+
+#[tokio::test]
+async fn a_cursor_replays_from_its_position_without_reading_a_message() {
+    let missed = stored_message(&carol(), MessageTarget::Global, "during the gap");
+    let mut h = Harness::new();
+    h.messages.expect_message_by_id_positioned().times(0);
+    replays_for_alice(&mut h, missed.id, 50, page_of(vec![missed.clone()]));
+
+    let replayed = h
+        .build()
+        .replay_since(&caller(&alice()), Since::Position(SINCE_POSITION), 50)
+        .await;
+
+    assert_eq!(replayed, replayed_page(page_of(vec![missed])));
 }
