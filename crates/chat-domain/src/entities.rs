@@ -179,7 +179,7 @@ impl Reaction {
 const DELETED_CONTENT: &str = "";
 
 /// What a deleted message holds in the domain, where content is never
-/// empty; it is shown as [`DELETED_CONTENT`].
+/// empty; it is shown as `DELETED_CONTENT` (no content).
 pub const DELETED_PLACEHOLDER: &str = "(deleted)";
 
 impl Message {

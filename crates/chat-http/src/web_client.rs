@@ -1,9 +1,11 @@
-//! The browser client: a small chat page (`web/` at the repository root)
-//! compiled into the binary, so that a person can chat with nothing but the
-//! server running.
+//! The browser client: a small chat page (`web/` in this crate) compiled
+//! into the binary, so that a person can chat with nothing but the server
+//! running.
 //!
-//! `GET /` is `index.html`, `GET /app.js` and `GET /style.css` its script
-//! and style sheet. Each answer carries a strict `Content-Security-Policy`
+//! `GET /` is `index.html`, `GET /style.css` its style sheet, and each of
+//! its ES modules (`GET /app.js`, which imports the others) is served as
+//! `text/javascript` at `/<name>.js`: browsers refuse a module of any other
+//! type, and there is no build step. Each answer carries a strict `Content-Security-Policy`
 //! (no inline script or style, nothing from another origin) and
 //! `Cache-Control: no-cache`, so a redeploy is picked up at the next load.
 //! The page uses relative URLs only, so it also works when the API is
@@ -20,9 +22,24 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self
      img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; \
      base-uri 'none'; frame-ancestors 'none'";
 
-const INDEX_HTML: &str = include_str!("../../../web/index.html");
-const APP_JS: &str = include_str!("../../../web/app.js");
-const STYLE_CSS: &str = include_str!("../../../web/style.css");
+const INDEX_HTML: &str = include_str!("../web/index.html");
+const STYLE_CSS: &str = include_str!("../web/style.css");
+
+/// Every module of the client, by the path the page and the other modules
+/// import it from.
+const MODULES: [(&str, &str); 9] = [
+    ("/app.js", include_str!("../web/app.js")),
+    ("/api.js", include_str!("../web/api.js")),
+    ("/composer.js", include_str!("../web/composer.js")),
+    ("/connection.js", include_str!("../web/connection.js")),
+    ("/conversations.js", include_str!("../web/conversations.js")),
+    ("/dom.js", include_str!("../web/dom.js")),
+    ("/render.js", include_str!("../web/render.js")),
+    ("/session.js", include_str!("../web/session.js")),
+    ("/state.js", include_str!("../web/state.js")),
+];
+
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 
 /// One file of the client.
 struct Asset {
@@ -31,28 +48,32 @@ struct Asset {
     body: &'static str,
 }
 
-const ASSETS: [Asset; 3] = [
-    Asset {
-        path: "/",
-        content_type: "text/html; charset=utf-8",
-        body: INDEX_HTML,
-    },
-    Asset {
-        path: "/app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: APP_JS,
-    },
-    Asset {
-        path: "/style.css",
-        content_type: "text/css; charset=utf-8",
-        body: STYLE_CSS,
-    },
-];
+/// The page, its style sheet and its modules.
+fn assets() -> impl Iterator<Item = Asset> {
+    [
+        Asset {
+            path: "/",
+            content_type: "text/html; charset=utf-8",
+            body: INDEX_HTML,
+        },
+        Asset {
+            path: "/style.css",
+            content_type: "text/css; charset=utf-8",
+            body: STYLE_CSS,
+        },
+    ]
+    .into_iter()
+    .chain(MODULES.iter().map(|&(path, body)| Asset {
+        path,
+        content_type: JAVASCRIPT,
+        body,
+    }))
+}
 
-/// Mounts `GET /`, `GET /app.js` and `GET /style.css`; other methods on
-/// those paths get the API's JSON 405.
+/// Mounts `GET /`, `GET /style.css` and `GET /<module>.js`; other methods
+/// on those paths get the API's JSON 405.
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    for asset in &ASSETS {
+    for asset in assets() {
         let (content_type, body) = (asset.content_type, asset.body);
         cfg.service(
             web::resource(asset.path)
@@ -84,11 +105,10 @@ mod tests {
     #[actix_web::test]
     async fn each_file_has_its_type_and_the_policy() {
         let app = init_service(App::new().configure(routes)).await;
-        for (path, kind) in [
-            ("/", "text/html"),
-            ("/app.js", "text/javascript"),
-            ("/style.css", "text/css"),
-        ] {
+        let files = [("/", "text/html"), ("/style.css", "text/css")]
+            .into_iter()
+            .chain(MODULES.iter().map(|&(path, _)| (path, "text/javascript")));
+        for (path, kind) in files {
             let res = call_service(&app, TestRequest::get().uri(path).to_request()).await;
             assert!(res.status().is_success(), "{path}");
             let headers = res.headers();
@@ -110,10 +130,59 @@ mod tests {
 
     #[test]
     fn the_page_loads_nothing_inline_or_foreign() {
-        assert!(INDEX_HTML.contains(r#"src="app.js""#));
+        assert!(INDEX_HTML.contains(r#"<script type="module" src="app.js"></script>"#));
         assert!(!INDEX_HTML.contains("<script>"));
         assert!(!INDEX_HTML.contains("style="));
         assert!(!INDEX_HTML.contains("http://") && !INDEX_HTML.contains("https://"));
-        assert!(!APP_JS.contains("innerHTML"));
+        for (path, body) in MODULES {
+            assert!(!body.contains("innerHTML"), "{path}");
+            assert!(!body.contains("outerHTML"), "{path}");
+            assert!(!body.contains("insertAdjacentHTML"), "{path}");
+            assert!(!body.contains("eval("), "{path}");
+            assert!(
+                !body.contains("http://") && !body.contains("https://"),
+                "{path}"
+            );
+        }
+    }
+
+    /// Every module another one imports is served, under the name it is
+    /// imported by, and every served module is reachable from `app.js`.
+    #[test]
+    fn every_import_is_served_and_every_module_is_used() {
+        let served: Vec<&str> = MODULES.iter().map(|&(path, _)| path).collect();
+        let mut reached = vec!["/app.js"];
+        let mut next = 0;
+        while let Some(&path) = reached.get(next) {
+            next += 1;
+            let body = MODULES
+                .iter()
+                .find(|&&(p, _)| p == path)
+                .map(|&(_, body)| body)
+                .unwrap_or_default();
+            for import in body.split("from \"./").skip(1) {
+                let name = import.split('"').next().unwrap_or_default();
+                let imported = format!("/{name}");
+                let known = served.iter().find(|&&p| p == imported);
+                assert!(
+                    known.is_some(),
+                    "{path} imports {name}, which is not served"
+                );
+                if let Some(&p) = known {
+                    if !reached.contains(&p) {
+                        reached.push(p);
+                    }
+                }
+            }
+        }
+        let mut unused: Vec<&str> = served
+            .into_iter()
+            .filter(|p| !reached.contains(p))
+            .collect();
+        unused.sort_unstable();
+        assert!(
+            unused.is_empty(),
+            "served but imported by nothing: {unused:?}"
+        );
     }
 }

@@ -233,10 +233,8 @@ async fn outage_leaves_a_hole(pause: bool) {
     })
     .await;
     assert_eq!(Notifier::health(&b), RealtimeHealth::Degraded);
-    let mut during = HashSet::new();
-    for (i, text) in ["one", "two", "three", "four", "five"].iter().enumerate() {
-        let position = 11 + u64::try_from(i).expect("small");
-        during.insert(publish_at(&a, &alice, text, position).await);
+    for (text, position) in ["one", "two", "three", "four", "five"].iter().zip(11..) {
+        publish_at(&a, &alice, text, position).await;
         assert!(matches!(
             next_non_presence(&mut alice).await,
             ServerFrame::Message { .. }

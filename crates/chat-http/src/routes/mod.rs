@@ -17,7 +17,7 @@ use crate::error::ApiError;
 /// WebSocket, which it always serves.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Parts {
-    /// The browser client at `/`, `/app.js` and `/style.css`.
+    /// The browser client at `/`, `/style.css` and its modules (`/app.js`, ...).
     pub web_client: bool,
     /// The OpenAPI document (`/api/openapi.json`) and its reference page
     /// (`/api/docs`).
@@ -58,7 +58,7 @@ pub(crate) fn route_table(cfg: &mut web::ServiceConfig, parts: Parts) {
         .service(resource("/api/docs", "GET").route(web::get().to(crate::openapi::api_docs)));
     }
     if parts.web_client {
-        // The browser client: `/`, `/app.js`, `/style.css`.
+        // The browser client: `/`, `/style.css`, its modules.
         cfg.configure(crate::web_client::routes);
     }
     api_routes(cfg);

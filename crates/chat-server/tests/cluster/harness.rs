@@ -196,6 +196,16 @@ impl Instance {
         self.client.delete(self.url(path)).bearer_auth(token)
     }
 
+    /// `PATCH path` with a bearer token.
+    pub fn patch(&self, path: &str, token: &str) -> RequestBuilder {
+        self.client.patch(self.url(path)).bearer_auth(token)
+    }
+
+    /// `PUT path` with a bearer token.
+    pub fn put(&self, path: &str, token: &str) -> RequestBuilder {
+        self.client.put(self.url(path)).bearer_auth(token)
+    }
+
     /// Registers and logs in `username` on this instance.
     pub async fn user(&self, username: &str) -> TestUser {
         Api::new(&self.base_url, self.client.clone())
@@ -280,10 +290,10 @@ impl Instance {
         open_ws(self.addr, user).await
     }
 
-    /// Opens a WebSocket on this instance as `user`, replaying what was
-    /// stored after message `since` (`?since=`).
+    /// Opens a WebSocket on this instance as `user`, resuming after
+    /// `since` (a cursor or a message id).
     pub async fn ws_since(&self, user: &TestUser, since: &str) -> WsClient {
-        open_ws_at(self.addr, &format!("{CONNECT_PATH}?since={since}"), user).await
+        open_ws_at(self.addr, user, Some(since)).await
     }
 }
 
@@ -350,12 +360,15 @@ impl Api {
 /// Opens a WebSocket to `addr` as `user` (bearer token) and reads its
 /// `connection` frame.
 pub async fn open_ws(addr: SocketAddr, user: &TestUser) -> WsClient {
-    open_ws_at(addr, CONNECT_PATH, user).await
+    open_ws_at(addr, user, None).await
 }
 
-/// [`open_ws`] on `path` (with its query).
-async fn open_ws_at(addr: SocketAddr, path: &str, user: &TestUser) -> WsClient {
-    let mut request = format!("ws://{addr}{path}")
+/// [`open_ws`] with `?since=` when given.
+pub async fn open_ws_at(addr: SocketAddr, user: &TestUser, since: Option<&str>) -> WsClient {
+    let query = since
+        .map(|since| format!("?since={since}"))
+        .unwrap_or_default();
+    let mut request = format!("ws://{addr}{CONNECT_PATH}{query}")
         .into_client_request()
         .expect("a valid WebSocket URL");
     set(

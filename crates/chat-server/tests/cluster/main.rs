@@ -2,7 +2,9 @@
 //! Redis, on loopback: clients on different instances chat exactly as on
 //! one (global, direct, room, typing, presence, `/api/ws/users`), a killed
 //! instance's users go offline within the expiry bound (a stopped one's at
-//! once), membership changes route across instances, and the same through
+//! once), membership changes route across instances, a client that
+//! reconnects to one instance catches up on the changes made through the
+//! other, and the same through
 //! a real nginx running the repository's `docker/nginx.conf`.
 //!
 //! Needs PostgreSQL (`TEST_DATABASE_URL`), Redis (`TEST_REDIS_URL`) and
@@ -15,6 +17,7 @@
 mod support;
 
 mod blip;
+mod changes;
 mod delivery;
 #[path = "../metrics/exposition.rs"]
 mod exposition;

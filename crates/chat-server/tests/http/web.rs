@@ -33,13 +33,15 @@ async fn the_page_is_served_with_a_strict_policy(app: TestApp) {
     assert_eq!(header_of(&res, header::CACHE_CONTROL), "no-cache");
     let body = res.text().await.expect("body");
     assert!(body.starts_with("<!doctype html>"), "{body}");
-    assert!(body.contains(r#"<script src="app.js" defer></script>"#));
+    assert!(body.contains(r#"<script type="module" src="app.js"></script>"#));
     assert!(body.contains(r#"href="style.css""#));
 }
 
 async fn the_script_and_style_sheet_are_served(app: TestApp) {
     for (path, kind, marker) in [
-        ("/app.js", "text/javascript", "api/ws/connect"),
+        ("/app.js", "text/javascript", "./connection.js"),
+        ("/connection.js", "text/javascript", "api/ws/connect"),
+        ("/composer.js", "text/javascript", "/reactions/"),
         ("/style.css", "text/css", ".messages"),
     ] {
         let res = app.client.get(app.url(path)).send().await.expect(path);
