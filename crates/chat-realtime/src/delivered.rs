@@ -9,10 +9,10 @@
 //! [`Gap`](chat_domain::Delivery::Gap) (recorded, and queued ahead of it)
 //! or wholly after it.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use chat_domain::Hole;
+use chat_domain::{Hole, MessageId};
 use tokio::time::Instant;
 
 /// How long a live frame may trail its message's commit before it reaches
@@ -36,14 +36,15 @@ const CAPACITY: usize = 65_536;
 struct Entry {
     at: Instant,
     position: u64,
+    message: Option<MessageId>,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Delivered {
     /// In delivery order, at most [`CAPACITY`].
     entries: VecDeque<Entry>,
-    /// The positions of `entries`.
-    positions: HashSet<u64>,
+    /// The positions of `entries`, with the message each change was of.
+    positions: HashMap<u64, Option<MessageId>>,
     /// The highest position forgotten so far, or where the store stood
     /// at start: a hole that starts after it was delivered is filled from
     /// after it at the earliest.
@@ -70,24 +71,28 @@ impl Delivered {
         self.floor.get_or_insert(position);
     }
 
-    /// Whether the change at this position was handed out lately (a late
-    /// or repeated live copy, not to be handed out again).
-    pub(crate) fn contains(&self, position: u64) -> bool {
-        self.positions.contains(&position)
+    /// Whether this change (of this message, at this position) was
+    /// handed out lately: a late or repeated live copy, not to be handed
+    /// out again.
+    pub(crate) fn contains(&self, position: u64, message: Option<MessageId>) -> bool {
+        self.positions.get(&position) == Some(&message)
     }
 
     /// Records a delivered change.
-    pub(crate) fn record(&mut self, position: u64) {
+    pub(crate) fn record(&mut self, position: u64, message: Option<MessageId>) {
         self.entries.push_back(Entry {
             at: Instant::now(),
             position,
+            message,
         });
-        self.positions.insert(position);
+        self.positions.insert(position, message);
         while self.entries.len() > CAPACITY {
             let Some(first) = self.entries.pop_front() else {
                 break;
             };
-            self.positions.remove(&first.position);
+            if self.positions.get(&first.position) == Some(&first.message) {
+                self.positions.remove(&first.position);
+            }
             self.forgotten_at = Some(first.at);
             self.floor = Some(self.floor.map_or(first.position, |f| f.max(first.position)));
         }
@@ -146,21 +151,27 @@ mod tests {
     async fn a_hole_fills_from_the_last_change_delivered_in_flight_time_before() {
         let mut delivered = Delivered::default();
         delivered.resume_from(3);
-        delivered.record(10);
+        delivered.record(10, None);
         tokio::time::advance(IN_FLIGHT * 2).await;
-        delivered.record(12);
+        delivered.record(12, None);
         // Out of order across instances: 11 arrives after 12.
-        delivered.record(11);
+        delivered.record(11, None);
         delivered.open(Instant::now());
         tokio::time::advance(Duration::from_secs(3)).await;
         // Local delivery goes on during the hole.
-        delivered.record(20);
+        delivered.record(20, None);
         let hole = delivered.close().expect("a hole was open");
         assert_eq!(hole.after, Some(10), "the last one before the margin");
         assert_eq!(hole.delivered, HashSet::from([11, 12, 20]));
         assert!(hole.complete && hole.fillable());
         assert!(delivered.close().is_none(), "closed once");
-        assert!(delivered.contains(20) && delivered.contains(10) && !delivered.contains(13));
+        assert!(
+            delivered.contains(20, None)
+                && delivered.contains(10, None)
+                && !delivered.contains(13, None)
+                && !delivered.contains(20, Some(MessageId::generate())),
+            "a change is known by its position and message"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -181,10 +192,10 @@ mod tests {
     async fn the_start_is_the_highest_position_delivered_before_the_margin() {
         let mut delivered = Delivered::default();
         delivered.resume_from(1);
-        delivered.record(7);
-        delivered.record(5);
+        delivered.record(7, None);
+        delivered.record(5, None);
         tokio::time::advance(IN_FLIGHT * 2).await;
-        delivered.record(9);
+        delivered.record(9, None);
         delivered.open(Instant::now() + IN_FLIGHT);
         let hole = delivered.close().expect("open");
         assert_eq!(hole.after, Some(7), "7, not the later-delivered 5");
@@ -199,9 +210,9 @@ mod tests {
         tokio::time::advance(IN_FLIGHT).await;
         let past = u64::try_from(CAPACITY).expect("fits") + 1;
         for position in 1..=past {
-            delivered.record(position);
+            delivered.record(position, None);
         }
-        assert!(!delivered.contains(1) && delivered.contains(2));
+        assert!(!delivered.contains(1, None) && delivered.contains(2, None));
         let hole = delivered.close().expect("open");
         assert!(!hole.complete && !hole.fillable());
         assert_eq!(hole.after, Some(0), "resync from where it started");

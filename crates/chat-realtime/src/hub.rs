@@ -163,7 +163,7 @@ impl Hub {
         // A cluster's hub remembers what it hands out, under the same lock
         // as the hand-out, so that a hole's mark is queued either behind
         // a frame it counts as delivered or ahead of one it does not.
-        if !registry.record(position) {
+        if !registry.record(position, message) {
             return;
         }
         let slow = registry.deliver(audience, &outgoing);

@@ -67,31 +67,24 @@ pub(crate) struct QueueSender(Arc<Shared>);
 impl QueueSender {
     /// Queues `frame` without waiting.
     pub(crate) fn try_send(&self, frame: Queued) -> Result<(), Refused> {
+        self.send(frame, true)
+    }
+
+    /// Queues `item` even over the capacity: the mark of a hole, which
+    /// must not get a connection closed as too slow (it is one per hole,
+    /// and the connection catches up from the store after it). Dropped if
+    /// the receiver is gone.
+    pub(crate) fn force_send(&self, item: Queued) {
+        let _ = self.send(item, false);
+    }
+
+    fn send(&self, item: Queued, bounded: bool) -> Result<(), Refused> {
         let mut state = self.0.lock();
         if !state.receiver {
             return Err(Refused::Closed);
         }
-        if state.frames.len() >= state.capacity {
+        if bounded && state.frames.len() >= state.capacity {
             return Err(Refused::Full);
-        }
-        state.frames.push_back(frame);
-        let waker = state.waker.take();
-        drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        Ok(())
-    }
-}
-
-impl QueueSender {
-    /// Queues `item` even over the capacity: the mark of a hole, which
-    /// must not get a connection closed as too slow (it is one per hole,
-    /// and the connection catches up from the store after it).
-    pub(crate) fn force_send(&self, item: Queued) {
-        let mut state = self.0.lock();
-        if !state.receiver {
-            return;
         }
         state.frames.push_back(item);
         let waker = state.waker.take();
@@ -99,21 +92,7 @@ impl QueueSender {
         if let Some(waker) = waker {
             waker.wake();
         }
-    }
-}
-
-impl QueueReceiver {
-    /// Takes the first hole mark still queued, dropping what is ahead of
-    /// it (the connection is being closed as too slow: its backlog is
-    /// dropped, and so would the mark be).
-    pub(crate) fn take_gap(&mut self) -> Option<Arc<chat_domain::Hole>> {
-        let mut state = self.0.lock();
-        while let Some(item) = state.frames.pop_front() {
-            if let crate::registry::Outgoing::Gap(hole) = &*item {
-                return Some(Arc::clone(hole));
-            }
-        }
-        None
+        Ok(())
     }
 }
 
@@ -160,6 +139,19 @@ impl QueueReceiver {
             waker => *waker = Some(cx.waker().clone()),
         }
         Poll::Pending
+    }
+
+    /// Takes the first hole mark still queued, dropping what is ahead of
+    /// it (the connection is being closed as too slow: its backlog is
+    /// dropped, and so would the mark be).
+    pub(crate) fn take_gap(&mut self) -> Option<Arc<chat_domain::Hole>> {
+        let mut state = self.0.lock();
+        while let Some(item) = state.frames.pop_front() {
+            if let crate::registry::Outgoing::Gap(hole) = &*item {
+                return Some(Arc::clone(hole));
+            }
+        }
+        None
     }
 
     /// Refuses further offers; what is queued can still be received.

@@ -173,18 +173,18 @@ impl Registry {
         Some(delivered.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Records a stored change about to be handed out, by its position;
-    /// `false` when it was handed out already (a late or repeated live
-    /// copy). Frames without a position (not from the store, or from an
-    /// instance of an older version) are not recorded.
-    pub(crate) fn record(&self, position: Option<u64>) -> bool {
+    /// Records a stored change about to be handed out, by its position
+    /// (and message); `false` when it was handed out already (a late or
+    /// repeated live copy). Frames without a position (not from the
+    /// store, or from an instance of an older version) are not recorded.
+    pub(crate) fn record(&self, position: Option<u64>, message: Option<MessageId>) -> bool {
         let (Some(position), Some(mut delivered)) = (position, self.delivered()) else {
             return true;
         };
-        if delivered.contains(position) {
+        if delivered.contains(position, message) {
             return false;
         }
-        delivered.record(position);
+        delivered.record(position, message);
         true
     }
 
