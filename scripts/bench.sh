@@ -31,15 +31,23 @@
 #   idle     19,000 WebSockets held 5 s on the memory store; server VmRSS per
 #            socket (--server-pid)
 #   fanout   1,000 receivers, 1 sender, 500 global msg/s for 10 s; memory
-#            and PostgreSQL
-#   dm       500 pairs, 10,000 direct msg/s for 10 s; PostgreSQL and memory
+#            and PostgreSQL; on PostgreSQL also 4 senders (500 msg/s in
+#            all), and one connection sending 2,000 msg/s to 10 receivers
+#            whose messages are read back from the history to check their
+#            order (issue 18)
+#   dm       500 pairs, 10,000 direct msg/s for 10 s; PostgreSQL and memory;
+#            and 50 pairs at 10,000 msg/s in all (100/s per sender) on
+#            PostgreSQL (issue 18)
 #   http     POST /api/messages, 1, 8 and 64 clients for 10 s on
 #            PostgreSQL, 64 on memory
 #   pgbench  the one-row INSERT ceiling of the messages table, 1, 8 and 64
 #            clients for 10 s, with the ordering trigger and without it
 #            (scripts/bench/pgbench-*.sql)
-# Servers run with BCRYPT_COST=4 AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0 MESSAGE_RATE_LIMIT=0 WEBSOCKET_MAX_CONNECTIONS_PER_USER=0
-# LOG_LEVEL=warn on a free loopback port; the PostgreSQL runs share one
+# Servers run with BCRYPT_COST=4 AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0
+# MESSAGE_RATE_LIMIT=0 WEBSOCKET_MAX_CONNECTIONS_PER_USER=0 LOG_LEVEL=warn on
+# a free loopback port (no limit on sign-ins, sends or sockets per user: one
+# connection sends 2,000 msg/s, the idle run opens hundreds of sockets per
+# user); the PostgreSQL runs share one
 # scratch database (created and migrated here, dropped on exit, like every
 # server this script starts).
 #
@@ -84,12 +92,14 @@ if [[ "$quick" == 1 ]]; then
   idle_sockets=2000 idle_hold=1
   fanout_receivers=200 fanout_rate=100
   dm_pairs=100 dm_rate=1000
+  sender_rate=500 few_pairs=10
   seconds=3
 else
   profile=standard
   idle_sockets=19000 idle_hold=5
   fanout_receivers=1000 fanout_rate=500
   dm_pairs=500 dm_rate=10000
+  sender_rate=2000 few_pairs=50
   seconds=10
 fi
 write_docs=0
@@ -279,6 +289,11 @@ if wants fanout; then
     bench "fanout.$store" "$(store_label "$store")" "$store" \
       fanout --receivers "$fanout_receivers" --senders 1 --rate "$fanout_rate" --duration "$seconds"
   done
+  bench fanout.postgres.s4 "PostgreSQL, 4 senders" postgres \
+    fanout --receivers "$fanout_receivers" --senders 4 --rate "$fanout_rate" --duration "$seconds"
+  step "fanout: one connection sending $sender_rate msg/s"
+  bench sender.postgres "PostgreSQL, one connection at $(sed ':a; s/\B[0-9]\{3\}\>/,&/; ta' <<<"$sender_rate") msg/s to 10 receivers" postgres \
+    fanout --receivers 10 --senders 1 --rate "$sender_rate" --duration "$seconds" --check-stored-order
 fi
 if wants dm; then
   step "dm: $dm_pairs pairs at $dm_rate msg/s"
@@ -286,6 +301,8 @@ if wants dm; then
     bench "dm.$store" "$(store_label "$store")" "$store" \
       dm --pairs "$dm_pairs" --rate "$dm_rate" --duration "$seconds"
   done
+  bench dm.postgres.p50 "PostgreSQL, $few_pairs pairs" postgres \
+    dm --pairs "$few_pairs" --rate "$dm_rate" --duration "$seconds"
 fi
 if wants http; then
   step "http: POST /api/messages"

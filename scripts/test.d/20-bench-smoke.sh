@@ -165,6 +165,8 @@ if [[ "$(status_of /api/ws/connect)" == 404 ]]; then
   exit 0
 fi
 run_bench fanout fanout --receivers 20 --senders 2 --rate 50 --duration 2 --drain 5
+# One connection sending fast, its messages read back from the history.
+run_bench sender fanout --receivers 5 --senders 1 --rate 500 --duration 2 --drain 5 --check-stored-order
 run_bench idle idle --connections 200 --hold 1
 check_report
 run_checked storm --connect-concurrency 512 storm --users 1000 --follow 50 --settle 2

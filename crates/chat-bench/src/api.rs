@@ -52,13 +52,25 @@ struct Identified {
     id: String,
 }
 
-/// A page of a message list, as the forward pager reads it.
+/// A message of a list: its id and content.
+#[derive(Deserialize)]
+struct Listed {
+    id: String,
+    #[serde(default)]
+    content: String,
+}
+
+/// A page of a message list, as the pagers read it.
 #[derive(Debug, Default)]
 pub struct MessagePage {
     /// The messages' ids, oldest first.
     pub ids: Vec<String>,
+    /// Their contents, in the same order.
+    pub contents: Vec<String>,
     /// Whether the server linked a newer page (`Link: ...; rel="next"`).
     pub has_next: bool,
+    /// Whether the server linked an older page (`Link: ...; rel="prev"`).
+    pub has_prev: bool,
 }
 
 impl Api {
@@ -221,23 +233,29 @@ impl Api {
             .await
             .context(&format!("GET {path}"))?;
         let status = response.status();
-        let has_next = response
+        let links: Vec<String> = response
             .headers()
             .get_all(reqwest::header::LINK)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .any(|v| v.contains("rel=\"next\""));
+            .map(str::to_owned)
+            .collect();
+        let linked = |rel: &str| links.iter().any(|v| v.contains(&format!("rel=\"{rel}\"")));
+        let (has_next, has_prev) = (linked("next"), linked("prev"));
         let text = response.text().await.context(&format!("GET {path}"))?;
         if status != StatusCode::OK {
             return Err(BenchError::new(format!(
                 "GET {path}: HTTP {status}: {text}"
             )));
         }
-        let items: Vec<Identified> =
+        let items: Vec<Listed> =
             serde_json::from_str(&text).context(&format!("the page of GET {path}"))?;
+        let (ids, contents) = items.into_iter().map(|m| (m.id, m.content)).unzip();
         Ok(MessagePage {
-            ids: items.into_iter().map(|m| m.id).collect(),
+            ids,
+            contents,
             has_next,
+            has_prev,
         })
     }
 

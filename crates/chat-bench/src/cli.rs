@@ -177,6 +177,11 @@ pub struct FanoutArgs {
     /// only, like --url.
     #[arg(long = "receiver-url", value_name = "URL")]
     pub receiver_urls: Vec<String>,
+    /// After the run, read the run's messages back from the history
+    /// (`GET /api/messages`, newest page first) and count those stored
+    /// after a later message of the same sender (`stored_out_of_order`).
+    #[arg(long)]
+    pub check_stored_order: bool,
 }
 
 /// `dm` options.

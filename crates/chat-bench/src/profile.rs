@@ -222,6 +222,22 @@ const FANOUT: &[Figure] = &[
     fig("lost", "/lost", Better::Lower),
     fig("unsent (sender fell behind)", "/unsent", Better::Lower),
     fig("sockets closed", "/sockets_closed", Better::Lower),
+    fig(
+        "deliveries out of their sender's order",
+        "/out_of_order",
+        Better::Lower,
+    ),
+    fig(
+        "acks out of their socket's order",
+        "/acks_out_of_order",
+        Better::Lower,
+    ),
+    fig(
+        "stored out of their sender's order (history read back)",
+        "/stored_order/out_of_order",
+        Better::Lower,
+    ),
+    fig("ack p50 (ms)", "/persist_latency/p50_ms", Better::Lower),
     fig("ack p99 (ms)", "/persist_latency/p99_ms", Better::Lower),
     fig("delivery p50 (ms)", "/latency/p50_ms", Better::Lower),
     fig("delivery p99 (ms)", "/latency/p99_ms", Better::Lower),
@@ -239,6 +255,16 @@ const DM: &[Figure] = &[
     fig("lost", "/lost", Better::Lower),
     fig("unsent (sender fell behind)", "/unsent", Better::Lower),
     fig("sockets closed", "/sockets_closed", Better::Lower),
+    fig(
+        "deliveries out of their sender's order",
+        "/out_of_order",
+        Better::Lower,
+    ),
+    fig(
+        "acks out of their socket's order",
+        "/acks_out_of_order",
+        Better::Lower,
+    ),
     fig("ack p50 (ms)", "/persist_latency/p50_ms", Better::Lower),
     fig("ack p99 (ms)", "/persist_latency/p99_ms", Better::Lower),
     fig(
@@ -367,6 +393,21 @@ const TARGETS: &[Target] = &[
         judge: judge_dm,
     },
     Target {
+        text: "Issue 18: one connection sending 2,000 msg/s on PostgreSQL: all stored and acked in the order sent, ack p99 < 50 ms",
+        run: "sender.postgres",
+        judge: judge_sender,
+    },
+    Target {
+        text: "Issue 18: global messages from 4 senders at 500 msg/s in all to 1,000 receivers on PostgreSQL: 0 lost, delivery p99 < 50 ms",
+        run: "fanout.postgres.s4",
+        judge: judge_fanout,
+    },
+    Target {
+        text: "Issue 18: 50 pairs at 10,000 direct msg/s in all (100/s per sender) on PostgreSQL: 0 lost, delivery p99 < 25 ms",
+        run: "dm.postgres.p50",
+        judge: judge_dm,
+    },
+    Target {
         text: "POST /api/messages on PostgreSQL, 64 clients: req/s and p99",
         run: "http.postgres.c64",
         judge: judge_http,
@@ -434,6 +475,45 @@ fn judge_fanout(run: &Run) -> (String, Verdict) {
         && persisted == planned
         && lost == 0
         && unsent == 0
+        && p99.is_some_and(|ms| ms < 50.0)
+    {
+        Verdict::Met
+    } else {
+        Verdict::NotMet
+    };
+    (summary, verdict)
+}
+
+/// One fast sender: every message stored and acked, in the order sent
+/// (acks, deliveries and the history read back), ack p99 < 50 ms.
+fn judge_sender(run: &Run) -> (String, Verdict) {
+    let (senders, rate) = (count(run, "/senders"), count(run, "/rate_target"));
+    let (planned, persisted) = (count(run, "/planned"), count(run, "/persisted"));
+    let out_of_order = count(run, "/out_of_order") + count(run, "/acks_out_of_order");
+    let stored_late = run.number("/stored_order/out_of_order");
+    let found = count(run, "/stored_order/found");
+    let p99 = run.number("/persist_latency/p99_ms");
+    let summary = format!(
+        "{} of {} stored ({} found in the history, {} out of order there), {} acks or deliveries out of order, ack p99 {} ms",
+        number(persisted as f64),
+        number(planned as f64),
+        number(found as f64),
+        stored_late.map_or_else(|| "–".to_owned(), number),
+        number(out_of_order as f64),
+        opt(p99)
+    );
+    let verdict = if (senders, rate) != (1, 2_000) {
+        Verdict::NotComparable(format!(
+            "ran {} senders at {} msg/s",
+            number(senders as f64),
+            number(rate as f64)
+        ))
+    } else if is_ok(run)
+        && planned > 0
+        && persisted == planned
+        && found == planned
+        && out_of_order == 0
+        && stored_late == Some(0.0)
         && p99.is_some_and(|ms| ms < 50.0)
     {
         Verdict::Met
@@ -974,6 +1054,47 @@ mod tests {
             md.contains("| not comparable (offered 1,000 msg/s) |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn the_fast_sender_target_needs_every_message_in_order_and_acks_in_time() {
+        let run = |result: Value| Run {
+            id: "sender.postgres".into(),
+            result,
+            ..Run::default()
+        };
+        let good = json!({"mode": "fanout", "ok": true, "senders": 1, "rate_target": 2000,
+                          "planned": 20_000, "persisted": 20_000, "out_of_order": 0,
+                          "acks_out_of_order": 0,
+                          "stored_order": {"found": 20_000, "out_of_order": 0},
+                          "persist_latency": {"p99_ms": 12.5}});
+        let (summary, verdict) = judge_sender(&run(good.clone()));
+        assert_eq!(verdict, Verdict::Met, "{summary}");
+        assert_eq!(
+            summary,
+            "20,000 of 20,000 stored (20,000 found in the history, 0 out of order there), \
+             0 acks or deliveries out of order, ack p99 12.5 ms"
+        );
+        for (pointer, bad) in [
+            ("/acks_out_of_order", json!(1)),
+            ("/stored_order/out_of_order", json!(2)),
+            ("/stored_order/found", json!(19_999)),
+            ("/persisted", json!(19_000)),
+            ("/persist_latency/p99_ms", json!(50.0)),
+        ] {
+            let mut result = good.clone();
+            *result.pointer_mut(pointer).expect("a field") = bad;
+            assert_eq!(judge_sender(&run(result)).1, Verdict::NotMet, "{pointer}");
+        }
+        let mut unchecked = good.clone();
+        unchecked["stored_order"] = Value::Null;
+        assert_eq!(judge_sender(&run(unchecked)).1, Verdict::NotMet);
+        let mut slower = good;
+        slower["rate_target"] = json!(500);
+        assert!(matches!(
+            judge_sender(&run(slower)).1,
+            Verdict::NotComparable(_)
+        ));
     }
 
     #[test]

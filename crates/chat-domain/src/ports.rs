@@ -5,6 +5,8 @@
 //! their seam, typically into `StoreUnavailable` or `Internal`.
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -63,6 +65,11 @@ pub trait RoomStore: Send + Sync {
     ) -> DomainResult<Page<Room>>;
 }
 
+/// What [`MessageStore::queue_message`] hands back: the answer of a queued
+/// message's insert (the stored message, and for a new one its position),
+/// once it is stored.
+pub type InsertInFlight = Pin<Box<dyn Future<Output = DomainResult<(Stored, Option<u64>)>> + Send>>;
+
 /// Messages.
 ///
 /// Lists are in the store's order: the order in which messages became
@@ -96,6 +103,31 @@ pub trait MessageStore: Send + Sync {
         new: &NewMessage,
     ) -> DomainResult<(Stored, Option<u64>)> {
         self.insert_message(new).await.map(|stored| (stored, None))
+    }
+
+    /// Takes the message's place in the store's order and returns without
+    /// waiting for it to be stored: the returned future answers what
+    /// [`insert_message_positioned`](Self::insert_message_positioned)
+    /// would, once the message is stored (committed). Messages queued one
+    /// after the other (each call awaited before the next starts) are
+    /// placed in that order, whatever happens to the others: one that
+    /// fails fails alone, and neither moves nor loses the rest. A
+    /// connection's sends are pipelined through this (the service's
+    /// [`ChatService::start_send`](crate::ChatService::start_send)).
+    ///
+    /// An error here means the message was not queued (nothing will be
+    /// stored); an error of the future, that it was not stored. Dropping
+    /// the future does not take the message out of the queue.
+    ///
+    /// The default stores the message at once
+    /// ([`insert_message_positioned`](Self::insert_message_positioned))
+    /// and hands back its answer, ready: right for a store whose inserts
+    /// are immediate (the memory store); a store whose commits take a
+    /// round trip queues instead, so that a caller's next message does not
+    /// wait for this one's commit.
+    async fn queue_message(&self, new: &NewMessage) -> DomainResult<InsertInFlight> {
+        let answer = self.insert_message_positioned(new).await;
+        Ok(Box::pin(std::future::ready(answer)))
     }
 
     /// Whether [`insert_message_positioned`](Self::insert_message_positioned)

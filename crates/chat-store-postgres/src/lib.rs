@@ -64,8 +64,10 @@
 //!   (up to 256) as one statement: one commit for many messages, each
 //!   caller answered after it. An idle writer writes a lone message at
 //!   once, so low load pays no waiting. `insert_message_positioned`
-//!   answers each new message's `seq`. [`PgStore::insert_messages`] writes
-//!   a given batch directly.
+//!   answers each new message's `seq`; `queue_message` returns once the
+//!   message is queued (its place in the order fixed), with a future of
+//!   that answer, so one caller's messages share commits, in order.
+//!   [`PgStore::insert_messages`] writes a given batch directly.
 
 mod account_cache;
 mod connector;

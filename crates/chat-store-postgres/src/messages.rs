@@ -10,14 +10,15 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 
 use chat_domain::{
-    Changed, Cursor, DomainError, DomainResult, Emoji, Message, MessageContent, MessageId,
-    MessageStore, NewMessage, Page, PageRequest, Reaction, RoomId, Stored, StreamItem, StreamPage,
-    UserId, Username,
+    Changed, Cursor, DomainError, DomainResult, Emoji, InsertInFlight, Message, MessageContent,
+    MessageId, MessageStore, NewMessage, Page, PageRequest, Reaction, RoomId, Stored, StreamItem,
+    StreamPage, UserId, Username,
 };
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use time::OffsetDateTime;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::error::{db_error, foreign_key_violation};
@@ -26,7 +27,7 @@ use crate::paging::{paged, probe_limit};
 use crate::rows::MessageRow;
 use crate::schema::{message_reactions, messages, room_members, users};
 use crate::sql::{greatest, least, lower};
-use crate::store::PgStore;
+use crate::store::{within_deadline, PgStore};
 
 /// A boxed `SELECT <message columns> FROM messages`, to add filters to.
 type MessageQuery<'a> = messages::BoxedQuery<'a, Pg, diesel::dsl::AsSelect<MessageRow, Pg>>;
@@ -63,6 +64,24 @@ impl MessageStore for PgStore {
     ) -> DomainResult<(Stored, Option<u64>)> {
         self.within(async { self.writer().write(new.clone()).await })
             .await
+    }
+
+    /// Queued for the group-commit writer: answered as soon as the message
+    /// is in the writer's queue (waiting for a slot when it is full), which
+    /// fixes its place: the writer takes its queue in order, batch after
+    /// batch, and draws `seq` in queue order. The future answers after the
+    /// commit of the batch holding it. A message of a batch that fails
+    /// (a room gone meanwhile) fails alone: the batch's messages are then
+    /// written one by one, in order (`insert.rs`). The store's deadline
+    /// runs from this call to the answer, as for `insert_message`.
+    async fn queue_message(&self, new: &NewMessage) -> DomainResult<InsertInFlight> {
+        let started = Instant::now();
+        let queued = self.within(self.writer().queue(new.clone())).await?;
+        let (pool, deadline) = (self.pool().clone(), self.deadline());
+        Ok(Box::pin(async move {
+            let left = deadline.saturating_sub(started.elapsed());
+            within_deadline(&pool, left, queued.answer()).await
+        }))
     }
 
     /// Yes: `seq`, which every list orders by. A message's live frame

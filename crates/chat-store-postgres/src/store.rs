@@ -185,6 +185,11 @@ impl PgStore {
         &self.accounts
     }
 
+    /// How long one call of a store port may take.
+    pub(crate) fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
     /// The group-commit writer of messages.
     pub(crate) fn writer(&self) -> &BatchWriter<PgBatchSink> {
         &self.writer

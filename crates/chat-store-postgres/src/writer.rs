@@ -1,7 +1,10 @@
 //! Group commit: concurrent `insert_message` calls are queued and written
 //! by one task, whatever is queued at once in one statement (one
 //! transaction, one commit, one WAL flush), and each caller is answered
-//! only after that commit.
+//! only after that commit. A caller may also queue a message and take its
+//! answer later ([`BatchWriter::queue`]): the queue is first in, first
+//! out, so one caller's successive messages are written in the order it
+//! queued them, and share commits instead of waiting one commit each.
 //!
 //! Why one task: message inserts commit one at a time anyway (the ordering
 //! lock of the insert trigger is held across each commit), so the write
@@ -58,6 +61,22 @@ impl Limits {
     };
 }
 
+/// A message in the writer's queue: its answer comes once the batch
+/// holding it has committed (or failed).
+#[derive(Debug)]
+pub(crate) struct Queued(oneshot::Receiver<DomainResult<Placed>>);
+
+impl Queued {
+    /// What storing the message did.
+    pub async fn answer(self) -> DomainResult<Placed> {
+        self.0.await.unwrap_or_else(|_| {
+            Err(DomainError::internal(
+                "the message writer stopped before answering",
+            ))
+        })
+    }
+}
+
 /// One queued message and where its answer goes.
 struct Job {
     new: NewMessage,
@@ -96,6 +115,15 @@ impl<S: BatchSink> BatchWriter<S> {
     /// Queues `new` (waiting for a slot when the queue is full) and
     /// returns its result once the batch holding it has committed.
     pub async fn write(&self, new: NewMessage) -> DomainResult<Placed> {
+        self.queue(new).await?.answer().await
+    }
+
+    /// Queues `new`, waiting for a slot when the queue is full, and
+    /// returns once it is in the queue: messages queued one after the
+    /// other are written in that order (the queue is first in, first out,
+    /// and the task writes its batches one after the other, each in queue
+    /// order). The answer comes later, from [`Queued::answer`].
+    pub async fn queue(&self, new: NewMessage) -> DomainResult<Queued> {
         let (reply, answer) = oneshot::channel();
         let mut job = Job { new, reply };
         // A second try only if the task vanished between taking the sender
@@ -103,13 +131,7 @@ impl<S: BatchSink> BatchWriter<S> {
         for _ in 0..2 {
             let queue = self.sender()?;
             match queue.send(job).await {
-                Ok(()) => {
-                    return answer.await.unwrap_or_else(|_| {
-                        Err(DomainError::internal(
-                            "the message writer stopped before answering",
-                        ))
-                    })
-                }
+                Ok(()) => return Ok(Queued(answer)),
                 Err(mpsc::error::SendError(returned)) => job = returned,
             }
         }
@@ -215,6 +237,8 @@ mod tests {
         delay: Duration,
         in_flight: AtomicUsize,
         most_in_flight: AtomicUsize,
+        /// Contents in the order they were written.
+        order: Mutex<Vec<String>>,
     }
 
     impl BatchSink for Arc<FakeSink> {
@@ -222,6 +246,11 @@ mod tests {
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_in_flight.fetch_max(now, Ordering::SeqCst);
             self.batches.lock().expect("not poisoned").push(batch.len());
+            self.order.lock().expect("not poisoned").extend(
+                batch
+                    .iter()
+                    .map(|new| new.message.content.as_str().to_owned()),
+            );
             tokio::time::sleep(self.delay).await;
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             if batch
@@ -302,6 +331,40 @@ mod tests {
         assert!(batches.iter().all(|&size| size <= 50), "{batches:?}");
         assert!(batches.len() <= 8, "batches formed: {batches:?}");
         assert_eq!(sink.most_in_flight.load(Ordering::SeqCst), 1, "one writer");
+    }
+
+    #[tokio::test]
+    async fn one_callers_queued_messages_share_commits_and_keep_their_order() {
+        let limits = Limits {
+            max_batch: 50,
+            queue: 500,
+        };
+        let (writer, sink) = writer(Duration::from_millis(20), limits);
+        // One caller, one message after the other, never waiting for a
+        // commit before queueing the next.
+        let mut queued = Vec::new();
+        let mut sent = Vec::new();
+        for n in 0..200 {
+            let new = message(&format!("m{n}"));
+            sent.push(new.message.id);
+            queued.push(writer.queue(new).await.expect("queued"));
+        }
+        let mut answered = Vec::new();
+        for queued in queued {
+            answered.push(queued.answer().await.expect("stored").0.message().id);
+        }
+        assert_eq!(answered, sent, "each answer is its own, in order");
+        let batches = sink.batches.lock().expect("not poisoned").clone();
+        assert_eq!(batches.iter().sum::<usize>(), 200);
+        assert!(
+            batches.len() <= 10,
+            "one commit per message instead of shared ones: {batches:?}"
+        );
+        assert_eq!(
+            *sink.order.lock().expect("not poisoned"),
+            (0..200).map(|n| format!("m{n}")).collect::<Vec<_>>(),
+            "written in the order queued"
+        );
     }
 
     #[tokio::test]

@@ -323,6 +323,63 @@ async fn one_failing_message_does_not_fail_the_rest_of_its_batch() {
     assert!(kept.expect("stored").is_new());
 }
 
+/// One caller's messages queued back to back (each queued before the
+/// next, none waiting for a commit) are stored in that order, the one
+/// whose room is gone (the batch's statement fails, and its messages are
+/// written one by one) failing alone.
+#[tokio::test]
+async fn messages_queued_back_to_back_keep_their_order_around_a_failing_one() {
+    const SENT: usize = 2_000;
+    const FAILING: usize = 1_000;
+    let store = PgTestStore::create().await;
+    let alice = seed_user(&*store, "alice").await;
+    let mut sent = Vec::with_capacity(SENT);
+    let mut queued = Vec::with_capacity(SENT);
+    for i in 0..SENT {
+        let target = if i == FAILING {
+            MessageTarget::Room(RoomId::generate())
+        } else {
+            MessageTarget::Global
+        };
+        let new = new_message(&alice, target, &format!("m{i}"));
+        queued.push(store.queue_message(&new).await.expect("queued"));
+        sent.push(new.message);
+    }
+    let mut results = Vec::with_capacity(SENT);
+    for insert in queued {
+        results.push(insert.await);
+    }
+    assert_eq!(results[FAILING], Err(DomainError::RoomNotFound));
+    let mut last = None;
+    for (i, (result, message)) in results.iter().zip(&sent).enumerate() {
+        if i == FAILING {
+            continue;
+        }
+        let (stored, position) = result.clone().unwrap_or_else(|err| panic!("m{i}: {err}"));
+        assert_eq!(
+            stored,
+            Stored::Created(message.clone()),
+            "m{i}'s own answer"
+        );
+        let position = position.expect("a new message's position");
+        assert!(last < Some(position), "m{i} placed after the one before it");
+        last = Some(position);
+    }
+    let newest = store
+        .visible_messages(
+            alice.id,
+            &alice.username,
+            chat_test_support::page(100, chat_domain::Cursor::Latest),
+        )
+        .await
+        .expect("reads");
+    let expected: Vec<_> = sent[SENT - 100..].to_vec();
+    assert_eq!(
+        newest.items, expected,
+        "the history's order is the order sent"
+    );
+}
+
 /// A TCP relay to the test server that can be switched off (existing
 /// connections cut, new ones closed at once) and on again: a database
 /// going away and coming back, on a port of our own.

@@ -38,9 +38,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chat_domain::{
-    DomainResult, Message, MessageId, MessageStore, NewMessage, Page, PageRequest, RevocationStore,
-    Room, RoomId, RoomStore, StoreHealth, Stored, TokenId, UserAccount, UserId, UserStore,
-    Username,
+    DomainResult, InsertInFlight, Message, MessageId, MessageStore, NewMessage, Page, PageRequest,
+    RevocationStore, Room, RoomId, RoomStore, StoreHealth, Stored, TokenId, UserAccount, UserId,
+    UserStore, Username,
 };
 use chat_store_postgres::{PgStore, CONNECT_TIMEOUT};
 use diesel::sql_types::{BigInt, Text};
@@ -231,6 +231,9 @@ impl MessageStore for PgTestStore {
         new: &NewMessage,
     ) -> DomainResult<(Stored, Option<u64>)> {
         self.store.insert_message_positioned(new).await
+    }
+    async fn queue_message(&self, new: &NewMessage) -> DomainResult<InsertInFlight> {
+        self.store.queue_message(new).await
     }
     fn reports_positions(&self) -> bool {
         self.store.reports_positions()

@@ -46,6 +46,10 @@ pub struct DmFigures {
     pub duplicates: u64,
     /// Direct messages that reached a user they were not addressed to.
     pub misdelivered: u64,
+    /// Deliveries that came after a later message of the same sender.
+    pub out_of_order: u64,
+    /// Acks that came after the ack of a later message of the same socket.
+    pub acks_out_of_order: u64,
     /// Sockets that closed before the end.
     pub sockets_closed: u64,
     /// How they closed.
@@ -71,6 +75,8 @@ impl Figures for DmFigures {
             && self.lost == 0
             && self.duplicates == 0
             && self.misdelivered == 0
+            && self.out_of_order == 0
+            && self.acks_out_of_order == 0
             && self.sockets_closed == 0
     }
 
@@ -93,6 +99,10 @@ impl Figures for DmFigures {
             ),
             format!("stored latency:   {}", self.persist_latency.human()),
             format!("delivery latency: {}", self.delivery_latency.human()),
+            format!(
+                "order: {} deliveries and {} acks out of their sender's order",
+                self.out_of_order, self.acks_out_of_order
+            ),
             format!(
                 "drain {:.2} s ({}); sockets closed {} {:?}; errors {:?}",
                 self.drain_s,
@@ -121,6 +131,7 @@ pub async fn run(ctx: &Ctx, args: &DmArgs) -> BenchResult<DmFigures> {
         args.rate,
         Duration::from_secs(args.duration),
         Duration::from_secs(args.drain),
+        args.pairs,
     );
     let planned = traffic.planned();
     for (pair, ws) in (0u64..).zip(recipient_sockets) {
@@ -179,6 +190,8 @@ fn figures(args: &DmArgs, planned: u64, outcome: Outcome) -> DmFigures {
         },
         duplicates: t.duplicates,
         misdelivered: t.unexpected,
+        out_of_order: t.out_of_order,
+        acks_out_of_order: t.acks_out_of_order,
         sockets_closed: t.closed,
         close_reasons: t.close_reasons,
         errors: t.errors,

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::{per_second, round3, round_robin, window_s, Ctx, Expect, Outcome, Traffic};
 use crate::api::Session;
 use crate::cli::{FanoutArgs, Via};
+use crate::content::decode;
 use crate::error::{BenchError, BenchResult};
 use crate::latency::LatencySummary;
 use crate::net::Ws;
@@ -61,6 +62,13 @@ pub struct FanoutFigures {
     pub unexpected: u64,
     /// Deliveries per second, first due time to last delivery.
     pub deliveries_per_s: f64,
+    /// Deliveries that came after a later message of the same sender.
+    pub out_of_order: u64,
+    /// Acks that came after the ack of a later message of the same socket.
+    pub acks_out_of_order: u64,
+    /// With `--check-stored-order`: the run's messages found in the
+    /// history, and those stored after a later message of the same sender.
+    pub stored_order: Option<StoredOrder>,
     /// Sockets that closed before the end.
     pub sockets_closed: u64,
     /// How they closed.
@@ -86,6 +94,12 @@ impl Figures for FanoutFigures {
             && self.lost == 0
             && self.duplicates == 0
             && self.unexpected == 0
+            && self.out_of_order == 0
+            && self.acks_out_of_order == 0
+            && self
+                .stored_order
+                .as_ref()
+                .is_none_or(|s| s.out_of_order == 0 && s.found == self.persisted)
             && self.sockets_closed == 0
     }
 
@@ -115,6 +129,15 @@ impl Figures for FanoutFigures {
             ),
             format!("delivery latency: {}", self.latency.human()),
             format!("stored latency:   {}", self.persist_latency.human()),
+            format!(
+                "order: {} deliveries and {} acks out of their sender's order{}",
+                self.out_of_order,
+                self.acks_out_of_order,
+                self.stored_order.as_ref().map_or(String::new(), |s| format!(
+                    "; in the history {} of {} stored found, {} out of order",
+                    s.found, self.persisted, s.out_of_order
+                ))
+            ),
             format!(
                 "drain {:.2} s ({}); sockets closed {} {:?}; errors {:?}",
                 self.drain_s,
@@ -165,6 +188,7 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> BenchResult<FanoutFigures> {
         args.rate,
         Duration::from_secs(args.duration),
         Duration::from_secs(args.drain),
+        args.senders,
     );
     let spec = traffic.read_spec(ctx, Some("message"), Expect::all(traffic.planned()));
     for ws in receiver_sockets {
@@ -181,8 +205,92 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> BenchResult<FanoutFigures> {
         }
     }
     let outcome = traffic.finish(ctx, args.receivers).await;
+    let stored_order = match (args.check_stored_order, sender_sessions.first()) {
+        (true, Some(reader)) => {
+            Some(stored_order(ctx, &reader.token, args.senders, outcome.tally.persisted).await?)
+        }
+        _ => None,
+    };
     let instances = receiver_ctxs.iter().map(|c| c.target.base.clone());
-    Ok(figures(args, instances.collect(), planned, outcome))
+    Ok(figures(
+        args,
+        instances.collect(),
+        planned,
+        outcome,
+        stored_order,
+    ))
+}
+
+/// The run's messages as the history has them.
+#[derive(Debug, Default, Serialize)]
+pub struct StoredOrder {
+    /// The run's messages found.
+    pub found: u64,
+    /// Those stored after a later message of the same sender.
+    pub out_of_order: u64,
+    /// Pages read.
+    pub pages: u64,
+}
+
+/// Messages per page of the read-back (the API's largest page).
+const PAGE: u64 = 200;
+
+/// Reads the run's global messages back from `GET /api/messages` (as the
+/// holder of `token`), newest page first (`before=`), until a page holds
+/// none of them after some were found (the run's messages are the newest
+/// global ones) or there is no older page; then checks, in the store's
+/// order, that each sender's messages (sender `seq % senders`) have
+/// growing sequence numbers.
+async fn stored_order(
+    ctx: &Ctx,
+    token: &str,
+    senders: u64,
+    persisted: u64,
+) -> BenchResult<StoredOrder> {
+    let mut pages: Vec<Vec<u64>> = Vec::new();
+    let mut before: Option<String> = None;
+    let mut found = 0;
+    let most_pages = persisted / PAGE + 20;
+    while (pages.len() as u64) < most_pages {
+        let path = match &before {
+            Some(id) => format!("/api/messages?limit={PAGE}&before={id}"),
+            None => format!("/api/messages?limit={PAGE}"),
+        };
+        let page = ctx.api.message_page(token, &path).await?;
+        let ours: Vec<u64> = page
+            .contents
+            .iter()
+            .filter_map(|content| decode(content, &ctx.run).map(|(seq, _)| seq))
+            .collect();
+        let past_the_run = ours.is_empty() && found > 0;
+        found += ours.len() as u64;
+        pages.push(ours);
+        before = page.ids.first().cloned();
+        if past_the_run || !page.has_prev || before.is_none() {
+            break;
+        }
+    }
+    let read = pages.len() as u64;
+    Ok(StoredOrder {
+        found,
+        out_of_order: out_of_order(pages.into_iter().rev().flatten(), senders),
+        pages: read,
+    })
+}
+
+/// How many of `seqs` (in the store's order) come after a larger one of the
+/// same sender.
+fn out_of_order(seqs: impl Iterator<Item = u64>, senders: u64) -> u64 {
+    let mut last: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut late = 0;
+    for seq in seqs {
+        let last = last.entry(seq % senders.max(1)).or_insert(seq);
+        if seq < *last {
+            late += 1;
+        }
+        *last = (*last).max(seq);
+    }
+    late
 }
 
 /// One context per receiver instance: the run's own, or one per
@@ -231,6 +339,7 @@ fn figures(
     receiver_instances: Vec<String>,
     planned: u64,
     outcome: Outcome,
+    stored_order: Option<StoredOrder>,
 ) -> FanoutFigures {
     let t = outcome.tally;
     let expected = t.persisted.saturating_mul(args.receivers);
@@ -261,6 +370,9 @@ fn figures(
             t.delivered,
             window_s(outcome.start_nanos, t.last_delivery_nanos),
         ),
+        out_of_order: t.out_of_order,
+        acks_out_of_order: t.acks_out_of_order,
+        stored_order,
         sockets_closed: t.closed,
         close_reasons: t.close_reasons,
         errors: t.errors,
@@ -268,5 +380,19 @@ fn figures(
         drained: outcome.drained,
         latency: outcome.delivery_latency,
         persist_latency: outcome.persist_latency,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_senders_messages_must_grow_in_the_store() {
+        // Two senders (even and odd): interleaved is fine.
+        assert_eq!(out_of_order([0, 1, 3, 2, 4, 5].into_iter(), 2), 0);
+        // 4 stored before 2, both of sender 0.
+        assert_eq!(out_of_order([0, 4, 1, 2, 3].into_iter(), 2), 1);
+        assert_eq!(out_of_order([2, 1, 0].into_iter(), 1), 2);
     }
 }

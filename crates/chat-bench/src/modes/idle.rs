@@ -136,6 +136,7 @@ pub async fn run(ctx: &Ctx, args: &IdleArgs) -> BenchResult<IdleFigures> {
         run: ctx.run.clone(),
         delivery_kind: None,
         expect: Expect::NOTHING,
+        senders: 1,
         clock: ctx.clock,
         live: Arc::default(),
         deadline: Instant::now() + Duration::from_secs(args.hold + 60),

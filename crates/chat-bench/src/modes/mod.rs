@@ -279,6 +279,10 @@ pub struct Tally {
     /// Benchmark messages a socket should not have received (DM to the
     /// wrong user, or a sequence number never sent).
     pub unexpected: u64,
+    /// Deliveries that came after a later message of the same sender.
+    pub out_of_order: u64,
+    /// Acks that came after the ack of a later message.
+    pub acks_out_of_order: u64,
     /// Sockets that closed or failed before the end.
     pub closed: u64,
     /// Why sockets closed, by reason.
@@ -303,6 +307,8 @@ impl Tally {
         self.delivered += other.delivered;
         self.duplicates += other.duplicates;
         self.unexpected += other.unexpected;
+        self.out_of_order += other.out_of_order;
+        self.acks_out_of_order += other.acks_out_of_order;
         self.closed += other.closed;
         self.frames += other.frames;
         merge_counts(&mut self.close_reasons, other.close_reasons);

@@ -1,6 +1,7 @@
 //! The task that reads one socket: counts benchmark messages where they
 //! are expected, acks and error frames, and how the socket ended.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
@@ -61,6 +62,10 @@ pub struct ReadSpec {
     pub delivery_kind: Option<&'static str>,
     /// Which deliveries this socket should get.
     pub expect: Expect,
+    /// How many senders share the schedule (message `seq` is sender
+    /// `seq % senders`'s): each one's messages must arrive in the order it
+    /// sent them.
+    pub senders: u64,
     /// The run's clock.
     pub clock: Clock,
     /// Shared counters.
@@ -112,6 +117,11 @@ struct ReaderState {
     tally: Tally,
     /// One bit per expected message: seen yet?
     seen: Vec<u64>,
+    /// The last sequence number delivered, by sender.
+    last_delivered: BTreeMap<u64, u64>,
+    /// The last sequence number acknowledged (a socket acks its own
+    /// sender's messages only).
+    last_acked: Option<u64>,
     persist_latency: LatencyBuffer,
     delivery_latency: LatencyBuffer,
 }
@@ -122,6 +132,8 @@ impl ReaderState {
         Self {
             tally: Tally::default(),
             seen: vec![0; words],
+            last_delivered: BTreeMap::new(),
+            last_acked: None,
             persist_latency: spec.live.persist_latency.buffer(),
             delivery_latency: spec.live.delivery_latency.buffer(),
         }
@@ -155,8 +167,12 @@ impl ReaderState {
         Live::bump(&spec.live.persisted);
         let now = spec.clock.now_nanos();
         self.tally.last_persist_nanos = now;
-        if let Some((_, sent)) = frame.content().and_then(|c| decode(c, &spec.run)) {
+        if let Some((seq, sent)) = frame.content().and_then(|c| decode(c, &spec.run)) {
             self.persist_latency.record_nanos(now.saturating_sub(sent));
+            if self.last_acked.is_some_and(|last| seq < last) {
+                self.tally.acks_out_of_order += 1;
+            }
+            self.last_acked = Some(self.last_acked.map_or(seq, |last| last.max(seq)));
         }
     }
 
@@ -172,6 +188,14 @@ impl ReaderState {
             self.tally.duplicates += 1;
             return;
         }
+        let last = self
+            .last_delivered
+            .entry(seq % spec.senders.max(1))
+            .or_insert(seq);
+        if seq < *last {
+            self.tally.out_of_order += 1;
+        }
+        *last = (*last).max(seq);
         let now = spec.clock.now_nanos();
         self.tally.delivered += 1;
         self.tally.last_delivery_nanos = now;
@@ -219,6 +243,7 @@ mod tests {
             run: "r1".into(),
             delivery_kind,
             expect,
+            senders: 1,
             clock: Clock::new(),
             live: Arc::default(),
             deadline: Instant::now() + Duration::from_secs(5),
@@ -282,6 +307,40 @@ mod tests {
         .await;
         assert_eq!((tally.persisted, tally.delivered), (1, 0));
         assert_eq!(spec.live.persist_latency.summary().count, 1);
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn ack(seq: u64, nanos: u64) -> Result<Message, WsError> {
+        text(
+            serde_json::json!({"type":"ack","client_id": seq.to_string(),"message":{"content": encode("r1", seq, nanos)}}),
+        )
+    }
+
+    #[tokio::test]
+    async fn acks_and_deliveries_out_of_their_senders_order_are_counted() {
+        let mut two_senders = Arc::into_inner(spec(Expect::all(6), Some("message"))).expect("one");
+        two_senders.senders = 2;
+        let spec = Arc::new(two_senders);
+        let now = spec.clock.now_nanos();
+        // Sender 0 sends 0, 2, 4 and sender 1 sends 1, 3, 5: interleaving
+        // the two is fine, 4 before 2 is not.
+        let frames = vec![
+            delivery(1, now),
+            delivery(0, now),
+            delivery(4, now),
+            delivery(3, now),
+            delivery(2, now),
+            delivery(5, now),
+            ack(0, now),
+            ack(2, now),
+            ack(1, now),
+            ack(4, now),
+        ];
+        let (_stop_tx, stop) = watch::channel(false);
+        let tally = read_frames(stream::iter(frames), spec, stop).await;
+        assert_eq!(tally.delivered, 6);
+        assert_eq!(tally.out_of_order, 1, "2 after 4");
+        assert_eq!(tally.acks_out_of_order, 1, "1 after 2");
     }
 
     #[tokio::test]

@@ -37,6 +37,8 @@ pub struct Traffic {
     drain_limit: Duration,
     senders: Vec<JoinHandle<Tally>>,
     readers: Vec<JoinHandle<Tally>>,
+    /// How many senders share the schedule.
+    sharing: u64,
 }
 
 /// What a sending phase produced.
@@ -59,9 +61,10 @@ pub struct Outcome {
 }
 
 impl Traffic {
-    /// A phase sending `rate` messages per second for `duration`, then
-    /// waiting at most `drain_limit` for late ones.
-    pub fn new(rate: u64, duration: Duration, drain_limit: Duration) -> Self {
+    /// A phase in which `senders` senders share the sending of `rate`
+    /// messages per second for `duration`, then waiting at most
+    /// `drain_limit` for late ones.
+    pub fn new(rate: u64, duration: Duration, drain_limit: Duration, senders: u64) -> Self {
         let (stop_tx, stop) = watch::channel(false);
         // A short lead so every task is spawned before message 0 is due.
         let start = Instant::now() + Duration::from_millis(200);
@@ -81,6 +84,7 @@ impl Traffic {
             drain_limit,
             senders: Vec::new(),
             readers: Vec::new(),
+            sharing: senders.max(1),
         }
     }
 
@@ -100,6 +104,7 @@ impl Traffic {
             run: ctx.run.clone(),
             delivery_kind,
             expect,
+            senders: self.sharing,
             clock: ctx.clock,
             live: self.live.clone(),
             deadline: self.read_deadline,

@@ -1,6 +1,11 @@
 //! Sending and reading messages. One send path for HTTP and WebSocket:
 //! validate, authorize, store, then notify.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
 use crate::auth::Caller;
 use crate::entities::{Message, MessageTarget, NewMessage, Stored};
 use crate::error::{DomainError, DomainResult};
@@ -29,6 +34,44 @@ pub struct SendMessage {
     pub reply_to: Option<MessageId>,
 }
 
+/// What a send answers: the message as stored (or the original, for a
+/// resend of a `client_id`), and its position in the store's order when
+/// the store reports positions (what a WebSocket `ack` carries as its
+/// `cursor`; for a resend, the original's).
+pub type Sent = (Stored, Option<u64>);
+
+/// A message on its way to the store: checked, and given its place in the
+/// store's order, behind every message its caller started before it and
+/// ahead of any it starts after. Awaiting it answers what
+/// [`ChatService::send_message_positioned`] does, once the message is
+/// stored and handed to the notifier (a failure of the insert is this
+/// message's alone).
+///
+/// Dropping it does not take the message back: it is still stored, but
+/// then may not be published live (receivers get it from the history).
+#[must_use = "a send in flight is published only while it is awaited"]
+pub struct SendInFlight(Pin<Box<dyn Future<Output = DomainResult<Sent>> + Send>>);
+
+impl SendInFlight {
+    fn ready(answer: DomainResult<Sent>) -> Self {
+        Self(Box::pin(std::future::ready(answer)))
+    }
+}
+
+impl Future for SendInFlight {
+    type Output = DomainResult<Sent>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for SendInFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendInFlight").finish_non_exhaustive()
+    }
+}
+
 impl ChatService {
     /// Sends a message: checks it, stores it, then delivers it live. A
     /// resend with a `client_id` the caller already used returns the
@@ -45,37 +88,33 @@ impl ChatService {
         caller: &Caller,
         request: SendMessage,
     ) -> DomainResult<Stored> {
-        Ok(self.checked_send(caller, request).await?.0)
+        Ok(self.send_message_positioned(caller, request).await?.0)
     }
 
     /// [`send_message`](Self::send_message), also answering the message's
-    /// position in the store's order when the store reports positions
-    /// (what the WebSocket `ack` carries as its `cursor`).
+    /// position in the store's order (see [`Sent`]).
     pub async fn send_message_positioned(
         &self,
         caller: &Caller,
         request: SendMessage,
-    ) -> DomainResult<(Stored, Option<u64>)> {
-        let (stored, position) = self.checked_send(caller, request).await?;
-        if let Stored::Duplicate(original) = &stored {
-            // A resend's ack names where the original lies.
-            let position = self
-                .stores
-                .messages
-                .message_by_id_positioned(original.id)
-                .await?
-                .and_then(|(_, position)| position);
-            return Ok((stored, position));
-        }
-        Ok((stored, position))
+    ) -> DomainResult<Sent> {
+        self.start_send(caller, request).await?.await
     }
 
-    /// The rate limit, the claimed sender, then [`store_new`](Self::store_new).
-    async fn checked_send(
+    /// [`send_message_positioned`](Self::send_message_positioned) in two
+    /// steps, for a caller that sends many messages in a row (a WebSocket
+    /// connection): this step counts the send against the rate limit,
+    /// checks the message (sender, content, target, membership, thread)
+    /// and gives it its place in the store's order; the returned
+    /// [`SendInFlight`] completes the send. The next message may be
+    /// started as soon as this returns: it is placed after this one, and
+    /// neither waits for the other's commit. Errors of the checks come
+    /// from here; the store's, from the [`SendInFlight`].
+    pub async fn start_send(
         &self,
         caller: &Caller,
         request: SendMessage,
-    ) -> DomainResult<(Stored, Option<u64>)> {
+    ) -> DomainResult<SendInFlight> {
         self.message_rate.check(&caller.user_id)?;
         if let Some(claimed) = &request.sender {
             let same = Username::parse(claimed.as_str())
@@ -85,15 +124,6 @@ impl ChatService {
                 return Err(DomainError::SenderMismatch);
             }
         }
-        self.store_new(caller, request).await
-    }
-
-    /// Validates, resolves the target and the thread, stores, publishes.
-    async fn store_new(
-        &self,
-        caller: &Caller,
-        request: SendMessage,
-    ) -> DomainResult<(Stored, Option<u64>)> {
         let content = MessageContent::parse(&request.content)?;
         let client_id = request.client_id.map(ClientId::parse).transpose()?;
         let (target, audience) = self
@@ -115,7 +145,7 @@ impl ChatService {
             sender_id: caller.user_id,
             client_id,
         };
-        self.store_and_publish(new, audience).await
+        self.queue_and_publish(new, audience).await
     }
 
     /// A reply's parent must be a message the caller can read, not
@@ -142,48 +172,69 @@ impl ChatService {
         }
     }
 
-    /// Stores a message and publishes it if it is new, in the store's
-    /// order: a connection must receive messages in the order the store
-    /// placed them, or a client reconnecting with `?since=<last message
-    /// received>` would miss an earlier one delivered late, or get a later
-    /// one delivered early twice (see `publish_order`).
-    pub(super) async fn store_and_publish(
+    /// Queues a message for the store, then (in the returned future)
+    /// publishes it if it is new, in the store's order: a connection must
+    /// receive messages in the order the store placed them, or a client
+    /// reconnecting with `?since=<cursor>` would miss an earlier one
+    /// delivered late, or get a later one delivered early twice (see
+    /// `publish_order`). The ticket is taken before the message is queued,
+    /// so that every message queued earlier, by anyone, is published
+    /// first.
+    async fn queue_and_publish(
         &self,
         new: NewMessage,
         audience: Audience,
-    ) -> DomainResult<(Stored, Option<u64>)> {
-        let messages = &self.stores.messages;
+    ) -> DomainResult<SendInFlight> {
+        let messages = Arc::clone(&self.stores.messages);
         if !messages.reports_positions() {
+            // Insert and publish now, one send at a time per service.
             let _one_at_a_time = self.publish_order.one_at_a_time().await;
-            let stored = messages.insert_message(&new).await?;
+            let stored = match messages.insert_message(&new).await {
+                Ok(stored) => stored,
+                Err(err) => return Ok(SendInFlight::ready(Err(err))),
+            };
             if let Stored::Created(message) = &stored {
                 let event = Event::message(message.clone());
                 self.notifier.publish(event, audience).await;
             }
-            return Ok((stored, None));
+            return Ok(SendInFlight::ready(Ok((stored, None))));
         }
         let ticket = self.publish_order.ticket();
-        let (stored, position) = messages.insert_message_positioned(&new).await?;
-        let publish = match (&stored, position) {
-            (Stored::Created(message), Some(position)) => {
-                let event = Event::Message {
-                    message: message.clone(),
-                    position: Some(position),
-                };
-                Some((position, event, audience))
-            }
-            (Stored::Created(_), None) => {
-                return Err(DomainError::internal(
-                    "the message store reports positions but answered none",
-                ))
-            }
-            (Stored::Duplicate(_), _) => None,
+        let insert = match messages.queue_message(&new).await {
+            Ok(insert) => insert,
+            Err(err) => return Ok(SendInFlight::ready(Err(err))),
         };
-        self.publish_order
-            .answered(ticket, publish, &*self.notifier)
-            .await;
-        let position = if stored.is_new() { position } else { None };
-        Ok((stored, position))
+        let notifier = Arc::clone(&self.notifier);
+        Ok(SendInFlight(Box::pin(async move {
+            // An error drops the ticket, which releases what it held back.
+            let (stored, position) = insert.await?;
+            let publish = match (&stored, position) {
+                (Stored::Created(message), Some(position)) => {
+                    let event = Event::Message {
+                        message: message.clone(),
+                        position: Some(position),
+                    };
+                    Some((position, event, audience))
+                }
+                (Stored::Created(_), None) => {
+                    return Err(DomainError::internal(
+                        "the message store reports positions but answered none",
+                    ))
+                }
+                (Stored::Duplicate(_), _) => None,
+            };
+            let order = ticket.order();
+            order.answered(ticket, publish, &*notifier).await;
+            let position = match &stored {
+                Stored::Created(_) => position,
+                // A resend's ack names where the original lies.
+                Stored::Duplicate(original) => messages
+                    .message_by_id_positioned(original.id)
+                    .await?
+                    .and_then(|(_, position)| position),
+            };
+            Ok((stored, position))
+        })))
     }
 
     /// Tells the DM partner, or the room's other members, that the caller

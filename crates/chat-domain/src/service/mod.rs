@@ -24,7 +24,7 @@ use crate::ports::{
 };
 
 pub use changes::{Replay, Since};
-pub use messages::SendMessage;
+pub use messages::{SendInFlight, SendMessage, Sent};
 
 /// The stores the service reads and writes. One adapter usually implements
 /// all of them: see [`Stores::single`].
@@ -85,7 +85,7 @@ pub struct ChatService {
     clock: Arc<dyn Clock>,
     policy: AuthPolicy,
     /// New messages are published in the order the store placed them.
-    publish_order: publish_order::PublishOrder,
+    publish_order: Arc<publish_order::PublishOrder>,
     /// Messages each user may send per second, over every connection and
     /// HTTP of this instance.
     message_rate: RateLimit<UserId>,
@@ -107,7 +107,7 @@ impl ChatService {
             tokens,
             clock: Arc::new(SystemClock),
             policy,
-            publish_order: publish_order::PublishOrder::default(),
+            publish_order: Arc::default(),
             message_rate: RateLimit::per_second_bursting_twice(0),
         }
     }

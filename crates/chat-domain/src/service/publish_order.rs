@@ -23,7 +23,7 @@
 //! the publish ([`PublishOrder::one_at_a_time`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::{oneshot, Notify};
 
@@ -72,13 +72,22 @@ struct Waiting {
 
 /// An insert in progress. Dropped without an answer (an error, or a
 /// cancelled send), it stops holding back the messages answered meanwhile.
-pub(crate) struct Ticket<'a> {
-    order: &'a PublishOrder,
+/// It owns a handle on its order, so that a send whose insert is queued
+/// can be awaited apart from the call that queued it.
+pub(crate) struct Ticket {
+    order: Arc<PublishOrder>,
     number: u64,
     answered: bool,
 }
 
-impl Drop for Ticket<'_> {
+impl Ticket {
+    /// The order this ticket was taken from.
+    pub(crate) fn order(&self) -> Arc<PublishOrder> {
+        Arc::clone(&self.order)
+    }
+}
+
+impl Drop for Ticket {
     fn drop(&mut self) {
         if !self.answered {
             self.order.state().running.remove(&self.number);
@@ -100,13 +109,13 @@ impl PublishOrder {
     }
 
     /// Takes a ticket for an insert about to start.
-    pub(crate) fn ticket(&self) -> Ticket<'_> {
+    pub(crate) fn ticket(self: &Arc<Self>) -> Ticket {
         let mut state = self.state();
         let number = state.issued;
         state.issued += 1;
         state.running.insert(number);
         Ticket {
-            order: self,
+            order: Arc::clone(self),
             number,
             answered: false,
         }
@@ -117,7 +126,7 @@ impl PublishOrder {
     /// go out now, and returns once the new message has gone out.
     pub(crate) async fn answered(
         &self,
-        mut ticket: Ticket<'_>,
+        mut ticket: Ticket,
         new: Option<(u64, Event, Audience)>,
         notifier: &dyn Notifier,
     ) {
@@ -242,8 +251,6 @@ impl Drop for Turn<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::entities::{Message, MessageTarget};
     use crate::ids::MessageId;
@@ -286,7 +293,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_waits_for_inserts_that_started_before_it() {
-        let order = PublishOrder::default();
+        let order = Arc::new(PublishOrder::default());
         let (notifier, published) = recorder();
         let first = order.ticket();
         let second = order.ticket();
@@ -309,7 +316,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_later_insert_never_holds_back_an_answered_message() {
-        let order = PublishOrder::default();
+        let order = Arc::new(PublishOrder::default());
         let (notifier, published) = recorder();
         let earlier = order.ticket();
         let answered = order.ticket();
@@ -329,7 +336,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_or_dropped_insert_releases_what_it_held_back() {
-        let order = PublishOrder::default();
+        let order = Arc::new(PublishOrder::default());
         let (notifier, published) = recorder();
         let failing = order.ticket();
         let duplicate = order.ticket();
@@ -346,7 +353,7 @@ mod tests {
 
     #[tokio::test]
     async fn answers_go_out_by_position_not_by_answer_order() {
-        let order = PublishOrder::default();
+        let order = Arc::new(PublishOrder::default());
         let (notifier, published) = recorder();
         let (a, b, c) = (order.ticket(), order.ticket(), order.ticket());
         let answer = |ticket, position| {

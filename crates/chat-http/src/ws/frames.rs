@@ -8,7 +8,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chat_domain::rate_limit::rate_limited;
-use chat_domain::{Caller, ChatService, DomainError, PresenceFollows, RoomId, SendMessage};
+use chat_domain::{
+    Caller, ChatService, DomainError, DomainResult, PresenceFollows, RoomId, SendMessage, Sent,
+};
 use chat_protocol::{ClientFrame, ServerFrame};
 use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -31,10 +33,25 @@ pub(crate) enum Answer {
     /// At once: a `pong`, a refusal (bad frame, rate limited), or nothing.
     /// Boxed: a frame that carries a message is large.
     Now(Option<Box<ServerFrame>>),
-    /// When the use case is done (a message stored and published, a typing
-    /// relayed). The future owns what it needs, so the session keeps
-    /// writing deliveries while it waits on the store.
-    Later(Pending),
+    /// Through the use case, in two steps: [`Starting`], then [`Pending`].
+    /// The futures own what they need, so the session keeps writing
+    /// deliveries while they wait on the store.
+    Later(Starting),
+}
+
+/// The first step of a frame's use case, which the session lets finish
+/// before it reads the client's next frame: a message's checks and its
+/// place in the store's order (so one connection's messages are stored in
+/// the order it sent them), a typing's or a subscribe's whole work.
+pub(crate) type Starting = Pin<Box<dyn Future<Output = Started>>>;
+
+/// What a frame's first step leaves.
+pub(crate) enum Started {
+    /// The reply is known (`None`: nothing to write).
+    Done(Option<ServerFrame>),
+    /// The reply waits: a message's `ack` waits for its commit, while the
+    /// frames after it are read and started.
+    Waiting(Pending),
 }
 
 /// The reply of a frame whose use case is still running.
@@ -103,9 +120,7 @@ impl FrameHandler {
                     reply_to,
                 };
                 let (service, caller) = (Arc::clone(&self.service), self.caller.clone());
-                Answer::Later(Box::pin(
-                    async move { send(&service, &caller, request).await },
-                ))
+                Answer::Later(Box::pin(send(service, caller, request)))
             }
             ClientFrame::PresenceSubscribe { usernames } => {
                 let (service, caller) = (Arc::clone(&self.service), self.caller.clone());
@@ -113,10 +128,12 @@ impl FrameHandler {
                 Answer::Later(Box::pin(async move {
                     // The statuses come through the connection's presence,
                     // so that no change can overtake them.
-                    match service.follow_presence(&*follows, &usernames, limit).await {
-                        Ok(()) => None,
-                        Err(err) => Some(refused(&caller, &err, None)),
-                    }
+                    Started::Done(
+                        match service.follow_presence(&*follows, &usernames, limit).await {
+                            Ok(()) => None,
+                            Err(err) => Some(refused(&caller, &err, None)),
+                        },
+                    )
                 }))
             }
             ClientFrame::PresenceUnsubscribe { usernames } => {
@@ -126,7 +143,7 @@ impl FrameHandler {
             ClientFrame::Typing { recipient, room_id } => {
                 let (service, caller) = (Arc::clone(&self.service), self.caller.clone());
                 Answer::Later(Box::pin(async move {
-                    typing(&service, &caller, recipient, room_id).await
+                    Started::Done(typing(&service, &caller, recipient, room_id).await)
                 }))
             }
         }
@@ -154,12 +171,28 @@ impl FrameHandler {
     }
 }
 
-/// Stores then delivers a message (the one send path, as over HTTP); with
-/// a `client_id`, acknowledges it with the stored message, or the original
-/// one for a resend.
-async fn send(service: &ChatService, caller: &Caller, request: SendMessage) -> Option<ServerFrame> {
+/// Checks a message and gives it its place in the store's order (the one
+/// send path, as over HTTP); the reply then waits for it to be stored and
+/// delivered: with a `client_id`, an `ack` with the stored message, or
+/// the original one for a resend. A refusal of the checks is answered at
+/// once.
+async fn send(service: Arc<ChatService>, caller: Caller, request: SendMessage) -> Started {
     let client_id = request.client_id.clone();
-    match service.send_message_positioned(caller, request).await {
+    match service.start_send(&caller, request).await {
+        Ok(in_flight) => Started::Waiting(Box::pin(async move {
+            acked(&caller, client_id, in_flight.await)
+        })),
+        Err(err) => Started::Done(Some(refused(&caller, &err, client_id))),
+    }
+}
+
+/// The reply to a message once its send is over.
+fn acked(
+    caller: &Caller,
+    client_id: Option<String>,
+    sent: DomainResult<Sent>,
+) -> Option<ServerFrame> {
+    match sent {
         Ok((stored, position)) => {
             if stored.is_new() {
                 metrics::message_stored(&stored.message().target, Transport::WebSocket);

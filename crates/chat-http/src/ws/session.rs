@@ -18,16 +18,24 @@
 //! (`rate_limited`) and otherwise ignored.
 //!
 //! A client frame that needs the store (a message, a typing) is answered
-//! by a future the loop polls beside the deliveries: while the store works,
+//! by futures the loop polls beside the deliveries: while the store works,
 //! the connection keeps draining its queue, so a client that sends fast and
 //! reads promptly is never taken for a slow reader because of the store's
-//! latency. Frames are handled one at a time (the next is not read before
-//! the previous is answered): messages are stored, and acks written, in
-//! the order the client sent them. And a new frame is read only when
-//! nothing is waiting to be written (or after 32 deliveries in a row, so
-//! that a queue that never empties cannot starve the client's pongs and
-//! sends): a client that sends faster than the server fans its messages
-//! out is slowed down by TCP, not closed.
+//! latency. A frame's handling has two steps (see `frames.rs`): the first
+//! (a message's checks and its place in the store's order) finishes before
+//! the next frame is read, so messages are stored in the order the client
+//! sent them; the second (a message's commit) does not hold up the next
+//! frame, so one connection's messages are pipelined into the store's
+//! group commit instead of waiting one commit each. Replies are written in
+//! the order the frames came, each once its frame is done (an `ack` after
+//! its message's commit; a failed message's `error` frame in its place,
+//! the others unaffected). At most [`MAX_IN_FLIGHT`] replies may wait:
+//! then the client's frames are not read until one is written
+//! (back-pressure through TCP, no unbounded queue). And a new frame is
+//! read only when nothing is waiting to be written (or after 32
+//! deliveries in a row, so that a queue that never empties cannot starve
+//! the client's pongs and sends): a client that sends faster than the
+//! server fans its messages out is slowed down by TCP, not closed.
 //!
 //! With `?since=`, the session first replays the stored messages after it
 //! (see `replay.rs`), then serves the deliveries queued meanwhile, dropping
@@ -50,11 +58,13 @@ use std::time::Duration;
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, ProtocolError};
 use chat_domain::{CloseReason as NotifierClose, Delivery, Hole, MessageId, Subscription};
 use chat_protocol::{Close, ServerFrame};
+use futures_util::stream::FuturesOrdered;
+use futures_util::StreamExt as _;
 use time::OffsetDateTime;
 use tokio::time::{sleep_until, Instant};
 
 use super::connections::ConnectionSlot;
-use super::frames::{Answer, FrameHandler, Pending};
+use super::frames::{Answer, FrameHandler, Pending, Started, Starting};
 use super::guard::Refused;
 use super::replay::{self, Missed, Outcome, Replayed, Since};
 use super::writer::{WriteError, Writer};
@@ -90,9 +100,11 @@ pub(crate) struct WsSession {
 /// Something the session must react to.
 enum Event {
     Incoming(Incoming),
-    /// The frame being handled is answered (`None`: nothing to write).
-    /// Boxed: a frame is large (a whole message) and this enum lives in
-    /// the session's future for the connection's life.
+    /// The frame being started took its first step: the next may be read.
+    Started,
+    /// The oldest frame being handled is answered (`None`: nothing to
+    /// write). Boxed: a frame is large (a whole message) and this enum
+    /// lives in the session's future for the connection's life.
     Answered(Option<Box<ServerFrame>>),
     Delivery(Option<Delivery>),
     PingDue,
@@ -114,6 +126,13 @@ const SETTLE_REPLY: Duration = Duration::from_secs(1);
 /// Deliveries written in a row, at most, before a client frame that has
 /// already arrived is taken (the queue holds 256 by default).
 const CLIENT_TURN: usize = 32;
+
+/// Replies that may wait at once on one connection (its messages waiting
+/// for their commits): past it, the client's next frame is read only once
+/// the oldest is answered. A commit takes a few milliseconds, so 64 keep
+/// one connection far past 2,000 messages a second; the group commit's
+/// queue holds 1,024 messages for the whole server.
+pub(crate) const MAX_IN_FLIGHT: usize = 64;
 
 /// How a session ends.
 #[derive(Debug)]
@@ -218,7 +237,7 @@ impl WsSession {
             // A queue that never empties (a server near capacity) must not
             // starve the client's frames (its pongs, its sends): after
             // CLIENT_TURN deliveries in a row, one that has arrived is taken.
-            let turn = streak >= CLIENT_TURN && handling.is_idle();
+            let turn = streak >= CLIENT_TURN && handling.can_take();
             let ready = if turn {
                 self.client_frame_if_ready().await
             } else {
@@ -241,9 +260,9 @@ impl WsSession {
                             continue;
                         }
                     },
-                    reply = handling.reply() => Event::Answered(reply.map(Box::new)),
+                    progress = handling.next() => progress,
                     delivery = self.subscription.next() => Event::Delivery(delivery),
-                    incoming = self.inbound.recv(), if handling.is_idle() => Event::Incoming(incoming),
+                    incoming = self.inbound.recv(), if handling.can_take() => Event::Incoming(incoming),
                 },
             };
             if let Event::PingDue = event {
@@ -280,24 +299,35 @@ impl WsSession {
         }
     }
 
-    /// Before the session ends: lets the frame being handled finish and,
-    /// unless the client is gone or too slow, writes its reply (an `ack`)
-    /// ahead of the close frame.
+    /// Before the session ends: lets the frames being handled finish (a
+    /// message queued for the store is stored and published, as a graceful
+    /// shutdown promises) and, unless the client is gone or too slow,
+    /// writes their replies (`ack`s) in order, ahead of the close frame.
     async fn settle(&mut self, mut handling: Handling, ending: Ending) -> Ending {
         if handling.is_idle() {
             return ending;
         }
-        let Ok(reply) = tokio::time::timeout(SETTLE_ANSWER, handling.reply()).await else {
-            tracing::warn!("a WebSocket frame was still being handled when its session ended");
-            return ending;
-        };
-        let writable = match &ending {
+        let mut writable = match &ending {
             Ending::Close(close) => !close.is_try_again_later(),
             Ending::Fail(_) | Ending::Answer(_) => true,
             Ending::Gone | Ending::Stuck => false,
         };
-        if let (true, Some(reply)) = (writable, reply) {
-            let _ = tokio::time::timeout(SETTLE_REPLY, self.out.text(reply.to_json())).await;
+        let answer_by = Instant::now() + SETTLE_ANSWER;
+        let mut write_by = None;
+        while !handling.is_idle() {
+            let Ok(progress) = tokio::time::timeout_at(answer_by, handling.next()).await else {
+                tracing::warn!(
+                    waiting = handling.waiting(),
+                    "WebSocket frames were still being handled when their session ended"
+                );
+                return ending;
+            };
+            let (Event::Answered(Some(reply)), true) = (progress, writable) else {
+                continue;
+            };
+            let by = *write_by.get_or_insert_with(|| Instant::now() + SETTLE_REPLY);
+            let wrote = tokio::time::timeout_at(by, self.out.text(reply.to_json())).await;
+            writable = matches!(wrote, Ok(Ok(())));
         }
         ending
     }
@@ -412,6 +442,7 @@ impl WsSession {
         // inline (docs/benchmarks.md, "Memory per idle socket").
         match event {
             Event::Incoming(incoming) => Box::pin(self.on_incoming(incoming, handling)).await,
+            Event::Started => ControlFlow::Continue(()),
             Event::Answered(reply) => Box::pin(self.reply(reply.map(|frame| *frame))).await,
             Event::Delivery(delivery) => self.on_delivery(delivery).await,
             Event::PingDue => written(self.out.ping().await),
@@ -428,9 +459,14 @@ impl WsSession {
         };
         match incoming {
             AggregatedMessage::Text(text) => match self.handler.answer(&text) {
+                // Behind replies still waiting, it waits its turn.
+                Answer::Now(Some(reply)) if handling.waiting() > 0 => {
+                    handling.queue(Box::pin(std::future::ready(Some(*reply))));
+                    ControlFlow::Continue(())
+                }
                 Answer::Now(reply) => self.reply(reply.map(|frame| *frame)).await,
-                Answer::Later(pending) => {
-                    handling.start(pending);
+                Answer::Later(starting) => {
+                    handling.start(starting);
                     ControlFlow::Continue(())
                 }
             },
@@ -439,6 +475,11 @@ impl WsSession {
                     Ok(()) => FrameHandler::binary_refused(),
                     Err(err) => ServerFrame::from_error(&err, None),
                 };
+                if handling.waiting() > 0 {
+                    // Behind replies still waiting, it waits its turn.
+                    handling.queue(Box::pin(std::future::ready(Some(reply))));
+                    return ControlFlow::Continue(());
+                }
                 written(self.out.text(reply.to_json()).await)
             }
             AggregatedMessage::Ping(payload) => match self.handler.admit() {
@@ -562,29 +603,84 @@ impl Timers {
     }
 }
 
-/// The client frame being handled, if any.
+/// The client frames being handled: at most one taking its first step
+/// (no frame is read meanwhile), and the replies waiting behind it, in the
+/// order the frames came (at most [`MAX_IN_FLIGHT`]). The queue of replies
+/// exists only while one waits, so an idle connection carries none.
 #[derive(Default)]
-struct Handling(Option<Pending>);
+struct Handling {
+    starting: Option<Starting>,
+    replies: Option<Box<FuturesOrdered<Pending>>>,
+}
 
 impl Handling {
     fn is_idle(&self) -> bool {
-        self.0.is_none()
+        self.starting.is_none() && self.waiting() == 0
     }
 
-    fn start(&mut self, pending: Pending) {
-        self.0 = Some(pending);
+    /// Replies waiting to be written.
+    fn waiting(&self) -> usize {
+        self.replies.as_ref().map_or(0, |replies| replies.len())
     }
 
-    /// The reply, once the frame is handled; never resolves while idle.
-    /// Cancel-safe: dropped before completion, the work stays here and
-    /// resumes at the next call.
-    async fn reply(&mut self) -> Option<ServerFrame> {
-        let Some(pending) = self.0.as_mut() else {
-            return std::future::pending().await;
-        };
-        let reply = pending.await;
-        self.0 = None;
-        reply
+    /// Whether the client's next frame may be read: the last one has taken
+    /// its first step, and there is room for its reply.
+    fn can_take(&self) -> bool {
+        self.starting.is_none() && self.waiting() < MAX_IN_FLIGHT
+    }
+
+    fn start(&mut self, starting: Starting) {
+        debug_assert!(self.starting.is_none(), "one frame starts at a time");
+        self.starting = Some(starting);
+    }
+
+    /// Puts a reply behind those waiting.
+    fn queue(&mut self, reply: Pending) {
+        self.replies.get_or_insert_default().push_back(reply);
+    }
+
+    /// What happened next: the frame being started took its first step
+    /// ([`Event::Started`]; its reply now waits behind the others, or is
+    /// [`Event::Answered`] at once when it is known and nothing waits
+    /// ahead of it), or the oldest waiting reply is ready
+    /// ([`Event::Answered`]). Never resolves while idle. Cancel-safe:
+    /// dropped before completion, the work stays here and resumes at the
+    /// next call.
+    async fn next(&mut self) -> Event {
+        std::future::poll_fn(|cx| {
+            if let Some(starting) = self.starting.as_mut() {
+                if let std::task::Poll::Ready(started) = starting.as_mut().poll(cx) {
+                    self.starting = None;
+                    return std::task::Poll::Ready(match started {
+                        Started::Done(reply) if self.waiting() == 0 => {
+                            Event::Answered(reply.map(Box::new))
+                        }
+                        Started::Done(reply) => {
+                            self.queue(Box::pin(std::future::ready(reply)));
+                            Event::Started
+                        }
+                        Started::Waiting(reply) => {
+                            self.queue(reply);
+                            Event::Started
+                        }
+                    });
+                }
+            }
+            let Some(replies) = self.replies.as_mut() else {
+                return std::task::Poll::Pending;
+            };
+            match replies.poll_next_unpin(cx) {
+                std::task::Poll::Ready(Some(reply)) => {
+                    if replies.is_empty() {
+                        self.replies = None;
+                    }
+                    std::task::Poll::Ready(Event::Answered(reply.map(Box::new)))
+                }
+                // Empty (never kept so) or waiting.
+                std::task::Poll::Ready(None) | std::task::Poll::Pending => std::task::Poll::Pending,
+            }
+        })
+        .await
     }
 }
 

@@ -14,6 +14,7 @@ mod handshake;
 mod hostile;
 mod limits;
 mod per_user;
+mod pipelined;
 mod presence;
 mod recovery;
 mod shutdown;

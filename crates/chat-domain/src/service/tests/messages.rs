@@ -5,6 +5,8 @@ use mockall::Sequence;
 use super::*;
 use crate::error::DomainError;
 use crate::pagination::PageRequest;
+use crate::ports::InsertInFlight;
+use crate::service::SendInFlight;
 use crate::service::SendMessage;
 
 fn text(content: &str) -> SendMessage {
@@ -481,12 +483,18 @@ async fn the_callers_own_direct_messages_are_valid_cursors() {
 }
 
 /// A harness whose store reports positions: the send goes through
-/// `insert_message_positioned`, never `insert_message`.
+/// `queue_message`, never `insert_message` nor `insert_message_positioned`.
 fn positioned() -> Harness {
     let mut h = Harness::new();
     h.messages.expect_reports_positions().return_const(true);
     h.messages.expect_insert_message().times(0);
+    h.messages.expect_insert_message_positioned().times(0);
     h
+}
+
+/// `queue_message`'s answer for an insert that answers `answer`.
+fn queued(answer: DomainResult<(Stored, Option<u64>)>) -> DomainResult<InsertInFlight> {
+    Ok(Box::pin(std::future::ready(answer)))
 }
 
 #[tokio::test]
@@ -494,10 +502,10 @@ async fn with_positions_a_new_message_is_stored_then_published() {
     let mut h = positioned();
     let mut order = Sequence::new();
     h.messages
-        .expect_insert_message_positioned()
+        .expect_queue_message()
         .times(1)
         .in_sequence(&mut order)
-        .returning(|new| created(new).map(|stored| (stored, Some(42))));
+        .returning(|new| queued(created(new).map(|stored| (stored, Some(42)))));
     let published = Recorder::new();
     let sink = published.clone();
     h.notifier
@@ -524,19 +532,30 @@ async fn with_positions_a_new_message_is_stored_then_published() {
 async fn with_positions_a_duplicate_or_a_failure_publishes_nothing() {
     let original = stored_message(&alice(), MessageTarget::Global, "first");
     let mut h = positioned();
+    let found = original.clone();
     h.messages
-        .expect_insert_message_positioned()
+        .expect_queue_message()
         .times(1)
-        .returning(move |_| Ok((Stored::Duplicate(original.clone()), None)));
+        .returning(move |_| queued(Ok((Stored::Duplicate(original.clone()), None))));
     h.messages
-        .expect_insert_message_positioned()
+        .expect_queue_message()
         .times(1)
-        .returning(|_| Err(DomainError::StoreUnavailable));
+        .returning(|_| queued(Err(DomainError::StoreUnavailable)));
+    // A resend's answer names the original's position (its ack's cursor).
+    h.messages
+        .expect_message_by_id_positioned()
+        .times(1)
+        .returning(move |_| Ok(Some((found.clone(), Some(7)))));
     h.notifier.expect_publish().times(0);
     let service = h.build();
 
-    let again = service.send_message(&caller(&alice()), text("first")).await;
-    assert!(matches!(again, Ok(Stored::Duplicate(_))));
+    let again = service
+        .send_message_positioned(&caller(&alice()), text("first"))
+        .await;
+    assert!(
+        matches!(again, Ok((Stored::Duplicate(_), Some(7)))),
+        "{again:?}"
+    );
     let lost = service.send_message(&caller(&alice()), text("lost")).await;
     assert_eq!(lost, Err(DomainError::StoreUnavailable));
 }
@@ -545,8 +564,8 @@ async fn with_positions_a_duplicate_or_a_failure_publishes_nothing() {
 async fn a_store_that_promises_positions_must_give_them() {
     let mut h = positioned();
     h.messages
-        .expect_insert_message_positioned()
-        .returning(|new| created(new).map(|stored| (stored, None)));
+        .expect_queue_message()
+        .returning(|new| queued(created(new).map(|stored| (stored, None))));
     h.notifier.expect_publish().times(0);
 
     let result = h
@@ -583,4 +602,82 @@ async fn a_user_over_the_message_rate_is_refused_and_nothing_is_stored() {
     assert_eq!(published.calls().len(), 4);
     let bob_sends = service.send_message(&caller(&bob()), text("hi")).await;
     assert!(bob_sends.is_ok(), "the limit is per user");
+}
+
+#[tokio::test]
+async fn sends_started_in_a_row_are_published_in_their_order_whatever_answers_first() {
+    type Answer = tokio::sync::oneshot::Sender<DomainResult<(Stored, Option<u64>)>>;
+    let mut h = positioned();
+    let (answers, inserts): (Vec<Answer>, Vec<_>) =
+        (0..3).map(|_| tokio::sync::oneshot::channel()).unzip();
+    let inserts = Arc::new(Mutex::new(inserts.into_iter()));
+    h.messages
+        .expect_queue_message()
+        .times(3)
+        .returning(move |_| {
+            let insert = inserts
+                .lock()
+                .expect("not poisoned")
+                .next()
+                .expect("queued");
+            Ok(Box::pin(async move {
+                insert.await.unwrap_or(Err(DomainError::StoreUnavailable))
+            }))
+        });
+    let published = record_publishes(&mut h.notifier);
+    let service = h.build();
+    let me = caller(&alice());
+    let mut started = Vec::new();
+    for content in ["first", "second", "third"] {
+        // Each is queued before the next is started; none waits for its
+        // own insert to answer.
+        started.push(
+            service
+                .start_send(&me, text(content))
+                .await
+                .expect("checked"),
+        );
+    }
+    let [first, second, third]: [SendInFlight; 3] = started.try_into().expect("three sends");
+    let [to_first, to_second, to_third]: [Answer; 3] = answers.try_into().expect("three");
+    let messages: Vec<Message> = ["first", "second", "third"]
+        .iter()
+        .map(|content| stored_message(&alice(), MessageTarget::Global, content))
+        .collect();
+
+    // The third answers first: it waits for the two queued before it.
+    to_third
+        .send(Ok((Stored::Created(messages[2].clone()), Some(3))))
+        .expect("listening");
+    let third = tokio::spawn(third);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert!(
+        published.calls().is_empty(),
+        "published before the sends ahead of it"
+    );
+    // The second fails: that is its answer alone.
+    to_second
+        .send(Err(DomainError::RoomNotFound))
+        .expect("listening");
+    assert_eq!(second.await, Err(DomainError::RoomNotFound));
+    assert!(
+        published.calls().is_empty(),
+        "the first may still precede it"
+    );
+    to_first
+        .send(Ok((Stored::Created(messages[0].clone()), Some(1))))
+        .expect("listening");
+    assert_eq!(
+        first.await,
+        Ok((Stored::Created(messages[0].clone()), Some(1)))
+    );
+    let third = third.await.expect("ran");
+    assert_eq!(third, Ok((Stored::Created(messages[2].clone()), Some(3))));
+
+    let order: Vec<Option<MessageId>> = published
+        .calls()
+        .iter()
+        .map(|(event, _)| event.message_id())
+        .collect();
+    assert_eq!(order, [Some(messages[0].id), Some(messages[2].id)]);
 }
