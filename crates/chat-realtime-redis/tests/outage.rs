@@ -113,15 +113,22 @@ async fn unreachable_at_start_serves_locally_then_joins_when_redis_appears() {
     other.shutdown().await;
 }
 
-#[tokio::test]
-async fn redis_lost_at_run_time_degrades_then_fan_out_resumes() {
+/// A private Redis and two instances of one cluster on it.
+async fn two_on_a_private_redis() -> (PrivateRedis, RedisNotifier, RedisNotifier) {
     let server = PrivateRedis::start(free_port()).await;
-    let (port, url) = (server.port, server.url());
+    let url = server.url();
     let options = fast_options(&unique_prefix());
     let a = RedisNotifier::connect(&url, options.clone())
         .await
         .expect("a");
     let b = RedisNotifier::connect(&url, options).await.expect("b");
+    (server, a, b)
+}
+
+#[tokio::test]
+async fn redis_lost_at_run_time_degrades_then_fan_out_resumes() {
+    let (server, a, b) = two_on_a_private_redis().await;
+    let port = server.port;
     assert!(!a.is_degraded() && !b.is_degraded());
     let mut alice = Probe::connect(&a, "alice").await;
     alice.follow(&["bob"]);
@@ -201,13 +208,8 @@ async fn redis_lost_at_run_time_degrades_then_fan_out_resumes() {
 /// What a hole says, on the instance that published during it and on the
 /// one that missed it: where to fill from, and what was handed out.
 async fn outage_leaves_a_hole(pause: bool) {
-    let server = PrivateRedis::start(free_port()).await;
-    let (port, url) = (server.port, server.url());
-    let options = fast_options(&unique_prefix());
-    let a = RedisNotifier::connect(&url, options.clone())
-        .await
-        .expect("a");
-    let b = RedisNotifier::connect(&url, options).await.expect("b");
+    let (server, a, b) = two_on_a_private_redis().await;
+    let port = server.port;
     // Where the store stood when both started.
     a.resume_from(9);
     b.resume_from(9);
@@ -286,13 +288,8 @@ async fn a_paused_redis_is_noticed_and_hands_every_connection_the_hole_to_fill()
 
 #[tokio::test]
 async fn presence_that_changed_during_an_outage_is_told_again() {
-    let server = PrivateRedis::start(free_port()).await;
-    let (port, url) = (server.port, server.url());
-    let options = fast_options(&unique_prefix());
-    let a = RedisNotifier::connect(&url, options.clone())
-        .await
-        .expect("a");
-    let b = RedisNotifier::connect(&url, options).await.expect("b");
+    let (server, a, b) = two_on_a_private_redis().await;
+    let port = server.port;
     let mut alice = Probe::connect(&a, "alice").await;
     alice.follow(&["bob", "carol"]);
     let bob = Probe::connect(&b, "bob").await;
