@@ -146,4 +146,14 @@ impl ChatService {
     pub fn realtime_health(&self) -> crate::RealtimeHealth {
         self.notifier.health()
     }
+
+    /// Tells the notifier where the store stands as this instance starts
+    /// serving ([`Notifier::resume_from`]), so that a hole in its live
+    /// stream before it has delivered any change can still be filled.
+    /// Call once, before serving connections.
+    pub async fn start_realtime(&self) -> crate::DomainResult<()> {
+        let position = self.stores.messages.latest_position().await?;
+        self.notifier.resume_from(position);
+        Ok(())
+    }
 }
