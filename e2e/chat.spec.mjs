@@ -2,19 +2,23 @@
 // real chat-server binary, Debian's Chromium driven by playwright-core, two
 // browser contexts (two people, two cookie jars) chatting globally, directly
 // and in a room, editing, deleting, reacting and replying in threads, one of
-// them dropping off the network and coming back.
+// them dropping off the network and coming back. Then two instances on
+// PostgreSQL and a private Redis that is killed while one person writes:
+// the other's page is told to resync (close 4001) and shows what it missed.
 //
 //   CHAT_SERVER_BIN=target/debug/chat-server node --test e2e/chat.spec.mjs
 //
 // Environment: CHAT_SERVER_BIN (required), CHROMIUM_BIN (/usr/bin/chromium),
-// E2E_TIMEOUT_MS (per wait, 10000). On a failed step, screenshots of both
-// pages and the server log go to e2e/artifacts/.
+// E2E_TIMEOUT_MS (per wait, 10000), TEST_DATABASE_URL (an admin URL of the
+// PostgreSQL server; postgres://postgres@127.0.0.1:5432/postgres), and
+// redis-server and psql on PATH (scripts/test.sh provides them). On a failed
+// step, screenshots of the pages and the server logs go to e2e/artifacts/.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { createServer, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -41,8 +45,8 @@ function freePort() {
   });
 }
 
-/** Starts chat-server on a free loopback port, in-memory store. */
-async function startServer() {
+/** Starts chat-server on a free loopback port, in-memory store unless `vars` name others. */
+async function startServer(vars = {}) {
   const bin = process.env.CHAT_SERVER_BIN;
   assert.ok(bin, "set CHAT_SERVER_BIN to the chat-server binary");
   const port = await freePort();
@@ -61,6 +65,7 @@ async function startServer() {
     MESSAGE_RATE_LIMIT: "0",
     JWT_SECRET: randomBytes(32).toString("hex"),
     LOG_LEVEL: "warn",
+    ...vars,
   });
   const child = spawn(resolve(bin), [], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
   const log = [];
@@ -87,6 +92,47 @@ async function startServer() {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A private redis-server on `port` that keeps nothing; resolves once it answers. */
+async function startRedis(port) {
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    stdio: "ignore",
+  });
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    const answers = await new Promise((done) => {
+      const socket = new Socket();
+      socket.setTimeout(500);
+      socket.once("error", () => done(false));
+      socket.once("timeout", () => {
+        socket.destroy();
+        done(false);
+      });
+      socket.connect(port, "127.0.0.1", () => socket.write("PING\r\n"));
+      socket.once("data", (data) => {
+        socket.destroy();
+        done(data.toString().startsWith("+PONG"));
+      });
+    });
+    if (answers) return child;
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`redis-server on ${port} did not start`);
+    await sleep(50);
+  }
+}
+
+/** A fresh PostgreSQL database (psql on the admin URL); its URL, and a function that drops it. */
+function createDatabase() {
+  const admin = process.env.TEST_DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres";
+  const name = `chat_e2e_${randomBytes(6).toString("hex")}`;
+  const psql = (sql) => {
+    const run = spawnSync("psql", [admin, "-v", "ON_ERROR_STOP=1", "-qc", sql], { encoding: "utf8" });
+    if (run.status !== 0) throw new Error(`psql ${sql}: ${run.stderr}`);
+  };
+  psql(`CREATE DATABASE ${name}`);
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
 
 // ----------------------------------------------------------------- helpers
 
@@ -486,5 +532,99 @@ test("two people chat in the browser client", { timeout: 120000 }, async (t) => 
     }
     await browser.close().catch(() => {});
     server.stop();
+  }
+});
+
+test("a Redis blip: the page that missed messages resyncs and shows them", { timeout: 120000 }, async (t) => {
+  const database = createDatabase();
+  const redisPort = await freePort();
+  let redis = await startRedis(redisPort);
+  // Two instances of one deployment; a gap of more than two messages is
+  // not filled in but closed with 4001, which the page acts on.
+  const shared = {
+    DATABASE_URL: database.url,
+    DB_POOL_SIZE: "4",
+    REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+    REDIS_PREFIX: `e2e-${randomBytes(6).toString("hex")}`,
+    REDIS_PRESENCE_HEARTBEAT: "300ms",
+    REDIS_PRESENCE_TTL: "1200ms",
+    JWT_SECRET: randomBytes(32).toString("hex"),
+    WEBSOCKET_REPLAY_LIMIT: "2",
+  };
+  const a = await startServer(shared);
+  let b;
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--headless", "--no-sandbox", "--disable-gpu"] });
+  let bob;
+  try {
+    // Alice writes through instance A's API.
+    const api = async (method, path, body, token) => {
+      const res = await fetch(`${a.base}/${path}`, {
+        method,
+        headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+        body: body && JSON.stringify(body),
+      });
+      assert.ok(res.ok, `${method} ${path}: ${res.status}`);
+      return res.json();
+    };
+    await api("POST", "api/auth/register", { username: "alice", email: "alice@example.com", password: PASSWORD });
+    const { token } = await api("POST", "api/auth/login", { username: "alice", password: PASSWORD });
+    await api("POST", "api/messages", { content: "before the blip" }, token);
+    // B starts after it: a gap on B starts where the store stood then.
+    b = await startServer(shared);
+    bob = await person(browser, b.base, "bob", { width: 1200, height: 800 });
+    await register(bob);
+    await seesMessage(bob, "before the blip");
+
+    await t.test("bob's page gets the messages sent while Redis was down, once and in order", async () => {
+      const socketsBefore = bob.sockets.length;
+      redis.kill("SIGKILL");
+      const missed = ["while down one", "while down two", "while down three"];
+      for (const content of missed) await api("POST", "api/messages", { content }, token);
+      // Bob writes too, on his own instance: his page shows it at once,
+      // and its cursor lies past the three it has not got.
+      await say(bob, "bob while down");
+      for (const instance of [a, b]) {
+        for (;;) {
+          const health = await (await fetch(`${instance.base}/health`)).json();
+          if (health.realtime === "degraded") break;
+          await sleep(50);
+        }
+      }
+      redis = await startRedis(redisPort);
+      for (const text of missed) await seesMessage(bob, text);
+      await connected(bob);
+      // Three missed, over the limit of two: closed with 4001, and the
+      // page reconnected with the cursor the close named (where B's store
+      // stood when it started), not its own last one (bob's message, past
+      // the three: resuming from it would have skipped them), and went on
+      // from the cursor the truncated replay named.
+      const reconnects = bob.sockets.slice(socketsBefore);
+      assert.ok(reconnects.length >= 1, "the page opened a new socket after the 4001");
+      const since = new URL(reconnects[0]).searchParams.get("since");
+      assert.match(since || "", /^[0-9]+$/, `resumed from the cursor the server named: ${reconnects.join(", ")}`);
+      await sleep(1000); // late duplicates would show up by now
+      const texts = await messageTexts(bob.page);
+      const all = ["before the blip", ...missed, "bob while down"];
+      for (const text of all) assert.equal(texts.filter((x) => x === text).length, 1, `"${text}" shows exactly once`);
+      const at = ["before the blip", ...missed].map((text) => texts.indexOf(text));
+      assert.deepEqual([...at].sort((x, y) => x - y), at, "in the order they were sent");
+      // Live again.
+      await api("POST", "api/messages", { content: "after the blip" }, token);
+      await seesMessage(bob, "after the blip");
+      assert.deepEqual(bob.errors, [], "no script error");
+    });
+  } catch (err) {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    if (bob) await bob.page.screenshot({ path: join(ARTIFACTS, "blip-bob.png"), fullPage: true }).catch(() => {});
+    writeFileSync(join(ARTIFACTS, "blip-a.log"), a.log.join(""));
+    if (b) writeFileSync(join(ARTIFACTS, "blip-b.log"), b.log.join(""));
+    throw err;
+  } finally {
+    await browser.close().catch(() => {});
+    a.stop();
+    if (b) b.stop();
+    redis.kill("SIGKILL");
+    await sleep(500);
+    database.drop();
   }
 });

@@ -43,9 +43,11 @@
 #   pgbench  the one-row INSERT ceiling of the messages table, 1, 8 and 64
 #            clients for 10 s, with the ordering trigger and without it
 #            (scripts/bench/pgbench-*.sql)
-# Servers run with BCRYPT_COST=4 AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0 MESSAGE_RATE_LIMIT=0 WEBSOCKET_MAX_CONNECTIONS_PER_USER=0
-# LOG_LEVEL=warn on a free loopback port (no limit on sign-ins,
-# sends or sockets: one connection sends 2,000 msg/s); the PostgreSQL runs share one
+# Servers run with BCRYPT_COST=4 AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0
+# MESSAGE_RATE_LIMIT=0 WEBSOCKET_MAX_CONNECTIONS_PER_USER=0 LOG_LEVEL=warn on
+# a free loopback port (no limit on sign-ins, sends or sockets per user: one
+# connection sends 2,000 msg/s, the idle run opens hundreds of sockets per
+# user); the PostgreSQL runs share one
 # scratch database (created and migrated here, dropped on exit, like every
 # server this script starts).
 #

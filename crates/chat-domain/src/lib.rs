@@ -58,12 +58,14 @@ pub use error::{DomainError, DomainResult};
 pub use ids::{MessageId, RoomId, TokenId, UserId};
 pub use pagination::{Cursor, Page, PageRequest};
 pub use ports::{
-    Audience, Changed, Clock, CloseReason, Delivery, Event, InsertInFlight, MessageStore, Notifier,
-    PasswordHasher, PresenceFollows, PresenceStatus, RealtimeHealth, RevocationStore, RoomStore,
-    StoreHealth, StreamItem, StreamPage, Subscription, SystemClock, TokenCodec, TypingTarget,
-    UserPresence, UserStore, PRESENCE_BATCH,
+    Audience, Changed, Clock, CloseReason, Delivery, Event, Hole, InsertInFlight, MessageStore,
+    Notifier, PasswordHasher, PresenceFollows, PresenceStatus, RealtimeHealth, RevocationStore,
+    RoomStore, StoreHealth, StreamItem, StreamPage, Subscription, SystemClock, TokenCodec,
+    TypingTarget, UserPresence, UserStore, PRESENCE_BATCH,
 };
-pub use service::{AuthPolicy, ChatService, Replay, SendInFlight, SendMessage, Since, Stores};
+pub use service::{
+    AuthPolicy, ChatService, Replay, SendInFlight, SendMessage, Sent, Since, Stores,
+};
 pub use values::{
     ClientId, Email, Emoji, MessageContent, Password, PasswordHash, RoomDescription, RoomName,
     Username,

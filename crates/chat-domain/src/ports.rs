@@ -467,6 +467,14 @@ pub trait Notifier: Send + Sync {
     fn health(&self) -> RealtimeHealth {
         RealtimeHealth::Local
     }
+
+    /// Where the store stood as this instance starts serving (its
+    /// [`latest_position`](MessageStore::latest_position)): a notifier
+    /// whose live stream can break (across instances) fills the hole from
+    /// the last change it delivered before the break ([`Delivery::Gap`]),
+    /// and from this position while it has delivered none. The default
+    /// ignores it: a notifier within one process has no hole.
+    fn resume_from(&self, _position: u64) {}
 }
 
 /// How far live delivery reaches right now, as `/health` reports it.
@@ -522,6 +530,41 @@ pub enum Delivery {
     Presence(Vec<UserPresence>),
     /// The connection must close, for this reason.
     Close(CloseReason),
+    /// The notifier's live stream had a hole (across instances: its
+    /// subscription to the broker broke): stored changes may have been
+    /// committed that this connection was not handed. Comes in the
+    /// connection's order: frames before it were handed before the hole
+    /// was closed, frames after it are live again. The connection fills
+    /// the hole from the store (the same way as `?since=`) before going
+    /// on, or is told to resync.
+    Gap(Arc<Hole>),
+}
+
+/// A stretch of a notifier's live stream that may be missing, as handed
+/// to every connection it then held ([`Delivery::Gap`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hole {
+    /// Stored changes after this position in the store's order (new
+    /// messages and changes of messages alike) may be missing; `None`
+    /// when the notifier cannot tell from where.
+    pub after: Option<u64>,
+    /// The positions of the changes after `after` that the notifier did
+    /// hand to the connections it held when it did: not to be sent
+    /// again. A connection that opened later never needed the ones before
+    /// it opened (they were in the store when it did).
+    pub delivered: HashSet<u64>,
+    /// Whether `after` and `delivered` are known exactly. When they are
+    /// not (the notifier could not keep track for that long), the hole
+    /// cannot be filled: the connection is told to resync from `after`
+    /// (or, without it, to reload).
+    pub complete: bool,
+}
+
+impl Hole {
+    /// Whether the hole can be filled exactly.
+    pub fn fillable(&self) -> bool {
+        self.complete && self.after.is_some()
+    }
 }
 
 /// The shortest time between two presence deliveries to one connection.

@@ -68,9 +68,34 @@ pub fn describe() {
         "Requests or frames refused by a rate limiter (auth: login/register 429; ws_send: WebSocket message/typing frames)"
     );
     describe_counter!(
+        "chat_ws_hole_fills_total",
+        "Holes of the live stream (Redis lost for a while) filled on a WebSocket connection from the store"
+    );
+    describe_counter!(
+        "chat_ws_hole_filled_messages_total",
+        "Messages sent to WebSocket connections to fill holes of the live stream"
+    );
+    describe_counter!(
+        "chat_ws_resyncs_total",
+        "WebSocket connections closed with 4001 (resync: a hole too large or not known exactly)"
+    );
+    describe_counter!(
         "chat_ws_slow_reader_disconnects_total",
         "WebSocket connections closed with 1013 because the client read too slowly, by reason"
     );
+}
+
+/// A hole of the live stream was filled on a connection with `sent`
+/// messages.
+pub(crate) fn hole_filled(sent: usize) {
+    counter!("chat_ws_hole_fills_total").increment(1);
+    counter!("chat_ws_hole_filled_messages_total")
+        .increment(u64::try_from(sent).unwrap_or(u64::MAX));
+}
+
+/// A connection was closed with the resync code.
+pub(crate) fn resynced() {
+    counter!("chat_ws_resyncs_total").increment(1);
 }
 
 /// Counts one answered HTTP request and its latency.

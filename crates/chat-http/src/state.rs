@@ -118,6 +118,9 @@ pub struct ApiState {
     auth_limiter: Arc<RateLimit<IpAddr>>,
     connections: Arc<UserConnections>,
     metrics: Option<RenderMetrics>,
+    /// Permits to fill a hole of the live stream from the store (see
+    /// [`crate::ws::FILL_CONCURRENCY`]).
+    fills: Arc<tokio::sync::Semaphore>,
 }
 
 impl ApiState {
@@ -131,6 +134,7 @@ impl ApiState {
             auth_limiter,
             connections,
             metrics: None,
+            fills: Arc::new(tokio::sync::Semaphore::new(crate::ws::FILL_CONCURRENCY)),
         }
     }
 
@@ -151,6 +155,11 @@ impl ApiState {
     /// The use cases.
     pub fn service(&self) -> &Arc<ChatService> {
         &self.service
+    }
+
+    /// The permits under which WebSocket sessions fill holes.
+    pub(crate) fn fills(&self) -> Arc<tokio::sync::Semaphore> {
+        Arc::clone(&self.fills)
     }
 
     /// The HTTP settings.

@@ -26,6 +26,12 @@ const BACKOFF_MAX_MS = 30000;
 // in-memory server restarted): connect without it and reload history.
 const SINCE_GIVE_UP_AFTER = 3;
 const ONLINE_REFRESH_MS = 30000;
+// Close code of a server whose live stream had a hole it could not fill
+// for this connection: reconnect at once with the `since=` its reason
+// names (or reload the history if it names none). Every client of that
+// server gets it at the same moment: the reconnects are spread a little.
+const RESYNC_CLOSE = 4001;
+const RESYNC_JITTER_MS = 1000;
 
 function socketUrl() {
   const url = new URL("api/ws/connect", document.baseURI);
@@ -62,14 +68,37 @@ export function connect() {
     if (frame.type === "connection") opened = true;
     handleFrame(frame);
   });
-  socket.addEventListener("close", () => {
+  socket.addEventListener("close", (event) => {
     if (!current()) return;
     state.socket = null;
     state.connected = false;
     stopHeartbeat();
+    if (event.code === RESYNC_CLOSE) return resync(event.reason);
     if (!opened && usedSince) state.failuresWithSince++;
     scheduleReconnect();
   });
+}
+
+/**
+ * The server missed live messages and could not fill them in on this
+ * connection (close 4001): reconnect with the cursor its reason names,
+ * from before the gap (our own `since` may lie past it: we kept getting
+ * that server's messages; the replay repeats some we have, kept once by
+ * id), or, without one, reconnect and reload the history.
+ */
+function resync(reason) {
+  const named = /since=([0-9A-Za-z_-]+)/.exec(reason || "");
+  if (named) {
+    state.since = named[1];
+  } else {
+    state.since = null;
+    state.reloadOnConnect = true;
+  }
+  state.reconnectAttempt = 0;
+  state.failuresWithSince = 0;
+  setConnectionStatus("reconnecting", "Catching up on missed messages…");
+  clearTimeout(state.reconnectTimer);
+  state.reconnectTimer = setTimeout(reconnect, Math.round(Math.random() * RESYNC_JITTER_MS));
 }
 
 /** Drops the current socket, if any, and ignores anything it still says. */
@@ -171,6 +200,11 @@ function handleFrame(frame) {
       loadOnline();
       clearInterval(state.onlineTimer);
       state.onlineTimer = setInterval(loadOnline, ONLINE_REFRESH_MS);
+      if (state.reloadOnConnect) {
+        // Live first, then the history: nothing falls in between.
+        state.reloadOnConnect = false;
+        reloadHistory();
+      }
       break;
     case "message":
     case "direct_message":

@@ -111,6 +111,7 @@ function resetSession() {
   clearInterval(state.onlineTimer);
   state.usersByName.clear();
   state.since = null;
+  state.reloadOnConnect = false;
   state.current = "global";
   state.editing = null;
   closeThread();

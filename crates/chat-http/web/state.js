@@ -34,6 +34,9 @@ export const state = {
   // Set when a replay stopped at its limit: `since` stays at the cursor it
   // named until the next socket, whatever live frames say meanwhile.
   sinceHeld: false,
+  // A resync (close 4001) named no cursor: reload the history once the
+  // next socket is live.
+  reloadOnConnect: false,
   lastTypingSent: 0,
   lastTypingKey: null,
 };

@@ -27,6 +27,12 @@ pub const TOO_BIG: u16 = 1009;
 /// Try again later: the client reads too slowly, or the history could not
 /// be read for a replay.
 pub const TRY_AGAIN_LATER: u16 = 1013;
+/// Resync: the server's live stream had a hole it could not fill on this
+/// connection (larger than WEBSOCKET_REPLAY_LIMIT, or not known
+/// exactly). Reconnect with `?since=` the cursor the reason names (after
+/// `since=`), and drop what you already have by id; a reason without
+/// `since=` asks to reload the history, then reconnect without `since`.
+pub const RESYNC: u16 = 4001;
 
 impl Close {
     fn new(code: u16, reason: impl Into<String>) -> Self {
@@ -93,6 +99,34 @@ impl Close {
         )
     }
 
+    /// The live stream had a hole this connection cannot be filled in:
+    /// reconnect with `?since=<cursor>` (the position the hole starts
+    /// after), or, without one, reload the history.
+    pub fn resync(since: Option<u64>) -> Self {
+        match since {
+            Some(position) => Self::new(
+                RESYNC,
+                format!(
+                    "missed live messages: reconnect with ?since={}",
+                    crate::cursor(position)
+                ),
+            ),
+            None => Self::new(
+                RESYNC,
+                "missed live messages: reload the history, then reconnect",
+            ),
+        }
+    }
+
+    /// The cursor a [`Close::resync`] names to reconnect after, if any.
+    pub fn resync_since(&self) -> Option<u64> {
+        if self.code != RESYNC {
+            return None;
+        }
+        let (_, cursor) = self.reason.split_once("since=")?;
+        crate::parse_cursor(cursor)
+    }
+
     /// Whether this close asks the client to try again later (1013): it
     /// reads too slowly, so nothing more is queued for it.
     pub fn is_try_again_later(&self) -> bool {
@@ -113,6 +147,16 @@ mod tests {
     }
 
     #[test]
+    fn a_resync_names_where_to_reconnect_from() {
+        let close = Close::resync(Some(1234));
+        assert_eq!(close.code, 4001);
+        assert!(close.reason.ends_with("?since=1234"), "{close:?}");
+        assert_eq!(close.resync_since(), Some(1234));
+        assert_eq!(Close::resync(None).resync_since(), None);
+        assert_eq!(Close::too_slow().resync_since(), None);
+    }
+
+    #[test]
     fn every_reason_fits_a_control_frame() {
         // A close frame's payload is at most 125 bytes: the code's two, and
         // the reason's.
@@ -127,6 +171,8 @@ mod tests {
             Close::not_utf8(),
             Close::too_big(usize::MAX),
             Close::history_unavailable(),
+            Close::resync(Some(u64::MAX)),
+            Close::resync(None),
         ];
         for close in all {
             assert!(close.reason.len() <= 123, "{close:?}");

@@ -15,7 +15,12 @@
 //! - `audience` is `*` (every connection) or comma-separated user ids, or
 //!   `~` for a sync marker, which an instance publishes to itself and
 //!   whose body is a number (see `RedisNotifier::connect`), or `!` for a
-//!   revoked token, whose body is `<user id> <token id>`;
+//!   revoked token, whose body is `<user id> <token id>`, or `#` for a
+//!   loss report: the origin could not publish some message frames (it
+//!   lost Redis while the others kept it), and its body is how long ago,
+//!   in milliseconds, the first of them was dropped: every instance fills
+//!   that stretch from the store (an instance of an older version ignores
+//!   the report as malformed);
 //! - `message`, present only on `message` and `direct_message` frames, is
 //!   the id of the stored message the frame carries, handed to each
 //!   connection with the frame so that a session replaying history
@@ -51,6 +56,8 @@ pub(crate) const ANY_ORIGIN: &str = "*";
 const SYNC: &str = "~";
 /// The audience field of revoked tokens.
 const REVOKED: &str = "!";
+/// The audience field of loss reports.
+const LOST: &str = "#";
 
 /// What separates the origin from a message's position in the first
 /// field.
@@ -82,6 +89,9 @@ pub(crate) enum Body<'a> {
     },
     /// A sync marker with its number.
     Sync(u64),
+    /// A loss report: the origin dropped message frames, the first this
+    /// long before it published the report.
+    Lost(std::time::Duration),
     /// A token was revoked: its user's connections opened with it close.
     Revoked {
         /// Whose token.
@@ -99,6 +109,21 @@ pub(crate) fn encode_sync(origin: &str, token: u64) -> String {
 /// Encodes a revoked token.
 pub(crate) fn encode_revoked(origin: &str, user: UserId, token: TokenId) -> String {
     format!("{origin} {REVOKED}\n{user} {token}")
+}
+
+/// Encodes a loss report: the first message frame the origin could not
+/// publish was dropped `ago`.
+pub(crate) fn encode_lost(origin: &str, ago: std::time::Duration) -> String {
+    format!("{origin} {LOST}\n{}", ago.as_millis())
+}
+
+/// Whether an encoded envelope carries a stored message (whose loss
+/// must be reported), as opposed to typing or a sync marker.
+pub(crate) fn carries_message(envelope: &str) -> bool {
+    let header = envelope
+        .split_once('\n')
+        .map_or(envelope, |(header, _)| header);
+    header.split(' ').nth(2).is_some()
 }
 
 /// Encodes an envelope. `position` is written only with a `message`.
@@ -154,7 +179,12 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Envelope<'_>, String> {
         None => (origin, None),
         Some((origin, position)) => (origin, Some(decode_position(position)?)),
     };
-    let body = if audience == SYNC {
+    let body = if audience == LOST {
+        let ms = frame
+            .parse()
+            .map_err(|_| format!("bad loss report {frame:?}"))?;
+        Body::Lost(std::time::Duration::from_millis(ms))
+    } else if audience == SYNC {
         let token = frame
             .parse()
             .map_err(|_| format!("bad sync marker {frame:?}"))?;
@@ -356,6 +386,28 @@ mod tests {
         assert_eq!(envelope.body, Body::Revoked { user, token });
         assert!(decode(b"abc !\nnope").is_err());
         assert!(decode(format!("abc !\n{user}").as_bytes()).is_err());
+    }
+
+    #[test]
+    fn round_trips_a_loss_report_and_tells_message_frames_apart() {
+        let ago = std::time::Duration::from_millis(1500);
+        let text = encode_lost("abc", ago);
+        let envelope = decode(text.as_bytes()).expect("decodes");
+        assert_eq!(envelope.origin, "abc");
+        assert_eq!(envelope.body, Body::Lost(ago));
+        assert!(decode(b"abc #\nsoon").is_err());
+        let id = MessageId::generate();
+        let message = encode("abc", &Audience::Everyone, Some(id), Some(3), "{}");
+        assert!(carries_message(&message));
+        assert!(!carries_message(&encode(
+            "abc",
+            &Audience::Everyone,
+            None,
+            None,
+            "{}"
+        )));
+        assert!(!carries_message(&encode_sync("abc", 1)));
+        assert!(!carries_message(&text));
     }
 
     #[test]

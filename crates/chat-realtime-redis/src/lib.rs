@@ -105,20 +105,37 @@
 //!
 //! **Redis lost.** Local delivery continues; [`RedisNotifier::is_degraded`]
 //! turns true (for `/health`: `"realtime":"degraded"`); envelopes are
-//! dropped rather than queued (clients of other instances catch up with
-//! `?since=` when they reconnect); presence falls back to this instance's
+//! dropped rather than queued; presence falls back to this instance's
 //! view (a user's first or last local connection is announced to local
 //! connections), and `connected_users`/`online_among` answer for this
 //! instance. The writer and the subscriber reconnect independently with
 //! exponential backoff (100 ms doubling to `max_backoff`, 5 s); each
 //! tells the other when it loses Redis, so a restarted Redis is noticed by
-//! both at once rather than at the next heartbeat. On
-//! reconnecting, the writer registers this instance's current users again
-//! and announces to the cluster who came or went meanwhile. Redis does
-//! not replay what was published while a subscriber was away: events and
-//! presence of other instances in the gap are missed (messages are
-//! recovered from the store with `?since=`; presence with
-//! `/api/ws/users`).
+//! both at once rather than at the next heartbeat. A paused Redis (or a
+//! partition that drops packets) is noticed too: the subscriber checks
+//! its connection every `heartbeat` (a `SUBSCRIBE` to the channel it
+//! has, answered on that connection) and takes no answer within
+//! `io_timeout` as a break; the writer's heartbeat and publishes time out
+//! likewise. On reconnecting, the writer registers this instance's current
+//! users again and announces to the cluster who came or went meanwhile.
+//!
+//! **Holes.** Redis does not replay what was published while a subscriber
+//! was away, so a break leaves a hole in what this instance received. The
+//! local hub remembers the positions of the stored changes it hands out
+//! (and when; the last 65,536), and the break opens a hole from the
+//! stream's last sign of life less [`chat_realtime::IN_FLIGHT`] (a live
+//! frame trails its commit). The next subscription, before it delivers
+//! anything, closes the hole: every local connection is handed
+//! `Delivery::Gap` with the highest position handed out before the hole
+//! (or, before any, the store's latest at start:
+//! [`Notifier::resume_from`](chat_domain::Notifier::resume_from)) and the
+//! positions handed out since, and fills it from the store (the WebSocket
+//! session does, as for `?since=`). Then every followed user's presence
+//! is told again from what Redis holds. An instance whose writer dropped
+//! message envelopes while the others kept Redis (a partition of that
+//! instance alone) publishes a loss report once it is back (how long ago
+//! it started dropping), which every other instance takes as a hole of
+//! that length. Typing in a hole is lost.
 //!
 //! **Races accepted.**
 //! - Presence of one user is decided in one order in Redis, but an instance
@@ -132,8 +149,12 @@
 //! - An instance that stalls (not crashed) longer than `presence_ttl` is
 //!   reaped: its users flicker `offline`, then `online` when its next
 //!   heartbeat registers it again.
-//! - Messages published while Redis is lost reach only the publishing
-//!   instance's connections (by design: the store is the record).
+//! - Messages published while Redis is lost reach the publishing
+//!   instance's connections live, and the others' from the store once
+//!   Redis is back (by design: the store is the record).
+//! - A connection opened during a hole may be sent again, in the fill,
+//!   messages stored during the hole before it opened (it may have read
+//!   them over HTTP): clients keep messages by id.
 
 mod envelope;
 mod notifier;
@@ -160,7 +181,14 @@ pub use shared::RedisHealth;
 /// - `chat_redis_received_total`: events from other instances delivered
 ///   to this instance's connections.
 /// - `chat_redis_dropped_total`: envelopes not published because Redis
-///   was out of reach (other instances' clients catch up with `?since=`).
+///   was out of reach (other instances fill them in from the store once
+///   told: see `chat_redis_loss_reports_total`).
+/// - `chat_redis_subscription_breaks_total`: times the subscription to
+///   the events channel broke (ended, stopped answering, or the writer
+///   lost Redis); each leaves a hole that local connections fill from the
+///   store once it is back.
+/// - `chat_redis_loss_reports_total`: loss reports of other instances
+///   received (they dropped message envelopes): holes too.
 pub fn describe_metrics() {
     metrics::describe_gauge!(
         "chat_redis_connected",
@@ -177,5 +205,13 @@ pub fn describe_metrics() {
     metrics::describe_counter!(
         "chat_redis_dropped_total",
         "Envelopes not published because Redis was out of reach"
+    );
+    metrics::describe_counter!(
+        "chat_redis_subscription_breaks_total",
+        "Breaks of the Redis subscription (each a hole that connections fill from the store)"
+    );
+    metrics::describe_counter!(
+        "chat_redis_loss_reports_total",
+        "Reports of other instances that dropped message envelopes (each a hole filled from the store)"
     );
 }

@@ -299,6 +299,12 @@ impl Notifier for RedisNotifier {
             RealtimeHealth::Connected
         }
     }
+
+    /// A hole in the Redis stream before this instance has handed out any
+    /// change is filled from after `position`.
+    fn resume_from(&self, position: u64) {
+        self.inner.shared.hub.resume_from(position);
+    }
 }
 
 /// Valid usernames from Redis, sorted by bytes, each once.

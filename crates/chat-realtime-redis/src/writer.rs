@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::envelope;
 use crate::options::Backoff;
 use crate::presence::ChangeOutcome;
 use crate::shared::Shared;
@@ -47,6 +48,10 @@ pub(crate) struct Writer {
     retry_at: Instant,
     /// Redis was lost (or never reached) and not yet back.
     failing: bool,
+    /// When the first message frame was dropped since Redis was last
+    /// reached: reported to the cluster once it is back, so that every
+    /// instance fills the stretch from the store.
+    dropped_since: Option<Instant>,
     connecting: Option<JoinHandle<RedisResult<MultiplexedConnection>>>,
 }
 
@@ -64,6 +69,7 @@ impl Writer {
             backoff,
             retry_at: Instant::now(),
             failing: false,
+            dropped_since: None,
             connecting: None,
         }
     }
@@ -148,11 +154,13 @@ impl Writer {
                 "Redis lost: events delivered to this instance only"
             );
             metrics::counter!("chat_redis_dropped_total").increment(count);
+            self.dropping(envelopes);
             envelopes.clear();
             return;
         };
         let mut pipe = redis::pipe();
-        for envelope in envelopes.drain(..) {
+        let batch: Vec<String> = std::mem::take(envelopes);
+        for envelope in &batch {
             pipe.cmd("PUBLISH")
                 .arg(&self.shared.channel)
                 .arg(envelope)
@@ -162,11 +170,42 @@ impl Writer {
             Ok(()) => metrics::counter!("chat_redis_published_total").increment(count),
             Err(error) => {
                 // Some may have gone out before the failure: counted as
-                // dropped, the side to err on for an alert.
+                // dropped, the side to err on for an alert (and for the
+                // loss report: a fill skips what was delivered).
                 metrics::counter!("chat_redis_dropped_total").increment(count);
+                self.dropping(&batch);
                 self.lost(&error);
             }
         }
+    }
+
+    /// These envelopes do not reach the cluster: if one carries a stored
+    /// message, its loss is reported once Redis is back.
+    fn dropping(&mut self, envelopes: &[String]) {
+        if self.dropped_since.is_none() && envelopes.iter().any(|e| envelope::carries_message(e)) {
+            self.dropped_since = Some(Instant::now());
+        }
+    }
+
+    /// Tells the cluster that message frames were dropped since
+    /// `dropped_since`: every instance (this one's subscriber skips its
+    /// own) fills that stretch for its connections from the store.
+    async fn report_loss(&mut self, conn: &mut MultiplexedConnection) -> RedisResult<()> {
+        let Some(since) = self.dropped_since else {
+            return Ok(());
+        };
+        let report = envelope::encode_lost(&self.shared.instance, since.elapsed());
+        redis::cmd("PUBLISH")
+            .arg(&self.shared.channel)
+            .arg(report)
+            .query_async::<()>(conn)
+            .await?;
+        tracing::info!(
+            dropped_for_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "told the cluster which stretch of messages did not reach it"
+        );
+        self.dropped_since = None;
+        Ok(())
     }
 
     /// Applies one of the hub's presence changes: in Redis, which decides
@@ -236,12 +275,10 @@ impl Writer {
     /// instance's users (announcing what changed while Redis was lost).
     async fn connected(&mut self, attempt: RedisResult<MultiplexedConnection>) {
         let registered = match attempt {
-            Ok(mut conn) => self
-                .shared
-                .presence
-                .register(&mut conn, &self.local)
-                .await
-                .map(|()| conn),
+            Ok(mut conn) => match self.shared.presence.register(&mut conn, &self.local).await {
+                Ok(()) => self.report_loss(&mut conn).await.map(|()| conn),
+                Err(error) => Err(error),
+            },
             Err(error) => Err(error),
         };
         match registered {

@@ -6,8 +6,8 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chat_domain::{
-    Audience, DomainError, DomainResult, Event, MessageId, Notifier, PresenceStatus, Subscription,
-    TokenId, TypingTarget, UserId, Username,
+    Audience, DomainError, DomainResult, Event, Hole, MessageId, Notifier, PresenceStatus,
+    Subscription, TokenId, TypingTarget, UserId, Username,
 };
 use chat_protocol::ServerFrame;
 use tokio::sync::mpsc;
@@ -154,13 +154,64 @@ impl Hub {
         position: Option<u64>,
         audience: Audience,
     ) {
-        let outgoing = Arc::new(Outgoing {
+        let outgoing = Arc::new(Outgoing::Frame {
             text: frame,
             message,
             position,
         });
-        let slow = self.inner.read().deliver(audience, &outgoing);
+        let registry = self.inner.read();
+        // A cluster's hub remembers what it hands out, under the same lock
+        // as the hand-out, so that a hole's mark is queued either behind
+        // a frame it counts as delivered or ahead of one it does not.
+        if !registry.record(position, message) {
+            return;
+        }
+        let slow = registry.deliver(audience, &outgoing);
+        drop(registry);
         self.inner.evict_slow(slow);
+    }
+
+    /// Where the store stood when this instance started serving (its
+    /// latest position): a hole before the hub has handed out any change
+    /// is filled from there. Without it, such a hole cannot be filled.
+    /// Only a hub made with [`Hub::reporting_presence`] keeps track; once
+    /// set, later calls are ignored.
+    pub fn resume_from(&self, position: u64) {
+        if let Some(mut delivered) = self.inner.read().delivered() {
+            delivered.resume_from(position);
+        }
+    }
+
+    /// The cluster's stream broke (for a hub made with
+    /// [`Hub::reporting_presence`]): its last sign of life was at
+    /// `alive`. What this hub hands out from then on is remembered until
+    /// [`Hub::close_hole`], so that filling the hole does not repeat it.
+    /// A hole already open keeps its start.
+    pub fn open_hole(&self, alive: tokio::time::Instant) {
+        if let Some(mut delivered) = self.inner.read().delivered() {
+            delivered.open(alive);
+        }
+    }
+
+    /// The cluster's stream is whole again: hands every connection
+    /// `Delivery::Gap` with the hole (where it may start, what was handed
+    /// out since), in its order: behind the frames handed out before,
+    /// ahead of those handed out after. The hole, if one was open.
+    ///
+    /// The stream may have missed changes committed up to
+    /// [`IN_FLIGHT`](crate::IN_FLIGHT) before its last sign of life (a
+    /// frame trails its commit), so the hole starts at the highest
+    /// position handed out before then.
+    pub fn close_hole(&self) -> Option<Arc<Hole>> {
+        self.inner.write().close_hole()
+    }
+
+    /// Tells every followed user's status again to the connections that
+    /// follow them, as a change: `online` when their [`Username`]'s
+    /// lowercase form is in `online`, else `offline`. What a cluster's
+    /// notifier calls after a hole, with what the cluster holds now.
+    pub fn restate_presence(&self, online: &HashSet<String>) {
+        self.inner.read().restate_presence(online);
     }
 
     /// Tells a user's presence to the connections of this process that

@@ -117,9 +117,25 @@
 //! channel instead of announcing it, since only the cluster knows whether
 //! the user is connected elsewhere.
 //!
+//! **Holes, for a cluster.** A hub made with [`Hub::reporting_presence`]
+//! also remembers the positions of the stored changes it hands out (the
+//! last 65,536, and when), under the registry lock that hands them out.
+//! When the cluster's stream breaks, its notifier opens a hole
+//! ([`Hub::open_hole`]); when the stream is whole again,
+//! [`Hub::close_hole`] queues `Delivery::Gap` for every connection (over
+//! the queue's capacity: it never makes a slow reader), naming the highest
+//! position handed out [`IN_FLIGHT`] before the stream's last sign of life
+//! and the positions handed out since. A delivery is thus wholly before a
+//! connection's mark (and counted in it) or wholly after; a late copy of
+//! a change already handed out is not handed out again. A connection
+//! closed as too slow while its mark waited is handed the hole as not
+//! fillable, so that its client resyncs from the hole's start rather than
+//! from its last message, which may lie past the hole.
+//!
 //! **Contract.** With the `contract` feature, the `contract` module holds the
 //! test cases every `Notifier` (this hub, the Redis notifier) must pass.
 
+mod delivered;
 mod hub;
 mod presence;
 mod queue;
@@ -129,4 +145,5 @@ mod subscription;
 #[cfg(feature = "contract")]
 pub mod contract;
 
+pub use delivered::IN_FLIGHT;
 pub use hub::{event_frame, Hub, HubConfig, PresenceChange};

@@ -67,14 +67,26 @@ pub(crate) struct QueueSender(Arc<Shared>);
 impl QueueSender {
     /// Queues `frame` without waiting.
     pub(crate) fn try_send(&self, frame: Queued) -> Result<(), Refused> {
+        self.send(frame, true)
+    }
+
+    /// Queues `item` even over the capacity: the mark of a hole, which
+    /// must not get a connection closed as too slow (it is one per hole,
+    /// and the connection catches up from the store after it). Dropped if
+    /// the receiver is gone.
+    pub(crate) fn force_send(&self, item: Queued) {
+        let _ = self.send(item, false);
+    }
+
+    fn send(&self, item: Queued, bounded: bool) -> Result<(), Refused> {
         let mut state = self.0.lock();
         if !state.receiver {
             return Err(Refused::Closed);
         }
-        if state.frames.len() >= state.capacity {
+        if bounded && state.frames.len() >= state.capacity {
             return Err(Refused::Full);
         }
-        state.frames.push_back(frame);
+        state.frames.push_back(item);
         let waker = state.waker.take();
         drop(state);
         if let Some(waker) = waker {
@@ -129,6 +141,19 @@ impl QueueReceiver {
         Poll::Pending
     }
 
+    /// Takes the first hole mark still queued, dropping what is ahead of
+    /// it (the connection is being closed as too slow: its backlog is
+    /// dropped, and so would the mark be).
+    pub(crate) fn take_gap(&mut self) -> Option<Arc<chat_domain::Hole>> {
+        let mut state = self.0.lock();
+        while let Some(item) = state.frames.pop_front() {
+            if let crate::registry::Outgoing::Gap(hole) = &*item {
+                return Some(Arc::clone(hole));
+            }
+        }
+        None
+    }
+
     /// Refuses further offers; what is queued can still be received.
     pub(crate) fn close(&mut self) {
         self.0.lock().receiver = false;
@@ -155,7 +180,12 @@ mod tests {
 
     fn poll(rx: &mut QueueReceiver) -> Poll<Option<String>> {
         let mut cx = Context::from_waker(Waker::noop());
-        rx.poll_recv(&mut cx).map(|f| f.map(|f| f.text.to_string()))
+        rx.poll_recv(&mut cx).map(|f| {
+            f.map(|f| match &*f {
+                Outgoing::Frame { text, .. } => text.to_string(),
+                Outgoing::Gap(_) => "gap".to_owned(),
+            })
+        })
     }
 
     #[test]
@@ -206,10 +236,27 @@ mod tests {
         assert_eq!(rx.0.lock().frames.capacity(), 0);
     }
 
+    #[test]
+    fn a_hole_mark_is_queued_over_the_capacity_and_found_behind_a_backlog() {
+        let (tx, mut rx) = bounded(1);
+        assert_eq!(tx.try_send(frame("a")), Ok(()));
+        let gap = Arc::new(Outgoing::Gap(Arc::new(chat_domain::Hole::default())));
+        tx.force_send(Arc::clone(&gap));
+        assert_eq!(tx.try_send(frame("b")), Err(Refused::Full));
+        assert!(rx.take_gap().is_some());
+        assert_eq!(poll(&mut rx), Poll::Pending, "the backlog went with it");
+        assert!(rx.take_gap().is_none());
+    }
+
     #[tokio::test]
     async fn a_waiting_receiver_is_woken_by_a_frame() {
         let (tx, mut rx) = bounded(4);
-        let waiter = tokio::spawn(async move { rx.recv().await.map(|f| f.text.to_string()) });
+        let waiter = tokio::spawn(async move {
+            rx.recv().await.map(|f| match &*f {
+                Outgoing::Frame { text, .. } => text.to_string(),
+                Outgoing::Gap(_) => "gap".to_owned(),
+            })
+        });
         tokio::task::yield_now().await;
         assert_eq!(tx.try_send(frame("a")), Ok(()));
         let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await;

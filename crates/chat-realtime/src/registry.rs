@@ -5,14 +5,15 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chat_domain::{
-    Audience, CloseReason, DomainError, DomainResult, MessageId, PresenceStatus, TokenId, UserId,
-    Username,
+    Audience, CloseReason, DomainError, DomainResult, Hole, MessageId, PresenceStatus, TokenId,
+    UserId, Username,
 };
 use tokio::sync::mpsc;
 
+use crate::delivered::Delivered;
 use crate::hub::PresenceChange;
 use crate::presence::{follow_key, PresenceBox};
 use crate::queue::{QueueSender, Refused};
@@ -60,21 +61,26 @@ impl ConnState {
     }
 }
 
-/// One frame for the connections' queues: the shared text, and the id
-/// of the stored message it carries, if any. Queued as a [`Queued`].
+/// What the hub puts in the connections' queues: a frame (the shared
+/// text, and the id and position of the stored message it carries, if
+/// any), or the mark of a hole in a cluster's live stream. Queued as a
+/// [`Queued`].
 #[derive(Clone, Debug)]
-pub(crate) struct Outgoing {
-    pub(crate) text: Arc<str>,
-    pub(crate) message: Option<MessageId>,
-    /// The message's position in the store's order, when known.
-    pub(crate) position: Option<u64>,
+pub(crate) enum Outgoing {
+    Frame {
+        text: Arc<str>,
+        message: Option<MessageId>,
+        /// The message's position in the store's order, when known.
+        position: Option<u64>,
+    },
+    Gap(Arc<Hole>),
 }
 
 #[cfg(test)]
 impl Outgoing {
     /// A frame that carries no stored message.
     pub(crate) fn plain(text: Arc<str>) -> Self {
-        Self {
+        Self::Frame {
             text,
             message: None,
             position: None,
@@ -135,7 +141,17 @@ pub(crate) struct Registry {
     reporter: Option<mpsc::UnboundedSender<PresenceChange>>,
     /// The connections that follow each user, by the user's
     /// [`follow_key`].
-    followers: HashMap<String, Vec<(u64, Arc<PresenceBox>)>>,
+    followers: HashMap<String, Followed>,
+    /// The positions of the stored changes handed out lately, kept by a
+    /// cluster's hub (one that reports presence) to fill holes in its
+    /// stream.
+    delivered: Option<Mutex<Delivered>>,
+}
+
+/// One followed user: their name as registered, and who follows them.
+struct Followed {
+    username: Username,
+    conns: Vec<(u64, Arc<PresenceBox>)>,
 }
 
 impl Registry {
@@ -144,7 +160,63 @@ impl Registry {
     pub(crate) fn reporting_to(reporter: mpsc::UnboundedSender<PresenceChange>) -> Self {
         Self {
             reporter: Some(reporter),
+            delivered: Some(Mutex::default()),
             ..Self::default()
+        }
+    }
+
+    /// What was handed out lately, when this registry keeps track.
+    pub(crate) fn delivered(&self) -> Option<MutexGuard<'_, Delivered>> {
+        // Each update is a push or a pop: a panic cannot leave it
+        // half-done in a way that matters.
+        let delivered = self.delivered.as_ref()?;
+        Some(delivered.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Records a stored change about to be handed out, by its position
+    /// (and message); `false` when it was handed out already (a late or
+    /// repeated live copy). Frames without a position (not from the
+    /// store, or from an instance of an older version) are not recorded.
+    pub(crate) fn record(&self, position: Option<u64>, message: Option<MessageId>) -> bool {
+        let (Some(position), Some(mut delivered)) = (position, self.delivered()) else {
+            return true;
+        };
+        if delivered.contains(position, message) {
+            return false;
+        }
+        delivered.record(position, message);
+        true
+    }
+
+    /// Closes the open hole, if any: queues its mark for every connection,
+    /// behind what was handed out before (and over the queue's capacity:
+    /// the mark never makes a connection a slow reader).
+    pub(crate) fn close_hole(&self) -> Option<Arc<Hole>> {
+        let hole = Arc::new(self.delivered()?.close()?);
+        let mark: Queued = Arc::new(Outgoing::Gap(Arc::clone(&hole)));
+        for entry in self.users.values() {
+            for conn in &entry.conns {
+                if conn.state.reason().is_none() {
+                    conn.queue.force_send(Arc::clone(&mark));
+                }
+            }
+        }
+        Some(hole)
+    }
+
+    /// Tells every followed user's status, as `online` (their follow key
+    /// in `online`) or not, to the connections that follow them, as
+    /// changes: after a hole, the changes it swallowed are told again.
+    pub(crate) fn restate_presence(&self, online: &HashSet<String>) {
+        for (key, followed) in &self.followers {
+            let status = if online.contains(key) {
+                PresenceStatus::Online
+            } else {
+                PresenceStatus::Offline
+            };
+            for (_, presence) in &followed.conns {
+                presence.changed(key, &followed.username, status);
+            }
         }
     }
 
@@ -241,7 +313,10 @@ impl Registry {
     /// waits in each connection's presence, never in its queue.
     pub(crate) fn route_presence(&self, username: &Username, status: PresenceStatus) {
         let key = follow_key(username);
-        for (_, presence) in self.followers.get(&key).into_iter().flatten() {
+        let Some(followed) = self.followers.get(&key) else {
+            return;
+        };
+        for (_, presence) in &followed.conns {
             presence.changed(&key, username, status);
         }
     }
@@ -259,19 +334,23 @@ impl Registry {
             return Ok(());
         };
         let mut state = presence.lock();
-        let new: HashSet<String> = users
+        let new: HashMap<String, &Username> = users
             .iter()
-            .map(follow_key)
-            .filter(|key| !state.following.contains(key))
+            .map(|user| (follow_key(user), user))
+            .filter(|(key, _)| !state.following.contains(key))
             .collect();
         if state.following.len() + new.len() > limit {
             return Err(DomainError::TooManySubscriptions { limit });
         }
-        for key in new {
+        for (key, username) in new {
             state.start_following(key.clone());
             self.followers
                 .entry(key)
-                .or_default()
+                .or_insert_with(|| Followed {
+                    username: username.clone(),
+                    conns: Vec::new(),
+                })
+                .conns
                 .push((conn.id, Arc::clone(&presence)));
         }
         Ok(())
@@ -297,9 +376,9 @@ impl Registry {
     }
 
     fn drop_follower(&mut self, key: &str, conn: u64) {
-        if let Some(list) = self.followers.get_mut(key) {
-            list.retain(|(id, _)| *id != conn);
-            if list.is_empty() {
+        if let Some(followed) = self.followers.get_mut(key) {
+            followed.conns.retain(|(id, _)| *id != conn);
+            if followed.conns.is_empty() {
                 self.followers.remove(key);
             }
         }

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use chat_domain::{
-    CloseReason, Delivery, PresenceFollows, Subscription, UserPresence, PRESENCE_BATCH,
+    CloseReason, Delivery, Hole, PresenceFollows, Subscription, UserPresence, PRESENCE_BATCH,
 };
 use tokio::time::{sleep_until, Instant, Sleep};
 
@@ -96,6 +96,20 @@ impl HubSubscription {
         if let Some(reason @ (CloseReason::TooSlow | CloseReason::TokenRevoked)) =
             self.state.reason()
         {
+            // A hole not yet filled went with a slow reader's backlog: the
+            // client's last message may lie past messages of the hole, so
+            // resuming from it would skip them. It is told to resync
+            // instead.
+            if reason == CloseReason::TooSlow {
+                if let Some(hole) = self.queue.take_gap() {
+                    self.finish(None);
+                    let hole = Hole {
+                        complete: false,
+                        ..Hole::clone(&hole)
+                    };
+                    return Poll::Ready(Some(Delivery::Gap(Arc::new(hole))));
+                }
+            }
             return Poll::Ready(self.finish(Some(reason)));
         }
         // Presence first: it is small, merged, and must not wait behind a
@@ -104,18 +118,18 @@ impl HubSubscription {
             return Poll::Ready(Some(Delivery::Presence(batch)));
         }
         match self.queue.poll_recv(cx) {
-            Poll::Ready(Some(queued)) => {
-                let Outgoing {
+            Poll::Ready(Some(queued)) => Poll::Ready(Some(match &*queued {
+                Outgoing::Frame {
                     text,
                     message,
                     position,
-                } = &*queued;
-                Poll::Ready(Some(Delivery::Frame {
+                } => Delivery::Frame {
                     text: Arc::clone(text),
                     message: *message,
                     position: *position,
-                }))
-            }
+                },
+                Outgoing::Gap(hole) => Delivery::Gap(Arc::clone(hole)),
+            })),
             // The hub dropped our sender: shut down (after the backlog was
             // drained), evicted, or the hub itself is gone.
             Poll::Ready(None) => {

@@ -497,3 +497,66 @@ async fn deliver_frame_hands_the_given_text_to_the_audience() {
     assert!(Arc::ptr_eq(&bob.text().await, &text), "the very same text");
     alice.assert_silent().await;
 }
+
+/// A cluster's hub (one that reports presence) hands each connection the
+/// hole of its stream in order: behind what it handed out before, ahead
+/// of what it hands out after, and never makes it a slow reader.
+#[tokio::test]
+async fn a_hole_is_handed_to_every_connection_in_order() {
+    let (hub, _changes) = Hub::reporting_presence(HubConfig { queue_capacity: 2 });
+    hub.resume_from(0);
+    let mut alice = connect_new(&hub, "alice").await;
+    let before = message(&alice.name, MessageTarget::Global, "before");
+    let during = message(&alice.name, MessageTarget::Global, "during");
+    let after = message(&alice.name, MessageTarget::Global, "after");
+    let frame = |m: &Message| Arc::<str>::from(ServerFrame::for_message(m.clone()).to_json());
+    hub.deliver(frame(&before), Some(before.id), Some(1), Audience::Everyone);
+    hub.open_hole(tokio::time::Instant::now());
+    hub.deliver(frame(&during), Some(during.id), Some(2), Audience::Everyone);
+    // The queue is full: the hole's mark goes in anyway.
+    let hole = hub.close_hole().expect("a hole was open");
+    assert!(hub.close_hole().is_none(), "closed once");
+    assert_eq!(hole.after, Some(0), "nothing was delivered long before");
+    assert_eq!(hole.delivered, HashSet::from([1, 2]));
+    assert!(hole.fillable());
+
+    for expected in [&before, &during] {
+        match alice.delivery().await {
+            Some(Delivery::Frame { message, .. }) => assert_eq!(message, Some(expected.id)),
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+    assert_eq!(alice.delivery().await, Some(Delivery::Gap(hole)));
+    hub.deliver(frame(&after), Some(after.id), Some(3), Audience::Everyone);
+    // A late copy of a message handed out already is not handed again.
+    hub.deliver(frame(&during), Some(during.id), Some(2), Audience::Everyone);
+    match alice.delivery().await {
+        Some(Delivery::Frame { message, .. }) => assert_eq!(message, Some(after.id)),
+        other => panic!("expected a frame, got {other:?}"),
+    }
+    alice.assert_silent().await;
+}
+
+/// A connection closed as too slow while its hole waited behind its
+/// backlog is told the hole cannot be filled (its client's last message
+/// may lie past the hole's), not just to reconnect.
+#[tokio::test]
+async fn a_slow_reader_with_a_hole_pending_is_told_to_resync() {
+    let (hub, _changes) = Hub::reporting_presence(HubConfig { queue_capacity: 1 });
+    hub.resume_from(0);
+    let mut alice = connect_new(&hub, "alice").await;
+    hub.open_hole(tokio::time::Instant::now());
+    let hole = hub.close_hole().expect("open");
+    assert!(hole.fillable(), "from the first change");
+    for text in ["one", "two"] {
+        hub.deliver_frame(Arc::from(text), Audience::Everyone);
+    }
+    match alice.delivery().await {
+        Some(Delivery::Gap(told)) => {
+            assert!(!told.fillable());
+            assert_eq!(told.after, hole.after);
+        }
+        other => panic!("expected an unfillable hole, got {other:?}"),
+    }
+    assert_eq!(alice.delivery().await, None);
+}

@@ -174,6 +174,12 @@ pub async fn build(config: Config) -> io::Result<Application> {
     let (stores, pg) = open_store(&config).await?;
     let realtime = Realtime::start(&config).await?;
     let service = Arc::new(service(&config, stores, Arc::clone(&realtime.0))?);
+    // Where a hole in the Redis stream is filled from until this instance
+    // has delivered a change. Without it (the store did not answer), such
+    // a hole closes its connections with the resync code instead.
+    if let Err(error) = service.start_realtime().await {
+        tracing::warn!(%error, "could not read the store's latest position: a Redis outage before the first message closes connections for a resync");
+    }
     let mut state = ApiState::new(service.clone(), config.http_settings());
     if let Some(handle) = metrics {
         let notifier = Arc::clone(&realtime.0);

@@ -16,6 +16,8 @@
 //!   server certificates it signs.
 //! - [`raw_ws`]: a WebSocket client on a bare TCP stream, for frames no
 //!   client library sends (malformed close frames, huge frame headers).
+//! - [`redis_server`]: a private `redis-server` per test, to kill,
+//!   restart or pause under traffic.
 //!
 //! In an adapter's `tests/contract.rs` (the crate needs `tokio` with the
 //! `macros` and `rt-multi-thread` features as a dev-dependency):
@@ -53,6 +55,7 @@ pub mod pg;
 #[cfg(feature = "postgres")]
 pub mod pg_server;
 pub mod raw_ws;
+pub mod redis_server;
 #[cfg(feature = "postgres")]
 pub mod tls;
 

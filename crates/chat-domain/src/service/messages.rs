@@ -1,14 +1,17 @@
 //! Sending and reading messages. One send path for HTTP and WebSocket:
 //! validate, authorize, store, then notify.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use crate::auth::Caller;
 use crate::entities::{Message, MessageTarget, NewMessage, Stored};
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{MessageId, RoomId, UserId};
 use crate::pagination::{Cursor, Page, PageRequest};
-use crate::ports::{Audience, Event, InsertInFlight, MessageStore, TypingTarget};
+use crate::ports::{Audience, Event, TypingTarget};
 use crate::values::{ClientId, MessageContent, Username};
 
 use super::ChatService;
@@ -31,56 +34,35 @@ pub struct SendMessage {
     pub reply_to: Option<MessageId>,
 }
 
+/// What a send answers: the message as stored (or the original, for a
+/// resend of a `client_id`), and its position in the store's order when
+/// the store reports positions (what a WebSocket `ack` carries as its
+/// `cursor`; for a resend, the original's).
+pub type Sent = (Stored, Option<u64>);
+
 /// A message on its way to the store: checked, and given its place in the
 /// store's order, behind every message its caller started before it and
-/// ahead of any it starts after. [`stored`](Self::stored) or
-/// [`positioned`](Self::positioned) completes the send: they answer once
-/// the message is stored and handed to the notifier (a failure of the
-/// insert is this message's alone).
+/// ahead of any it starts after. Awaiting it answers what
+/// [`ChatService::send_message_positioned`] does, once the message is
+/// stored and handed to the notifier (a failure of the insert is this
+/// message's alone).
 ///
 /// Dropping it does not take the message back: it is still stored, but
 /// then may not be published live (receivers get it from the history).
 #[must_use = "a send in flight is published only while it is awaited"]
-pub struct SendInFlight {
-    /// The insert, then the publish: the stored message, and a new one's
-    /// position.
-    insert: InsertInFlight,
-    /// Where a resend's original is looked up.
-    messages: Arc<dyn MessageStore>,
-}
+pub struct SendInFlight(Pin<Box<dyn Future<Output = DomainResult<Sent>> + Send>>);
 
 impl SendInFlight {
-    fn ready(
-        messages: &Arc<dyn MessageStore>,
-        answer: DomainResult<(Stored, Option<u64>)>,
-    ) -> Self {
-        Self {
-            insert: Box::pin(std::future::ready(answer)),
-            messages: Arc::clone(messages),
-        }
+    fn ready(answer: DomainResult<Sent>) -> Self {
+        Self(Box::pin(std::future::ready(answer)))
     }
+}
 
-    /// The stored message (for a resend, the original), once stored and
-    /// published.
-    pub async fn stored(self) -> DomainResult<Stored> {
-        Ok(self.insert.await?.0)
-    }
+impl Future for SendInFlight {
+    type Output = DomainResult<Sent>;
 
-    /// [`stored`](Self::stored), with the message's position in the
-    /// store's order when the store reports positions (for a resend, the
-    /// original's): what the WebSocket `ack` carries as its `cursor`.
-    pub async fn positioned(self) -> DomainResult<(Stored, Option<u64>)> {
-        let (stored, position) = self.insert.await?;
-        if let Stored::Duplicate(original) = &stored {
-            // A resend's ack names where the original lies.
-            let position = self
-                .messages
-                .message_by_id_positioned(original.id)
-                .await?
-                .and_then(|(_, position)| position);
-            return Ok((stored, position));
-        }
-        Ok((stored, position))
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
     }
 }
 
@@ -106,28 +88,28 @@ impl ChatService {
         caller: &Caller,
         request: SendMessage,
     ) -> DomainResult<Stored> {
-        self.start_send(caller, request).await?.stored().await
+        Ok(self.send_message_positioned(caller, request).await?.0)
     }
 
     /// [`send_message`](Self::send_message), also answering the message's
-    /// position in the store's order when the store reports positions
-    /// (what the WebSocket `ack` carries as its `cursor`).
+    /// position in the store's order (see [`Sent`]).
     pub async fn send_message_positioned(
         &self,
         caller: &Caller,
         request: SendMessage,
-    ) -> DomainResult<(Stored, Option<u64>)> {
-        self.start_send(caller, request).await?.positioned().await
+    ) -> DomainResult<Sent> {
+        self.start_send(caller, request).await?.await
     }
 
-    /// [`send_message`](Self::send_message) in two steps, for a caller that
-    /// sends many messages in a row (a WebSocket connection): this step
-    /// checks the message (rate limit, sender, content, target,
-    /// membership, thread) and gives it its place in the store's order;
-    /// the returned [`SendInFlight`] completes the send. The next message
-    /// may be started as soon as this returns: it is placed after this
-    /// one, and neither waits for the other's commit. Errors of the checks
-    /// come from here; the store's, from the [`SendInFlight`].
+    /// [`send_message_positioned`](Self::send_message_positioned) in two
+    /// steps, for a caller that sends many messages in a row (a WebSocket
+    /// connection): this step counts the send against the rate limit,
+    /// checks the message (sender, content, target, membership, thread)
+    /// and gives it its place in the store's order; the returned
+    /// [`SendInFlight`] completes the send. The next message may be
+    /// started as soon as this returns: it is placed after this one, and
+    /// neither waits for the other's commit. Errors of the checks come
+    /// from here; the store's, from the [`SendInFlight`].
     pub async fn start_send(
         &self,
         caller: &Caller,
@@ -142,12 +124,6 @@ impl ChatService {
                 return Err(DomainError::SenderMismatch);
             }
         }
-        self.queue_new(caller, request).await
-    }
-
-    /// Validates, resolves the target and the thread, then queues the
-    /// message for the store.
-    async fn queue_new(&self, caller: &Caller, request: SendMessage) -> DomainResult<SendInFlight> {
         let content = MessageContent::parse(&request.content)?;
         let client_id = request.client_id.map(ClientId::parse).transpose()?;
         let (target, audience) = self
@@ -199,37 +175,37 @@ impl ChatService {
     /// Queues a message for the store, then (in the returned future)
     /// publishes it if it is new, in the store's order: a connection must
     /// receive messages in the order the store placed them, or a client
-    /// reconnecting with `?since=<last message received>` would miss an
-    /// earlier one delivered late, or get a later one delivered early
-    /// twice (see `publish_order`). The ticket is taken before the message
-    /// is queued, so that every message queued earlier, by anyone, is
-    /// published first.
+    /// reconnecting with `?since=<cursor>` would miss an earlier one
+    /// delivered late, or get a later one delivered early twice (see
+    /// `publish_order`). The ticket is taken before the message is queued,
+    /// so that every message queued earlier, by anyone, is published
+    /// first.
     async fn queue_and_publish(
         &self,
         new: NewMessage,
         audience: Audience,
     ) -> DomainResult<SendInFlight> {
-        let messages = &self.stores.messages;
+        let messages = Arc::clone(&self.stores.messages);
         if !messages.reports_positions() {
             // Insert and publish now, one send at a time per service.
             let _one_at_a_time = self.publish_order.one_at_a_time().await;
             let stored = match messages.insert_message(&new).await {
                 Ok(stored) => stored,
-                Err(err) => return Ok(SendInFlight::ready(messages, Err(err))),
+                Err(err) => return Ok(SendInFlight::ready(Err(err))),
             };
             if let Stored::Created(message) = &stored {
                 let event = Event::message(message.clone());
                 self.notifier.publish(event, audience).await;
             }
-            return Ok(SendInFlight::ready(messages, Ok((stored, None))));
+            return Ok(SendInFlight::ready(Ok((stored, None))));
         }
         let ticket = self.publish_order.ticket();
         let insert = match messages.queue_message(&new).await {
             Ok(insert) => insert,
-            Err(err) => return Ok(SendInFlight::ready(messages, Err(err))),
+            Err(err) => return Ok(SendInFlight::ready(Err(err))),
         };
         let notifier = Arc::clone(&self.notifier);
-        let insert = Box::pin(async move {
+        Ok(SendInFlight(Box::pin(async move {
             // An error drops the ticket, which releases what it held back.
             let (stored, position) = insert.await?;
             let publish = match (&stored, position) {
@@ -249,13 +225,16 @@ impl ChatService {
             };
             let order = ticket.order();
             order.answered(ticket, publish, &*notifier).await;
-            let position = if stored.is_new() { position } else { None };
+            let position = match &stored {
+                Stored::Created(_) => position,
+                // A resend's ack names where the original lies.
+                Stored::Duplicate(original) => messages
+                    .message_by_id_positioned(original.id)
+                    .await?
+                    .and_then(|(_, position)| position),
+            };
             Ok((stored, position))
-        });
-        Ok(SendInFlight {
-            insert,
-            messages: Arc::clone(messages),
-        })
+        })))
     }
 
     /// Tells the DM partner, or the room's other members, that the caller

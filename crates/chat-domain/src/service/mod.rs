@@ -24,7 +24,7 @@ use crate::ports::{
 };
 
 pub use changes::{Replay, Since};
-pub use messages::{SendInFlight, SendMessage};
+pub use messages::{SendInFlight, SendMessage, Sent};
 
 /// The stores the service reads and writes. One adapter usually implements
 /// all of them: see [`Stores::single`].
@@ -145,5 +145,15 @@ impl ChatService {
     /// How far live delivery reaches right now (the notifier's view).
     pub fn realtime_health(&self) -> crate::RealtimeHealth {
         self.notifier.health()
+    }
+
+    /// Tells the notifier where the store stands as this instance starts
+    /// serving ([`Notifier::resume_from`]), so that a hole in its live
+    /// stream before it has delivered any change can still be filled.
+    /// Call once, before serving connections.
+    pub async fn start_realtime(&self) -> crate::DomainResult<()> {
+        let position = self.stores.messages.latest_position().await?;
+        self.notifier.resume_from(position);
+        Ok(())
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chat_domain::rate_limit::rate_limited;
 use chat_domain::{
-    Caller, ChatService, DomainError, DomainResult, PresenceFollows, RoomId, SendMessage, Stored,
+    Caller, ChatService, DomainError, DomainResult, PresenceFollows, RoomId, SendMessage, Sent,
 };
 use chat_protocol::{ClientFrame, ServerFrame};
 use governor::clock::Clock;
@@ -33,9 +33,9 @@ pub(crate) enum Answer {
     /// At once: a `pong`, a refusal (bad frame, rate limited), or nothing.
     /// Boxed: a frame that carries a message is large.
     Now(Option<Box<ServerFrame>>),
-    /// Through the use case, in two steps: [`Starting`], then, for a
-    /// message, [`Pending`]. The futures own what they need, so the session
-    /// keeps writing deliveries while they wait on the store.
+    /// Through the use case, in two steps: [`Starting`], then [`Pending`].
+    /// The futures own what they need, so the session keeps writing
+    /// deliveries while they wait on the store.
     Later(Starting),
 }
 
@@ -46,10 +46,13 @@ pub(crate) enum Answer {
 pub(crate) type Starting = Pin<Box<dyn Future<Output = Started>>>;
 
 /// What a frame's first step leaves.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "moved once, out of the step's future: boxing the reply would allocate per frame"
+)]
 pub(crate) enum Started {
-    /// The reply is known (`None`: nothing to write). Boxed, as in
-    /// [`Answer::Now`].
-    Done(Option<Box<ServerFrame>>),
+    /// The reply is known (`None`: nothing to write).
+    Done(Option<ServerFrame>),
     /// The reply waits: a message's `ack` waits for its commit, while the
     /// frames after it are read and started.
     Waiting(Pending),
@@ -132,7 +135,7 @@ impl FrameHandler {
                     Started::Done(
                         match service.follow_presence(&*follows, &usernames, limit).await {
                             Ok(()) => None,
-                            Err(err) => Some(Box::new(refused(&caller, &err, None))),
+                            Err(err) => Some(refused(&caller, &err, None)),
                         },
                     )
                 }))
@@ -144,11 +147,7 @@ impl FrameHandler {
             ClientFrame::Typing { recipient, room_id } => {
                 let (service, caller) = (Arc::clone(&self.service), self.caller.clone());
                 Answer::Later(Box::pin(async move {
-                    Started::Done(
-                        typing(&service, &caller, recipient, room_id)
-                            .await
-                            .map(Box::new),
-                    )
+                    Started::Done(typing(&service, &caller, recipient, room_id).await)
                 }))
             }
         }
@@ -185,9 +184,9 @@ async fn send(service: Arc<ChatService>, caller: Caller, request: SendMessage) -
     let client_id = request.client_id.clone();
     match service.start_send(&caller, request).await {
         Ok(in_flight) => Started::Waiting(Box::pin(async move {
-            acked(&caller, client_id, in_flight.positioned().await)
+            acked(&caller, client_id, in_flight.await)
         })),
-        Err(err) => Started::Done(Some(Box::new(refused(&caller, &err, client_id)))),
+        Err(err) => Started::Done(Some(refused(&caller, &err, client_id))),
     }
 }
 
@@ -195,7 +194,7 @@ async fn send(service: Arc<ChatService>, caller: Caller, request: SendMessage) -
 fn acked(
     caller: &Caller,
     client_id: Option<String>,
-    sent: DomainResult<(Stored, Option<u64>)>,
+    sent: DomainResult<Sent>,
 ) -> Option<ServerFrame> {
     match sent {
         Ok((stored, position)) => {

@@ -37,7 +37,18 @@
 //! UTF-8), 1008 (the token expired: refresh, then reconnect; or was
 //! logged out), 1009 (a
 //! frame over WEBSOCKET_MAX_MESSAGE_SIZE), 1013 (the client read too
-//! slowly: reconnect and catch up from the history).
+//! slowly: reconnect and catch up from the history), 4001 (resync: the
+//! server missed live messages it could not fill in on this connection;
+//! reconnect with the `?since=` the reason names, or reload the history
+//! if it names none).
+
+/// How many WebSocket sessions of the process read the store at once to
+/// fill a hole of the live stream (`Delivery::Gap`): a hole reaches every
+/// connection at the same moment, and thousands of reads at once would
+/// take the whole database pool from the HTTP requests (and the pool's
+/// waits would time out). The others wait for a permit, their deliveries
+/// queued behind the hole.
+pub const FILL_CONCURRENCY: usize = 8;
 
 pub(crate) mod bare;
 pub(crate) mod connections;
@@ -110,11 +121,21 @@ use crate::state::ApiState;
 ///   `not_a_member`, `rate_limited`, ...) or a replay that stopped short
 ///   (`replay_truncated`, `message_not_found`); the connection stays open.
 ///
+/// **Missed live messages**: when the server's fan-out across instances
+/// breaks for a while (Redis lost, paused, partitioned), every connection
+/// is sent, once it is back and before anything newer, the messages it
+/// missed, in order and once, as ordinary frames. When they are more than
+/// WEBSOCKET_REPLAY_LIMIT, or cannot be known exactly, the connection is
+/// closed with 4001 instead, its reason naming `?since=<cursor>` to reconnect
+/// with (drop messages you already have by id), or asking to reload the
+/// history when it names none.
+///
 /// **Close codes**: 1001 server shutting down or heartbeat lost (pings
 /// every WEBSOCKET_PING_PERIOD, closed after WEBSOCKET_PONG_WAIT without
 /// any frame), 1008 token expired or logged out, 1009 frame over
 /// WEBSOCKET_MAX_MESSAGE_SIZE, 1013 the client reads too slowly (or the
-/// store failed during a replay).
+/// store failed during a replay), 4001 resync (reconnect with the
+/// `since=` the reason names, or reload the history).
 #[utoipa::path(
     get,
     path = "/api/ws/connect",

@@ -61,11 +61,20 @@
 //!
 //! The replay is capped (`WsSettings::replay_limit`): past the cap the
 //! client is told `replay_truncated` and pages the rest over HTTP.
+//!
+//! **Filling a hole** ([`missed`], then [`fill`]): when the notifier's
+//! live stream had a hole (`Delivery::Gap`: across instances, Redis was
+//! lost for a while), the session reads the same stream of changes the
+//! same way, after the hole's start, and sends what the notifier did not
+//! hand out meanwhile, then drops live copies of what it sent, as after a
+//! replay. A hole larger than the replay limit, or one the notifier could
+//! not keep exact track of, is not filled: the connection is closed with
+//! the resync code, naming the cursor to reconnect after.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chat_domain::{Caller, ChatService, DomainError, MessageId, PageRequest, StreamItem};
+use chat_domain::{Caller, ChatService, DomainError, Hole, MessageId, PageRequest, StreamItem};
 use chat_protocol::ServerFrame;
 use tokio::time::Instant;
 
@@ -180,6 +189,119 @@ impl Replayed {
         let seen = self.ids.entry(item.message().id).or_insert(0);
         *seen = (*seen).max(item.position());
     }
+
+    /// How many messages it covers.
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Also looks for live copies of what `later` covered, for its whole
+    /// window.
+    pub(crate) fn merge(mut self, later: Replayed) -> Self {
+        if self.expired() {
+            return later;
+        }
+        for (id, position) in later.ids {
+            let seen = self.ids.entry(id).or_insert(0);
+            *seen = (*seen).max(position);
+        }
+        self.since_position = self.since_position.or(later.since_position);
+        self.until = self.until.max(later.until);
+        self
+    }
+}
+
+/// What a connection missed of a hole, read from the store.
+#[derive(Debug)]
+pub(crate) enum Missed {
+    /// These changes, in the store's order (none, often).
+    Changes(Vec<StreamItem>),
+    /// Not read: the hole holds more than the limit, or the notifier
+    /// could not keep exact track of it. The connection must be told to
+    /// resync from its start.
+    Resync,
+    /// The store failed.
+    Failed(DomainError),
+}
+
+/// How many times the replay limit a fill reads at most, changes handed
+/// out during the hole included.
+const READ_CAP: usize = 4;
+
+/// Reads what `caller` missed of `hole`: their stream of changes after
+/// the hole's start, less what the notifier handed out meanwhile (by
+/// position) and what `covered` already covers (a replay that ran during
+/// the hole). More than `limit` of them makes it [`Missed::Resync`], and
+/// so does reading more than the limit and what was handed out put
+/// together ([`READ_CAP`] times the limit at most): the store is read for
+/// a bounded number of changes per connection.
+pub(crate) async fn missed(
+    service: &ChatService,
+    caller: &Caller,
+    hole: &Hole,
+    covered: Option<&Replayed>,
+    limit: usize,
+) -> Missed {
+    let Some(mut after) = hole.after.filter(|_| hole.fillable()) else {
+        return Missed::Resync;
+    };
+    let limit = limit.max(1);
+    let read_cap = limit
+        .saturating_add(hole.delivered.len())
+        .min(limit.saturating_mul(READ_CAP));
+    let mut read = 0;
+    let mut missed = Vec::new();
+    loop {
+        let want = (read_cap + 1 - read).min(PageRequest::<MessageId>::MAX_LIMIT);
+        let page = match service.changes_after(caller, after, want).await {
+            Ok(page) => page,
+            Err(err) => return Missed::Failed(err),
+        };
+        let has_more = page.has_more && !page.items.is_empty();
+        for item in page.items {
+            read += 1;
+            after = item.position();
+            let handed = hole.delivered.contains(&item.position())
+                || covered.is_some_and(|covered| {
+                    covered.covers(item.message().id, Some(item.position()))
+                });
+            if !handed {
+                missed.push(item);
+            }
+        }
+        if missed.len() > limit || read > read_cap {
+            return Missed::Resync;
+        }
+        if !has_more {
+            return Missed::Changes(missed);
+        }
+    }
+}
+
+/// Sends what a connection missed of a hole, as a replay sends changes;
+/// live copies of them are to be dropped.
+pub(crate) async fn fill(
+    missed: Vec<StreamItem>,
+    out: &mut Writer,
+) -> Result<Replayed, WriteError> {
+    let mut sent = Replayed::new();
+    for item in missed {
+        sent.record(&item);
+        out.text(item_frame(item).to_json()).await?;
+    }
+    Ok(sent)
+}
+
+/// The frame a change of a user's stream goes out as, with its cursor.
+fn item_frame(item: StreamItem) -> ServerFrame {
+    match item {
+        StreamItem::New { message, position } => {
+            ServerFrame::for_message_at(message, Some(position))
+        }
+        StreamItem::Updated { message, position } => {
+            ServerFrame::updated_at(message, Some(position))
+        }
+    }
 }
 
 /// Sends the caller's stream of changes after `since`, in the store's
@@ -221,15 +343,7 @@ pub(crate) async fn replay(
             last = Some(item.position());
             replayed.record(&item);
             sent += 1;
-            let frame = match item {
-                StreamItem::New { message, position } => {
-                    ServerFrame::for_message_at(message, Some(position))
-                }
-                StreamItem::Updated { message, position } => {
-                    ServerFrame::updated_at(message, Some(position))
-                }
-            };
-            out.text(frame.to_json()).await?;
+            out.text(item_frame(item).to_json()).await?;
         }
         if !has_more {
             return Ok((Outcome::Complete, replayed));
@@ -274,7 +388,121 @@ pub(crate) fn error_frame(outcome: &Outcome) -> Option<ServerFrame> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    use chat_domain::{AuthPolicy, MessageStore, MessageTarget, Stores, TokenId, UserStore};
+    use chat_store_memory::MemoryStore;
+    use chat_test_support::{account, new_message};
+
     use super::*;
+
+    /// A service on a memory store, its caller, and `count` global
+    /// messages stored by them: their positions, in order.
+    async fn stored(count: usize) -> (ChatService, Caller, Vec<u64>) {
+        let store = Arc::new(MemoryStore::new());
+        let alice = account("alice");
+        store.create_user(&alice).await.expect("stored");
+        let mut positions = Vec::new();
+        for i in 0..count {
+            let new = new_message(&alice, MessageTarget::Global, &format!("m{i}"));
+            let (_, position) = store.insert_message_positioned(&new).await.expect("stored");
+            positions.push(position.expect("the memory store reports positions"));
+        }
+        let service = ChatService::new(
+            Stores::single(store),
+            Arc::new(chat_realtime::Hub::default()),
+            Arc::new(chat_auth::BcryptHasher::new(4).expect("cost")),
+            Arc::new(chat_auth::JwtCodec::new(
+                b"a secret of at least thirty-two bytes!",
+            )),
+            AuthPolicy::default(),
+        );
+        let caller = Caller {
+            user_id: alice.id,
+            username: alice.username,
+            token_id: TokenId::generate(),
+            expires_at: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        };
+        (service, caller, positions)
+    }
+
+    fn positions(missed: Missed) -> Vec<u64> {
+        match missed {
+            Missed::Changes(items) => items.iter().map(StreamItem::position).collect(),
+            other => panic!("expected changes, got {other:?}"),
+        }
+    }
+
+    fn hole(after: u64, delivered: &[u64]) -> Hole {
+        Hole {
+            after: Some(after),
+            delivered: delivered.iter().copied().collect::<HashSet<u64>>(),
+            complete: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hole_is_what_comes_after_its_start_less_what_was_handed_out() {
+        let (service, caller, at) = stored(6).await;
+        let gap = hole(at[1], &[at[2], at[4]]);
+        let missed = missed(&service, &caller, &gap, None, 10).await;
+        assert_eq!(positions(missed), [at[3], at[5]]);
+        // A replay that ran during the hole (since = at[3]) covers what
+        // lies at or below its since.
+        let mut covered = Replayed::new();
+        covered.since_position = Some(at[3]);
+        let missed = missed_covered(&service, &caller, &gap, &covered).await;
+        assert_eq!(positions(missed), [at[5]]);
+        // From the first change of an empty store, over pages.
+        let (service, caller, at) = stored(450).await;
+        let gap = hole(0, &at[..440]);
+        assert_eq!(
+            positions(missed_at(&service, &caller, &gap, 200).await),
+            at[440..]
+        );
+    }
+
+    async fn missed_covered(
+        service: &ChatService,
+        caller: &Caller,
+        gap: &Hole,
+        covered: &Replayed,
+    ) -> Missed {
+        missed(service, caller, gap, Some(covered), 10).await
+    }
+
+    async fn missed_at(service: &ChatService, caller: &Caller, gap: &Hole, limit: usize) -> Missed {
+        missed(service, caller, gap, None, limit).await
+    }
+
+    #[tokio::test]
+    async fn a_hole_over_the_limit_or_not_known_exactly_is_a_resync() {
+        let (service, caller, at) = stored(5).await;
+        let mut gap = hole(at[0], &[]);
+        assert!(matches!(
+            missed_at(&service, &caller, &gap, 3).await,
+            Missed::Resync
+        ));
+        assert_eq!(
+            positions(missed_at(&service, &caller, &gap, 4).await),
+            at[1..]
+        );
+        gap.complete = false;
+        assert!(matches!(
+            missed_at(&service, &caller, &gap, 4).await,
+            Missed::Resync
+        ));
+        // Handed out, but more to read than the limit and all of them
+        // (four times the limit at most): not read through.
+        let (service, caller, at) = stored(20).await;
+        let gap = hole(at[0], &at[1..]);
+        assert!(matches!(
+            missed_at(&service, &caller, &gap, 3).await,
+            Missed::Resync
+        ));
+        assert!(positions(missed_at(&service, &caller, &gap, 5).await).is_empty());
+    }
 
     #[test]
     fn since_is_parsed_leniently_but_never_guessed() {

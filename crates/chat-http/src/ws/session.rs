@@ -41,13 +41,22 @@
 //! (see `replay.rs`), then serves the deliveries queued meanwhile, dropping
 //! live copies of messages the replay already sent and of messages at or
 //! below `since`.
+//!
+//! A `Delivery::Gap` (the notifier's live stream had a hole) is filled the
+//! same way, in the queue's order: the messages of the hole the
+//! connection was not handed are read from the store and sent before the
+//! deliveries behind it, or the connection is closed with the resync code
+//! (4001) naming where to reconnect from. At most
+//! [`FILL_CONCURRENCY`](crate::ws::FILL_CONCURRENCY) sessions of the
+//! process read the store for a hole at once: a hole reaches every
+//! connection at the same moment, and must not stampede the database.
 
 use std::ops::ControlFlow;
-use std::task::Poll;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, ProtocolError};
-use chat_domain::{CloseReason as NotifierClose, Delivery, MessageId, Subscription};
+use chat_domain::{CloseReason as NotifierClose, Delivery, Hole, MessageId, Subscription};
 use chat_protocol::{Close, ServerFrame};
 use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt as _;
@@ -57,7 +66,7 @@ use tokio::time::{sleep_until, Instant};
 use super::connections::ConnectionSlot;
 use super::frames::{Answer, FrameHandler, Pending, Started, Starting};
 use super::guard::Refused;
-use super::replay::{self, Outcome, Replayed, Since};
+use super::replay::{self, Missed, Outcome, Replayed, Since};
 use super::writer::{WriteError, Writer};
 use crate::state::WsSettings;
 
@@ -84,6 +93,8 @@ pub(crate) struct WsSession {
         reason = "held for its drop: the user's count goes down when the session ends"
     )]
     pub(crate) slot: Option<ConnectionSlot>,
+    /// Holes are filled under one of these permits.
+    pub(crate) fills: Arc<tokio::sync::Semaphore>,
 }
 
 /// Something the session must react to.
@@ -92,9 +103,8 @@ enum Event {
     /// The frame being started took its first step: the next may be read.
     Started,
     /// The oldest frame being handled is answered (`None`: nothing to
-    /// write).
-    /// Boxed: a frame is large (a whole message) and this enum lives in
-    /// the session's future for the connection's life.
+    /// write). Boxed: a frame is large (a whole message) and this enum
+    /// lives in the session's future for the connection's life.
     Answered(Option<Box<ServerFrame>>),
     Delivery(Option<Delivery>),
     PingDue,
@@ -378,6 +388,52 @@ impl WsSession {
         message.is_some_and(|id| replayed.covers(id, position))
     }
 
+    /// Fills a hole of the notifier's live stream from the store, or
+    /// closes the connection with the resync code naming where to
+    /// reconnect from (the hole is too large, its start unknown, or the
+    /// store failed). The store is read under one of the process's fill
+    /// permits; the client is written to after.
+    async fn fill(&mut self, hole: Arc<Hole>) -> Flow {
+        let missed = {
+            // Closed only if the process's semaphore were: never.
+            let _permit = self.fills.acquire().await;
+            let covered = self
+                .replayed
+                .as_ref()
+                .filter(|replayed| !replayed.expired());
+            let (service, caller) = (self.handler.service(), self.handler.caller());
+            let limit = self.settings.replay_limit;
+            replay::missed(service, caller, &hole, covered, limit).await
+        };
+        match missed {
+            Missed::Changes(changes) => match replay::fill(changes, &mut self.out).await {
+                Ok(sent) => {
+                    crate::metrics::hole_filled(sent.len());
+                    self.replayed = Some(match self.replayed.take() {
+                        Some(replayed) => replayed.merge(sent),
+                        None => sent,
+                    });
+                    ControlFlow::Continue(())
+                }
+                Err(err) => ControlFlow::Break(err.into()),
+            },
+            Missed::Resync => Self::resync(&hole),
+            Missed::Failed(err) => {
+                tracing::warn!(code = err.code(), error = %err, "reading a hole of the live stream failed");
+                Self::resync(&hole)
+            }
+        }
+    }
+
+    /// Closes with the resync code, naming the cursor the hole starts
+    /// after (the client's own last cursor may lie past messages of the
+    /// hole: it kept getting this instance's), or, if the hole's start is
+    /// unknown, asking to reload the history.
+    fn resync(hole: &Hole) -> Flow {
+        crate::metrics::resynced();
+        close(Close::resync(hole.after))
+    }
+
     async fn on(&mut self, event: Event, handling: &mut Handling) -> Flow {
         // A task is allocated at the size of its largest state, for its
         // whole life: the steps whose futures are large (answering a client
@@ -420,6 +476,7 @@ impl WsSession {
                     Err(err) => ServerFrame::from_error(&err, None),
                 };
                 if handling.waiting() > 0 {
+                    // Behind replies still waiting, it waits its turn.
                     handling.queue(Box::pin(std::future::ready(Some(reply))));
                     return ControlFlow::Continue(());
                 }
@@ -483,6 +540,8 @@ impl WsSession {
                 }
                 close(Close::notifier(reason))
             }
+            // Rare and large: boxed, as the other large steps are (see `on`).
+            Some(Delivery::Gap(hole)) => Box::pin(self.fill(hole)).await,
             // The notifier let go of us without a reason: it is gone.
             None => close(Close::realtime_stopped()),
         }
@@ -590,12 +649,13 @@ impl Handling {
     async fn next(&mut self) -> Event {
         std::future::poll_fn(|cx| {
             if let Some(starting) = self.starting.as_mut() {
-                if let Poll::Ready(started) = starting.as_mut().poll(cx) {
+                if let std::task::Poll::Ready(started) = starting.as_mut().poll(cx) {
                     self.starting = None;
-                    return Poll::Ready(match started {
-                        Started::Done(reply) if self.waiting() == 0 => Event::Answered(reply),
+                    return std::task::Poll::Ready(match started {
+                        Started::Done(reply) if self.waiting() == 0 => {
+                            Event::Answered(reply.map(Box::new))
+                        }
                         Started::Done(reply) => {
-                            let reply = reply.map(|frame| *frame);
                             self.queue(Box::pin(std::future::ready(reply)));
                             Event::Started
                         }
@@ -607,17 +667,17 @@ impl Handling {
                 }
             }
             let Some(replies) = self.replies.as_mut() else {
-                return Poll::Pending;
+                return std::task::Poll::Pending;
             };
             match replies.poll_next_unpin(cx) {
-                Poll::Ready(Some(reply)) => {
+                std::task::Poll::Ready(Some(reply)) => {
                     if replies.is_empty() {
                         self.replies = None;
                     }
-                    Poll::Ready(Event::Answered(reply.map(Box::new)))
+                    std::task::Poll::Ready(Event::Answered(reply.map(Box::new)))
                 }
                 // Empty (never kept so) or waiting.
-                Poll::Ready(None) | Poll::Pending => Poll::Pending,
+                std::task::Poll::Ready(None) | std::task::Poll::Pending => std::task::Poll::Pending,
             }
         })
         .await

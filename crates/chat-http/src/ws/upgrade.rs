@@ -66,6 +66,7 @@ pub(crate) async fn upgrade(
         since,
         replayed: None,
         slot,
+        fills: state.fills(),
     };
     span.in_scope(|| tracing::debug!("WebSocket open"));
     let open = crate::metrics::OpenSocket::new();

@@ -3,8 +3,6 @@
 
 #![allow(dead_code)] // each test binary uses part of this
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,74 +79,8 @@ pub async fn cluster_of_two(options: RedisOptions) -> (RedisNotifier, RedisNotif
     (a, b)
 }
 
-/// A port nothing listens on (just released by the OS).
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
-}
-
-/// A private `redis-server`, killed on drop.
-pub struct PrivateRedis {
-    pub port: u16,
-    child: Child,
-}
-
-impl PrivateRedis {
-    pub async fn start(port: u16) -> Self {
-        init_logs();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (/usr/bin/redis-server)");
-        let server = Self { port, child };
-        let url = server.url();
-        let client = redis::Client::open(url.as_str()).expect("valid URL");
-        for _ in 0..100 {
-            if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
-                if redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .is_ok()
-                {
-                    return server;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the private redis-server on port {port} did not start");
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills the server (SIGKILL) and waits for it to exit.
-    pub fn kill(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+#[allow(unused_imports)] // not every test binary restarts Redis
+pub use chat_test_support::redis_server::{free_port, PrivateRedis};
 
 /// Polls `check` until it holds, or fails after `within`.
 pub async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)

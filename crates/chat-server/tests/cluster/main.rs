@@ -16,6 +16,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod blip;
 mod changes;
 mod delivery;
 #[path = "../metrics/exposition.rs"]

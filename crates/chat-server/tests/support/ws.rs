@@ -233,13 +233,22 @@ impl WsClient {
     /// Reads (skipping text frames) until the server's close frame, and
     /// returns its code; panics if the socket ends without one.
     pub async fn expect_close(&mut self) -> u16 {
+        self.expect_close_frame().await.0
+    }
+
+    /// [`WsClient::expect_close`], with the close frame's reason.
+    pub async fn expect_close_frame(&mut self) -> (u16, String) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let next = tokio::time::timeout_at(deadline, self.stream.next()).await;
             match next {
                 Err(_elapsed) => panic!("{}: no close frame within {PATIENCE:?}", self.username),
-                Ok(Some(Ok(Message::Close(Some(frame))))) => return u16::from(frame.code),
-                Ok(Some(Ok(Message::Close(None)))) => return u16::from(CloseCode::Status),
+                Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                    return (u16::from(frame.code), frame.reason.to_string())
+                }
+                Ok(Some(Ok(Message::Close(None)))) => {
+                    return (u16::from(CloseCode::Status), String::new())
+                }
                 Ok(Some(Ok(_))) => continue,
                 Ok(Some(Err(err))) => {
                     panic!("{}: error before a close frame: {err}", self.username)

@@ -532,6 +532,7 @@ async fn with_positions_a_new_message_is_stored_then_published() {
 async fn with_positions_a_duplicate_or_a_failure_publishes_nothing() {
     let original = stored_message(&alice(), MessageTarget::Global, "first");
     let mut h = positioned();
+    let found = original.clone();
     h.messages
         .expect_queue_message()
         .times(1)
@@ -540,11 +541,21 @@ async fn with_positions_a_duplicate_or_a_failure_publishes_nothing() {
         .expect_queue_message()
         .times(1)
         .returning(|_| queued(Err(DomainError::StoreUnavailable)));
+    // A resend's answer names the original's position (its ack's cursor).
+    h.messages
+        .expect_message_by_id_positioned()
+        .times(1)
+        .returning(move |_| Ok(Some((found.clone(), Some(7)))));
     h.notifier.expect_publish().times(0);
     let service = h.build();
 
-    let again = service.send_message(&caller(&alice()), text("first")).await;
-    assert!(matches!(again, Ok(Stored::Duplicate(_))));
+    let again = service
+        .send_message_positioned(&caller(&alice()), text("first"))
+        .await;
+    assert!(
+        matches!(again, Ok((Stored::Duplicate(_), Some(7)))),
+        "{again:?}"
+    );
     let lost = service.send_message(&caller(&alice()), text("lost")).await;
     assert_eq!(lost, Err(DomainError::StoreUnavailable));
 }
@@ -638,7 +649,7 @@ async fn sends_started_in_a_row_are_published_in_their_order_whatever_answers_fi
     to_third
         .send(Ok((Stored::Created(messages[2].clone()), Some(3))))
         .expect("listening");
-    let third = tokio::spawn(third.stored());
+    let third = tokio::spawn(third);
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     assert!(
         published.calls().is_empty(),
@@ -648,7 +659,7 @@ async fn sends_started_in_a_row_are_published_in_their_order_whatever_answers_fi
     to_second
         .send(Err(DomainError::RoomNotFound))
         .expect("listening");
-    assert_eq!(second.stored().await, Err(DomainError::RoomNotFound));
+    assert_eq!(second.await, Err(DomainError::RoomNotFound));
     assert!(
         published.calls().is_empty(),
         "the first may still precede it"
@@ -657,11 +668,11 @@ async fn sends_started_in_a_row_are_published_in_their_order_whatever_answers_fi
         .send(Ok((Stored::Created(messages[0].clone()), Some(1))))
         .expect("listening");
     assert_eq!(
-        first.positioned().await,
+        first.await,
         Ok((Stored::Created(messages[0].clone()), Some(1)))
     );
     let third = third.await.expect("ran");
-    assert_eq!(third, Ok(Stored::Created(messages[2].clone())));
+    assert_eq!(third, Ok((Stored::Created(messages[2].clone()), Some(3))));
 
     let order: Vec<Option<MessageId>> = published
         .calls()
