@@ -34,10 +34,10 @@
 #            and PostgreSQL; on PostgreSQL also 4 senders (500 msg/s in
 #            all), and one connection sending 2,000 msg/s to 10 receivers
 #            whose messages are read back from the history to check their
-#            order (issue 18)
+#            order
 #   dm       500 pairs, 10,000 direct msg/s for 10 s; PostgreSQL and memory;
 #            and 50 pairs at 10,000 msg/s in all (100/s per sender) on
-#            PostgreSQL (issue 18)
+#            PostgreSQL
 #   http     POST /api/messages, 1, 8 and 64 clients for 10 s on
 #            PostgreSQL, 64 on memory
 #   pgbench  the one-row INSERT ceiling of the messages table, 1, 8 and 64
