@@ -99,14 +99,7 @@ impl ChatService {
         id: MessageId,
         emoji: &str,
     ) -> DomainResult<Message> {
-        self.message_rate.check(&caller.user_id)?;
-        let emoji = Emoji::parse(emoji)?;
-        let message = self.reactable_message(caller, id).await?;
-        let user = caller.user_id;
-        self.change_and_publish(&message, || {
-            self.stores.messages.add_reaction(id, user, &emoji)
-        })
-        .await
+        self.react(caller, id, emoji, true).await
     }
 
     /// Takes back the caller's own reaction (idempotent). Deleted:
@@ -117,12 +110,27 @@ impl ChatService {
         id: MessageId,
         emoji: &str,
     ) -> DomainResult<Message> {
+        self.react(caller, id, emoji, false).await
+    }
+
+    /// Adds (`add`) or takes back the caller's reaction: the rules of both.
+    async fn react(
+        &self,
+        caller: &Caller,
+        id: MessageId,
+        emoji: &str,
+        add: bool,
+    ) -> DomainResult<Message> {
         self.message_rate.check(&caller.user_id)?;
         let emoji = Emoji::parse(emoji)?;
         let message = self.reactable_message(caller, id).await?;
-        let user = caller.user_id;
-        self.change_and_publish(&message, || {
-            self.stores.messages.remove_reaction(id, user, &emoji)
+        let (messages, user) = (&self.stores.messages, caller.user_id);
+        self.change_and_publish(&message, || async {
+            if add {
+                messages.add_reaction(id, user, &emoji).await
+            } else {
+                messages.remove_reaction(id, user, &emoji).await
+            }
         })
         .await
     }

@@ -5,6 +5,7 @@ use chat_domain::{Message, MessageId, MessageWire, RoomId, SendMessage, Stored};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::path_id;
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ErrorBody};
 use crate::metrics::Transport;
@@ -207,7 +208,7 @@ pub async fn edit_message(
     path: web::Path<String>,
     body: web::Json<EditMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id: MessageId = path.trim().parse()?;
+    let id: MessageId = path_id(&path)?;
     let message = state
         .service()
         .edit_message(&caller, id, &body.content)
@@ -239,7 +240,7 @@ pub async fn delete_message(
     caller: Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id: MessageId = path.trim().parse()?;
+    let id: MessageId = path_id(&path)?;
     state.service().delete_message(&caller, id).await?;
     Ok(HttpResponse::Ok().json(crate::routes::rooms::StatusResponse { status: "success" }))
 }
@@ -272,7 +273,7 @@ pub async fn add_reaction(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, emoji) = path.into_inner();
-    let id: MessageId = id.trim().parse()?;
+    let id: MessageId = path_id(&id)?;
     let message = state.service().add_reaction(&caller, id, &emoji).await?;
     Ok(HttpResponse::Ok().json(message))
 }
@@ -305,7 +306,7 @@ pub async fn remove_reaction(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, emoji) = path.into_inner();
-    let id: MessageId = id.trim().parse()?;
+    let id: MessageId = path_id(&id)?;
     let message = state.service().remove_reaction(&caller, id, &emoji).await?;
     Ok(HttpResponse::Ok().json(message))
 }
@@ -338,7 +339,7 @@ pub async fn replies(
     path: web::Path<String>,
     query: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let id: MessageId = path.trim().parse()?;
+    let id: MessageId = path_id(&path)?;
     let request = query.to_request()?;
     let page = state.service().replies(&caller, id, request).await?;
     Ok(page_response(&req, &request, page, |m: &Message| m.id))

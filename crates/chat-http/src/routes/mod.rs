@@ -127,7 +127,8 @@ fn resource(path: &str, allow: &'static str) -> Resource {
     }))
 }
 
-/// Parses an id from a path segment: 400 `validation_error` if malformed.
+/// Parses an id from a path segment, blanks around it ignored: 400
+/// `validation_error` if malformed.
 fn path_id<I: FromStr<Err = DomainError>>(raw: &str) -> Result<I, ApiError> {
-    Ok(raw.parse::<I>()?)
+    Ok(raw.trim().parse::<I>()?)
 }
