@@ -18,6 +18,14 @@
 #   BENCH_SKIP_BUILD=1               use the release binaries already built
 #                                    (the commit recorded is the tree's, which
 #                                    they may not match)
+#   BENCH_SERVER_BIN=PATH            run (and migrate the scratch database
+#                                    with) this chat-server instead of the
+#                                    tree's, driven by the tree's chat-bench:
+#                                    another commit's server under the same
+#                                    load (build it in its own worktree)
+#   BENCH_RUNS="ID ..."              only the runs with these ids (e.g.
+#                                    "dm.postgres fanout.memory") of the parts
+#                                    asked; for interleaved comparisons
 #   BENCH_DB_SSLMODE=MODE            the sslmode of the server's and
 #                                    pgbench's connections (default disable:
 #                                    loopback, and figures comparable with
@@ -36,8 +44,9 @@
 #            whose messages are read back from the history to check their
 #            order
 #   dm       500 pairs, 10,000 direct msg/s for 10 s; PostgreSQL and memory;
-#            and 50 pairs at 10,000 msg/s in all (100/s per sender) on
-#            PostgreSQL
+#            the same 500 pairs and 10,000 operations/s on PostgreSQL with
+#            10 % of them edits and reactions (--changes 10); and 50 pairs
+#            at 10,000 msg/s in all (100/s per sender) on PostgreSQL
 #   http     POST /api/messages, 1, 8 and 64 clients for 10 s on
 #            PostgreSQL, 64 on memory
 #   pgbench  the one-row INSERT ceiling of the messages table, 1, 8 and 64
@@ -103,7 +112,7 @@ else
   seconds=10
 fi
 write_docs=0
-if [[ "$full" == 1 && "$quick" == 0 ]]; then
+if [[ "$full" == 1 && "$quick" == 0 && -z "${BENCH_RUNS:-}${BENCH_SERVER_BIN:-}" ]]; then
   write_docs=1
 fi
 command_line="scripts/bench.sh${*:+ $*}"
@@ -147,10 +156,16 @@ target_dir=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 server_bin="$target_dir/release/chat-server"
 bench_bin="$target_dir/release/chat-bench"
-[[ -x "$server_bin" && -x "$bench_bin" ]] || die "no release binaries in $target_dir/release"
 # How the binaries appear in the recorded commands.
 server_cmd=target/release/chat-server
 bench_cmd=target/release/chat-bench
+if [[ -n "${BENCH_SERVER_BIN:-}" ]]; then
+  server_bin=$BENCH_SERVER_BIN
+  server_cmd=$BENCH_SERVER_BIN
+  info "server: $server_bin (BENCH_SERVER_BIN)"
+fi
+[[ -x "$server_bin" && -x "$bench_bin" ]] || die "no release binaries: $server_bin, $bench_bin"
+only_runs=" ${BENCH_RUNS:-} "
 
 out=${BENCH_OUT:-$(mktemp -d -t chat-bench.XXXXXX)}
 mkdir -p "$out"
@@ -239,6 +254,9 @@ start_server() {
 bench() {
   local id=$1 label=$2 store=$3 extra=() before after
   shift 3
+  if [[ "$only_runs" != "  " && "$only_runs" != *" $id "* ]]; then
+    return 0
+  fi
   start_server "$store" "$id"
   if [[ "$1" == idle ]]; then
     extra=(--server-pid "$server_pid")
@@ -262,6 +280,9 @@ bench() {
 # pgbench_run ID LABEL SCRIPT CLIENTS
 pgbench_run() {
   local id=$1 label=$2 script=$3 clients=$4 threads before after
+  if [[ "$only_runs" != "  " && "$only_runs" != *" $id "* ]]; then
+    return 0
+  fi
   threads=$((clients < 2 ? 1 : 2))
   local args=(-n -c "$clients" -j "$threads" -T "$seconds" -f "$script" "$db_url")
   info "$id: pgbench ${args[*]}"
@@ -297,10 +318,14 @@ if wants fanout; then
 fi
 if wants dm; then
   step "dm: $dm_pairs pairs at $dm_rate msg/s"
-  for store in postgres memory; do
-    bench "dm.$store" "$(store_label "$store")" "$store" \
-      dm --pairs "$dm_pairs" --rate "$dm_rate" --duration "$seconds"
-  done
+  bench dm.postgres "$(store_label postgres)" postgres \
+    dm --pairs "$dm_pairs" --rate "$dm_rate" --duration "$seconds"
+  # The same load with a tenth of the operations changing messages, right
+  # after the row it is read against.
+  bench dm.postgres.changes "PostgreSQL, 10 % edits and reactions" postgres \
+    dm --pairs "$dm_pairs" --rate "$dm_rate" --duration "$seconds" --changes 10
+  bench dm.memory "$(store_label memory)" memory \
+    dm --pairs "$dm_pairs" --rate "$dm_rate" --duration "$seconds"
   bench dm.postgres.p50 "PostgreSQL, $few_pairs pairs" postgres \
     dm --pairs "$few_pairs" --rate "$dm_rate" --duration "$seconds"
 fi

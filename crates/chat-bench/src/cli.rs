@@ -202,6 +202,12 @@ pub struct DmArgs {
     /// Seconds to wait after sending for late acks and deliveries.
     #[arg(long, default_value_t = 5, value_parser = value_parser!(u64).range(0..=300))]
     pub drain: u64,
+    /// Percent of each sender's operations that change its own latest
+    /// messages instead of sending a new one, over HTTP: edits, reactions
+    /// added and reactions taken back, in turn. The recipient must get each
+    /// as a `message_updated` frame. WebSocket senders only.
+    #[arg(long, default_value_t = 0, value_parser = value_parser!(u64).range(0..=50))]
+    pub changes: u64,
 }
 
 /// `http` options.
@@ -352,6 +358,7 @@ mod tests {
             &["chat-bench", "http", "--duration", "100000"],
             &["chat-bench", "--run-id", "Has_Upper", "http"],
             &["chat-bench", "--run-id", "thirteenchars", "http"],
+            &["chat-bench", "dm", "--changes", "51"],
         ] {
             assert!(Cli::try_parse_from(argv).is_err(), "{argv:?}");
         }

@@ -48,6 +48,10 @@
 //! # 500 pairs exchanging 10,000 direct msg/s in all: stored/s, delivered/s,
 //! # latency of the ack (or 201) and of the delivery.
 //! chat-bench dm --pairs 500 --rate 10000 --duration 10 --via ws
+//! # The same with 10 % of the operations edits and reactions on the
+//! # senders' own latest messages (over HTTP): each must reach the recipient
+//! # as message_updated; update latency and losses beside the messages'.
+//! chat-bench dm --pairs 500 --rate 10000 --duration 10 --changes 10
 //!
 //! # 64 clients POSTing /api/messages back to back for 10 s.
 //! chat-bench http --clients 64 --duration 10
