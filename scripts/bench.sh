@@ -44,9 +44,10 @@
 #            whose messages are read back from the history to check their
 #            order
 #   dm       500 pairs, 10,000 direct msg/s for 10 s; PostgreSQL and memory;
-#            the same 500 pairs and 10,000 operations/s on PostgreSQL with
-#            10 % of them edits and reactions (--changes 10); and 50 pairs
-#            at 10,000 msg/s in all (100/s per sender) on PostgreSQL
+#            the same 500 pairs and 10,000 operations/s with 10 % of them
+#            edits and reactions (--changes 10), PostgreSQL and memory; and
+#            50 pairs at 10,000 msg/s in all (100/s per sender) on
+#            PostgreSQL
 #   http     POST /api/messages, 1, 8 and 64 clients for 10 s on
 #            PostgreSQL, 64 on memory
 #   pgbench  the one-row INSERT ceiling of the messages table, 1, 8 and 64
@@ -326,6 +327,8 @@ if wants dm; then
     dm --pairs "$dm_pairs" --rate "$dm_rate" --duration "$seconds" --changes 10
   bench dm.memory "$(store_label memory)" memory \
     dm --pairs "$dm_pairs" --rate "$dm_rate" --duration "$seconds"
+  bench dm.memory.changes "memory store, 10 % edits and reactions" memory \
+    dm --pairs "$dm_pairs" --rate "$dm_rate" --duration "$seconds" --changes 10
   bench dm.postgres.p50 "PostgreSQL, $few_pairs pairs" postgres \
     dm --pairs "$few_pairs" --rate "$dm_rate" --duration "$seconds"
 fi

@@ -66,6 +66,11 @@ pub(super) const TARGETS: &[Target] = &[
         judge: judge_dm_changes,
     },
     Target {
+        text: "The same on the memory store (for comparison)",
+        run: "dm.memory.changes",
+        judge: judge_dm_changes,
+    },
+    Target {
         text: "Issue 18: one connection sending 2,000 msg/s on PostgreSQL: all stored and acked in the order sent, ack p99 < 50 ms",
         run: "sender.postgres",
         judge: judge_sender,
