@@ -53,6 +53,10 @@
 #   pgbench  the one-row INSERT ceiling of the messages table, 1, 8 and 64
 #            clients for 10 s, with the ordering trigger and without it
 #            (scripts/bench/pgbench-*.sql)
+#   reads    GET /api/conversations (unread counts) for a user in 1,000
+#            conversations with 1,000,000 messages stored, 1, 8 and 64
+#            clients for 10 s, on a database of its own seeded by
+#            scripts/bench/read-state-seed.sql (a few minutes of seeding)
 # Servers run with BCRYPT_COST=4 AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0
 # MESSAGE_RATE_LIMIT=0 WEBSOCKET_MAX_CONNECTIONS_PER_USER=0 LOG_LEVEL=warn on
 # a free loopback port (no limit on sign-ins, sends or sockets per user: one
@@ -76,11 +80,11 @@ source scripts/lib/services.sh
 # shellcheck source=scripts/lib/bench.sh
 source scripts/lib/bench.sh
 
-all_parts=(idle fanout dm http pgbench)
+all_parts=(idle fanout dm http pgbench reads)
 parts=()
 for arg in "$@"; do
   case "$arg" in
-    idle | fanout | dm | http | pgbench) parts+=("$arg") ;;
+    idle | fanout | dm | http | pgbench | reads) parts+=("$arg") ;;
     -h | --help)
       sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
       exit 0
@@ -190,10 +194,15 @@ stop_server() {
     server_pid=""
   fi
 }
+reads_db="${db}_reads"
+reads_created=0
 cleanup() {
   stop_server
   if [[ "$db_created" == 1 ]]; then
     psql "$TEST_DATABASE_URL" -XAtqc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
+  if [[ "$reads_created" == 1 ]]; then
+    psql "$TEST_DATABASE_URL" -XAtqc "DROP DATABASE IF EXISTS $reads_db WITH (FORCE)" >/dev/null 2>&1 || true
   fi
 }
 trap cleanup EXIT
@@ -355,6 +364,31 @@ if wants pgbench; then
     pgbench_run "pgbench.plain.c$clients" "plain (no trigger), $clients client$([[ $clients == 1 ]] || echo s)" \
       scripts/bench/pgbench-insert-plain.sql "$clients"
   done
+fi
+
+if wants reads; then
+  step "reads: GET /api/conversations, a user in 1,000 conversations, 1,000,000 messages"
+  reads_url="${TEST_DATABASE_URL%/*}/$reads_db?sslmode=${BENCH_DB_SSLMODE:-disable}"
+  psql "$TEST_DATABASE_URL" -XAtqc "CREATE DATABASE $reads_db" >/dev/null
+  reads_created=1
+  DATABASE_URL="$reads_url" LOG_LEVEL=warn "$server_bin" migrate >"$out/migrate-reads.log" 2>&1 ||
+    { cat "$out/migrate-reads.log" >&2; die "chat-server migrate failed (reads)"; }
+  info "seeding $reads_db (a few minutes)"
+  psql "$reads_url" -XAtq -v ON_ERROR_STOP=1 -f scripts/bench/read-state-seed.sql >"$out/seed-reads.log" 2>&1 ||
+    { tail -n 20 "$out/seed-reads.log" >&2; die "seeding $reads_db failed"; }
+  printf '%s\n' "psql -c 'CREATE DATABASE $reads_db'" \
+    "DATABASE_URL=$reads_url $server_cmd migrate" \
+    "psql $reads_url -f scripts/bench/read-state-seed.sql   # the reads runs' server uses this database" >>"$setup_file"
+  # The seed's password of every user (its bcrypt hashes, cost 4).
+  reads_password="correct horse battery"
+  # The reads runs' servers use the seeded database.
+  main_db_url=$db_url
+  db_url=$reads_url
+  for clients in 1 8 64; do
+    bench "reads.postgres.c$clients" "PostgreSQL, $clients client$([[ $clients == 1 ]] || echo s)" postgres \
+      conversations --user user0000 --password "$reads_password" --clients "$clients" --duration "$seconds"
+  done
+  db_url=$main_db_url
 fi
 
 step "results"

@@ -117,7 +117,12 @@ impl Api {
                 "registering {username}: HTTP {status}"
             )));
         }
-        let login = json!({ "username": username, "password": PASSWORD });
+        self.log_in(username, PASSWORD).await
+    }
+
+    /// Logs in an existing `username` with `password`.
+    pub async fn log_in(&self, username: &str, password: &str) -> BenchResult<Session> {
+        let login = json!({ "username": username, "password": password });
         let (status, body) = self.post_patiently("/api/auth/login", &login).await?;
         if status != StatusCode::OK {
             return Err(BenchError::new(format!(
@@ -164,6 +169,42 @@ impl Api {
             "POST {path}: still rate limited after {MAX_RATE_LIMITED} tries; \
              run the server with AUTH_RATE_LIMIT=0 for benchmarks"
         )))
+    }
+
+    /// `GET path` as the holder of `token`; the status, or the transport
+    /// error (the body is read and dropped).
+    pub async fn get_status(&self, token: &str, path: &str) -> Result<StatusCode, reqwest::Error> {
+        let response = self
+            .client
+            .get(self.target.http(path))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        let status = response.status();
+        response.bytes().await?;
+        Ok(status)
+    }
+
+    /// How many entries the JSON list at `GET path` holds, as the holder of
+    /// `token`.
+    pub async fn list_len(&self, token: &str, path: &str) -> BenchResult<usize> {
+        let response = self
+            .client
+            .get(self.target.http(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .context(&format!("GET {path}"))?;
+        let status = response.status();
+        let text = response.text().await.context(&format!("GET {path}"))?;
+        if status != StatusCode::OK {
+            return Err(BenchError::new(format!(
+                "GET {path}: HTTP {status}: {text}"
+            )));
+        }
+        let items: Vec<serde_json::Value> =
+            serde_json::from_str(&text).context(&format!("the list of GET {path}"))?;
+        Ok(items.len())
     }
 
     /// POSTs a message as the holder of `token`; the status, or the

@@ -56,6 +56,10 @@
 //! # 64 clients POSTing /api/messages back to back for 10 s.
 //! chat-bench http --clients 64 --duration 10
 //!
+//! # 8 clients of one seeded user reading its conversation list (unread
+//! # counts) back to back for 10 s (scripts/bench.sh reads seeds the data).
+//! chat-bench conversations --user user0000 --password '...' --clients 8
+//!
 //! # Gap-free history: 8 WebSocket writers x 5,000 messages into one room,
 //! # a forward HTTP pager (?after=) and 10 clients reconnecting with
 //! # ?since= all the while; counts skipped and repeated messages.
@@ -176,6 +180,10 @@ async fn run(cli: Cli) -> BenchResult<bool> {
         }
         Mode::Http(args) => {
             let figures = modes::http::run(&ctx, args).await?;
+            emit(&ctx, elapsed(), &figures)
+        }
+        Mode::Conversations(args) => {
+            let figures = modes::http::run_conversations(&ctx, args).await?;
             emit(&ctx, elapsed(), &figures)
         }
         Mode::History(args) => {

@@ -240,6 +240,12 @@ pub(super) const SECTIONS: &[(&str, &str, &str, &[Figure])] = &[
         HTTP,
     ),
     (
+        "conversations",
+        "GET /api/conversations: a user in 1,000 conversations, 1,000,000 messages",
+        "Clients of one user read its conversation list (50 per page, unread counts) back to back, one request at a time each, on a database seeded by scripts/bench/read-state-seed.sql.",
+        HTTP,
+    ),
+    (
         "pgbench",
         "pgbench: one-row INSERT ceiling of the messages table",
         "One row per transaction into the same table of the same scratch database, as the server writes a global message; \"plain\" has the ordering trigger disabled and draws seq in the statement.",

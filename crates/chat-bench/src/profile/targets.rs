@@ -90,6 +90,11 @@ pub(super) const TARGETS: &[Target] = &[
         run: "http.postgres.c64",
         judge: judge_http,
     },
+    Target {
+        text: "GET /api/conversations for a user in 1,000 conversations with 1,000,000 messages on PostgreSQL, 8 clients: req/s and p99",
+        run: "reads.postgres.c8",
+        judge: judge_conversations,
+    },
 ];
 
 pub(super) fn count(run: &Run, pointer: &str) -> u64 {
@@ -267,6 +272,23 @@ pub(super) fn judge_dm_changes(run: &Run) -> (String, Verdict) {
             Verdict::Met
         }
         _ => Verdict::NotMet,
+    };
+    (summary, verdict)
+}
+
+pub(super) fn judge_conversations(run: &Run) -> (String, Verdict) {
+    let clients = count(run, "/clients");
+    let summary = format!(
+        "{} req/s, p99 {} ms, {} conversations on the first page{}",
+        opt(run.number("/req_per_s")),
+        opt(run.number("/latency/p99_ms")),
+        number(count(run, "/first_page") as f64),
+        if is_ok(run) { "" } else { ", with errors" }
+    );
+    let verdict = if clients == 8 {
+        Verdict::Reported
+    } else {
+        Verdict::NotComparable(format!("ran {clients} clients"))
     };
     (summary, verdict)
 }

@@ -234,6 +234,30 @@ fn the_changes_target_needs_every_message_and_every_update_in_time() {
 }
 
 #[test]
+fn the_conversation_list_is_reported_at_eight_clients() {
+    let run = |clients: u64, ok: bool| Run {
+        id: "reads.postgres.c8".into(),
+        result: json!({"mode": "conversations", "ok": ok, "clients": clients,
+                       "first_page": 50, "req_per_s": 812.5,
+                       "latency": {"p50_ms": 9.1, "p99_ms": 31.0}}),
+        ..Run::default()
+    };
+    let (summary, verdict) = judge_conversations(&run(8, true));
+    assert_eq!(verdict, Verdict::Reported);
+    assert_eq!(
+        summary,
+        "812 req/s, p99 31.0 ms, 50 conversations on the first page"
+    );
+    assert!(judge_conversations(&run(8, false))
+        .0
+        .ends_with(", with errors"));
+    assert_eq!(
+        judge_conversations(&run(2, true)).1,
+        Verdict::NotComparable("ran 2 clients".into())
+    );
+}
+
+#[test]
 fn a_lost_message_fails_the_fanout_target_whatever_the_latency() {
     let mut r = results("d", 7.5, 10.0, 20.0, 1.0);
     r.runs[1].result["lost"] = json!(3);
