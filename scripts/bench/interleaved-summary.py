@@ -82,6 +82,8 @@ def main(dirs):
     for run_id, sides in table.items():
         first = True
         for r in range(1, rounds + 1):
+            if r not in sides["A"] and r not in sides["B"]:
+                continue
             cells = []
             for side in ("A", "B"):
                 x = sides[side].get(r)
