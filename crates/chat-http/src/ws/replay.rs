@@ -2,9 +2,10 @@
 //! for older clients, a message id, which stands for its position).
 //!
 //! What is replayed is the user's stream of changes after that position:
-//! new messages, and the current state of messages changed since (edits,
-//! deletions, reactions) as `message_updated`, each at its position and
-//! with its `cursor`. Live frames carry the same positions
+//! new messages, the current state of messages changed since (edits,
+//! deletions, reactions) as `message_updated`, and the read markers moved
+//! since that the user may see as `read`, each at its position and with
+//! its `cursor`. Live frames carry the same positions
 //! (`Delivery::Frame`'s `position`), so the rules below hold for both.
 //!
 //! No gap: the connection is registered with the notifier (`connect`, in
@@ -71,7 +72,7 @@
 //! not keep exact track of, is not filled: the connection is closed with
 //! the resync code, naming the cursor to reconnect after.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chat_domain::{Caller, ChatService, DomainError, Hole, MessageId, PageRequest, StreamItem};
@@ -147,6 +148,8 @@ pub(crate) enum Outcome {
 #[derive(Debug)]
 pub(crate) struct Replayed {
     ids: HashMap<MessageId, u64>,
+    /// The positions it sent.
+    positions: HashSet<u64>,
     /// The position of `since` in the store's order.
     since_position: Option<u64>,
     until: Instant,
@@ -156,6 +159,7 @@ impl Replayed {
     fn new() -> Self {
         Self {
             ids: HashMap::new(),
+            positions: HashSet::new(),
             since_position: None,
             until: Instant::now() + DEDUPE_WINDOW,
         }
@@ -180,14 +184,23 @@ impl Replayed {
         at_or_below_since || replayed
     }
 
+    /// Whether a live frame that names no message (a read receipt) at
+    /// `position` is not to be sent: it lies at or below `since`, or the
+    /// replay sent that position.
+    pub(crate) fn covers_position(&self, position: u64) -> bool {
+        self.since_position.is_some_and(|since| position <= since)
+            || self.positions.contains(&position)
+    }
+
     /// Whether live copies are no longer looked for.
     pub(crate) fn expired(&self) -> bool {
         (self.ids.is_empty() && self.since_position.is_none()) || Instant::now() >= self.until
     }
 
     fn record(&mut self, item: &StreamItem) {
-        let seen = self.ids.entry(item.message().id).or_insert(0);
+        let seen = self.ids.entry(item.message_id()).or_insert(0);
         *seen = (*seen).max(item.position());
+        self.positions.insert(item.position());
     }
 
     /// How many messages it covers.
@@ -205,6 +218,7 @@ impl Replayed {
             let seen = self.ids.entry(id).or_insert(0);
             *seen = (*seen).max(position);
         }
+        self.positions.extend(later.positions);
         self.since_position = self.since_position.or(later.since_position);
         self.until = self.until.max(later.until);
         self
@@ -263,7 +277,7 @@ pub(crate) async fn missed(
             after = item.position();
             let handed = hole.delivered.contains(&item.position())
                 || covered.is_some_and(|covered| {
-                    covered.covers(item.message().id, Some(item.position()))
+                    covered.covers(item.message_id(), Some(item.position()))
                 });
             if !handed {
                 missed.push(item);
@@ -301,6 +315,7 @@ fn item_frame(item: StreamItem) -> ServerFrame {
         StreamItem::Updated { message, position } => {
             ServerFrame::updated_at(message, Some(position))
         }
+        StreamItem::Read { read, position } => ServerFrame::read_at(read, Some(position)),
     }
 }
 
@@ -427,6 +442,18 @@ mod tests {
         (service, caller, positions)
     }
 
+    /// A global message to send.
+    fn global(content: &str) -> chat_domain::SendMessage {
+        chat_domain::SendMessage {
+            content: content.to_owned(),
+            recipient: None,
+            room_id: None,
+            sender: None,
+            client_id: None,
+            reply_to: None,
+        }
+    }
+
     fn positions(missed: Missed) -> Vec<u64> {
         match missed {
             Missed::Changes(items) => items.iter().map(StreamItem::position).collect(),
@@ -440,6 +467,58 @@ mod tests {
             delivered: delivered.iter().copied().collect::<HashSet<u64>>(),
             complete: true,
         }
+    }
+
+    #[tokio::test]
+    async fn a_hole_is_filled_with_the_read_markers_moved_in_it_too() {
+        let (service, alice, _) = stored(0).await;
+        let bob = service
+            .register("bob", "bob@example.com", "correct horse")
+            .await
+            .expect("registers");
+        let bob = Caller {
+            user_id: bob.id,
+            username: bob.username,
+            ..alice.clone()
+        };
+        let first = service
+            .send_message(&bob, global("one"))
+            .await
+            .expect("sends");
+        let start = service
+            .replay_since(&alice, chat_domain::Since::Message(first.message().id), 1)
+            .await
+            .expect("reads")
+            .since_position;
+        let read = service
+            .mark_read(
+                &alice,
+                &chat_domain::ConversationRef::Global,
+                first.message().id,
+            )
+            .await
+            .expect("reads");
+        assert_eq!(read.unread_count, 0);
+        let second = service
+            .send_message(&bob, global("two"))
+            .await
+            .expect("sends");
+        let missed = missed(&service, &alice, &hole(start, &[]), None, 10).await;
+        let Missed::Changes(items) = missed else {
+            panic!("expected changes, got {missed:?}");
+        };
+        assert!(
+            matches!(&items[0], StreamItem::Read { read, .. } if read.message_id == first.message().id),
+            "{items:?}"
+        );
+        assert_eq!(items[1].message_id(), second.message().id);
+        // Live copies: the reader's own (with its message) and a receipt
+        // (without) are both recognised once sent.
+        let mut sent = Replayed::new();
+        sent.record(&items[0]);
+        assert!(sent.covers(first.message().id, Some(items[0].position())));
+        assert!(sent.covers_position(items[0].position()));
+        assert!(!sent.covers_position(items[1].position()));
     }
 
     #[tokio::test]
