@@ -139,6 +139,11 @@ function createDatabase() {
 /** One person: a browser context, its page, what the page did. */
 async function person(browser, base, name, viewport) {
   const context = await browser.newContext({ viewport });
+  return tab(context, base, name);
+}
+
+/** A page of a person's browser context (a first tab, or another one sharing its cookie). */
+async function tab(context, base, name) {
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT_MS);
   const p = { name, context, page, dialogs: [], errors: [], cspViolations: [], sockets: [] };
@@ -212,6 +217,11 @@ async function showsContent(p, id, text, list) {
 
 function reaction(page, id, emoji, list) {
   return messageById(page, id, list).locator(`[data-testid="reaction"][data-emoji="${emoji}"]`);
+}
+
+/** The unread badge of a direct conversation in the list. */
+function dmBadge(p, username) {
+  return p.page.locator(`[data-testid="dm-item"][data-username="${username}"] [data-testid="unread"]`);
 }
 
 async function openDirect(p, username) {
@@ -308,6 +318,47 @@ test("two people chat in the browser client", { timeout: 120000 }, async (t) => 
       await open(bob, "global");
       await seesMessage(bob, "Hello everyone, alice here");
       assert.equal(await messageLocator(bob.page, "psst, bob: a direct one").count(), 0);
+    });
+
+    await step("unread: a badge on a conversation not open, cleared on alice's other tab once she reads, and bob sees Seen", async () => {
+      const second = await tab(alice.context, server.base, "alice (second tab)");
+      try {
+        await connected(second);
+        await open(alice, "global");
+        await open(bob, "dm", "alice");
+        // Everything so far was read while open: no badge anywhere.
+        for (const p of [alice, second]) await byTestId(p.page, "conv-list").waitFor();
+        assert.equal(await dmBadge(alice, "bob").count(), 0, "alice read the direct conversation while it was open");
+        assert.equal(await dmBadge(second, "bob").count(), 0, "the second tab loaded the same markers");
+
+        await say(bob, "are you there, alice?");
+        const asked = await idOf(bob, "are you there, alice?");
+        for (const p of [alice, second]) {
+          await dmBadge(p, "bob").filter({ hasText: exactly("1") }).waitFor();
+          // New activity moves the conversation to the top of the list.
+          const first = byTestId(p.page, "conv-list").locator("button.conv").first();
+          assert.equal(await first.getAttribute("data-conv"), "dm:bob", `${p.name}: most recent activity first`);
+        }
+        await sleep(500);
+        assert.equal(await messageById(bob.page, asked).locator('[data-testid="seen"]').count(), 0, "not seen before alice reads");
+
+        await open(alice, "dm", "bob");
+        await seesMessage(alice, "are you there, alice?");
+        await dmBadge(alice, "bob").waitFor({ state: "detached" });
+        // The read on the first tab clears the badge on the second.
+        await dmBadge(second, "bob").waitFor({ state: "detached" });
+        // Bob gets the receipt.
+        await messageById(bob.page, asked).locator('[data-testid="seen"]').waitFor();
+        assert.equal(await byTestId(bob.page, "message-list").locator('[data-testid="seen"]').count(), 1, "one Seen, under the last one read");
+        // The marker is the server's: a fresh load of the second tab shows no badge either.
+        await second.page.reload();
+        await connected(second);
+        await second.page.locator('[data-testid="dm-item"][data-username="bob"]').waitFor();
+        assert.equal(await dmBadge(second, "bob").count(), 0, "read for good");
+        assert.deepEqual(second.errors, [], "no script error on the second tab");
+      } finally {
+        await second.page.close();
+      }
     });
 
     await step("alice creates a room, adds bob, and they talk there", async () => {

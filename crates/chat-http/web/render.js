@@ -5,35 +5,40 @@
 import { $, el } from "./dom.js";
 import { currentConversation, state } from "./state.js";
 import { timeKey } from "./conversations.js";
+import { seenMessageId } from "./unread.js";
 
 /** The reactions offered on every message. */
 export const PALETTE = ["👍", "❤️", "😂", "🎉"];
 
-export function renderConversationList() {
-  const rooms = [];
-  const dms = [];
-  for (const conv of state.conversations.values()) {
-    if (conv.kind === "room") rooms.push(conv);
-    if (conv.kind === "dm") dms.push(conv);
-  }
-  const byTitle = (a, b) => a.title.localeCompare(b.title);
-  $("room-list").replaceChildren(...rooms.sort(byTitle).map((c) => convItem(c, "room")));
-  $("dm-list").replaceChildren(...dms.sort(byTitle).map((c) => convItem(c, "dm")));
-  for (const button of document.querySelectorAll("button.conv")) {
-    const selected = button.dataset.conv === state.current;
-    button.classList.toggle("active", selected);
-    if (selected) button.setAttribute("aria-current", "true");
-    else button.removeAttribute("aria-current");
-  }
+/** Most recent activity first; conversations without any by name. */
+function byActivity(a, b) {
+  if (a.activity !== b.activity) return a.activity > b.activity ? -1 : 1;
+  return a.title.localeCompare(b.title);
 }
 
-function convItem(conv, kind) {
+/** Every conversation in one list, each with its unread count. */
+export function renderConversationList() {
+  const convs = [...state.conversations.values()].sort(byActivity);
+  $("conv-list").replaceChildren(...convs.map(convItem));
+}
+
+function convItem(conv) {
   const badge = conv.unread
     ? el("span", { class: "badge", "data-testid": "unread", "aria-label": `${conv.unread} unread` }, String(conv.unread))
     : null;
-  const attrs = { type: "button", class: "conv", "data-conv": conv.key, "data-testid": `${kind}-item` };
-  if (kind === "room") attrs["data-room-id"] = conv.roomId;
-  else attrs["data-username"] = conv.peer;
+  const testid = conv.kind === "global" ? "conv-global" : `${conv.kind}-item`;
+  const selected = conv.key === state.current;
+  const attrs = {
+    type: "button",
+    class: selected ? "conv active" : "conv",
+    "data-conv": conv.key,
+    "data-kind": conv.kind,
+    "data-testid": testid,
+    "data-unread": conv.unread,
+    "aria-current": selected ? "true" : null,
+  };
+  if (conv.kind === "room") attrs["data-room-id"] = conv.roomId;
+  if (conv.kind === "dm") attrs["data-username"] = conv.peer;
   return el("li", {}, el("button", attrs, el("span", { class: "name", "data-testid": "conv-name" }, conv.title), badge));
 }
 
@@ -74,7 +79,10 @@ export function renderMessages(stickToBottom) {
   const known = new Map();
   for (const m of all) if (m.reply_to && !m.deleted_at) known.set(m.reply_to, (known.get(m.reply_to) || 0) + 1);
   const sorted = all.filter((m) => !m.reply_to).sort(byTime);
-  keepingEditFocus(() => $("messages").replaceChildren(...sorted.map((m) => messageItem(m, false, known.get(m.id) || 0))));
+  const seen = seenMessageId(conv);
+  keepingEditFocus(() =>
+    $("messages").replaceChildren(...sorted.map((m) => messageItem(m, false, known.get(m.id) || 0, m.id === seen))),
+  );
   $("load-older").hidden = !conv.olderCursor;
   if (stickToBottom || atBottom) box.scrollTop = box.scrollHeight;
 }
@@ -108,7 +116,7 @@ function keepingEditFocus(draw) {
   }
 }
 
-function messageItem(msg, inThread, knownReplies = 0) {
+function messageItem(msg, inThread, knownReplies = 0, seen = false) {
   const mine = state.me && msg.sender === state.me.username;
   const deleted = Boolean(msg.deleted_at);
   const when = new Date(msg.created_at);
@@ -144,6 +152,7 @@ function messageItem(msg, inThread, knownReplies = 0) {
         ),
     deleted ? null : reactionBar(msg),
     actions(msg, mine, deleted, inThread, Math.max(deleted ? 0 : msg.reply_count || 0, knownReplies)),
+    seen ? el("p", { class: "seen hint", "data-testid": "seen" }, "Seen") : null,
   );
 }
 
