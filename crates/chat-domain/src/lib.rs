@@ -46,6 +46,7 @@ pub mod ids;
 pub mod pagination;
 pub mod ports;
 pub mod rate_limit;
+pub mod read_state;
 pub mod service;
 pub mod values;
 
@@ -59,10 +60,11 @@ pub use ids::{MessageId, RoomId, TokenId, UserId};
 pub use pagination::{Cursor, Page, PageRequest};
 pub use ports::{
     Audience, Changed, Clock, CloseReason, Delivery, Event, Hole, InsertInFlight, MessageStore,
-    Notifier, PasswordHasher, PresenceFollows, PresenceStatus, RealtimeHealth, RevocationStore,
-    RoomStore, StoreHealth, StreamItem, StreamPage, Subscription, SystemClock, TokenCodec,
-    TypingTarget, UserPresence, UserStore, PRESENCE_BATCH,
+    Notifier, PasswordHasher, PresenceFollows, PresenceStatus, ReadStore, RealtimeHealth,
+    RevocationStore, RoomStore, StoreHealth, StreamItem, StreamPage, Subscription, SystemClock,
+    TokenCodec, TypingTarget, UserPresence, UserStore, PRESENCE_BATCH,
 };
+pub use read_state::{Activity, Conversation, ConversationPage, ConversationRef, ReadMarker};
 pub use service::{
     AuthPolicy, ChatService, Replay, SendInFlight, SendMessage, Sent, Since, Stores,
 };

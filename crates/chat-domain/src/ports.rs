@@ -17,6 +17,7 @@ use crate::entities::{Message, NewMessage, Room, Stored, UserAccount};
 use crate::error::DomainResult;
 use crate::ids::{MessageId, RoomId, TokenId, UserId};
 use crate::pagination::{Page, PageRequest};
+use crate::read_state::{Activity, Conversation, ConversationPage, ConversationRef, ReadMarker};
 use crate::values::{Emoji, MessageContent, Password, PasswordHash, Username};
 
 /// Registered users.
@@ -272,20 +273,41 @@ pub enum StreamItem {
         /// The position of its latest change.
         position: u64,
     },
+    /// A read marker the viewer may see (their own, or the other party's
+    /// in a direct conversation) whose latest move is at `position`, in
+    /// its current state, named as the viewer names the conversation.
+    Read {
+        /// The marker.
+        read: ReadMarker,
+        /// The position of its latest move.
+        position: u64,
+    },
 }
 
 impl StreamItem {
     /// The item's position in the store's order.
     pub fn position(&self) -> u64 {
         match self {
-            Self::New { position, .. } | Self::Updated { position, .. } => *position,
+            Self::New { position, .. }
+            | Self::Updated { position, .. }
+            | Self::Read { position, .. } => *position,
         }
     }
 
-    /// The message it carries.
-    pub fn message(&self) -> &Message {
+    /// The message it carries, if it carries one (not a read marker).
+    pub fn message(&self) -> Option<&Message> {
         match self {
-            Self::New { message, .. } | Self::Updated { message, .. } => message,
+            Self::New { message, .. } | Self::Updated { message, .. } => Some(message),
+            Self::Read { .. } => None,
+        }
+    }
+
+    /// The message it is about: the one it carries, or the one a read
+    /// marker names.
+    pub fn message_id(&self) -> MessageId {
+        match self {
+            Self::New { message, .. } | Self::Updated { message, .. } => message.id,
+            Self::Read { read, .. } => read.message_id,
         }
     }
 }
@@ -297,6 +319,54 @@ pub struct StreamPage {
     pub items: Vec<StreamItem>,
     /// Whether more items follow the last one.
     pub has_more: bool,
+}
+
+/// Read markers and the conversation list (see
+/// [`read_state`](crate::read_state)). A store that implements it also
+/// keeps the markers in step with its other ports: registering a user
+/// ([`UserStore::create_user`]) starts their global marker at the latest
+/// global message; joining a room ([`RoomStore::create_room`],
+/// [`RoomStore::add_member`]) starts the member's marker at the room's
+/// latest message (again after leaving and re-joining); storing a message
+/// moves its sender's marker to it. Markers only move forward. A move by
+/// [`mark_read`](Self::mark_read) takes a position in the store's order
+/// (the one of new messages and changes), and is in the stream of changes
+/// ([`MessageStore::changes_after`], as [`StreamItem::Read`]) of the
+/// reader and, in a direct conversation, of the other party.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait ReadStore: Send + Sync {
+    /// Moves `reader`'s marker in `conversation` (as the reader names it)
+    /// to `message`, unless it is there or further already (then nothing
+    /// changes: no position). `MessageNotFound` when the message is not in
+    /// that conversation; `UserNotFound` when the other party of a direct
+    /// conversation does not exist.
+    async fn mark_read(
+        &self,
+        reader: UserId,
+        conversation: &ConversationRef,
+        message: MessageId,
+    ) -> DomainResult<Option<u64>>;
+
+    /// One conversation of `viewer` as they see it (`None` when the other
+    /// party of a direct conversation, or the room, does not exist).
+    /// Whether the viewer may see it is the caller's business.
+    async fn conversation(
+        &self,
+        viewer: UserId,
+        conversation: &ConversationRef,
+    ) -> DomainResult<Option<Conversation>>;
+
+    /// `viewer`'s conversations (the global one, the rooms they belong to,
+    /// their direct conversations with at least one message), most recent
+    /// activity first, at most `limit`, starting after `before` (older
+    /// than it) when given.
+    async fn conversations(
+        &self,
+        viewer: UserId,
+        limit: usize,
+        before: Option<Activity>,
+    ) -> DomainResult<ConversationPage>;
 }
 
 /// Revoked tokens (logout). Kept until the token would have expired anyway.
@@ -345,6 +415,18 @@ pub enum Event {
         /// The change's position in the store's order.
         position: Option<u64>,
     },
+    /// A read marker moved: sent as `read`. The reader's own connections
+    /// get the event with `receipt: false`; the other party of a direct
+    /// conversation gets its own (`receipt: true`), naming the
+    /// conversation as they do, at the same position.
+    Read {
+        /// The marker as it now is.
+        read: ReadMarker,
+        /// The move's position in the store's order.
+        position: Option<u64>,
+        /// Whether this is the other party's copy (a read receipt).
+        receipt: bool,
+    },
     /// Someone is typing to a user or in a room.
     Typing {
         /// Who is typing.
@@ -363,13 +445,21 @@ impl Event {
         }
     }
 
-    /// The id of the stored message this event reports, if it reports one.
+    /// The id of the stored message this event reports, if it reports
+    /// one: a read marker's own copy names the message read; a read
+    /// receipt names none, so that it is not taken for a repeat of the
+    /// reader's copy (the two share a position).
     pub fn message_id(&self) -> Option<MessageId> {
         match self {
             Self::Message { message, .. } | Self::MessageUpdated { message, .. } => {
                 Some(message.id)
             }
-            Self::Typing { .. } => None,
+            Self::Read {
+                read,
+                receipt: false,
+                ..
+            } => Some(read.message_id),
+            Self::Read { receipt: true, .. } | Self::Typing { .. } => None,
         }
     }
 
@@ -377,7 +467,9 @@ impl Event {
     /// reports, if it reports one whose position is known.
     pub fn position(&self) -> Option<u64> {
         match self {
-            Self::Message { position, .. } | Self::MessageUpdated { position, .. } => *position,
+            Self::Message { position, .. }
+            | Self::MessageUpdated { position, .. }
+            | Self::Read { position, .. } => *position,
             Self::Typing { .. } => None,
         }
     }

@@ -14,7 +14,7 @@ use utoipa::openapi::{Content, Ref, RefOr, Response, Type};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::routes::{auth, messages, rooms, system, users};
+use crate::routes::{auth, conversations, messages, rooms, system, users};
 
 /// The API's OpenAPI document. Paths are relative to where the API is
 /// mounted.
@@ -47,6 +47,8 @@ unknown path 404 `not_found`. A human-readable version of this document is at `/
         messages::add_reaction,
         messages::remove_reaction,
         messages::replies,
+        conversations::list_conversations,
+        conversations::mark_read,
         crate::ws::connect,
         system::ws_users,
         users::list_users,
@@ -69,6 +71,8 @@ unknown path 404 `not_found`. A human-readable version of this document is at `/
         auth::MessageResponse,
         messages::SendMessageRequest,
         messages::EditMessageRequest,
+        conversations::ConversationWire,
+        conversations::MarkReadRequest,
         chat_domain::Reaction,
         rooms::CreateRoomRequest,
         rooms::StatusResponse,
@@ -80,6 +84,7 @@ unknown path 404 `not_found`. A human-readable version of this document is at `/
         (name = "auth", description = "Accounts and tokens"),
         (name = "messages", description = "Global and direct messages"),
         (name = "rooms", description = "Rooms and their members"),
+        (name = "conversations", description = "The caller's conversations, unread counts and read markers"),
         (name = "users", description = "Users"),
         (name = "realtime", description = "Live connections"),
         (name = "system", description = "Health and this document"),

@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use chat_domain::{DomainError, Message, MessageId, RoomId, UserId, UserPresence, Username};
+use chat_domain::{
+    DomainError, Message, MessageId, ReadMarker, RoomId, UserId, UserPresence, Username,
+};
 
 /// A frame a client sends.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -213,6 +215,24 @@ pub enum ServerFrame {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         cursor: Option<String>,
     },
+    /// A read marker moved: `username` has read the conversation `kind`
+    /// / `id` (named as the receiving user names it: for a direct
+    /// conversation, the other party) up to `message_id`. To the reader's
+    /// own connections and, in a direct conversation, to the other party
+    /// (a read receipt).
+    Read {
+        /// `global`, `direct` or `room`.
+        kind: String,
+        /// `global`, the other party's username, or the room's id.
+        id: String,
+        /// Who read.
+        username: Username,
+        /// The last message they have read.
+        message_id: MessageId,
+        /// The move's place in the user's stream of changes.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        cursor: Option<String>,
+    },
     /// The presence of users the connection follows: all of those it just
     /// subscribed to, then only changes, batched.
     Presence {
@@ -279,6 +299,17 @@ impl ServerFrame {
     pub fn updated_at(message: Message, position: Option<u64>) -> Self {
         Self::MessageUpdated {
             message,
+            cursor: position.map(cursor),
+        }
+    }
+
+    /// The `read` frame of a marker move at `position`.
+    pub fn read_at(read: ReadMarker, position: Option<u64>) -> Self {
+        Self::Read {
+            kind: read.conversation.kind().to_owned(),
+            id: read.conversation.id(),
+            username: read.reader,
+            message_id: read.message_id,
             cursor: position.map(cursor),
         }
     }

@@ -8,8 +8,9 @@
 //!   every instance delivers, the sender included (presence, decided and
 //!   published by a Lua script so that every instance sees presence in the
 //!   one order Redis decided it);
-//! - `position`, present only on message frames whose store reported one,
-//!   is the message's position in the store's order (decimal), handed to
+//! - `position`, present only on frames of stored changes whose store
+//!   reported one (messages, their changes, read markers), is the change's
+//!   position in the store's order (decimal), handed to
 //!   each connection with the frame so that a session resuming after a
 //!   message (`?since=`) drops live frames at or below it;
 //! - `audience` is `*` (every connection) or comma-separated user ids, or
@@ -21,8 +22,9 @@
 //!   in milliseconds, the first of them was dropped: every instance fills
 //!   that stretch from the store (an instance of an older version ignores
 //!   the report as malformed);
-//! - `message`, present only on `message` and `direct_message` frames, is
-//!   the id of the stored message the frame carries, handed to each
+//! - `message`, present only on frames about a stored message (`message`,
+//!   `direct_message`, `message_updated`, and a reader's own `read`), is
+//!   the id of the stored message the frame is about, handed to each
 //!   connection with the frame so that a session replaying history
 //!   (`?since=`) can drop live copies without parsing the JSON;
 //! - `frame` is the JSON text handed to each connection as is.
@@ -117,16 +119,19 @@ pub(crate) fn encode_lost(origin: &str, ago: std::time::Duration) -> String {
     format!("{origin} {LOST}\n{}", ago.as_millis())
 }
 
-/// Whether an encoded envelope carries a stored message (whose loss
-/// must be reported), as opposed to typing or a sync marker.
+/// Whether an encoded envelope carries a stored change (whose loss
+/// must be reported): a message, or a change with a position (a read
+/// receipt names no message), as opposed to typing or a sync marker.
 pub(crate) fn carries_message(envelope: &str) -> bool {
     let header = envelope
         .split_once('\n')
         .map_or(envelope, |(header, _)| header);
-    header.split(' ').nth(2).is_some()
+    let mut fields = header.split(' ');
+    let positioned = fields.next().is_some_and(|origin| origin.contains(AT));
+    positioned || fields.nth(1).is_some()
 }
 
-/// Encodes an envelope. `position` is written only with a `message`.
+/// Encodes an envelope.
 pub(crate) fn encode(
     origin: &str,
     audience: &Audience,
@@ -136,7 +141,7 @@ pub(crate) fn encode(
 ) -> String {
     let mut out = String::with_capacity(origin.len() + frame.len() + 96);
     out.push_str(origin);
-    if let (Some(_), Some(position)) = (message, position) {
+    if let Some(position) = position {
         // Writing to a String cannot fail.
         let _ = write!(out, "{AT}{position}");
     }
@@ -195,8 +200,7 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Envelope<'_>, String> {
         let message = message.map(decode_message).transpose()?;
         Body::Frame {
             audience: decode_audience(audience)?,
-            // A position names the place of a message: none without one.
-            position: position.filter(|_| message.is_some()),
+            position,
             message,
             frame,
         }
@@ -321,9 +325,21 @@ mod tests {
                 frame: "{}"
             }
         );
-        // No message, no position: a position names a message's place.
+        // A change that names no message (a read receipt) keeps its
+        // position.
         let text = encode("abc", &Audience::Everyone, None, Some(42), "{}");
-        assert!(text.starts_with("abc *\n"), "{text}");
+        assert!(text.starts_with("abc@42 *\n"), "{text}");
+        assert!(carries_message(&text), "its loss is reported");
+        let envelope = decode(text.as_bytes()).expect("decodes");
+        assert_eq!(
+            envelope.body,
+            Body::Frame {
+                audience: Audience::Everyone,
+                message: None,
+                position: Some(42),
+                frame: "{}"
+            }
+        );
         assert!(decode(b"abc@x * 0192f1e6-4d7e-7c3a-9b1a-3f0e2d1c0b0a\n{}").is_err());
         assert!(decode(b"abc@ * 0192f1e6-4d7e-7c3a-9b1a-3f0e2d1c0b0a\n{}").is_err());
     }

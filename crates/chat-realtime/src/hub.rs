@@ -343,6 +343,7 @@ pub fn event_frame(event: Event) -> ServerFrame {
     match event {
         Event::Message { message, position } => ServerFrame::for_message_at(message, position),
         Event::MessageUpdated { message, position } => ServerFrame::updated_at(message, position),
+        Event::Read { read, position, .. } => ServerFrame::read_at(read, position),
         Event::Typing { from, target } => {
             let (recipient, room_id) = match target {
                 TypingTarget::Direct(user) => (Some(user), None),

@@ -47,9 +47,10 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chat_domain::{
-    Changed, DomainResult, Emoji, Message, MessageContent, MessageId, MessageStore, NewMessage,
-    Page, PageRequest, RevocationStore, Room, RoomId, RoomStore, StoreHealth, Stored, StreamPage,
-    TokenId, UserAccount, UserId, UserStore, Username,
+    Activity, Changed, Conversation, ConversationPage, ConversationRef, DomainResult, Emoji,
+    Message, MessageContent, MessageId, MessageStore, NewMessage, Page, PageRequest, ReadStore,
+    RevocationStore, Room, RoomId, RoomStore, StoreHealth, Stored, StreamPage, TokenId,
+    UserAccount, UserId, UserStore, Username,
 };
 use time::OffsetDateTime;
 
@@ -247,6 +248,35 @@ impl MessageStore for MemoryStore {
 
     async fn latest_position(&self) -> DomainResult<u64> {
         Ok(self.read().latest_position())
+    }
+}
+
+#[async_trait]
+impl ReadStore for MemoryStore {
+    async fn mark_read(
+        &self,
+        reader: UserId,
+        conversation: &ConversationRef,
+        message: MessageId,
+    ) -> DomainResult<Option<u64>> {
+        self.write().mark_read(reader, conversation, message)
+    }
+
+    async fn conversation(
+        &self,
+        viewer: UserId,
+        conversation: &ConversationRef,
+    ) -> DomainResult<Option<Conversation>> {
+        Ok(self.read().conversation(viewer, conversation))
+    }
+
+    async fn conversations(
+        &self,
+        viewer: UserId,
+        limit: usize,
+        before: Option<Activity>,
+    ) -> DomainResult<ConversationPage> {
+        Ok(self.read().conversations(viewer, limit, before))
     }
 }
 

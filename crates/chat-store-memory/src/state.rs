@@ -19,6 +19,8 @@ use time::OffsetDateTime;
 
 use crate::pages::{bounds, page_of, window};
 
+mod reads;
+
 /// Usernames and emails are unique and looked up case-insensitively; both
 /// are ASCII by validation, so ASCII lowercase is their canonical key.
 fn fold(text: &str) -> String {
@@ -70,6 +72,8 @@ pub(crate) struct State {
     reactions: HashMap<Seq, Vec<(Emoji, UserId)>>,
     /// Replies per parent message, by position.
     replies: HashMap<MessageId, BTreeSet<Seq>>,
+    /// Read markers and what unread counts are made of.
+    reads: reads::Reads,
     pub(crate) revocations: HashMap<TokenId, OffsetDateTime>,
 }
 
@@ -89,6 +93,7 @@ impl State {
         self.usernames.insert(name, account.id);
         self.emails.insert(email, account.id);
         self.users.insert(account.id, account.clone());
+        self.reads_user_created(account.id);
         Ok(())
     }
 
@@ -114,6 +119,7 @@ impl State {
             if !members.contains(&member) {
                 members.push(member);
                 self.memberships.entry(member).or_default().insert(room.id);
+                self.reads_member_joined(room.id, member);
             }
         }
         self.rooms.insert(
@@ -138,6 +144,7 @@ impl State {
             return Ok(false);
         }
         room.members.push(user);
+        self.reads_member_joined(room_id, user);
         Ok(true)
     }
 
@@ -217,6 +224,7 @@ impl State {
         }
         self.positions.insert(message.id, seq);
         self.messages.insert(seq, message.clone());
+        self.reads_message_stored(seq, message, new.sender_id);
         Ok(Stored::Created(message.clone()))
     }
 
@@ -323,6 +331,7 @@ impl State {
         message.deleted_at = Some(at);
         message.content = MessageContent::parse(DELETED_PLACEHOLDER)?;
         self.reactions.remove(&seq);
+        self.reads_message_deleted(seq);
         let position = self.touch(seq);
         self.changed(seq, Some(position))
     }
@@ -439,6 +448,7 @@ impl State {
                     position: *position,
                 })
             }))
+            .chain(self.read_changes_after(viewer, after, take))
             .collect();
         items.sort_by_key(StreamItem::position);
         let has_more = items.len() > limit;

@@ -76,6 +76,7 @@ mod insert;
 mod merge;
 mod messages;
 mod paging;
+mod reads;
 mod revocations;
 mod rooms;
 mod rows;

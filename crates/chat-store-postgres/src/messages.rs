@@ -24,15 +24,17 @@ use uuid::Uuid;
 use crate::error::{db_error, foreign_key_violation};
 use crate::merge::MergedPages;
 use crate::paging::{paged, probe_limit};
+use crate::reads::reads_after;
 use crate::rows::MessageRow;
-use crate::schema::{message_reactions, messages, room_members, users};
+use crate::schema::{message_reactions, messages, read_markers, room_members, users};
 use crate::sql::{greatest, least, lower};
 use crate::store::{within_deadline, PgStore};
 
 /// A boxed `SELECT <message columns> FROM messages`, to add filters to.
-type MessageQuery<'a> = messages::BoxedQuery<'a, Pg, diesel::dsl::AsSelect<MessageRow, Pg>>;
+pub(crate) type MessageQuery<'a> =
+    messages::BoxedQuery<'a, Pg, diesel::dsl::AsSelect<MessageRow, Pg>>;
 
-fn select_messages<'a>() -> MessageQuery<'a> {
+pub(crate) fn select_messages<'a>() -> MessageQuery<'a> {
     messages::table.select(MessageRow::as_select()).into_boxed()
 }
 
@@ -409,7 +411,7 @@ impl MessageStore for PgStore {
                 messages.push(Message::try_from(row)?);
             }
             let messages = decorate(&mut conn, messages).await?;
-            let items = positions
+            let mut items: Vec<StreamItem> = positions
                 .into_iter()
                 .zip(messages)
                 .map(|((position, is_new), message)| {
@@ -420,6 +422,15 @@ impl MessageStore for PgStore {
                     }
                 })
                 .collect();
+            // Read markers: merged by position. Messages past the first
+            // `limit` were not read, but they all lie after every item
+            // kept, so cutting the merge at `limit` again is exact.
+            let reads = reads_after(&mut conn, viewer, after, limit.saturating_add(1)).await?;
+            let more_reads = reads.len() > limit;
+            items.extend(reads);
+            items.sort_by_key(StreamItem::position);
+            let has_more = has_more || more_reads || items.len() > limit;
+            items.truncate(limit);
             Ok(StreamPage { items, has_more })
         })
         .await
@@ -440,7 +451,12 @@ impl MessageStore for PgStore {
                 .first(&mut conn)
                 .await
                 .map_err(db_error)?;
-            to_position(latest.max(changed).unwrap_or(0))
+            let read: Option<i64> = read_markers::table
+                .select(diesel::dsl::max(read_markers::read_seq))
+                .first(&mut conn)
+                .await
+                .map_err(db_error)?;
+            to_position(latest.max(changed).max(read).unwrap_or(0))
         })
         .await
     }
@@ -501,7 +517,10 @@ async fn seq_of(conn: &mut AsyncPgConnection, id: MessageId) -> DomainResult<i64
 }
 
 /// The id of the account named `name`, if any.
-async fn account_id(conn: &mut AsyncPgConnection, name: &Username) -> DomainResult<Option<Uuid>> {
+pub(crate) async fn account_id(
+    conn: &mut AsyncPgConnection,
+    name: &Username,
+) -> DomainResult<Option<Uuid>> {
     users::table
         .filter(lower(users::username).eq(name.as_str().to_ascii_lowercase()))
         .select(users::id)
@@ -528,7 +547,7 @@ async fn to_page(
 /// username, in the order made) and how many of their replies are not
 /// deleted. Two index look-ups for the whole page, skipped when no
 /// message needs them.
-async fn decorate(
+pub(crate) async fn decorate(
     conn: &mut AsyncPgConnection,
     mut messages: Vec<Message>,
 ) -> DomainResult<Vec<Message>> {

@@ -16,6 +16,31 @@ diesel::table! {
         edited_at -> Nullable<Timestamptz>,
         deleted_at -> Nullable<Timestamptz>,
         changed_seq -> Nullable<Int8>,
+        conv_key -> Uuid,
+        place -> Int8,
+    }
+}
+
+diesel::table! {
+    conversations (key) {
+        key -> Uuid,
+        user_a -> Nullable<Uuid>,
+        user_b -> Nullable<Uuid>,
+        last_place -> Int8,
+        last_seq -> Int8,
+        last_message_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    read_markers (user_id, conv_key) {
+        user_id -> Uuid,
+        conv_key -> Uuid,
+        place -> Int8,
+        message_id -> Nullable<Uuid>,
+        peer_id -> Nullable<Uuid>,
+        room_id -> Nullable<Uuid>,
+        read_seq -> Nullable<Int8>,
     }
 }
 
@@ -72,8 +97,10 @@ diesel::joinable!(room_members -> users (user_id));
 diesel::joinable!(rooms -> users (created_by));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    conversations,
     message_reactions,
     messages,
+    read_markers,
     revoked_tokens,
     room_members,
     rooms,

@@ -64,17 +64,17 @@ pub use builders::{
     seed_user, to, username, DUMMY_PASSWORD_HASH,
 };
 
-use chat_domain::{MessageStore, RevocationStore, RoomStore, StoreHealth, UserStore};
+use chat_domain::{MessageStore, ReadStore, RevocationStore, RoomStore, StoreHealth, UserStore};
 
 /// Every store port at once: what the contract cases (and
 /// `chat_domain::Stores::single`) need from a store adapter.
 pub trait FullStore:
-    UserStore + RoomStore + MessageStore + RevocationStore + StoreHealth + 'static
+    UserStore + RoomStore + MessageStore + RevocationStore + ReadStore + StoreHealth + 'static
 {
 }
 
 impl<T> FullStore for T where
-    T: UserStore + RoomStore + MessageStore + RevocationStore + StoreHealth + 'static
+    T: UserStore + RoomStore + MessageStore + RevocationStore + ReadStore + StoreHealth + 'static
 {
 }
 
@@ -136,6 +136,15 @@ macro_rules! store_contract_tests {
             changes_after_show_only_what_the_viewer_may_read,
             changes_after_page_without_gaps_or_repeats,
             changes_to_unknown_messages_are_not_found,
+            a_new_user_has_read_the_global_history_so_far,
+            own_messages_are_not_unread_and_move_the_marker,
+            deleted_messages_are_not_unread,
+            joining_a_room_starts_at_its_latest_message,
+            a_new_direct_conversation_is_unread_for_the_recipient,
+            markers_never_move_back,
+            a_read_names_a_message_of_its_conversation,
+            the_conversation_list_is_ordered_by_activity_and_paged,
+            reads_are_in_the_stream_of_the_reader_and_the_other_party,
         );
     };
 }

@@ -38,9 +38,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chat_domain::{
-    DomainResult, InsertInFlight, Message, MessageId, MessageStore, NewMessage, Page, PageRequest,
-    RevocationStore, Room, RoomId, RoomStore, StoreHealth, Stored, TokenId, UserAccount, UserId,
-    UserStore, Username,
+    Activity, Conversation, ConversationPage, ConversationRef, DomainResult, InsertInFlight,
+    Message, MessageId, MessageStore, NewMessage, Page, PageRequest, ReadStore, RevocationStore,
+    Room, RoomId, RoomStore, StoreHealth, Stored, TokenId, UserAccount, UserId, UserStore,
+    Username,
 };
 use chat_store_postgres::{PgStore, CONNECT_TIMEOUT};
 use diesel::sql_types::{BigInt, Text};
@@ -334,6 +335,33 @@ impl RevocationStore for PgTestStore {
     }
     async fn purge_expired(&self, now: OffsetDateTime) -> DomainResult<u64> {
         self.store.purge_expired(now).await
+    }
+}
+
+#[async_trait]
+impl ReadStore for PgTestStore {
+    async fn mark_read(
+        &self,
+        reader: UserId,
+        conversation: &ConversationRef,
+        message: MessageId,
+    ) -> DomainResult<Option<u64>> {
+        self.store.mark_read(reader, conversation, message).await
+    }
+    async fn conversation(
+        &self,
+        viewer: UserId,
+        conversation: &ConversationRef,
+    ) -> DomainResult<Option<Conversation>> {
+        self.store.conversation(viewer, conversation).await
+    }
+    async fn conversations(
+        &self,
+        viewer: UserId,
+        limit: usize,
+        before: Option<Activity>,
+    ) -> DomainResult<ConversationPage> {
+        self.store.conversations(viewer, limit, before).await
     }
 }
 

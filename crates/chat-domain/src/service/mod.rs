@@ -7,6 +7,7 @@ mod changes;
 mod messages;
 mod presence;
 mod publish_order;
+mod reads;
 mod rooms;
 #[cfg(test)]
 mod tests;
@@ -19,8 +20,8 @@ use crate::ids::UserId;
 use crate::rate_limit::RateLimit;
 
 use crate::ports::{
-    Clock, MessageStore, Notifier, PasswordHasher, RevocationStore, RoomStore, StoreHealth,
-    SystemClock, TokenCodec, UserStore,
+    Clock, MessageStore, Notifier, PasswordHasher, ReadStore, RevocationStore, RoomStore,
+    StoreHealth, SystemClock, TokenCodec, UserStore,
 };
 
 pub use changes::{Replay, Since};
@@ -38,6 +39,8 @@ pub struct Stores {
     pub messages: Arc<dyn MessageStore>,
     /// Revoked tokens.
     pub revocations: Arc<dyn RevocationStore>,
+    /// Read markers and the conversation list.
+    pub reads: Arc<dyn ReadStore>,
     /// Health probe.
     pub health: Arc<dyn StoreHealth>,
 }
@@ -46,13 +49,20 @@ impl Stores {
     /// Uses one adapter for every store port.
     pub fn single<S>(store: Arc<S>) -> Self
     where
-        S: UserStore + RoomStore + MessageStore + RevocationStore + StoreHealth + 'static,
+        S: UserStore
+            + RoomStore
+            + MessageStore
+            + RevocationStore
+            + ReadStore
+            + StoreHealth
+            + 'static,
     {
         Self {
             users: store.clone(),
             rooms: store.clone(),
             messages: store.clone(),
             revocations: store.clone(),
+            reads: store.clone(),
             health: store,
         }
     }

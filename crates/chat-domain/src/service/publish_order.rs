@@ -64,8 +64,9 @@ struct Waiting {
     /// Tickets issued when the message was answered: only those can sit
     /// before it in the store.
     issued_before: u64,
-    event: Event,
-    audience: Audience,
+    /// What goes out at this position: one event, or (a read marker)
+    /// the reader's copy and the other party's.
+    events: Vec<(Event, Audience)>,
     /// Told once the message went out.
     gone: oneshot::Sender<()>,
 }
@@ -126,21 +127,32 @@ impl PublishOrder {
     /// go out now, and returns once the new message has gone out.
     pub(crate) async fn answered(
         &self,
-        mut ticket: Ticket,
+        ticket: Ticket,
         new: Option<(u64, Event, Audience)>,
+        notifier: &dyn Notifier,
+    ) {
+        let new = new.map(|(position, event, audience)| (position, vec![(event, audience)]));
+        self.answered_with(ticket, new, notifier).await;
+    }
+
+    /// [`answered`](Self::answered) with several events at one position,
+    /// published one after the other.
+    pub(crate) async fn answered_with(
+        &self,
+        mut ticket: Ticket,
+        new: Option<(u64, Vec<(Event, Audience)>)>,
         notifier: &dyn Notifier,
     ) {
         let mut gone = {
             let mut state = self.state();
             state.running.remove(&ticket.number);
             ticket.answered = true;
-            new.map(|(position, event, audience)| {
+            new.map(|(position, events)| {
                 let (gone, went) = oneshot::channel();
                 let issued_before = state.issued;
                 let waiting = Waiting {
                     issued_before,
-                    event,
-                    audience,
+                    events,
                     gone,
                 };
                 state.waiting.insert(position, waiting);
@@ -195,7 +207,9 @@ impl PublishOrder {
                 }
             }
             while let Some((_, waiting)) = turn.taken.pop_front() {
-                notifier.publish(waiting.event, waiting.audience).await;
+                for (event, audience) in waiting.events {
+                    notifier.publish(event, audience).await;
+                }
                 let _ = waiting.gone.send(());
             }
         }
@@ -272,7 +286,7 @@ mod tests {
             Event::Message { message: m, .. } | Event::MessageUpdated { message: m, .. } => {
                 m.content.as_str().to_owned()
             }
-            Event::Typing { .. } => String::new(),
+            Event::Read { .. } | Event::Typing { .. } => String::new(),
         }
     }
 

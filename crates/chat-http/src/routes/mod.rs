@@ -1,6 +1,7 @@
 //! The route table: every path of the API, in one place.
 
 pub mod auth;
+pub mod conversations;
 pub mod messages;
 pub mod rooms;
 pub mod system;
@@ -95,6 +96,15 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
         )
         .service(
             resource("/api/messages/{id}/replies", "GET").route(web::get().to(messages::replies)),
+        )
+        // Read state.
+        .service(
+            resource("/api/conversations", "GET")
+                .route(web::get().to(conversations::list_conversations)),
+        )
+        .service(
+            resource("/api/conversations/{kind}/{id}/read", "PUT")
+                .route(web::put().to(conversations::mark_read)),
         )
         // Realtime.
         .service(resource("/api/ws/connect", "GET").route(web::get().to(crate::ws::connect)))

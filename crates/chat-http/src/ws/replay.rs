@@ -71,7 +71,7 @@
 //! not keep exact track of, is not filled: the connection is closed with
 //! the resync code, naming the cursor to reconnect after.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chat_domain::{Caller, ChatService, DomainError, Hole, MessageId, PageRequest, StreamItem};
@@ -147,6 +147,8 @@ pub(crate) enum Outcome {
 #[derive(Debug)]
 pub(crate) struct Replayed {
     ids: HashMap<MessageId, u64>,
+    /// The positions it sent.
+    positions: HashSet<u64>,
     /// The position of `since` in the store's order.
     since_position: Option<u64>,
     until: Instant,
@@ -156,6 +158,7 @@ impl Replayed {
     fn new() -> Self {
         Self {
             ids: HashMap::new(),
+            positions: HashSet::new(),
             since_position: None,
             until: Instant::now() + DEDUPE_WINDOW,
         }
@@ -180,14 +183,23 @@ impl Replayed {
         at_or_below_since || replayed
     }
 
+    /// Whether a live frame that names no message (a read receipt) at
+    /// `position` is not to be sent: it lies at or below `since`, or the
+    /// replay sent that position.
+    pub(crate) fn covers_position(&self, position: u64) -> bool {
+        self.since_position.is_some_and(|since| position <= since)
+            || self.positions.contains(&position)
+    }
+
     /// Whether live copies are no longer looked for.
     pub(crate) fn expired(&self) -> bool {
         (self.ids.is_empty() && self.since_position.is_none()) || Instant::now() >= self.until
     }
 
     fn record(&mut self, item: &StreamItem) {
-        let seen = self.ids.entry(item.message().id).or_insert(0);
+        let seen = self.ids.entry(item.message_id()).or_insert(0);
         *seen = (*seen).max(item.position());
+        self.positions.insert(item.position());
     }
 
     /// How many messages it covers.
@@ -205,6 +217,7 @@ impl Replayed {
             let seen = self.ids.entry(id).or_insert(0);
             *seen = (*seen).max(position);
         }
+        self.positions.extend(later.positions);
         self.since_position = self.since_position.or(later.since_position);
         self.until = self.until.max(later.until);
         self
@@ -263,7 +276,7 @@ pub(crate) async fn missed(
             after = item.position();
             let handed = hole.delivered.contains(&item.position())
                 || covered.is_some_and(|covered| {
-                    covered.covers(item.message().id, Some(item.position()))
+                    covered.covers(item.message_id(), Some(item.position()))
                 });
             if !handed {
                 missed.push(item);
@@ -301,6 +314,7 @@ fn item_frame(item: StreamItem) -> ServerFrame {
         StreamItem::Updated { message, position } => {
             ServerFrame::updated_at(message, Some(position))
         }
+        StreamItem::Read { read, position } => ServerFrame::read_at(read, Some(position)),
     }
 }
 

@@ -385,7 +385,11 @@ impl WsSession {
             self.replayed = None;
             return false;
         }
-        message.is_some_and(|id| replayed.covers(id, position))
+        match message {
+            Some(id) => replayed.covers(id, position),
+            // A read receipt names no message: judged by its position.
+            None => position.is_some_and(|position| replayed.covers_position(position)),
+        }
     }
 
     /// Fills a hole of the notifier's live stream from the store, or

@@ -25,7 +25,7 @@ use crate::error::DomainResult;
 use crate::ids::{MessageId, RoomId, TokenId, UserId};
 use crate::pagination::Page;
 use crate::ports::{
-    Audience, Event, MockClock, MockMessageStore, MockNotifier, MockPasswordHasher,
+    Audience, Event, MockClock, MockMessageStore, MockNotifier, MockPasswordHasher, MockReadStore,
     MockRevocationStore, MockRoomStore, MockStoreHealth, MockTokenCodec, MockUserStore,
 };
 use crate::values::{Email, MessageContent, PasswordHash, RoomDescription, RoomName, Username};
@@ -188,6 +188,7 @@ struct Harness {
     rooms: MockRoomStore,
     messages: MockMessageStore,
     revocations: MockRevocationStore,
+    reads: MockReadStore,
     health: MockStoreHealth,
     notifier: MockNotifier,
     hasher: MockPasswordHasher,
@@ -206,6 +207,7 @@ impl Harness {
             rooms: MockRoomStore::new(),
             messages: MockMessageStore::new(),
             revocations: MockRevocationStore::new(),
+            reads: MockReadStore::new(),
             health: MockStoreHealth::new(),
             notifier: MockNotifier::new(),
             hasher: MockPasswordHasher::new(),
@@ -240,6 +242,7 @@ impl Harness {
             rooms: Arc::new(self.rooms),
             messages: Arc::new(self.messages),
             revocations: Arc::new(self.revocations),
+            reads: Arc::new(self.reads),
             health: Arc::new(self.health),
         };
         ChatService::new(

@@ -1,0 +1,365 @@
+//! [`ReadStore`] on `read_markers` and `conversations` (see the
+//! `read_state` migration): the triggers keep each conversation's latest
+//! message and count, each message's place in its conversation and the
+//! sender's marker as messages are stored, and start markers on
+//! registration and on joining a room. A conversation's unread count is
+//! read from two primary-key rows and the partial index of deleted
+//! messages after the marker, never from its history.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chat_domain::{
+    Activity, Conversation, ConversationPage, ConversationRef, DomainError, DomainResult, Message,
+    MessageId, ReadMarker, ReadStore, RoomId, StreamItem, UserId, Username,
+};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::error::db_error;
+use crate::messages::{account_id, decorate, select_messages};
+use crate::rows::MessageRow;
+use crate::schema::messages;
+use crate::store::PgStore;
+
+/// One conversation of a user's list, as the list query answers it.
+#[derive(QueryableByName)]
+struct ConversationRow {
+    #[diesel(sql_type = SqlUuid)]
+    key: Uuid,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    room_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    peer: Option<Uuid>,
+    #[diesel(sql_type = BigInt)]
+    last_seq: i64,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    last_message_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    last_read_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    peer_last_read_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Text>)]
+    room_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    peer_name: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    unread: i64,
+}
+
+/// A user's conversations (`$1`): the global one, their rooms, their
+/// direct conversations (each a row of `conversations` found by either
+/// party), before the cursor `($2, $3)`, at most `$4`.
+const LIST_HEAD: &str = "\
+    WITH mine AS ( \
+        SELECT '00000000-0000-0000-0000-000000000000'::uuid AS key, \
+               NULL::uuid AS room_id, NULL::uuid AS peer \
+        UNION ALL \
+        SELECT room_id, room_id, NULL FROM room_members WHERE user_id = $1 \
+        UNION ALL \
+        SELECT key, NULL, user_b FROM conversations WHERE user_a = $1 \
+        UNION ALL \
+        SELECT key, NULL, user_a FROM conversations WHERE user_b = $1 AND user_a <> $1 \
+    ), listed AS ( \
+        SELECT mine.key, mine.room_id, mine.peer, \
+               coalesce(c.last_seq, 0) AS last_seq, coalesce(c.last_place, 0) AS last_place, \
+               c.last_message_id \
+        FROM mine LEFT JOIN conversations c ON c.key = mine.key \
+        WHERE (coalesce(c.last_seq, 0), mine.key) < ($2, $3) \
+        ORDER BY 4 DESC, 1 DESC \
+        LIMIT $4 \
+    ) ";
+
+/// One conversation of user `$1`: the other party `$2` of a direct one,
+/// or the room `$3`.
+const ONE_HEAD: &str = "\
+    WITH listed AS ( \
+        SELECT one.key, $3::uuid AS room_id, $2::uuid AS peer, \
+               coalesce(c.last_seq, 0) AS last_seq, coalesce(c.last_place, 0) AS last_place, \
+               c.last_message_id \
+        FROM (SELECT conversation_key($2, $1, $3) AS key) AS one \
+        LEFT JOIN conversations c ON c.key = one.key \
+    ) ";
+
+/// Each listed conversation with the user's marker, the other party's,
+/// its name, and the unread count: messages after the marker less the
+/// deleted ones of others (own messages never lie after the marker).
+const LIST_TAIL: &str = "\
+    SELECT l.key, l.room_id, l.peer, l.last_seq, l.last_message_id, \
+           m.message_id AS last_read_id, p.message_id AS peer_last_read_id, \
+           r.name AS room_name, u.username AS peer_name, \
+           l.last_place - coalesce(m.place, 0) - ( \
+               SELECT count(*) FROM messages d \
+               WHERE d.conv_key = l.key AND d.place > coalesce(m.place, 0) \
+                 AND d.deleted_at IS NOT NULL AND d.sender_id <> $1 \
+           ) AS unread \
+    FROM listed l \
+    LEFT JOIN read_markers m ON m.user_id = $1 AND m.conv_key = l.key \
+    LEFT JOIN read_markers p ON l.peer <> $1 AND p.user_id = l.peer AND p.conv_key = l.key \
+    LEFT JOIN rooms r ON r.id = l.room_id \
+    LEFT JOIN users u ON u.id = l.peer \
+    ORDER BY l.last_seq DESC, l.key DESC";
+
+/// What `read_markers_move` answered.
+#[derive(QueryableByName)]
+struct Moved {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    moved: Option<i64>,
+}
+
+/// A marker move of a user's stream of changes.
+#[derive(QueryableByName)]
+struct ReadRow {
+    #[diesel(sql_type = BigInt)]
+    read_seq: i64,
+    #[diesel(sql_type = SqlUuid)]
+    user_id: Uuid,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    room_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    peer_id: Option<Uuid>,
+    #[diesel(sql_type = SqlUuid)]
+    message_id: Uuid,
+    #[diesel(sql_type = Text)]
+    reader_name: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    peer_name: Option<String>,
+}
+
+/// The moves by reads after `$2` of `$1`'s own markers and of the other
+/// parties' in their direct conversations, at most `$3`, on the two
+/// partial indexes of `read_seq`.
+const READS_AFTER: &str = "\
+    SELECT m.read_seq, m.user_id, m.room_id, m.peer_id, m.message_id, \
+           r.username AS reader_name, p.username AS peer_name \
+    FROM read_markers m \
+    JOIN users r ON r.id = m.user_id \
+    LEFT JOIN users p ON p.id = m.peer_id \
+    WHERE m.read_seq IS NOT NULL AND m.read_seq > $2 AND (m.user_id = $1 OR m.peer_id = $1) \
+    ORDER BY m.read_seq \
+    LIMIT $3";
+
+fn stored_name(name: String) -> DomainResult<Username> {
+    Username::parse(name)
+        .map_err(|err| DomainError::internal(format!("invalid stored username: {err}")))
+}
+
+/// The other party (if direct) and the room (if a room) of a conversation
+/// as `reader` names it; `UserNotFound` for a direct one with nobody.
+async fn parts_of(
+    conn: &mut AsyncPgConnection,
+    conversation: &ConversationRef,
+) -> DomainResult<(Option<Uuid>, Option<Uuid>)> {
+    Ok(match conversation {
+        ConversationRef::Global => (None, None),
+        ConversationRef::Room(room) => (None, Some(room.as_uuid())),
+        ConversationRef::Direct(peer) => (
+            Some(
+                account_id(conn, peer)
+                    .await?
+                    .ok_or(DomainError::UserNotFound)?,
+            ),
+            None,
+        ),
+    })
+}
+
+/// The rows as conversations of `viewer`, with their last messages
+/// (read in one query); rows of a room or user that no longer exists are
+/// left out.
+async fn to_conversations(
+    conn: &mut AsyncPgConnection,
+    viewer: UserId,
+    rows: Vec<ConversationRow>,
+) -> DomainResult<Vec<Conversation>> {
+    let ids: Vec<Uuid> = rows.iter().filter_map(|row| row.last_message_id).collect();
+    let mut last: HashMap<MessageId, Message> = HashMap::new();
+    if !ids.is_empty() {
+        let found: Vec<MessageRow> = select_messages()
+            .filter(messages::id.eq_any(ids))
+            .load(conn)
+            .await
+            .map_err(db_error)?;
+        let found = found
+            .into_iter()
+            .map(Message::try_from)
+            .collect::<DomainResult<Vec<_>>>()?;
+        last = decorate(conn, found)
+            .await?
+            .into_iter()
+            .map(|message| (message.id, message))
+            .collect();
+    }
+    let mut conversations = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (conversation, name) = match (row.room_id, row.peer) {
+            (Some(room), _) => match row.room_name {
+                Some(name) => (ConversationRef::Room(RoomId::from_uuid(room)), name),
+                None => continue,
+            },
+            (None, Some(_)) => match row.peer_name {
+                Some(name) => {
+                    let peer = stored_name(name)?;
+                    let name = peer.as_str().to_owned();
+                    (ConversationRef::Direct(peer), name)
+                }
+                None => continue,
+            },
+            (None, None) => (ConversationRef::Global, "Global".to_owned()),
+        };
+        let peer_is_viewer = row.peer == Some(viewer.as_uuid());
+        conversations.push(Conversation {
+            conversation,
+            name,
+            last_message: row
+                .last_message_id
+                .and_then(|id| last.remove(&MessageId::from_uuid(id))),
+            unread_count: u64::try_from(row.unread).unwrap_or(0),
+            last_read_id: row.last_read_id.map(MessageId::from_uuid),
+            peer_last_read_id: row
+                .peer_last_read_id
+                .filter(|_| !peer_is_viewer)
+                .map(MessageId::from_uuid),
+            activity: Activity {
+                position: u64::try_from(row.last_seq).unwrap_or(0),
+                key: row.key,
+            },
+        });
+    }
+    Ok(conversations)
+}
+
+/// The moves by reads `viewer` may see after `after`, at most `take`, as
+/// the viewer names their conversations: `(position, marker)`.
+pub(crate) async fn reads_after(
+    conn: &mut AsyncPgConnection,
+    viewer: UserId,
+    after: i64,
+    take: usize,
+) -> DomainResult<Vec<StreamItem>> {
+    let rows: Vec<ReadRow> = diesel::sql_query(READS_AFTER)
+        .bind::<SqlUuid, _>(viewer.as_uuid())
+        .bind::<BigInt, _>(after)
+        .bind::<BigInt, _>(i64::try_from(take).unwrap_or(i64::MAX))
+        .load(conn)
+        .await
+        .map_err(db_error)?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        let reader = stored_name(row.reader_name)?;
+        let conversation = match (row.room_id, row.peer_id, row.peer_name) {
+            (Some(room), _, _) => ConversationRef::Room(RoomId::from_uuid(room)),
+            (None, Some(_), Some(peer)) if row.user_id == viewer.as_uuid() => {
+                ConversationRef::Direct(stored_name(peer)?)
+            }
+            (None, Some(_), _) => ConversationRef::Direct(reader.clone()),
+            (None, None, _) => ConversationRef::Global,
+        };
+        items.push(StreamItem::Read {
+            read: ReadMarker {
+                conversation,
+                reader,
+                message_id: MessageId::from_uuid(row.message_id),
+            },
+            position: u64::try_from(row.read_seq)
+                .map_err(|_| DomainError::internal("negative position"))?,
+        });
+    }
+    Ok(items)
+}
+
+#[async_trait]
+impl ReadStore for PgStore {
+    /// One statement: `read_markers_move` checks that the message is in
+    /// the conversation and moves the marker forward under the ordering
+    /// lock, drawing the move's position (see the `read_state`
+    /// migration).
+    async fn mark_read(
+        &self,
+        reader: UserId,
+        conversation: &ConversationRef,
+        message: MessageId,
+    ) -> DomainResult<Option<u64>> {
+        self.within(async {
+            let mut conn = self.conn().await?;
+            let (peer, room) = parts_of(&mut conn, conversation).await?;
+            let moved: Moved = diesel::sql_query(
+                "SELECT read_markers_move($1, conversation_key($2, $1, $3), $4, $2, $3) AS moved",
+            )
+            .bind::<SqlUuid, _>(reader.as_uuid())
+            .bind::<Nullable<SqlUuid>, _>(peer)
+            .bind::<Nullable<SqlUuid>, _>(room)
+            .bind::<SqlUuid, _>(message.as_uuid())
+            .get_result(&mut conn)
+            .await
+            .map_err(db_error)?;
+            match moved.moved {
+                None => Ok(None),
+                // The function's answer for a message of another
+                // conversation (or none).
+                Some(-1) => Err(DomainError::MessageNotFound),
+                Some(position) => u64::try_from(position)
+                    .map(Some)
+                    .map_err(|_| DomainError::internal("negative position")),
+            }
+        })
+        .await
+    }
+
+    async fn conversation(
+        &self,
+        viewer: UserId,
+        conversation: &ConversationRef,
+    ) -> DomainResult<Option<Conversation>> {
+        self.within(async {
+            let mut conn = self.conn().await?;
+            let (peer, room) = match parts_of(&mut conn, conversation).await {
+                Ok(parts) => parts,
+                Err(DomainError::UserNotFound) => return Ok(None),
+                Err(err) => return Err(err),
+            };
+            let rows: Vec<ConversationRow> = diesel::sql_query(format!("{ONE_HEAD}{LIST_TAIL}"))
+                .bind::<SqlUuid, _>(viewer.as_uuid())
+                .bind::<Nullable<SqlUuid>, _>(peer)
+                .bind::<Nullable<SqlUuid>, _>(room)
+                .load(&mut conn)
+                .await
+                .map_err(db_error)?;
+            Ok(to_conversations(&mut conn, viewer, rows).await?.pop())
+        })
+        .await
+    }
+
+    async fn conversations(
+        &self,
+        viewer: UserId,
+        limit: usize,
+        before: Option<Activity>,
+    ) -> DomainResult<ConversationPage> {
+        self.within(async {
+            let mut conn = self.conn().await?;
+            let (position, key) = match before {
+                Some(before) => (
+                    i64::try_from(before.position).unwrap_or(i64::MAX),
+                    before.key,
+                ),
+                None => (i64::MAX, Uuid::max()),
+            };
+            let rows: Vec<ConversationRow> = diesel::sql_query(format!("{LIST_HEAD}{LIST_TAIL}"))
+                .bind::<SqlUuid, _>(viewer.as_uuid())
+                .bind::<BigInt, _>(position)
+                .bind::<SqlUuid, _>(key)
+                .bind::<BigInt, _>(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX))
+                .load(&mut conn)
+                .await
+                .map_err(db_error)?;
+            let has_more = rows.len() > limit;
+            let mut items = to_conversations(&mut conn, viewer, rows).await?;
+            items.truncate(limit);
+            Ok(ConversationPage { items, has_more })
+        })
+        .await
+    }
+}
