@@ -350,6 +350,11 @@ test("two people chat in the browser client", { timeout: 120000 }, async (t) => 
         // Bob gets the receipt.
         await messageById(bob.page, asked).locator('[data-testid="seen"]').waitFor();
         assert.equal(await byTestId(bob.page, "message-list").locator('[data-testid="seen"]').count(), 1, "one Seen, under the last one read");
+        // After a reload, the list tells where alice's marker stands.
+        await bob.page.reload();
+        await connected(bob);
+        await open(bob, "dm", "alice");
+        await messageById(bob.page, asked).locator('[data-testid="seen"]').waitFor();
         // The marker is the server's: a fresh load of the second tab shows no badge either.
         await second.page.reload();
         await connected(second);
