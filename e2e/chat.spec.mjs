@@ -327,18 +327,13 @@ test("two people chat in the browser client", { timeout: 120000 }, async (t) => 
         await open(alice, "global");
         await open(bob, "dm", "alice");
         // Everything so far was read while open: no badge anywhere.
-        for (const p of [alice, second]) await byTestId(p.page, "conv-list").waitFor();
+        await second.page.locator('[data-testid="dm-item"][data-username="bob"]').waitFor();
         assert.equal(await dmBadge(alice, "bob").count(), 0, "alice read the direct conversation while it was open");
         assert.equal(await dmBadge(second, "bob").count(), 0, "the second tab loaded the same markers");
 
         await say(bob, "are you there, alice?");
         const asked = await idOf(bob, "are you there, alice?");
-        for (const p of [alice, second]) {
-          await dmBadge(p, "bob").filter({ hasText: exactly("1") }).waitFor();
-          // New activity moves the conversation to the top of the list.
-          const first = byTestId(p.page, "conv-list").locator("button.conv").first();
-          assert.equal(await first.getAttribute("data-conv"), "dm:bob", `${p.name}: most recent activity first`);
-        }
+        for (const p of [alice, second]) await dmBadge(p, "bob").filter({ hasText: exactly("1") }).waitFor();
         await sleep(500);
         assert.equal(await messageById(bob.page, asked).locator('[data-testid="seen"]').count(), 0, "not seen before alice reads");
 
@@ -350,6 +345,11 @@ test("two people chat in the browser client", { timeout: 120000 }, async (t) => 
         // Bob gets the receipt.
         await messageById(bob.page, asked).locator('[data-testid="seen"]').waitFor();
         assert.equal(await byTestId(bob.page, "message-list").locator('[data-testid="seen"]').count(), 1, "one Seen, under the last one read");
+        // The newest activity is at the top of the list.
+        for (const p of [alice, second]) {
+          const first = p.page.locator(".sidebar button.conv").first();
+          assert.equal(await first.getAttribute("data-conv"), "dm:bob", `${p.name}: most recent activity first`);
+        }
         // After a reload, the list tells where alice's marker stands.
         await bob.page.reload();
         await connected(bob);
