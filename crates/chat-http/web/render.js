@@ -16,6 +16,9 @@ function byActivity(a, b) {
   return a.title.localeCompare(b.title);
 }
 
+/** What tells rooms and direct conversations apart in the one list (global: none). */
+const KIND_MARK = { room: "#", dm: "@" };
+
 /** Every conversation in one list, each with its unread count. */
 export function renderConversationList() {
   const convs = [...state.conversations.values()].sort(byActivity);
@@ -39,7 +42,9 @@ function convItem(conv) {
   };
   if (conv.kind === "room") attrs["data-room-id"] = conv.roomId;
   if (conv.kind === "dm") attrs["data-username"] = conv.peer;
-  return el("li", {}, el("button", attrs, el("span", { class: "name", "data-testid": "conv-name" }, conv.title), badge));
+  const mark = el("span", { class: "kind", "aria-hidden": "true" }, KIND_MARK[conv.kind] || "");
+  const name = el("span", { class: "name" }, mark, el("span", { "data-testid": "conv-name" }, conv.title));
+  return el("li", {}, el("button", attrs, name, badge));
 }
 
 export function renderOnline() {

@@ -175,8 +175,9 @@ export function scheduleMarkRead() {
 }
 
 async function markRead() {
+  if (!state.me) return;
   const conv = currentConversation();
-  if (!state.me || !beingRead(conv)) return;
+  if (!beingRead(conv)) return;
   const newest = newestMessage(conv);
   if (!newest || newest.id === conv.readId) return;
   const key = timeKey(newest);
