@@ -441,6 +441,18 @@ mod tests {
         (service, caller, positions)
     }
 
+    /// A global message to send.
+    fn global(content: &str) -> chat_domain::SendMessage {
+        chat_domain::SendMessage {
+            content: content.to_owned(),
+            recipient: None,
+            room_id: None,
+            sender: None,
+            client_id: None,
+            reply_to: None,
+        }
+    }
+
     fn positions(missed: Missed) -> Vec<u64> {
         match missed {
             Missed::Changes(items) => items.iter().map(StreamItem::position).collect(),
@@ -454,6 +466,58 @@ mod tests {
             delivered: delivered.iter().copied().collect::<HashSet<u64>>(),
             complete: true,
         }
+    }
+
+    #[tokio::test]
+    async fn a_hole_is_filled_with_the_read_markers_moved_in_it_too() {
+        let (service, alice, _) = stored(0).await;
+        let bob = service
+            .register("bob", "bob@example.com", "correct horse")
+            .await
+            .expect("registers");
+        let bob = Caller {
+            user_id: bob.id,
+            username: bob.username,
+            ..alice.clone()
+        };
+        let first = service
+            .send_message(&bob, global("one"))
+            .await
+            .expect("sends");
+        let start = service
+            .replay_since(&alice, chat_domain::Since::Message(first.message().id), 1)
+            .await
+            .expect("reads")
+            .since_position;
+        let read = service
+            .mark_read(
+                &alice,
+                &chat_domain::ConversationRef::Global,
+                first.message().id,
+            )
+            .await
+            .expect("reads");
+        assert_eq!(read.unread_count, 0);
+        let second = service
+            .send_message(&bob, global("two"))
+            .await
+            .expect("sends");
+        let missed = missed(&service, &alice, &hole(start, &[]), None, 10).await;
+        let Missed::Changes(items) = missed else {
+            panic!("expected changes, got {missed:?}");
+        };
+        assert!(
+            matches!(&items[0], StreamItem::Read { read, .. } if read.message_id == first.message().id),
+            "{items:?}"
+        );
+        assert_eq!(items[1].message_id(), second.message().id);
+        // Live copies: the reader's own (with its message) and a receipt
+        // (without) are both recognised once sent.
+        let mut sent = Replayed::new();
+        sent.record(&items[0]);
+        assert!(sent.covers(first.message().id, Some(items[0].position())));
+        assert!(sent.covers_position(items[0].position()));
+        assert!(!sent.covers_position(items[1].position()));
     }
 
     #[tokio::test]

@@ -27,3 +27,4 @@ mod membership;
 mod metrics;
 mod nginx;
 mod presence;
+mod reads;

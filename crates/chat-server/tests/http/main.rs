@@ -8,6 +8,7 @@ mod support;
 
 mod auth;
 mod cli;
+mod conversations;
 mod database_tls;
 mod hardening;
 mod logs;

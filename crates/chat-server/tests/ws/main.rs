@@ -16,6 +16,7 @@ mod limits;
 mod per_user;
 mod pipelined;
 mod presence;
+mod reads;
 mod recovery;
 mod shutdown;
 mod slow_reader;

@@ -10,6 +10,7 @@
 
 mod accounts;
 mod messages;
+mod reads;
 mod replay;
 mod rooms;
 mod typing;
