@@ -1,4 +1,4 @@
--- Gap-free history (issue 5). Message ids are UUIDv7 made by the
+-- Gap-free history. Message ids are UUIDv7 made by the
 -- application before the insert, so two writers can commit out of id order:
 -- a reader paging with `after=<id>` past a message that is not committed yet
 -- would never see it. Every message therefore gets `seq`, its position in

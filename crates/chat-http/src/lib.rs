@@ -28,7 +28,7 @@
 //!   installed here).
 //! - [`server`] serves [`app`] on a listener as actix-web's `HttpServer`
 //!   would, and takes upgraded WebSockets off the HTTP dispatcher, so that
-//!   an idle socket costs a few KiB instead of about 14.
+//!   an idle socket does not keep the dispatcher's buffers.
 //! - Live delivery is the WebSocket at `/api/ws/connect` ([`ws`]): token
 //!   and `Origin` checked before the upgrade, one task per connection,
 //!   sends through the same use case as HTTP, bounded in size, rate and

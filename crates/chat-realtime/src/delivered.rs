@@ -24,11 +24,10 @@ use tokio::time::Instant;
 /// is not taken as delivered.
 pub const IN_FLIGHT: Duration = Duration::from_secs(10);
 
-/// Changes remembered at most (about 50 bytes each with their index):
-/// past it the oldest are forgotten. A hole whose start is older than the
-/// newest change forgotten cannot be filled exactly (its connections
-/// are told to resync), so this bounds how long a hole can be filled:
-/// over an hour at 10 messages a second, half a minute at 2,000.
+/// Changes remembered at most: past it the oldest are forgotten. A hole
+/// whose start is older than the newest change forgotten cannot be filled
+/// exactly (its connections are told to resync), so this bounds how long
+/// a hole can be filled, in proportion to the rate of changes.
 const CAPACITY: usize = 65_536;
 
 /// A stored change a hub handed out.

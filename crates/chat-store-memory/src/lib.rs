@@ -29,8 +29,8 @@
 //! concurrent resends of one `client_id` store one message. Each message
 //! gets its position in the history under that same lock, so histories are
 //! in the order messages were stored and a reader paging forward with
-//! `after=` never skips one stored later (see `docs/decisions.md`, "Ordering
-//! and pagination"). Reads of a room, a conversation or a user's visible
+//! `after=` never skips one stored later (see `docs/decisions.md`, "Ordering in
+//! the store"). Reads of a room, a conversation or a user's visible
 //! messages use per-conversation indexes and touch about `limit` messages
 //! per source, not the whole history.
 //!

@@ -56,7 +56,7 @@
 //!   its position `seq` under an advisory lock held until commit, so a
 //!   reader paging forward with `after=` never skips a message that commits
 //!   later, at the price of message inserts committing one at a time (see
-//!   `docs/decisions.md`, "Ordering and pagination"). Insert messages only
+//!   `docs/decisions.md`, "Ordering in the store"). Insert messages only
 //!   through [`PgStore`] or in transactions of their own.
 //! - **Group commit**: because those commits are serialized, concurrent
 //!   `insert_message` calls are queued (bounded, 1,024) and written by one

@@ -93,7 +93,7 @@ impl MessageStore for PgStore {
     /// frame went out; the new connection drops that frame because it lies
     /// at or below its resume position (`message_by_id_positioned` of its
     /// `since`), which is what made turning this on safe (see
-    /// docs/decisions.md, "Group commit of messages").
+    /// docs/decisions.md, "Ordering in the store").
     fn reports_positions(&self) -> bool {
         true
     }

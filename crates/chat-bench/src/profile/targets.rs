@@ -61,17 +61,17 @@ pub(super) const TARGETS: &[Target] = &[
         judge: judge_dm,
     },
     Target {
-        text: "Issue 18: one connection sending 2,000 msg/s on PostgreSQL: all stored and acked in the order sent, ack p99 < 50 ms",
+        text: "One connection sending 2,000 msg/s on PostgreSQL: all stored and acked in the order sent, ack p99 < 50 ms",
         run: "sender.postgres",
         judge: judge_sender,
     },
     Target {
-        text: "Issue 18: global messages from 4 senders at 500 msg/s in all to 1,000 receivers on PostgreSQL: 0 lost, delivery p99 < 50 ms",
+        text: "Global messages from 4 senders at 500 msg/s in all to 1,000 receivers on PostgreSQL: 0 lost, delivery p99 < 50 ms",
         run: "fanout.postgres.s4",
         judge: judge_fanout,
     },
     Target {
-        text: "Issue 18: 50 pairs at 10,000 direct msg/s in all (100/s per sender) on PostgreSQL: 0 lost, delivery p99 < 25 ms",
+        text: "50 pairs at 10,000 direct msg/s in all (100/s per sender) on PostgreSQL: 0 lost, delivery p99 < 25 ms",
         run: "dm.postgres.p50",
         judge: judge_dm,
     },

@@ -50,7 +50,7 @@
 //! (`m4` from another instance still on its way when the client took
 //! `m5` from this one and dropped): that client had already resumed past
 //! `m4`, the documented cross-instance limit (docs/decisions.md,
-//! "Reconnect recovery"); forwarding it would not close that gap (it
+//! "Recovery"); forwarding it would not close that gap (it
 //! arrives only if it happens to trail past the new registration) and
 //! would repeat a message for every client that did get it.
 //!

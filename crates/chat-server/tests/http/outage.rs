@@ -1,4 +1,4 @@
-//! Issue 3's done-when, automated: PostgreSQL killed and started again
+//! The PostgreSQL outage, automated: PostgreSQL killed and started again
 //! while the server runs gives 503s, then recovery without a restart, with
 //! nothing acknowledged lost and nothing stored twice. The database is a
 //! private PostgreSQL server (`chat_test_support::pg_server`), since the
