@@ -337,6 +337,8 @@ test("two people chat in the browser client", { timeout: 120000 }, async (t) => 
         await say(bob, "are you there, alice?");
         const asked = await idOf(bob, "are you there, alice?");
         for (const p of [alice, second]) await dmBadge(p, "bob").filter({ hasText: exactly("1") }).waitFor();
+        // The tab's title counts what is unread, for a tab in the background.
+        await second.page.waitForFunction(() => document.title === "(1) Chat");
         await sleep(500);
         assert.equal(await messageById(bob.page, asked).locator('[data-testid="seen"]').count(), 0, "not seen before alice reads");
 
@@ -345,6 +347,7 @@ test("two people chat in the browser client", { timeout: 120000 }, async (t) => 
         await dmBadge(alice, "bob").waitFor({ state: "detached" });
         // The read on the first tab clears the badge on the second.
         await dmBadge(second, "bob").waitFor({ state: "detached" });
+        await second.page.waitForFunction(() => document.title === "Chat");
         // Bob gets the receipt.
         await messageById(bob.page, asked).locator('[data-testid="seen"]').waitFor();
         assert.equal(await byTestId(bob.page, "message-list").locator('[data-testid="seen"]').count(), 1, "one Seen, under the last one read");

@@ -148,9 +148,11 @@ function bindUi() {
   });
   $("thread-close").addEventListener("click", closeThread);
 
-  // Coming back to the page reads what arrived meanwhile.
+  // Coming back to the page, or scrolling down to the newest messages,
+  // reads what arrived meanwhile.
   document.addEventListener("visibilitychange", scheduleMarkRead);
   window.addEventListener("focus", scheduleMarkRead);
+  $("history").addEventListener("scroll", scheduleMarkRead, { passive: true });
 
   // The browser knows first when the network goes: drop the socket at
   // once (it may linger half-open) and come back as soon as it returns.

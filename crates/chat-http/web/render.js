@@ -23,6 +23,8 @@ const KIND_MARK = { room: "#", dm: "@" };
 export function renderConversationList() {
   const convs = [...state.conversations.values()].sort(byActivity);
   $("conv-list").replaceChildren(...convs.map(convItem));
+  const total = convs.reduce((n, conv) => n + conv.unread, 0);
+  document.title = total ? `(${total}) Chat` : "Chat";
 }
 
 function convItem(conv) {
@@ -73,11 +75,17 @@ export function renderTyping() {
 
 const byTime = (a, b) => (timeKey(a) < timeKey(b) ? -1 : 1);
 
+/** Whether the open conversation is scrolled to its newest message. */
+export function historyAtBottom() {
+  const box = $("history");
+  return box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+}
+
 /** The open conversation: its messages, replies left to their thread. */
 export function renderMessages(stickToBottom) {
   const conv = currentConversation();
   const box = $("history");
-  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  const atBottom = historyAtBottom();
   const all = [...conv.messages.values()];
   // Replies known here, by parent: a deleted message reports no replies
   // (its tombstone carries nothing), yet its thread stays open to read.

@@ -10,7 +10,7 @@ import { api, olderCursorFrom } from "./api.js";
 import { showError } from "./dom.js";
 import { conversation, currentConversation, state } from "./state.js";
 import { timeKey } from "./conversations.js";
-import { renderConversationList, renderMessages } from "./render.js";
+import { historyAtBottom, renderConversationList, renderMessages } from "./render.js";
 
 const LIST_PAGE = 200;
 const LIST_MAX_PAGES = 5;
@@ -32,9 +32,19 @@ function pathOf(conv) {
   return `${kind}/${encodeURIComponent(id)}`;
 }
 
-/** Whether the user is looking at this conversation right now. */
+/**
+ * Whether the user is looking at the newest messages of this conversation
+ * right now: it is open, the page is visible and focused, and the history
+ * is scrolled to its end (someone reading older history has not seen what
+ * just arrived).
+ */
 function beingRead(conv) {
-  return conv.key === state.current && document.visibilityState === "visible" && document.hasFocus();
+  return (
+    conv.key === state.current &&
+    document.visibilityState === "visible" &&
+    document.hasFocus() &&
+    historyAtBottom()
+  );
 }
 
 /** The newest message of a conversation the client holds, or null. */
