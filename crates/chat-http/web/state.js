@@ -60,13 +60,15 @@ export function conversation(key) {
       olderCursor: null, // `before=` for the next older page, null when none
       // Read state (unread.js): what the server counts as unread, the
       // user's marker, the other party's marker in a direct conversation,
-      // and the newest activity (timeKey of the newest message) with its id.
+      // the newest activity (timeKey of the newest message) with its id,
+      // and the timeKey of the newest message the list counted from.
       unread: 0,
       readId: null,
       readKey: null,
       peerReadId: null,
       activity: "",
       lastId: null,
+      listedKey: "",
       typing: new Map(), // username -> timer
     };
     state.conversations.set(key, conv);

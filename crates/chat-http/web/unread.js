@@ -92,39 +92,46 @@ function applyConversation(item) {
   conv.readKey = known ? timeKey(known) : null;
   // A server that tells the other party's marker spares waiting for a receipt.
   if (item.peer_last_read_id) conv.peerReadId = item.peer_last_read_id;
-  if (item.last_message) noteActivity(conv, item.last_message);
+  if (item.last_message) {
+    conv.listedKey = timeKey(item.last_message);
+    noteActivity(conv, item.last_message);
+  }
   return conv;
 }
 
-/** Moves a conversation up the list if this message is its newest; whether it was. */
+/** Moves a conversation up the list if this message is its newest. */
 function noteActivity(conv, msg) {
   const key = timeKey(msg);
-  if (key <= conv.activity) return false;
+  if (key <= conv.activity) return;
   conv.activity = key;
   conv.lastId = msg.id;
-  return true;
 }
 
 // -------------------------------------------------------------- messages
 
 /**
- * A message stored in a conversation, live or replayed after a reconnect:
- * the conversation moves up, and the message counts as unread unless it
- * is one's own (sending moves one's own marker to it), is being read right
- * now, or is not newer than what the list already counted.
+ * A message new to this page, live or replayed after a reconnect: the
+ * conversation moves up, and the message counts as unread unless it is
+ * one's own (sending moves one's own marker to it), is being read right
+ * now, or is not newer than the newest message the list counted from.
  */
 export function noteMessage(conv, msg, live) {
-  if (!noteActivity(conv, msg)) return;
-  if (msg.sender === state.me.username) {
-    conv.readId = msg.id;
-    conv.readKey = timeKey(msg);
-    conv.unread = 0;
-  } else if (beingRead(conv)) {
-    scheduleMarkRead();
-  } else if (live) {
-    conv.unread++;
+  noteActivity(conv, msg);
+  const key = timeKey(msg);
+  if (key > conv.listedKey) {
+    if (msg.sender === state.me.username) ownMessage(conv, msg, key);
+    else if (beingRead(conv)) scheduleMarkRead();
+    else if (live) conv.unread++;
   }
   renderConversationList();
+}
+
+/** One's own message: one's marker moves to it, nothing before it is unread. */
+function ownMessage(conv, msg, key) {
+  if (conv.readKey && key <= conv.readKey) return;
+  conv.readId = msg.id;
+  conv.readKey = key;
+  conv.unread = 0;
 }
 
 /** A message changed: a deleted one may have been counted as unread. */
