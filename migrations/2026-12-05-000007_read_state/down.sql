@@ -17,6 +17,7 @@ END
 $$;
 
 DROP TABLE read_markers;
+ALTER TABLE messages DROP CONSTRAINT messages_conv_key_place_key;
 DROP INDEX messages_deleted_place_idx;
 ALTER TABLE messages DROP COLUMN place, DROP COLUMN conv_key;
 DROP TABLE conversations;

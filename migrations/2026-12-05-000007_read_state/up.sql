@@ -3,9 +3,9 @@
 --
 -- Every message gets its conversation (`conv_key`) and its place in it
 -- (`place`: 1, 2, 3, ... per conversation, in the store's order), drawn by
--- the insert trigger under the ordering lock from the conversation's row
--- in `conversations`, which also holds the latest message (the list's
--- order and last message). A marker is the place of the last message its
+-- the insert trigger under the ordering lock; the conversation's row in
+-- `conversations` holds its latest place and message (the list's order
+-- and last message), written once per insert statement. A marker is the place of the last message its
 -- user has read. Sending a message moves the sender's marker to it, so no
 -- message of the user's own lies after their marker, and
 --
@@ -124,14 +124,21 @@ UNION ALL
 SELECT c.user_b, c.key, c.last_place, c.last_message_id, c.user_a
 FROM conversations c WHERE c.user_b IS NOT NULL AND c.user_b <> c.user_a;
 
+-- A conversation's messages by place: the next place is one index probe
+-- (the highest so far), and a place is never given twice.
+ALTER TABLE messages ADD CONSTRAINT messages_conv_key_place_key UNIQUE (conv_key, place);
+
 -- Every new message, under the ordering lock (see message_commit_order):
 -- a resend of a client id its sender already stored is skipped here
 -- (returning NULL skips the row, as ON CONFLICT DO NOTHING would), before
 -- it takes a position or a place, so that places have no holes; then it
--- takes its position, and its place from its conversation's row.
--- Rows stored earlier by the same statement are visible here (a VOLATILE
--- trigger function sees them), so a resend within one batch is skipped
--- too.
+-- takes its position, and the next place of its conversation. Rows stored
+-- earlier by the same statement are visible here (a VOLATILE trigger
+-- function sees them), so a resend within one batch is skipped too, and
+-- two messages of one conversation in one batch take consecutive places.
+-- The conversation's row is written once per statement, after it (below):
+-- updating it here, row by row, would make a batch of one conversation
+-- walk an ever longer chain of versions of that one row.
 CREATE OR REPLACE FUNCTION messages_assign_seq() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -143,27 +150,35 @@ BEGIN
     END IF;
     NEW.seq := nextval('messages_seq_seq');
     NEW.conv_key := conversation_key(NEW.recipient_id, NEW.sender_id, NEW.room_id);
-    INSERT INTO conversations AS c (key, user_a, user_b, last_place, last_seq, last_message_id)
-    VALUES (
-        NEW.conv_key,
-        CASE WHEN NEW.recipient_id IS NOT NULL THEN least(NEW.sender_id, NEW.recipient_id) END,
-        CASE WHEN NEW.recipient_id IS NOT NULL THEN greatest(NEW.sender_id, NEW.recipient_id) END,
-        1, NEW.seq, NEW.id
-    )
-    ON CONFLICT (key) DO UPDATE
-        SET last_place = c.last_place + 1,
-            last_seq = EXCLUDED.last_seq,
-            last_message_id = EXCLUDED.last_message_id
-    RETURNING c.last_place INTO NEW.place;
+    -- ORDER BY ... LIMIT 1 rather than max(): always the backward probe of
+    -- the index, where max() may be planned (on a small table) as a scan
+    -- of every entry of the conversation.
+    SELECT place + 1 INTO NEW.place FROM messages
+    WHERE conv_key = NEW.conv_key ORDER BY place DESC LIMIT 1;
+    NEW.place := coalesce(NEW.place, 1);
     RETURN NEW;
 END
 $$;
 
--- Sending moves the sender's own marker to their latest message of each
--- conversation of the statement: one upsert per batch, not per message.
+-- Once per statement (a group-commit batch): each conversation's row gets
+-- its latest message, and each sender's marker moves to their latest
+-- message of each conversation.
 CREATE FUNCTION messages_move_sender_markers() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    INSERT INTO conversations AS c (key, user_a, user_b, last_place, last_seq, last_message_id)
+    SELECT DISTINCT ON (conv_key)
+           conv_key,
+           CASE WHEN recipient_id IS NOT NULL THEN least(sender_id, recipient_id) END,
+           CASE WHEN recipient_id IS NOT NULL THEN greatest(sender_id, recipient_id) END,
+           place, seq, id
+    FROM inserted
+    ORDER BY conv_key, place DESC
+    ON CONFLICT (key) DO UPDATE
+        SET last_place = EXCLUDED.last_place,
+            last_seq = EXCLUDED.last_seq,
+            last_message_id = EXCLUDED.last_message_id
+        WHERE c.last_place < EXCLUDED.last_place;
     INSERT INTO read_markers AS m (user_id, conv_key, place, message_id, peer_id, room_id)
     SELECT DISTINCT ON (sender_id, conv_key)
            sender_id, conv_key, place, id, recipient_id, room_id

@@ -606,12 +606,14 @@ pub enum Delivery {
         /// already replayed without parsing the JSON; `None` for other
         /// frames (typing).
         message: Option<MessageId>,
-        /// That message's position in the store's order, when the
-        /// publisher knew it (`Event::Message`'s `position`): a connection
-        /// resuming after a message (`?since=`) drops live frames at or
-        /// below the position of its `since`. `None` for other frames, for
-        /// stores that report no positions, and for frames from instances
-        /// of a version that did not carry positions.
+        /// The position in the store's order of the change the frame
+        /// reports, when the publisher knew it (the event's `position`): a
+        /// connection resuming after a message (`?since=`) drops live
+        /// frames at or below the position of its `since`. A read
+        /// receipt has one without a `message`. `None` for frames not
+        /// from the store (typing), for stores that report no positions,
+        /// and for frames from instances of a version that did not carry
+        /// positions.
         position: Option<u64>,
     },
     /// The latest status of users this connection follows whose presence

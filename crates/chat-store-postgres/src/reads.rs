@@ -49,26 +49,32 @@ struct ConversationRow {
     unread: i64,
 }
 
-/// A user's conversations (`$1`): the global one, their rooms, their
-/// direct conversations (each a row of `conversations` found by either
-/// party), before the cursor `($2, $3)`, at most `$4`.
+/// A user's conversations (`$1`): their direct conversations (each a row
+/// of `conversations`, found by either party), their rooms, and the
+/// global one, before the cursor `($2, $3)`, at most `$4`. The direct
+/// conversations' rows are read once, by the parties' indexes; rooms and
+/// the global one by primary key.
 const LIST_HEAD: &str = "\
     WITH mine AS ( \
-        SELECT '00000000-0000-0000-0000-000000000000'::uuid AS key, \
-               NULL::uuid AS room_id, NULL::uuid AS peer \
+        SELECT key, NULL::uuid AS room_id, user_b AS peer, last_seq, last_place, last_message_id \
+        FROM conversations WHERE user_a = $1 \
         UNION ALL \
-        SELECT room_id, room_id, NULL FROM room_members WHERE user_id = $1 \
+        SELECT key, NULL, user_a, last_seq, last_place, last_message_id \
+        FROM conversations WHERE user_b = $1 AND user_a <> $1 \
         UNION ALL \
-        SELECT key, NULL, user_b FROM conversations WHERE user_a = $1 \
+        SELECT rm.room_id, rm.room_id, NULL, \
+               coalesce(c.last_seq, 0), coalesce(c.last_place, 0), c.last_message_id \
+        FROM room_members rm LEFT JOIN conversations c ON c.key = rm.room_id \
+        WHERE rm.user_id = $1 \
         UNION ALL \
-        SELECT key, NULL, user_a FROM conversations WHERE user_b = $1 AND user_a <> $1 \
+        SELECT '00000000-0000-0000-0000-000000000000'::uuid, NULL, NULL, \
+               coalesce(c.last_seq, 0), coalesce(c.last_place, 0), c.last_message_id \
+        FROM (SELECT 1) AS one \
+        LEFT JOIN conversations c ON c.key = '00000000-0000-0000-0000-000000000000'::uuid \
     ), listed AS ( \
-        SELECT mine.key, mine.room_id, mine.peer, \
-               coalesce(c.last_seq, 0) AS last_seq, coalesce(c.last_place, 0) AS last_place, \
-               c.last_message_id \
-        FROM mine LEFT JOIN conversations c ON c.key = mine.key \
-        WHERE (coalesce(c.last_seq, 0), mine.key) < ($2, $3) \
-        ORDER BY 4 DESC, 1 DESC \
+        SELECT * FROM mine \
+        WHERE (last_seq, key) < ($2, $3) \
+        ORDER BY last_seq DESC, key DESC \
         LIMIT $4 \
     ) ";
 
