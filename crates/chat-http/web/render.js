@@ -19,8 +19,23 @@ function byActivity(a, b) {
 /** What tells rooms and direct conversations apart in the one list (global: none). */
 const KIND_MARK = { room: "#", dm: "@" };
 
-/** Every conversation in one list, each with its unread count. */
+let listQueued = false;
+
+/**
+ * Every conversation in one list, each with its unread count. Drawn once
+ * at the end of the current task: a page of the list changes many
+ * conversations in a row.
+ */
 export function renderConversationList() {
+  if (listQueued) return;
+  listQueued = true;
+  queueMicrotask(() => {
+    listQueued = false;
+    drawConversationList();
+  });
+}
+
+function drawConversationList() {
   const convs = [...state.conversations.values()].sort(byActivity);
   $("conv-list").replaceChildren(...convs.map(convItem));
   const total = convs.reduce((n, conv) => n + conv.unread, 0);
