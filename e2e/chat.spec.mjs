@@ -615,6 +615,8 @@ test("two people chat in the browser client", { timeout: 120000 }, async (t) => 
       for (const p of [alice, bob]) {
         assert.deepEqual(p.errors, [], `${p.name}: uncaught errors`);
         assert.deepEqual(p.cspViolations, [], `${p.name}: Content-Security-Policy violations`);
+        const banner = (await byTestId(p.page, "error").textContent()) || "";
+        assert.doesNotMatch(banner, /conversations|mark the conversation/, `${p.name}: read state worked throughout`);
       }
     });
   } finally {
