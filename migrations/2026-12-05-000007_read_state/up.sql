@@ -149,7 +149,16 @@ BEGIN
         RETURN NULL;
     END IF;
     NEW.seq := nextval('messages_seq_seq');
-    NEW.conv_key := conversation_key(NEW.recipient_id, NEW.sender_id, NEW.room_id);
+    -- conversation_key(), spelled out: a function call per row costs more
+    -- than the branch.
+    IF NEW.room_id IS NOT NULL THEN
+        NEW.conv_key := NEW.room_id;
+    ELSIF NEW.recipient_id IS NOT NULL THEN
+        NEW.conv_key := md5(least(NEW.sender_id, NEW.recipient_id)::text
+                            || greatest(NEW.sender_id, NEW.recipient_id)::text)::uuid;
+    ELSE
+        NEW.conv_key := '00000000-0000-0000-0000-000000000000';
+    END IF;
     -- ORDER BY ... LIMIT 1 rather than max(): always the backward probe of
     -- the index, where max() may be planned (on a small table) as a scan
     -- of every entry of the conversation.
@@ -166,19 +175,21 @@ $$;
 CREATE FUNCTION messages_move_sender_markers() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO conversations AS c (key, user_a, user_b, last_place, last_seq, last_message_id)
-    SELECT DISTINCT ON (conv_key)
-           conv_key,
-           CASE WHEN recipient_id IS NOT NULL THEN least(sender_id, recipient_id) END,
-           CASE WHEN recipient_id IS NOT NULL THEN greatest(sender_id, recipient_id) END,
-           place, seq, id
-    FROM inserted
-    ORDER BY conv_key, place DESC
-    ON CONFLICT (key) DO UPDATE
-        SET last_place = EXCLUDED.last_place,
-            last_seq = EXCLUDED.last_seq,
-            last_message_id = EXCLUDED.last_message_id
-        WHERE c.last_place < EXCLUDED.last_place;
+    WITH conversation_rows AS (
+        INSERT INTO conversations AS c (key, user_a, user_b, last_place, last_seq, last_message_id)
+        SELECT DISTINCT ON (conv_key)
+               conv_key,
+               CASE WHEN recipient_id IS NOT NULL THEN least(sender_id, recipient_id) END,
+               CASE WHEN recipient_id IS NOT NULL THEN greatest(sender_id, recipient_id) END,
+               place, seq, id
+        FROM inserted
+        ORDER BY conv_key, place DESC
+        ON CONFLICT (key) DO UPDATE
+            SET last_place = EXCLUDED.last_place,
+                last_seq = EXCLUDED.last_seq,
+                last_message_id = EXCLUDED.last_message_id
+            WHERE c.last_place < EXCLUDED.last_place
+    )
     INSERT INTO read_markers AS m (user_id, conv_key, place, message_id, peer_id, room_id)
     SELECT DISTINCT ON (sender_id, conv_key)
            sender_id, conv_key, place, id, recipient_id, room_id
