@@ -1,8 +1,9 @@
 // End-to-end test of the browser client, the way two people use it: the
 // real chat-server binary, Debian's Chromium driven by playwright-core, two
 // browser contexts (two people, two cookie jars) chatting globally, directly
-// and in a room, editing, deleting, reacting and replying in threads, one of
-// them dropping off the network and coming back. Then two instances on
+// and in a room, editing, deleting, reacting and replying in threads, unread
+// badges and read markers across tabs and devices with "Seen" receipts, one
+// of them dropping off the network and coming back. Then two instances on
 // PostgreSQL and a private Redis that is killed while one person writes:
 // the other's page is told to resync (close 4001) and shows what it missed.
 //
@@ -139,6 +140,11 @@ function createDatabase() {
 /** One person: a browser context, its page, what the page did. */
 async function person(browser, base, name, viewport) {
   const context = await browser.newContext({ viewport });
+  return tab(context, base, name);
+}
+
+/** A page of a person's browser context (a first tab, or another one sharing its cookie). */
+async function tab(context, base, name) {
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT_MS);
   const p = { name, context, page, dialogs: [], errors: [], cspViolations: [], sockets: [] };
@@ -212,6 +218,11 @@ async function showsContent(p, id, text, list) {
 
 function reaction(page, id, emoji, list) {
   return messageById(page, id, list).locator(`[data-testid="reaction"][data-emoji="${emoji}"]`);
+}
+
+/** The unread badge of a direct conversation in the list. */
+function dmBadge(p, username) {
+  return p.page.locator(`[data-testid="dm-item"][data-username="${username}"] [data-testid="unread"]`);
 }
 
 async function openDirect(p, username) {
@@ -308,6 +319,87 @@ test("two people chat in the browser client", { timeout: 120000 }, async (t) => 
       await open(bob, "global");
       await seesMessage(bob, "Hello everyone, alice here");
       assert.equal(await messageLocator(bob.page, "psst, bob: a direct one").count(), 0);
+    });
+
+    await step("unread: a badge on a conversation not open, cleared on alice's other tab once she reads, and bob sees Seen", async () => {
+      const second = await tab(alice.context, server.base, "alice (second tab)");
+      try {
+        await connected(second);
+        await open(alice, "global");
+        await open(bob, "dm", "alice");
+        // Everything so far was read while open: no badge anywhere (the
+        // second tab may have loaded its list before alice's last read
+        // landed: the read frame, live or replayed, follows).
+        await second.page.locator('[data-testid="dm-item"][data-username="bob"]').waitFor();
+        await dmBadge(alice, "bob").waitFor({ state: "detached" });
+        await dmBadge(second, "bob").waitFor({ state: "detached" });
+
+        await say(bob, "are you there, alice?");
+        const asked = await idOf(bob, "are you there, alice?");
+        for (const p of [alice, second]) await dmBadge(p, "bob").filter({ hasText: exactly("1") }).waitFor();
+        // The tab's title counts what is unread, for a tab in the background.
+        await second.page.waitForFunction(() => document.title === "(1) Chat");
+        await sleep(500);
+        assert.equal(await messageById(bob.page, asked).locator('[data-testid="seen"]').count(), 0, "not seen before alice reads");
+
+        await open(alice, "dm", "bob");
+        await seesMessage(alice, "are you there, alice?");
+        await dmBadge(alice, "bob").waitFor({ state: "detached" });
+        // The read on the first tab clears the badge on the second.
+        await dmBadge(second, "bob").waitFor({ state: "detached" });
+        await second.page.waitForFunction(() => document.title === "Chat");
+        // Bob gets the receipt.
+        await messageById(bob.page, asked).locator('[data-testid="seen"]').waitFor();
+        assert.equal(await byTestId(bob.page, "message-list").locator('[data-testid="seen"]').count(), 1, "one Seen, under the last one read");
+        // The newest activity is at the top of the list.
+        for (const p of [alice, second]) {
+          const first = p.page.locator(".sidebar button.conv").first();
+          assert.equal(await first.getAttribute("data-conv"), "dm:bob", `${p.name}: most recent activity first`);
+        }
+        // After a reload, the list tells where alice's marker stands.
+        await bob.page.reload();
+        await connected(bob);
+        await open(bob, "dm", "alice");
+        await messageById(bob.page, asked).locator('[data-testid="seen"]').waitFor();
+        // The marker is the server's: a fresh load of the second tab shows no badge either.
+        await second.page.reload();
+        await connected(second);
+        await second.page.locator('[data-testid="dm-item"][data-username="bob"]').waitFor();
+        assert.equal(await dmBadge(second, "bob").count(), 0, "read for good");
+        assert.deepEqual(second.errors, [], "no script error on the second tab");
+      } finally {
+        await second.page.close();
+      }
+    });
+
+    await step("a read on bob's other device while his page is offline: the badge it counted on reconnect goes again", async () => {
+      const phone = await person(browser, server.base, "bob (phone)", { width: 390, height: 844 });
+      try {
+        await byTestId(phone.page, "auth-username").fill("bob");
+        await byTestId(phone.page, "auth-password").fill(PASSWORD);
+        await byTestId(phone.page, "login").click();
+        await connected(phone);
+        await open(bob, "global");
+        await connected(bob);
+        await bob.context.setOffline(true);
+        await bob.page.locator('[data-testid="connection-status"][data-state="offline"]').waitFor();
+        await open(alice, "dm", "bob");
+        await say(alice, "read this on your phone");
+        await open(phone, "dm", "alice");
+        await seesMessage(phone, "read this on your phone");
+        await dmBadge(phone, "alice").waitFor({ state: "detached" });
+        await messageById(alice.page, await idOf(alice, "read this on your phone")).locator('[data-testid="seen"]').waitFor();
+        // Back online, bob's page replays the message and then the read.
+        await bob.context.setOffline(false);
+        await connected(bob);
+        await bob.page.locator('[data-testid="dm-item"][data-username="alice"]').waitFor();
+        await sleep(1000);
+        assert.equal(await dmBadge(bob, "alice").count(), 0, "read on the phone");
+        assert.deepEqual(phone.errors, [], "no script error on the phone");
+      } finally {
+        await bob.context.setOffline(false);
+        await phone.context.close();
+      }
     });
 
     await step("alice creates a room, adds bob, and they talk there", async () => {
@@ -523,6 +615,8 @@ test("two people chat in the browser client", { timeout: 120000 }, async (t) => 
       for (const p of [alice, bob]) {
         assert.deepEqual(p.errors, [], `${p.name}: uncaught errors`);
         assert.deepEqual(p.cspViolations, [], `${p.name}: Content-Security-Policy violations`);
+        const banner = (await byTestId(p.page, "error").textContent()) || "";
+        assert.doesNotMatch(banner, /conversations|mark the conversation/, `${p.name}: read state worked throughout`);
       }
     });
   } finally {

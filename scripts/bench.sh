@@ -376,17 +376,11 @@ if wants reads; then
   info "seeding $reads_db (a few minutes)"
   psql "$reads_url" -XAtq -v ON_ERROR_STOP=1 -f scripts/bench/read-state-seed.sql >"$out/seed-reads.log" 2>&1 ||
     { tail -n 20 "$out/seed-reads.log" >&2; die "seeding $reads_db failed"; }
-  # The seed's password hash does not verify: the reader gets one made
-  # here as the server makes them (bcrypt, here cost 4, of the base64 of the
-  # password's SHA-256; pgcrypto, only in this scratch database).
-  reads_password="bench-reader-password"
-  set_password="CREATE EXTENSION IF NOT EXISTS pgcrypto; UPDATE users SET password_hash = crypt(encode(digest('$reads_password', 'sha256'), 'base64'), gen_salt('bf', 4)) WHERE username = 'user0000'"
-  psql "$reads_url" -XAtq -v ON_ERROR_STOP=1 -c "$set_password" >/dev/null ||
-    die "could not set the reader's password (needs the pgcrypto extension: postgresql-contrib)"
+  # Every seeded user's password (scripts/bench/read-state-seed.sql).
+  reads_password="correct horse battery"
   printf '%s\n' "psql -c 'CREATE DATABASE $reads_db'" \
     "DATABASE_URL=$reads_url $server_cmd migrate" \
-    "psql $reads_url -f scripts/bench/read-state-seed.sql   # the reads runs' server uses this database" \
-    "psql $reads_url -c \"$set_password\"" >>"$setup_file"
+    "psql $reads_url -f scripts/bench/read-state-seed.sql   # the reads runs' server uses this database" >>"$setup_file"
   # The reads runs' servers use the seeded database.
   main_db_url=$db_url
   db_url=$reads_url

@@ -26,7 +26,7 @@ CREATE TEMP TABLE u AS
   FROM generate_series(0, 1999) AS n;
 INSERT INTO users (id, username, email, password_hash, created_at)
   SELECT id, username, username || '@example.com',
-         '$2b$04$3nE5nqX0dCjk0uL8i5bJHuR6x0Vb7s6c5mUx0gqQ1J3kO2mXW8o9a', now()
+         '$2b$04$a3SNCgwKel93hLJz.GuBvuUrVSrC9XZ2UMHj7ipKXk2GfoEfcIqTS', now()
   FROM u ORDER BY n;
 
 CREATE TEMP TABLE r AS

@@ -27,7 +27,7 @@ const STYLE_CSS: &str = include_str!("../web/style.css");
 
 /// Every module of the client, by the path the page and the other modules
 /// import it from.
-const MODULES: [(&str, &str); 9] = [
+const MODULES: [(&str, &str); 10] = [
     ("/app.js", include_str!("../web/app.js")),
     ("/api.js", include_str!("../web/api.js")),
     ("/composer.js", include_str!("../web/composer.js")),
@@ -37,6 +37,7 @@ const MODULES: [(&str, &str); 9] = [
     ("/render.js", include_str!("../web/render.js")),
     ("/session.js", include_str!("../web/session.js")),
     ("/state.js", include_str!("../web/state.js")),
+    ("/unread.js", include_str!("../web/unread.js")),
 ];
 
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";

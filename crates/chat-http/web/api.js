@@ -40,15 +40,17 @@ export async function api(method, path, body) {
   return { data, link: res.headers.get("Link") };
 }
 
-/** The `before=` cursor of the Link header's rel="prev", or null. */
+/**
+ * The `before=` cursor of the Link header: the link to older items
+ * (`rel="prev"` of a message list, `rel="next"` of a list that runs newest
+ * first), or null.
+ */
 export function olderCursorFrom(link) {
   if (!link) return null;
   for (const part of link.split(",")) {
-    const m = part.match(/<([^>]*)>\s*;\s*rel="?prev"?/);
-    if (m) {
-      const query = m[1].split("?")[1] || "";
-      return new URLSearchParams(query).get("before");
-    }
+    const m = part.match(/<([^>]*)>/);
+    const before = m && new URLSearchParams(m[1].split("?")[1] || "").get("before");
+    if (before) return before;
   }
   return null;
 }

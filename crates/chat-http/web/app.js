@@ -6,6 +6,7 @@
 //   connection.js     the WebSocket, reconnects, `?since=<cursor>` resume
 //   conversations.js  history, live messages and changes, threads, rooms, users
 //   composer.js       sending, typing, edits, deletions, reactions
+//   unread.js         the conversation list's unread counts, read markers, "Seen"
 //   render.js         drawing it all (text as text, never HTML)
 
 import { onUnauthorized } from "./api.js";
@@ -24,6 +25,7 @@ import {
   typingSent,
 } from "./composer.js";
 import { authSubmit, logout, sessionEnded, start } from "./session.js";
+import { scheduleMarkRead } from "./unread.js";
 
 /** Enter sends, Shift+Enter adds a line. */
 function submitOnEnter(textarea, form) {
@@ -145,6 +147,12 @@ function bindUi() {
     if (sendMessage(content, state.thread)) reply.value = "";
   });
   $("thread-close").addEventListener("click", closeThread);
+
+  // Coming back to the page, or scrolling down to the newest messages,
+  // reads what arrived meanwhile.
+  document.addEventListener("visibilitychange", scheduleMarkRead);
+  window.addEventListener("focus", scheduleMarkRead);
+  $("history").addEventListener("scroll", scheduleMarkRead, { passive: true });
 
   // The browser knows first when the network goes: drop the socket at
   // once (it may linger half-open) and come back as soon as it returns.

@@ -15,6 +15,7 @@ import {
   showTyping,
 } from "./conversations.js";
 import { renderOnline } from "./render.js";
+import { onRead, refreshConversations } from "./unread.js";
 import { sessionEnded } from "./session.js";
 
 const PING_EVERY_MS = 25000;
@@ -65,7 +66,11 @@ export function connect() {
     } catch {
       return;
     }
-    if (frame.type === "connection") opened = true;
+    if (frame.type === "connection") {
+      opened = true;
+      // Without `since` nothing is replayed, read markers included.
+      if (!usedSince) refreshConversations();
+    }
     handleFrame(frame);
   });
   socket.addEventListener("close", (event) => {
@@ -229,6 +234,10 @@ function handleFrame(frame) {
         else state.online.delete(user.username);
       }
       renderOnline();
+      break;
+    case "read":
+      advance(frame.cursor);
+      onRead(frame);
       break;
     case "typing":
       showTyping(frame);

@@ -5,6 +5,7 @@ import { api, ApiError, olderCursorFrom } from "./api.js";
 import { $, el, announce, showError } from "./dom.js";
 import { conversation, currentConversation, keyOfMessage, state } from "./state.js";
 import { send } from "./connection.js";
+import { noteChange, noteMessage, refreshConversations, scheduleMarkRead } from "./unread.js";
 import {
   renderConversationList,
   renderMessages,
@@ -41,7 +42,7 @@ function redraw(conv, stickToBottom) {
 
 // ------------------------------------------------------------- messages
 
-/** Adds a message where it belongs; `live` ones count as unread elsewhere. */
+/** Adds a message where it belongs; `live` ones may count as unread. */
 export function receive(msg, live) {
   const key = keyOfMessage(msg);
   const conv = conversation(key);
@@ -59,12 +60,8 @@ export function receive(msg, live) {
     conv.typing.delete(msg.sender);
     if (key === state.current) renderTyping();
   }
-  if (key === state.current) {
-    redraw(conv, !msg.reply_to);
-  } else if (live && msg.sender !== state.me.username) {
-    conv.unread++;
-    renderConversationList();
-  }
+  redraw(conv, !msg.reply_to);
+  noteMessage(conv, msg, live);
 }
 
 /**
@@ -74,6 +71,7 @@ export function receive(msg, live) {
  */
 export function applyUpdate(msg) {
   const conv = conversation(keyOfMessage(msg));
+  noteChange(conv, msg);
   if (!conv.messages.has(msg.id)) return;
   conv.messages.set(msg.id, msg);
   if (state.editing === msg.id && msg.deleted_at) state.editing = null;
@@ -159,7 +157,9 @@ function addPage(conv, items, link) {
     if (key === conv.key) conv.messages.set(msg.id, msg);
     else if (key.startsWith("dm:")) conversation(key); // list the partner
   }
-  if (conv.key === state.current) renderMessages(false);
+  if (conv.key !== state.current) return;
+  renderMessages(false);
+  scheduleMarkRead();
 }
 
 /** The server no longer knows our `since` (it restarted empty): start over. */
@@ -170,6 +170,7 @@ export function reloadHistory() {
     conv.loaded = false;
   }
   closeThread();
+  refreshConversations();
   const conv = currentConversation();
   renderMessages(true);
   loadLatest(conv).then(() => {
@@ -225,16 +226,6 @@ export function showTyping(frame) {
 }
 
 // ---------------------------------------------------------------- rooms
-
-export async function loadRooms() {
-  try {
-    const me = encodeURIComponent(state.me.id);
-    const { data } = await api("GET", `api/users/${me}/rooms?limit=200`);
-    for (const room of data) setRoom(room);
-  } catch (err) {
-    showError(`Could not load your rooms: ${err.message}`);
-  }
-}
 
 function setRoom(room) {
   const conv = conversation(`room:${room.id}`);
@@ -375,13 +366,13 @@ export function selectConversation(key) {
   }
   state.current = key;
   const conv = conversation(key);
-  conv.unread = 0;
   $("conv-title").textContent = conv.kind === "dm" ? `Direct: ${conv.title}` : conv.title;
   $("member-form").hidden = conv.kind !== "room";
   renderConversationList();
   renderMessages(true);
   renderTyping();
   if (!conv.loaded) loadLatest(conv);
+  scheduleMarkRead();
 }
 
 function forgetConversation(conv, why) {

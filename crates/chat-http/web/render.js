@@ -5,36 +5,63 @@
 import { $, el } from "./dom.js";
 import { currentConversation, state } from "./state.js";
 import { timeKey } from "./conversations.js";
+import { seenMessageId } from "./unread.js";
 
 /** The reactions offered on every message. */
 export const PALETTE = ["👍", "❤️", "😂", "🎉"];
 
-export function renderConversationList() {
-  const rooms = [];
-  const dms = [];
-  for (const conv of state.conversations.values()) {
-    if (conv.kind === "room") rooms.push(conv);
-    if (conv.kind === "dm") dms.push(conv);
-  }
-  const byTitle = (a, b) => a.title.localeCompare(b.title);
-  $("room-list").replaceChildren(...rooms.sort(byTitle).map((c) => convItem(c, "room")));
-  $("dm-list").replaceChildren(...dms.sort(byTitle).map((c) => convItem(c, "dm")));
-  for (const button of document.querySelectorAll("button.conv")) {
-    const selected = button.dataset.conv === state.current;
-    button.classList.toggle("active", selected);
-    if (selected) button.setAttribute("aria-current", "true");
-    else button.removeAttribute("aria-current");
-  }
+/** Most recent activity first; conversations without any by name. */
+function byActivity(a, b) {
+  if (a.activity !== b.activity) return a.activity > b.activity ? -1 : 1;
+  return a.title.localeCompare(b.title);
 }
 
-function convItem(conv, kind) {
+/** What tells rooms and direct conversations apart in the one list (global: none). */
+const KIND_MARK = { room: "#", dm: "@" };
+
+let listQueued = false;
+
+/**
+ * Every conversation in one list, each with its unread count. Drawn once
+ * at the end of the current task: a page of the list changes many
+ * conversations in a row.
+ */
+export function renderConversationList() {
+  if (listQueued) return;
+  listQueued = true;
+  queueMicrotask(() => {
+    listQueued = false;
+    drawConversationList();
+  });
+}
+
+function drawConversationList() {
+  const convs = [...state.conversations.values()].sort(byActivity);
+  $("conv-list").replaceChildren(...convs.map(convItem));
+  const total = convs.reduce((n, conv) => n + conv.unread, 0);
+  document.title = total ? `(${total}) Chat` : "Chat";
+}
+
+function convItem(conv) {
   const badge = conv.unread
     ? el("span", { class: "badge", "data-testid": "unread", "aria-label": `${conv.unread} unread` }, String(conv.unread))
     : null;
-  const attrs = { type: "button", class: "conv", "data-conv": conv.key, "data-testid": `${kind}-item` };
-  if (kind === "room") attrs["data-room-id"] = conv.roomId;
-  else attrs["data-username"] = conv.peer;
-  return el("li", {}, el("button", attrs, el("span", { class: "name", "data-testid": "conv-name" }, conv.title), badge));
+  const testid = conv.kind === "global" ? "conv-global" : `${conv.kind}-item`;
+  const selected = conv.key === state.current;
+  const attrs = {
+    type: "button",
+    class: selected ? "conv active" : "conv",
+    "data-conv": conv.key,
+    "data-kind": conv.kind,
+    "data-testid": testid,
+    "data-unread": conv.unread,
+    "aria-current": selected ? "true" : null,
+  };
+  if (conv.kind === "room") attrs["data-room-id"] = conv.roomId;
+  if (conv.kind === "dm") attrs["data-username"] = conv.peer;
+  const mark = el("span", { class: "kind", "aria-hidden": "true" }, KIND_MARK[conv.kind] || "");
+  const name = el("span", { class: "name" }, mark, el("span", { "data-testid": "conv-name" }, conv.title));
+  return el("li", {}, el("button", attrs, name, badge));
 }
 
 export function renderOnline() {
@@ -63,18 +90,27 @@ export function renderTyping() {
 
 const byTime = (a, b) => (timeKey(a) < timeKey(b) ? -1 : 1);
 
+/** Whether the open conversation is scrolled to its newest message. */
+export function historyAtBottom() {
+  const box = $("history");
+  return box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+}
+
 /** The open conversation: its messages, replies left to their thread. */
 export function renderMessages(stickToBottom) {
   const conv = currentConversation();
   const box = $("history");
-  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  const atBottom = historyAtBottom();
   const all = [...conv.messages.values()];
   // Replies known here, by parent: a deleted message reports no replies
   // (its tombstone carries nothing), yet its thread stays open to read.
   const known = new Map();
   for (const m of all) if (m.reply_to && !m.deleted_at) known.set(m.reply_to, (known.get(m.reply_to) || 0) + 1);
   const sorted = all.filter((m) => !m.reply_to).sort(byTime);
-  keepingEditFocus(() => $("messages").replaceChildren(...sorted.map((m) => messageItem(m, false, known.get(m.id) || 0))));
+  const seen = seenMessageId(conv);
+  keepingEditFocus(() =>
+    $("messages").replaceChildren(...sorted.map((m) => messageItem(m, false, known.get(m.id) || 0, m.id === seen))),
+  );
   $("load-older").hidden = !conv.olderCursor;
   if (stickToBottom || atBottom) box.scrollTop = box.scrollHeight;
 }
@@ -108,7 +144,7 @@ function keepingEditFocus(draw) {
   }
 }
 
-function messageItem(msg, inThread, knownReplies = 0) {
+function messageItem(msg, inThread, knownReplies = 0, seen = false) {
   const mine = state.me && msg.sender === state.me.username;
   const deleted = Boolean(msg.deleted_at);
   const when = new Date(msg.created_at);
@@ -144,6 +180,7 @@ function messageItem(msg, inThread, knownReplies = 0) {
         ),
     deleted ? null : reactionBar(msg),
     actions(msg, mine, deleted, inThread, Math.max(deleted ? 0 : msg.reply_count || 0, knownReplies)),
+    seen ? el("p", { class: "seen hint", "data-testid": "seen" }, "Seen") : null,
   );
 }
 

@@ -5,7 +5,8 @@ import { api, ApiError } from "./api.js";
 import { $, setConnectionStatus, showError } from "./dom.js";
 import { conversation, state } from "./state.js";
 import { connect, disconnect } from "./connection.js";
-import { closeThread, loadLatest, loadRooms, loadUserOptions, selectConversation } from "./conversations.js";
+import { closeThread, loadLatest, loadUserOptions, selectConversation } from "./conversations.js";
+import { loadConversations } from "./unread.js";
 
 const REFRESH_BEFORE_EXPIRY_S = 10 * 60;
 const REFRESH_RETRY_MS = 5 * 60 * 1000;
@@ -38,7 +39,7 @@ async function signedIn(user, expiresAt) {
   showError("");
   scheduleRefresh(expiresAt);
   selectConversation("global");
-  await Promise.allSettled([loadLatest(conversation("global")), loadRooms(), loadUserOptions()]);
+  await Promise.allSettled([loadLatest(conversation("global")), loadConversations(), loadUserOptions()]);
   connect();
 }
 
@@ -115,8 +116,9 @@ function resetSession() {
   state.current = "global";
   state.editing = null;
   closeThread();
-  $("room-list").replaceChildren();
-  $("dm-list").replaceChildren();
+  clearTimeout(state.readTimer);
+  clearTimeout(state.listTimer);
+  $("conv-list").replaceChildren();
   $("online-list").replaceChildren();
   $("messages").replaceChildren();
 }

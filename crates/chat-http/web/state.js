@@ -37,6 +37,8 @@ export const state = {
   // A resync (close 4001) named no cursor: reload the history once the
   // next socket is live.
   reloadOnConnect: false,
+  readTimer: null, // moves the open conversation's marker, debounced
+  listTimer: null, // reloads the conversation list, debounced
   lastTypingSent: 0,
   lastTypingKey: null,
 };
@@ -56,11 +58,21 @@ export function conversation(key) {
       loaded: false,
       loading: false,
       olderCursor: null, // `before=` for the next older page, null when none
+      // Read state (unread.js): what the server counts as unread, the
+      // user's marker, the other party's marker in a direct conversation,
+      // the newest activity (timeKey of the newest message) with its id,
+      // and the timeKey of the newest message the list counted from.
       unread: 0,
+      readId: null,
+      readKey: null,
+      peerReadId: null,
+      activity: "",
+      lastId: null,
+      listedKey: "",
       typing: new Map(), // username -> timer
     };
     state.conversations.set(key, conv);
-    if (kind !== "global") renderConversationList();
+    renderConversationList();
     if (kind === "dm") followPresence();
   }
   return conv;

@@ -145,6 +145,7 @@ macro_rules! store_contract_tests {
             a_read_names_a_message_of_its_conversation,
             the_conversation_list_is_ordered_by_activity_and_paged,
             reads_are_in_the_stream_of_the_reader_and_the_other_party,
+            concurrent_sends_and_resends_keep_counts_exact,
         );
     };
 }

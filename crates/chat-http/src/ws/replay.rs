@@ -2,9 +2,10 @@
 //! for older clients, a message id, which stands for its position).
 //!
 //! What is replayed is the user's stream of changes after that position:
-//! new messages, and the current state of messages changed since (edits,
-//! deletions, reactions) as `message_updated`, each at its position and
-//! with its `cursor`. Live frames carry the same positions
+//! new messages, the current state of messages changed since (edits,
+//! deletions, reactions) as `message_updated`, and the read markers moved
+//! since that the user may see as `read`, each at its position and with
+//! its `cursor`. Live frames carry the same positions
 //! (`Delivery::Frame`'s `position`), so the rules below hold for both.
 //!
 //! No gap: the connection is registered with the notifier (`connect`, in

@@ -320,7 +320,7 @@ impl State {
             .filter_map(|key| self.conversation_at(viewer, &key))
             .filter(|c| before.is_none_or(|before| c.activity < before))
             .collect();
-        all.sort_by(|a, b| b.activity.cmp(&a.activity));
+        all.sort_by_key(|c| std::cmp::Reverse(c.activity));
         let has_more = all.len() > limit;
         all.truncate(limit);
         ConversationPage {

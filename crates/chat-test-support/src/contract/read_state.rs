@@ -360,3 +360,64 @@ pub async fn reads_are_in_the_stream_of_the_reader_and_the_other_party<S: FullSt
     assert_eq!(first.items.len(), 1);
     assert_eq!(first.items[0].position(), dm_read);
 }
+
+/// Messages stored concurrently (sharing batches, where the store batches
+/// them) with resends among them leave the counts exact: every message
+/// stored counts once, a resend not at all, and each sender has read
+/// their own latest.
+pub async fn concurrent_sends_and_resends_keep_counts_exact<S: FullStore>(store: Arc<S>) {
+    let alice = seed_user(&*store, "alice").await;
+    let bob = seed_user(&*store, "bob").await;
+    let carol = seed_user(&*store, "carol").await;
+    let mut tasks = JoinSet::new();
+    for i in 0..RACERS {
+        for sender in [&alice, &carol] {
+            let new = if i % 4 == 0 {
+                let key = format!("{}-{}", sender.username.as_str(), i / 8);
+                new_message_with_client_id(sender, to(&bob), &format!("m{i}"), &key)
+            } else {
+                new_message(sender, to(&bob), &format!("m{i}"))
+            };
+            let global = new_message(sender, MessageTarget::Global, &format!("g{i}"));
+            let store = store.clone();
+            tasks.spawn(async move {
+                let dm = store.insert_message(&new).await;
+                let all = store.insert_message(&global).await;
+                (dm, all)
+            });
+        }
+    }
+    let mut stored_dms = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (dm, global) = joined.expect("task ran");
+        if matches!(dm.expect("stored"), Stored::Created(_)) {
+            stored_dms += 1;
+        }
+        assert!(matches!(global.expect("stored"), Stored::Created(_)));
+    }
+    // Each sender's keys `<name>-0` and `<name>-1` are used twice each.
+    assert_eq!(stored_dms, 2 * (RACERS - 2), "the resends stored nothing");
+    let from_alice = unread(&*store, &bob, &direct(&alice)).await;
+    let from_carol = unread(&*store, &bob, &direct(&carol)).await;
+    assert_eq!(from_alice + from_carol, stored_dms as u64);
+    assert_eq!(from_alice, (RACERS - 2) as u64);
+    assert_eq!(
+        unread(&*store, &bob, &ConversationRef::Global).await,
+        2 * RACERS as u64
+    );
+    for sender in [&alice, &carol] {
+        assert_eq!(unread(&*store, sender, &direct(&bob)).await, 0);
+        let theirs = store
+            .direct_messages(&sender.username, &bob.username, latest())
+            .await
+            .expect("reads");
+        let last = theirs.items.last().map(|m| m.id);
+        assert_eq!(
+            seen(&*store, sender, &direct(&bob)).await.last_read_id,
+            last
+        );
+        // Global: the other sender's messages after their own last one.
+        let global = seen(&*store, sender, &ConversationRef::Global).await;
+        assert!(global.unread_count < 2 * RACERS as u64);
+    }
+}
