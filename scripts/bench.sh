@@ -3,8 +3,9 @@
 # for every run (in-memory and PostgreSQL stores), every figure compared
 # with the previous run in the generated section of docs/benchmarks.md.
 #
-#   scripts/bench.sh                 the whole profile (~4 min of runs, plus
-#                                    the build); writes docs/bench/latest.json
+#   scripts/bench.sh                 the whole profile (~6 min of runs, plus
+#                                    the build and the reads part's seed);
+#                                    writes docs/bench/latest.json
 #                                    (the old one becomes docs/bench/previous.json)
 #                                    and rewrites docs/benchmarks.md between
 #                                    <!-- bench:begin --> and <!-- bench:end -->
