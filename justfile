@@ -35,7 +35,7 @@ setup:
 migrate *args:
     scripts/migrate.sh "$@"
 
-# Benchmark profile (release builds, ~4 min of runs): rewrites the generated top of docs/benchmarks.md; `just bench idle` runs one part.
+# Benchmark profile (release builds, ~6 min of runs plus a seed): rewrites the generated top of docs/benchmarks.md; `just bench idle` runs one part.
 bench *parts:
     scripts/bench.sh "$@"
 

@@ -3,8 +3,9 @@
 # for every run (in-memory and PostgreSQL stores), every figure compared
 # with the previous run in the generated section of docs/benchmarks.md.
 #
-#   scripts/bench.sh                 the whole profile (~4 min of runs, plus
-#                                    the build); writes docs/bench/latest.json
+#   scripts/bench.sh                 the whole profile (~6 min of runs, plus
+#                                    the build and the reads part's seed);
+#                                    writes docs/bench/latest.json
 #                                    (the old one becomes docs/bench/previous.json)
 #                                    and rewrites docs/benchmarks.md between
 #                                    <!-- bench:begin --> and <!-- bench:end -->
@@ -18,6 +19,14 @@
 #   BENCH_SKIP_BUILD=1               use the release binaries already built
 #                                    (the commit recorded is the tree's, which
 #                                    they may not match)
+#   BENCH_SERVER_BIN=PATH            run (and migrate the scratch database
+#                                    with) this chat-server instead of the
+#                                    tree's, driven by the tree's chat-bench:
+#                                    another commit's server under the same
+#                                    load (build it in its own worktree)
+#   BENCH_RUNS="ID ..."              only the runs with these ids (e.g.
+#                                    "dm.postgres fanout.memory") of the parts
+#                                    asked; for interleaved comparisons
 #   BENCH_DB_SSLMODE=MODE            the sslmode of the server's and
 #                                    pgbench's connections (default disable:
 #                                    loopback, and figures comparable with
@@ -36,13 +45,19 @@
 #            whose messages are read back from the history to check their
 #            order
 #   dm       500 pairs, 10,000 direct msg/s for 10 s; PostgreSQL and memory;
-#            and 50 pairs at 10,000 msg/s in all (100/s per sender) on
+#            the same 500 pairs and 10,000 operations/s with 10 % of them
+#            edits and reactions (--changes 10), PostgreSQL and memory; and
+#            50 pairs at 10,000 msg/s in all (100/s per sender) on
 #            PostgreSQL
 #   http     POST /api/messages, 1, 8 and 64 clients for 10 s on
 #            PostgreSQL, 64 on memory
 #   pgbench  the one-row INSERT ceiling of the messages table, 1, 8 and 64
 #            clients for 10 s, with the ordering trigger and without it
 #            (scripts/bench/pgbench-*.sql)
+#   reads    GET /api/conversations (unread counts) for a user in 1,000
+#            conversations with 1,000,000 messages stored, 1, 8 and 64
+#            clients for 10 s, on a database of its own seeded by
+#            scripts/bench/read-state-seed.sql (a few minutes of seeding)
 # Servers run with BCRYPT_COST=4 AUTH_RATE_LIMIT=0 WEBSOCKET_RATE_LIMIT=0
 # MESSAGE_RATE_LIMIT=0 WEBSOCKET_MAX_CONNECTIONS_PER_USER=0 LOG_LEVEL=warn on
 # a free loopback port (no limit on sign-ins, sends or sockets per user: one
@@ -66,11 +81,11 @@ source scripts/lib/services.sh
 # shellcheck source=scripts/lib/bench.sh
 source scripts/lib/bench.sh
 
-all_parts=(idle fanout dm http pgbench)
+all_parts=(idle fanout dm http pgbench reads)
 parts=()
 for arg in "$@"; do
   case "$arg" in
-    idle | fanout | dm | http | pgbench) parts+=("$arg") ;;
+    idle | fanout | dm | http | pgbench | reads) parts+=("$arg") ;;
     -h | --help)
       sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
       exit 0
@@ -103,7 +118,7 @@ else
   seconds=10
 fi
 write_docs=0
-if [[ "$full" == 1 && "$quick" == 0 ]]; then
+if [[ "$full" == 1 && "$quick" == 0 && -z "${BENCH_RUNS:-}${BENCH_SERVER_BIN:-}" ]]; then
   write_docs=1
 fi
 command_line="scripts/bench.sh${*:+ $*}"
@@ -147,10 +162,16 @@ target_dir=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 server_bin="$target_dir/release/chat-server"
 bench_bin="$target_dir/release/chat-bench"
-[[ -x "$server_bin" && -x "$bench_bin" ]] || die "no release binaries in $target_dir/release"
 # How the binaries appear in the recorded commands.
 server_cmd=target/release/chat-server
 bench_cmd=target/release/chat-bench
+if [[ -n "${BENCH_SERVER_BIN:-}" ]]; then
+  server_bin=$BENCH_SERVER_BIN
+  server_cmd=$BENCH_SERVER_BIN
+  info "server: $server_bin (BENCH_SERVER_BIN)"
+fi
+[[ -x "$server_bin" && -x "$bench_bin" ]] || die "no release binaries: $server_bin, $bench_bin"
+only_runs=" ${BENCH_RUNS:-} "
 
 out=${BENCH_OUT:-$(mktemp -d -t chat-bench.XXXXXX)}
 mkdir -p "$out"
@@ -174,10 +195,15 @@ stop_server() {
     server_pid=""
   fi
 }
+reads_db="${db}_reads"
+reads_created=0
 cleanup() {
   stop_server
   if [[ "$db_created" == 1 ]]; then
     psql "$TEST_DATABASE_URL" -XAtqc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
+  if [[ "$reads_created" == 1 ]]; then
+    psql "$TEST_DATABASE_URL" -XAtqc "DROP DATABASE IF EXISTS $reads_db WITH (FORCE)" >/dev/null 2>&1 || true
   fi
 }
 trap cleanup EXIT
@@ -239,6 +265,9 @@ start_server() {
 bench() {
   local id=$1 label=$2 store=$3 extra=() before after
   shift 3
+  if [[ "$only_runs" != "  " && "$only_runs" != *" $id "* ]]; then
+    return 0
+  fi
   start_server "$store" "$id"
   if [[ "$1" == idle ]]; then
     extra=(--server-pid "$server_pid")
@@ -262,6 +291,9 @@ bench() {
 # pgbench_run ID LABEL SCRIPT CLIENTS
 pgbench_run() {
   local id=$1 label=$2 script=$3 clients=$4 threads before after
+  if [[ "$only_runs" != "  " && "$only_runs" != *" $id "* ]]; then
+    return 0
+  fi
   threads=$((clients < 2 ? 1 : 2))
   local args=(-n -c "$clients" -j "$threads" -T "$seconds" -f "$script" "$db_url")
   info "$id: pgbench ${args[*]}"
@@ -297,10 +329,16 @@ if wants fanout; then
 fi
 if wants dm; then
   step "dm: $dm_pairs pairs at $dm_rate msg/s"
-  for store in postgres memory; do
-    bench "dm.$store" "$(store_label "$store")" "$store" \
-      dm --pairs "$dm_pairs" --rate "$dm_rate" --duration "$seconds"
-  done
+  bench dm.postgres "$(store_label postgres)" postgres \
+    dm --pairs "$dm_pairs" --rate "$dm_rate" --duration "$seconds"
+  # The same load with a tenth of the operations changing messages, right
+  # after the row it is read against.
+  bench dm.postgres.changes "PostgreSQL, 10 % edits and reactions" postgres \
+    dm --pairs "$dm_pairs" --rate "$dm_rate" --duration "$seconds" --changes 10
+  bench dm.memory "$(store_label memory)" memory \
+    dm --pairs "$dm_pairs" --rate "$dm_rate" --duration "$seconds"
+  bench dm.memory.changes "memory store, 10 % edits and reactions" memory \
+    dm --pairs "$dm_pairs" --rate "$dm_rate" --duration "$seconds" --changes 10
   bench dm.postgres.p50 "PostgreSQL, $few_pairs pairs" postgres \
     dm --pairs "$few_pairs" --rate "$dm_rate" --duration "$seconds"
 fi
@@ -327,6 +365,31 @@ if wants pgbench; then
     pgbench_run "pgbench.plain.c$clients" "plain (no trigger), $clients client$([[ $clients == 1 ]] || echo s)" \
       scripts/bench/pgbench-insert-plain.sql "$clients"
   done
+fi
+
+if wants reads; then
+  step "reads: GET /api/conversations, a user in 1,000 conversations, 1,000,000 messages"
+  reads_url="${TEST_DATABASE_URL%/*}/$reads_db?sslmode=${BENCH_DB_SSLMODE:-disable}"
+  psql "$TEST_DATABASE_URL" -XAtqc "CREATE DATABASE $reads_db" >/dev/null
+  reads_created=1
+  DATABASE_URL="$reads_url" LOG_LEVEL=warn "$server_bin" migrate >"$out/migrate-reads.log" 2>&1 ||
+    { cat "$out/migrate-reads.log" >&2; die "chat-server migrate failed (reads)"; }
+  info "seeding $reads_db (a few minutes)"
+  psql "$reads_url" -XAtq -v ON_ERROR_STOP=1 -f scripts/bench/read-state-seed.sql >"$out/seed-reads.log" 2>&1 ||
+    { tail -n 20 "$out/seed-reads.log" >&2; die "seeding $reads_db failed"; }
+  # Every seeded user's password (scripts/bench/read-state-seed.sql).
+  reads_password="correct horse battery"
+  printf '%s\n' "psql -c 'CREATE DATABASE $reads_db'" \
+    "DATABASE_URL=$reads_url $server_cmd migrate" \
+    "psql $reads_url -f scripts/bench/read-state-seed.sql   # the reads runs' server uses this database" >>"$setup_file"
+  # The reads runs' servers use the seeded database.
+  main_db_url=$db_url
+  db_url=$reads_url
+  for clients in 1 8 64; do
+    bench "reads.postgres.c$clients" "PostgreSQL, $clients client$([[ $clients == 1 ]] || echo s)" postgres \
+      conversations --user user0000 --password "$reads_password" --clients "$clients" --duration "$seconds"
+  done
+  db_url=$main_db_url
 fi
 
 step "results"

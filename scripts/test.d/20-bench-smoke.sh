@@ -2,7 +2,7 @@
 # Keeps chat-bench working: builds chat-server and chat-bench in
 # debug, starts the server on a free loopback port (in-memory store,
 # AUTH_RATE_LIMIT=0, WEBSOCKET_RATE_LIMIT=0, MESSAGE_RATE_LIMIT=0, WEBSOCKET_MAX_CONNECTIONS_PER_USER=0, BCRYPT_COST=4), runs each mode
-# for a couple of seconds
+# (and direct messages with edits and reactions) for a couple of seconds
 # and checks that each printed its one JSON line with nothing failed or
 # lost. A smoke test, not a benchmark: no figure is compared to a target.
 # Then the runs go through the same path as scripts/bench.sh's results
@@ -120,11 +120,18 @@ r = json.loads(lines[0])
 problems = [k for k in ("errors", "connect_errors") if r.get(k)]
 problems += [k for k in ("lost", "unsent", "duplicates", "unexpected", "misdelivered",
                          "failed", "sockets_closed", "closed_during_hold") if r.get(k, 0) != 0]
+changes = r.get("changes") or {}
+problems += [f"changes.{k}" for k in ("lost", "unsent", "unexpected", "mismatched")
+             if changes.get(k, 0) != 0]
+if changes and changes.get("delivered", 0) == 0:
+    problems.append("changes.delivered")
 if not r.get("ok") or problems:
     sys.exit(f"run not clean ({', '.join(problems) or 'ok is false'}): {lines[0]}")
 figures = {k: r[k] for k in ("requests", "req_per_s", "delivered", "deliveries_per_s",
                              "connected", "rss_per_socket_kb", "wave_s", "converged_after_s",
                              "presence_frames_max") if k in r}
+if changes:
+    figures["updates"] = changes.get("delivered")
 print(f"    {r['mode']}: ok {figures}")
 PY
 }
@@ -167,6 +174,9 @@ fi
 run_bench fanout fanout --receivers 20 --senders 2 --rate 50 --duration 2 --drain 5
 # One connection sending fast, its messages read back from the history.
 run_bench sender fanout --receivers 5 --senders 1 --rate 500 --duration 2 --drain 5 --check-stored-order
+# Direct messages with a tenth of the operations edits and reactions, each
+# of which the recipient must get as message_updated.
+run_bench dmchanges dm --pairs 10 --rate 200 --duration 2 --drain 5 --changes 10
 run_bench idle idle --connections 200 --hold 1
 check_report
 run_checked storm --connect-concurrency 512 storm --users 1000 --follow 50 --settle 2

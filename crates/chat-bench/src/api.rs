@@ -117,7 +117,12 @@ impl Api {
                 "registering {username}: HTTP {status}"
             )));
         }
-        let login = json!({ "username": username, "password": PASSWORD });
+        self.log_in(username, PASSWORD).await
+    }
+
+    /// Logs in an existing `username` with `password`.
+    pub async fn log_in(&self, username: &str, password: &str) -> BenchResult<Session> {
+        let login = json!({ "username": username, "password": password });
         let (status, body) = self.post_patiently("/api/auth/login", &login).await?;
         if status != StatusCode::OK {
             return Err(BenchError::new(format!(
@@ -166,6 +171,42 @@ impl Api {
         )))
     }
 
+    /// `GET path` as the holder of `token`; the status, or the transport
+    /// error (the body is read and dropped).
+    pub async fn get_status(&self, token: &str, path: &str) -> Result<StatusCode, reqwest::Error> {
+        let response = self
+            .client
+            .get(self.target.http(path))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        let status = response.status();
+        response.bytes().await?;
+        Ok(status)
+    }
+
+    /// How many entries the JSON list at `GET path` holds, as the holder of
+    /// `token`.
+    pub async fn list_len(&self, token: &str, path: &str) -> BenchResult<usize> {
+        let response = self
+            .client
+            .get(self.target.http(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .context(&format!("GET {path}"))?;
+        let status = response.status();
+        let text = response.text().await.context(&format!("GET {path}"))?;
+        if status != StatusCode::OK {
+            return Err(BenchError::new(format!(
+                "GET {path}: HTTP {status}: {text}"
+            )));
+        }
+        let items: Vec<serde_json::Value> =
+            serde_json::from_str(&text).context(&format!("the list of GET {path}"))?;
+        Ok(items.len())
+    }
+
     /// POSTs a message as the holder of `token`; the status, or the
     /// transport error.
     pub async fn post_message(
@@ -184,6 +225,59 @@ impl Api {
         // Reading the body lets the connection go back to the pool.
         response.bytes().await?;
         Ok(status)
+    }
+}
+
+/// A change to a message the caller sent (`PATCH /api/messages/{id}`,
+/// `PUT`/`DELETE /api/messages/{id}/reactions/{emoji}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageChange<'a> {
+    /// New content.
+    Edit(&'a str),
+    /// The caller reacts with this emoji.
+    React(&'a str),
+    /// The caller takes its reaction with this emoji back.
+    Unreact(&'a str),
+}
+
+impl Api {
+    /// Applies `change` to message `id` as the holder of `token`; the
+    /// status, or why no answer came.
+    pub async fn change_message(
+        &self,
+        token: &str,
+        id: &str,
+        change: MessageChange<'_>,
+    ) -> BenchResult<StatusCode> {
+        let request = match change {
+            MessageChange::Edit(content) => self
+                .client
+                .patch(self.message_url(id, None)?)
+                .json(&json!({ "content": content })),
+            MessageChange::React(emoji) => self.client.put(self.message_url(id, Some(emoji))?),
+            MessageChange::Unreact(emoji) => self.client.delete(self.message_url(id, Some(emoji))?),
+        };
+        let response = request
+            .bearer_auth(token)
+            .send()
+            .await
+            .context("changing a message")?;
+        let status = response.status();
+        // Reading the body lets the connection go back to the pool.
+        response.bytes().await.context("changing a message")?;
+        Ok(status)
+    }
+
+    /// `/api/messages/{id}`, or its `/reactions/{emoji}`, each segment
+    /// percent-encoded.
+    fn message_url(&self, id: &str, emoji: Option<&str>) -> BenchResult<reqwest::Url> {
+        let mut url = reqwest::Url::parse(&self.target.base).context("the server's URL")?;
+        url.path_segments_mut()
+            .map_err(|()| BenchError::new("the server's URL cannot take a path"))?
+            .clear()
+            .extend(["api", "messages", id])
+            .extend(emoji.map(|e| ["reactions", e]).into_iter().flatten());
+        Ok(url)
     }
 }
 
@@ -336,6 +430,20 @@ mod tests {
         assert_eq!(retry_after(&headers), MAX_BACKOFF);
         headers.insert(RETRY_AFTER, HeaderValue::from_static("0"));
         assert_eq!(retry_after(&headers), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn message_urls_encode_ids_and_emoji() {
+        let target = Target::parse("http://127.0.0.1:18080").expect("loopback");
+        let api = Api::new(&target, 1).expect("client");
+        assert_eq!(
+            api.message_url("m/1", None).expect("url").as_str(),
+            "http://127.0.0.1:18080/api/messages/m%2F1"
+        );
+        assert_eq!(
+            api.message_url("42", Some("👍")).expect("url").as_str(),
+            "http://127.0.0.1:18080/api/messages/42/reactions/%F0%9F%91%8D"
+        );
     }
 
     #[test]

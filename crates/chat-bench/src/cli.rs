@@ -72,6 +72,10 @@ pub enum Mode {
     Dm(DmArgs),
     /// C clients POSTing /api/messages as fast as they can: req/s, latency.
     Http(HttpArgs),
+    /// C clients of one existing user GETting its conversation list (with
+    /// unread counts) as fast as they can: req/s, latency. The user and its
+    /// data come from elsewhere (scripts/bench/read-state-seed.sql).
+    Conversations(ConversationsArgs),
     /// W WebSocket writers fill one room while a forward HTTP pager and R
     /// clients reconnecting with `?since=` follow it: skipped and repeated
     /// messages (both must be 0), throughput.
@@ -202,6 +206,12 @@ pub struct DmArgs {
     /// Seconds to wait after sending for late acks and deliveries.
     #[arg(long, default_value_t = 5, value_parser = value_parser!(u64).range(0..=300))]
     pub drain: u64,
+    /// Percent of each sender's operations that change its own latest
+    /// messages instead of sending a new one, over HTTP: edits, reactions
+    /// added and reactions taken back, in turn. The recipient must get each
+    /// as a `message_updated` frame. WebSocket senders only.
+    #[arg(long, default_value_t = 0, value_parser = value_parser!(u64).range(0..=50))]
+    pub changes: u64,
 }
 
 /// `http` options.
@@ -216,6 +226,26 @@ pub struct HttpArgs {
     /// Users the clients are shared among (default min(clients, 100)).
     #[arg(long, value_parser = value_parser!(u64).range(1..=100_000))]
     pub users: Option<u64>,
+}
+
+/// `conversations` options.
+#[derive(Debug, Args)]
+pub struct ConversationsArgs {
+    /// The existing user whose list is read (logged in, not registered).
+    #[arg(long)]
+    pub user: String,
+    /// Its password.
+    #[arg(long)]
+    pub password: String,
+    /// Concurrent clients, each one request at a time, all as that user.
+    #[arg(long, default_value_t = 8, value_parser = value_parser!(u64).range(1..=10_000))]
+    pub clients: u64,
+    /// Seconds of requests.
+    #[arg(long, default_value_t = 10, value_parser = value_parser!(u64).range(1..=3600))]
+    pub duration: u64,
+    /// `?limit=` of each request (SPEC: at most 200).
+    #[arg(long, default_value_t = 50, value_parser = value_parser!(u64).range(1..=200))]
+    pub limit: u64,
 }
 
 /// `history` options.
@@ -346,12 +376,45 @@ mod tests {
     }
 
     #[test]
+    fn conversations_name_an_existing_user() {
+        let cli = Cli::try_parse_from([
+            "chat-bench",
+            "conversations",
+            "--user",
+            "user0000",
+            "--password",
+            "correct horse battery",
+        ])
+        .expect("valid");
+        let Mode::Conversations(args) = cli.mode else {
+            panic!("conversations expected");
+        };
+        assert_eq!(
+            (args.user.as_str(), args.clients, args.limit),
+            ("user0000", 8, 50)
+        );
+        assert!(Cli::try_parse_from(["chat-bench", "conversations", "--password", "x"]).is_err());
+        assert!(Cli::try_parse_from([
+            "chat-bench",
+            "conversations",
+            "--user",
+            "u",
+            "--password",
+            "p",
+            "--limit",
+            "201"
+        ])
+        .is_err());
+    }
+
+    #[test]
     fn out_of_range_values_are_refused() {
         for argv in [
             &["chat-bench", "idle", "--connections", "0"][..],
             &["chat-bench", "http", "--duration", "100000"],
             &["chat-bench", "--run-id", "Has_Upper", "http"],
             &["chat-bench", "--run-id", "thirteenchars", "http"],
+            &["chat-bench", "dm", "--changes", "51"],
         ] {
             assert!(Cli::try_parse_from(argv).is_err(), "{argv:?}");
         }

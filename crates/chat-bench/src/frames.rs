@@ -34,6 +34,17 @@ pub struct FrameMessage<'a> {
     /// The room, for a room message.
     #[serde(borrow, default)]
     pub room_id: Option<Cow<'a, str>>,
+    /// The message's reactions (`message_updated` frames).
+    #[serde(borrow, default)]
+    pub reactions: Vec<FrameReaction<'a>>,
+}
+
+/// One reaction of a message: the part the benchmark reads.
+#[derive(Debug, Deserialize)]
+pub struct FrameReaction<'a> {
+    /// The emoji.
+    #[serde(borrow)]
+    pub emoji: Cow<'a, str>,
 }
 
 impl<'a> Frame<'a> {
@@ -56,6 +67,13 @@ impl<'a> Frame<'a> {
     /// The room of the message, for frames that carry a room message.
     pub fn room_id(&self) -> Option<&str> {
         self.message.as_ref()?.room_id.as_deref()
+    }
+
+    /// Whether the message carries a reaction with `emoji`.
+    pub fn has_reaction(&self, emoji: &str) -> bool {
+        self.message
+            .as_ref()
+            .is_some_and(|m| m.reactions.iter().any(|r| r.emoji == emoji))
     }
 }
 
@@ -96,6 +114,22 @@ mod tests {
         )
         .expect("a room message frame");
         assert_eq!(room.room_id(), Some("r9"));
+    }
+
+    #[test]
+    fn updated_messages_expose_their_reactions() {
+        let text = r#"{"type":"message_updated","message":{"id":"m1","content":"x","reactions":[{"emoji":"\u2764\ufe0f","count":1,"users":["a"]},{"emoji":"👍","count":2,"users":["a","b"]}]},"cursor":"9"}"#;
+        let frame = Frame::parse(text).expect("a message_updated frame");
+        assert!(frame.has_reaction("👍"));
+        assert!(
+            frame.has_reaction("\u{2764}\u{fe0f}"),
+            "escaped in the JSON"
+        );
+        assert!(!frame.has_reaction("🎉"));
+        let bare =
+            Frame::parse(r#"{"type":"message_updated","message":{"id":"m1","content":"x"}}"#)
+                .expect("no reactions field");
+        assert!(!bare.has_reaction("👍"));
     }
 
     #[test]

@@ -48,9 +48,17 @@
 //! # 500 pairs exchanging 10,000 direct msg/s in all: stored/s, delivered/s,
 //! # latency of the ack (or 201) and of the delivery.
 //! chat-bench dm --pairs 500 --rate 10000 --duration 10 --via ws
+//! # The same with 10 % of the operations edits and reactions on the
+//! # senders' own latest messages (over HTTP): each must reach the recipient
+//! # as message_updated; update latency and losses beside the messages'.
+//! chat-bench dm --pairs 500 --rate 10000 --duration 10 --changes 10
 //!
 //! # 64 clients POSTing /api/messages back to back for 10 s.
 //! chat-bench http --clients 64 --duration 10
+//!
+//! # 8 clients of one seeded user reading its conversation list (unread
+//! # counts) back to back for 10 s (scripts/bench.sh reads seeds the data).
+//! chat-bench conversations --user user0000 --password '...' --clients 8
 //!
 //! # Gap-free history: 8 WebSocket writers x 5,000 messages into one room,
 //! # a forward HTTP pager (?after=) and 10 clients reconnecting with
@@ -172,6 +180,10 @@ async fn run(cli: Cli) -> BenchResult<bool> {
         }
         Mode::Http(args) => {
             let figures = modes::http::run(&ctx, args).await?;
+            emit(&ctx, elapsed(), &figures)
+        }
+        Mode::Conversations(args) => {
+            let figures = modes::http::run_conversations(&ctx, args).await?;
             emit(&ctx, elapsed(), &figures)
         }
         Mode::History(args) => {

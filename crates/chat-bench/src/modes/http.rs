@@ -1,4 +1,6 @@
-//! `http`: C clients POST global messages back to back for T s.
+//! `http`: C clients POST global messages back to back for T s; and
+//! `conversations`: C clients of one existing user GET its conversation list
+//! back to back, the same way.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +13,7 @@ use tokio::time::Instant;
 
 use super::{gather, nanos, per_second, round3, Ctx, Tally};
 use crate::api::{Api, Session};
-use crate::cli::HttpArgs;
+use crate::cli::{ConversationsArgs, HttpArgs};
 use crate::content::{encode, Clock};
 use crate::error::BenchResult;
 use crate::latency::{LatencySummary, SharedLatency};
@@ -68,6 +70,46 @@ impl Figures for HttpFigures {
     }
 }
 
+/// What `conversations` measured.
+#[derive(Debug, Serialize)]
+pub struct ConversationsFigures {
+    /// The user whose list is read.
+    pub user: String,
+    /// `?limit=` of every request.
+    pub limit: u64,
+    /// Entries of the first page, read once before the run.
+    pub first_page: u64,
+    /// The requests, as `http` counts them.
+    #[serde(flatten)]
+    pub load: HttpFigures,
+}
+
+impl Figures for ConversationsFigures {
+    const MODE: &'static str = "conversations";
+
+    fn ok(&self) -> bool {
+        self.load.ok() && self.first_page > 0
+    }
+
+    fn human(&self) -> Vec<String> {
+        let mut lines = vec![format!(
+            "GET /api/conversations?limit={} as {} (first page: {} entries)",
+            self.limit, self.user, self.first_page
+        )];
+        lines.extend(self.load.human());
+        lines
+    }
+}
+
+/// What each client asks, one request at a time.
+#[derive(Clone, Debug)]
+enum Request {
+    /// `POST /api/messages`, a new global message each time.
+    PostMessage,
+    /// `GET` this path.
+    Get(String),
+}
+
 /// Runs `http`.
 pub async fn run(ctx: &Ctx, args: &HttpArgs) -> BenchResult<HttpFigures> {
     ctx.ensure_files(args.clients)?;
@@ -75,15 +117,59 @@ pub async fn run(ctx: &Ctx, args: &HttpArgs) -> BenchResult<HttpFigures> {
     let sessions = ctx
         .sign_in("h", usize::try_from(users).unwrap_or(1))
         .await?;
-    let duration = Duration::from_secs(args.duration);
+    Ok(drive(
+        ctx,
+        &sessions,
+        args.clients,
+        args.duration,
+        Request::PostMessage,
+    )
+    .await)
+}
+
+/// Runs `conversations`.
+pub async fn run_conversations(
+    ctx: &Ctx,
+    args: &ConversationsArgs,
+) -> BenchResult<ConversationsFigures> {
+    ctx.ensure_files(args.clients)?;
+    let session = ctx.api.log_in(&args.user, &args.password).await?;
+    let path = format!("/api/conversations?limit={}", args.limit);
+    let first_page = ctx.api.list_len(&session.token, &path).await? as u64;
+    let load = drive(
+        ctx,
+        &[session],
+        args.clients,
+        args.duration,
+        Request::Get(path),
+    )
+    .await;
+    Ok(ConversationsFigures {
+        user: args.user.clone(),
+        limit: args.limit,
+        first_page,
+        load,
+    })
+}
+
+/// `clients` clients shared round-robin among `sessions`, each making
+/// `request` back to back for `duration_s` seconds.
+async fn drive(
+    ctx: &Ctx,
+    sessions: &[Session],
+    clients_n: u64,
+    duration_s: u64,
+    request: Request,
+) -> HttpFigures {
+    let duration = Duration::from_secs(duration_s);
     let started = Instant::now();
     let deadline = started + duration;
     let requests = Arc::new(AtomicU64::new(0));
     let latency = SharedLatency::default();
 
-    let bar = ctx.progress.bar("seconds", args.duration);
+    let bar = ctx.progress.bar("seconds", duration_s);
     let ticker = tick(bar.clone(), started, requests.clone());
-    let clients = (0..args.clients)
+    let clients = (0..clients_n)
         .filter_map(|c| {
             sessions
                 .get(usize::try_from(c).ok()? % sessions.len().max(1))
@@ -98,6 +184,7 @@ pub async fn run(ctx: &Ctx, args: &HttpArgs) -> BenchResult<HttpFigures> {
                 deadline,
                 requests: requests.clone(),
                 latency: latency.clone(),
+                request: request.clone(),
             };
             tokio::spawn(client.run())
         })
@@ -108,10 +195,10 @@ pub async fn run(ctx: &Ctx, args: &HttpArgs) -> BenchResult<HttpFigures> {
 
     let elapsed = started.elapsed().as_secs_f64();
     let requests = tally.sent;
-    Ok(HttpFigures {
-        clients: args.clients,
-        users,
-        duration_s: args.duration,
+    HttpFigures {
+        clients: clients_n,
+        users: sessions.len() as u64,
+        duration_s,
         elapsed_run_s: round3(elapsed),
         requests,
         succeeded: tally.persisted,
@@ -119,7 +206,7 @@ pub async fn run(ctx: &Ctx, args: &HttpArgs) -> BenchResult<HttpFigures> {
         ok_per_s: per_second(tally.persisted, elapsed),
         errors: tally.errors,
         latency: latency.summary(),
-    })
+    }
 }
 
 fn tick(
@@ -147,6 +234,8 @@ struct Client {
     requests: Arc<AtomicU64>,
     /// Request latency, all clients.
     latency: SharedLatency,
+    /// What to ask.
+    request: Request,
 }
 
 impl Client {
@@ -159,13 +248,19 @@ impl Client {
             }
             // One counter for all clients keeps every content distinct.
             let seq = self.requests.fetch_add(1, Ordering::Relaxed);
-            let body = json!({ "content": encode(&self.run, seq, self.clock.now_nanos()) });
             let began = Instant::now();
-            let result = tokio::time::timeout_at(
-                self.deadline + Duration::from_secs(30),
-                self.api.post_message(&self.session.token, &body),
-            )
-            .await;
+            let request = async {
+                match &self.request {
+                    Request::PostMessage => {
+                        let content = encode(&self.run, seq, self.clock.now_nanos());
+                        let body = json!({ "content": content });
+                        self.api.post_message(&self.session.token, &body).await
+                    }
+                    Request::Get(path) => self.api.get_status(&self.session.token, path).await,
+                }
+            };
+            let result =
+                tokio::time::timeout_at(self.deadline + Duration::from_secs(30), request).await;
             latency.record_nanos(nanos(began.elapsed()));
             tally.sent += 1;
             match result {

@@ -140,6 +140,8 @@ pub async fn run(ctx: &Ctx, args: &IdleArgs) -> BenchResult<IdleFigures> {
         clock: ctx.clock,
         live: Arc::default(),
         deadline: Instant::now() + Duration::from_secs(args.hold + 60),
+        own_latest: None,
+        updates: None,
     });
     let readers = opened
         .sockets

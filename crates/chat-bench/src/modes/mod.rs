@@ -1,6 +1,7 @@
 //! The modes and what they share: the run context, signing users in,
 //! opening sockets, reading frames, pacing senders, waiting for stragglers.
 
+mod changes;
 pub mod dm;
 pub mod fanout;
 pub mod history;
@@ -27,6 +28,7 @@ use crate::net::{Dialer, Ws};
 use crate::progress::Progress;
 use crate::target::Target;
 
+pub use changes::{changes_among, Changes, Registry};
 pub use reader::{read_frames, Expect, ReadSpec};
 pub use sender::{http_sender, ws_sender, Schedule, SendPlan};
 pub use traffic::{Outcome, Traffic};
@@ -210,6 +212,18 @@ pub struct Live {
     pub persist_latency: SharedLatency,
     /// Send (scheduled time) to receipt.
     pub delivery_latency: SharedLatency,
+    /// Changes to messages sent.
+    pub changes_sent: AtomicU64,
+    /// Changes the server applied (2xx).
+    pub changes_stored: AtomicU64,
+    /// Changes the server refused or never answered.
+    pub changes_refused: AtomicU64,
+    /// `message_updated` frames received for those changes where expected.
+    pub updates: AtomicU64,
+    /// A change's due time to its 2xx.
+    pub change_latency: SharedLatency,
+    /// A change's due time to its `message_updated` at the receiver.
+    pub update_latency: SharedLatency,
 }
 
 impl Live {
@@ -221,13 +235,16 @@ impl Live {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Every sent message answered, and each stored one delivered to
-    /// `per_message` sockets.
+    /// Every sent message and change answered, and each stored one
+    /// delivered to `per_message` sockets.
     fn settled(&self, per_message: u64) -> bool {
         let sent = Self::get(&self.sent);
         let persisted = Self::get(&self.persisted);
+        let changed = Self::get(&self.changes_stored);
         persisted + Self::get(&self.refused) >= sent
             && Self::get(&self.delivered) >= persisted.saturating_mul(per_message)
+            && changed + Self::get(&self.changes_refused) >= Self::get(&self.changes_sent)
+            && Self::get(&self.updates) >= changed.saturating_mul(per_message)
     }
 }
 
@@ -296,6 +313,24 @@ pub struct Tally {
     pub last_delivery_nanos: u64,
     /// Frames read, of any kind.
     pub frames: u64,
+    /// Changes to messages sent.
+    pub changes_sent: u64,
+    /// Changes planned but not sent (sender behind, or no message of its
+    /// own to change yet).
+    pub changes_unsent: u64,
+    /// Changes the server applied.
+    pub changes_stored: u64,
+    /// `message_updated` frames matched with a change.
+    pub updates: u64,
+    /// `message_updated` frames for a message with no change pending.
+    pub updates_unexpected: u64,
+    /// `message_updated` frames that did not show the change they were
+    /// matched with.
+    pub updates_mismatched: u64,
+    /// Unix nanos of the last change applied.
+    pub last_change_nanos: u64,
+    /// Unix nanos of the last update received.
+    pub last_update_nanos: u64,
 }
 
 impl Tally {
@@ -315,6 +350,30 @@ impl Tally {
         merge_counts(&mut self.errors, other.errors);
         self.last_persist_nanos = self.last_persist_nanos.max(other.last_persist_nanos);
         self.last_delivery_nanos = self.last_delivery_nanos.max(other.last_delivery_nanos);
+        self.changes_sent += other.changes_sent;
+        self.changes_unsent += other.changes_unsent;
+        self.changes_stored += other.changes_stored;
+        self.updates += other.updates;
+        self.updates_unexpected += other.updates_unexpected;
+        self.updates_mismatched += other.updates_mismatched;
+        self.last_change_nanos = self.last_change_nanos.max(other.last_change_nanos);
+        self.last_update_nanos = self.last_update_nanos.max(other.last_update_nanos);
+    }
+
+    /// Counts the operations `seqs` as not sent, each a change when
+    /// `is_change` says so and a message otherwise.
+    pub fn count_unsent(
+        &mut self,
+        seqs: impl Iterator<Item = u64>,
+        is_change: impl Fn(u64) -> bool,
+    ) {
+        for seq in seqs {
+            if is_change(seq) {
+                self.changes_unsent += 1;
+            } else {
+                self.unsent += 1;
+            }
+        }
     }
 
     /// Counts one error of `kind`.
@@ -390,6 +449,16 @@ mod tests {
         live.refused.store(1, Ordering::Relaxed);
         assert!(!live.settled(3), "one stored message, not delivered");
         live.delivered.store(3, Ordering::Relaxed);
+        assert!(live.settled(3));
+        live.changes_sent.store(2, Ordering::Relaxed);
+        live.changes_stored.store(1, Ordering::Relaxed);
+        assert!(!live.settled(3), "a change unanswered");
+        live.changes_refused.store(1, Ordering::Relaxed);
+        assert!(
+            !live.settled(3),
+            "a change applied, its update not received"
+        );
+        live.updates.store(3, Ordering::Relaxed);
         assert!(live.settled(3));
     }
 

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use super::changes::Registry;
 use super::{Live, Tally};
 use crate::content::{decode, Clock};
 use crate::frames::Frame;
@@ -72,6 +73,11 @@ pub struct ReadSpec {
     pub live: Arc<Live>,
     /// Stop reading at this instant, whatever happens.
     pub deadline: Instant,
+    /// Where a sender's socket puts the id of each message acknowledged,
+    /// for the changes to its own latest message.
+    pub own_latest: Option<Arc<watch::Sender<Option<String>>>>,
+    /// The changes this socket should see as `message_updated` frames.
+    pub updates: Option<Arc<Registry>>,
 }
 
 /// Reads `socket` until `stop` flips (or its sender goes), the deadline
@@ -124,6 +130,7 @@ struct ReaderState {
     last_acked: Option<u64>,
     persist_latency: LatencyBuffer,
     delivery_latency: LatencyBuffer,
+    update_latency: LatencyBuffer,
 }
 
 impl ReaderState {
@@ -136,6 +143,7 @@ impl ReaderState {
             last_acked: None,
             persist_latency: spec.live.persist_latency.buffer(),
             delivery_latency: spec.live.delivery_latency.buffer(),
+            update_latency: spec.live.update_latency.buffer(),
         }
     }
 
@@ -158,6 +166,7 @@ impl ReaderState {
                 Live::bump(&spec.live.refused);
             }
             kind if Some(kind) == spec.delivery_kind => self.on_delivery(&frame, spec),
+            "message_updated" => self.on_update(&frame, spec),
             _ => {}
         }
     }
@@ -167,6 +176,9 @@ impl ReaderState {
         Live::bump(&spec.live.persisted);
         let now = spec.clock.now_nanos();
         self.tally.last_persist_nanos = now;
+        if let (Some(latest), Some(id)) = (&spec.own_latest, frame.message_id()) {
+            latest.send_replace(Some(id.to_owned()));
+        }
         if let Some((seq, sent)) = frame.content().and_then(|c| decode(c, &spec.run)) {
             self.persist_latency.record_nanos(now.saturating_sub(sent));
             if self.last_acked.is_some_and(|last| seq < last) {
@@ -201,6 +213,27 @@ impl ReaderState {
         self.tally.last_delivery_nanos = now;
         self.delivery_latency.record_nanos(now.saturating_sub(sent));
         Live::bump(&spec.live.delivered);
+    }
+
+    /// A `message_updated`: matched with the oldest change pending for its
+    /// message, which it must show.
+    fn on_update(&mut self, frame: &Frame<'_>, spec: &ReadSpec) {
+        let Some(registry) = &spec.updates else {
+            return;
+        };
+        let Some(change) = frame.message_id().and_then(|id| registry.take(id)) else {
+            self.tally.updates_unexpected += 1;
+            return;
+        };
+        if !change.kind.shown_by(frame, &spec.run, change.seq) {
+            self.tally.updates_mismatched += 1;
+        }
+        let now = spec.clock.now_nanos();
+        self.tally.updates += 1;
+        self.tally.last_update_nanos = now;
+        self.update_latency
+            .record_nanos(now.saturating_sub(change.due_nanos));
+        Live::bump(&spec.live.updates);
     }
 
     /// Marks `slot` seen; false if it already was.
@@ -247,6 +280,8 @@ mod tests {
             clock: Clock::new(),
             live: Arc::default(),
             deadline: Instant::now() + Duration::from_secs(5),
+            own_latest: None,
+            updates: None,
         })
     }
 
@@ -341,6 +376,76 @@ mod tests {
         assert_eq!(tally.delivered, 6);
         assert_eq!(tally.out_of_order, 1, "2 after 4");
         assert_eq!(tally.acks_out_of_order, 1, "1 after 2");
+    }
+
+    #[tokio::test]
+    async fn updates_are_matched_with_their_changes_and_acks_name_the_latest_message() {
+        use crate::modes::changes::{ChangeKind, Pending, EMOJI};
+        let registry = Arc::new(Registry::default());
+        let mut receiver =
+            Arc::into_inner(spec(Expect::all(2), Some("direct_message"))).expect("one");
+        receiver.updates = Some(registry.clone());
+        let receiver = Arc::new(receiver);
+        let due = receiver.clock.now_nanos();
+        for (id, seq, kind) in [("m1", 9, ChangeKind::Edit), ("m2", 19, ChangeKind::React)] {
+            registry.expect(
+                id,
+                Pending {
+                    seq,
+                    due_nanos: due,
+                    kind,
+                },
+            );
+        }
+        // The item type of a tungstenite stream, which these stand in for.
+        #[allow(clippy::result_large_err)]
+        let updated = |id: &str, content: String, reactions: serde_json::Value| {
+            text(serde_json::json!({"type":"message_updated",
+                "message":{"id": id, "content": content, "reactions": reactions}}))
+        };
+        let frames = vec![
+            updated("m1", encode("r1", 9, due), serde_json::json!([])),
+            // m2's change is a reaction: a frame without it does not show it.
+            updated("m2", encode("r1", 1, due), serde_json::json!([])),
+            updated(
+                "m3",
+                encode("r1", 2, due),
+                serde_json::json!([{"emoji": EMOJI}]),
+            ),
+        ];
+        let (_stop_tx, stop) = watch::channel(false);
+        let tally = read_frames(stream::iter(frames), receiver.clone(), stop).await;
+        assert_eq!(
+            (
+                tally.updates,
+                tally.updates_mismatched,
+                tally.updates_unexpected
+            ),
+            (2, 1, 1)
+        );
+        assert_eq!(receiver.live.update_latency.summary().count, 2);
+
+        let mut sender = Arc::into_inner(spec(Expect::NOTHING, None)).expect("one");
+        let latest = Arc::new(watch::Sender::new(None));
+        sender.own_latest = Some(latest.clone());
+        let sender = Arc::new(sender);
+        let acks = vec![
+            text(
+                serde_json::json!({"type":"ack","client_id":"0","message":{"id":"a0","content": encode("r1", 0, due)}}),
+            ),
+            text(
+                serde_json::json!({"type":"ack","client_id":"1","message":{"id":"a1","content": encode("r1", 1, due)}}),
+            ),
+            updated("a1", encode("r1", 9, due), serde_json::json!([])),
+        ];
+        let (_stop_tx, stop) = watch::channel(false);
+        let tally = read_frames(stream::iter(acks), sender, stop).await;
+        assert_eq!(latest.borrow().as_deref(), Some("a1"));
+        assert_eq!(
+            (tally.persisted, tally.updates, tally.updates_unexpected),
+            (2, 0, 0),
+            "a sender's copy of its update is not counted"
+        );
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@ use serde_json::json;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::changes::{change_worker, is_change, ChangeOp, Changes};
 use super::{Live, Tally};
 use crate::api::Api;
 use crate::content::{encode, Clock};
@@ -65,6 +66,9 @@ pub struct SendPlan {
     pub give_up_at: Instant,
     /// Shared counters.
     pub live: Arc<Live>,
+    /// Changes to the sender's own messages mixed into its operations
+    /// (WebSocket senders only).
+    pub changes: Option<Changes>,
 }
 
 impl SendPlan {
@@ -74,31 +78,62 @@ impl SendPlan {
 }
 
 /// Sends `plan`'s messages as WebSocket frames with `client_id = seq`, so
-/// that the socket's reader sees one ack (or error) per message.
+/// that the socket's reader sees one ack (or error) per message. With
+/// `plan.changes`, that share of the operations are changes instead, handed
+/// at their due time to a task of their own that sends them over HTTP.
 pub async fn ws_sender(mut sink: SplitSink<Ws, Message>, plan: SendPlan) -> Tally {
     let mut tally = Tally::default();
+    let (change_tx, worker) = match plan.changes.clone() {
+        Some(changes) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let worker = tokio::spawn(change_worker(changes, plan.clone(), rx));
+            (Some(tx), Some(worker))
+        }
+        None => (None, None),
+    };
+    let percent = plan.changes.as_ref().map_or(0, |c| c.percent);
+    let changes_seq = |seq: u64| is_change(seq / plan.senders.max(1), percent);
+    let mut nth_change = 0;
     let mut seqs = plan.schedule.share(plan.index, plan.senders);
-    for seq in seqs.by_ref() {
+    while let Some(seq) = seqs.next() {
         if Instant::now() > plan.give_up_at {
-            tally.unsent += 1;
+            tally.count_unsent(std::iter::once(seq).chain(seqs.by_ref()), changes_seq);
             break;
         }
         let due = plan.schedule.due(seq);
         tokio::time::sleep_until(due).await;
+        if let Some(tx) = change_tx.as_ref().filter(|_| changes_seq(seq)) {
+            let op = ChangeOp {
+                seq,
+                due,
+                nth: nth_change,
+            };
+            nth_change += 1;
+            if tx.send(op).is_err() {
+                tally.changes_unsent += 1;
+            }
+            continue;
+        }
         let frame = send_frame(
             &plan.content(seq, due),
             plan.recipient.as_deref(),
             Some(&seq.to_string()),
         );
         if let Err(e) = sink.send(Message::Text(frame)).await {
-            tally.unsent += 1;
             tally.error(format!("ws_send: {e}"));
+            tally.count_unsent(std::iter::once(seq).chain(seqs.by_ref()), changes_seq);
             break;
         }
         tally.sent += 1;
         Live::bump(&plan.live.sent);
     }
-    tally.unsent += seqs.count() as u64;
+    drop(change_tx);
+    if let Some(worker) = worker {
+        match worker.await {
+            Ok(changes) => tally.absorb(changes),
+            Err(e) => tally.error(format!("task_failed: {e}")),
+        }
+    }
     tally
 }
 

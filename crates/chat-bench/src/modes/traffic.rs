@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::{
     drain, gather, http_sender, read_frames, show_live, ws_sender, Ctx, Expect, Live, ReadSpec,
-    Schedule, SendPlan, Tally,
+    Registry, Schedule, SendPlan, Tally,
 };
 use crate::latency::LatencySummary;
 use crate::net::Ws;
@@ -58,6 +58,10 @@ pub struct Outcome {
     pub persist_latency: LatencySummary,
     /// Due time to receipt.
     pub delivery_latency: LatencySummary,
+    /// A change's due time to its 2xx.
+    pub change_latency: LatencySummary,
+    /// A change's due time to its `message_updated` at the receiver.
+    pub update_latency: LatencySummary,
 }
 
 impl Traffic {
@@ -100,7 +104,26 @@ impl Traffic {
         delivery_kind: Option<&'static str>,
         expect: Expect,
     ) -> Arc<ReadSpec> {
+        Arc::new(self.spec(ctx, delivery_kind, expect))
+    }
+
+    /// What a reader looks for when it should also see the changes of
+    /// `registry` as `message_updated` frames.
+    pub fn update_read_spec(
+        &self,
+        ctx: &Ctx,
+        delivery_kind: Option<&'static str>,
+        expect: Expect,
+        registry: Arc<Registry>,
+    ) -> Arc<ReadSpec> {
         Arc::new(ReadSpec {
+            updates: Some(registry),
+            ..self.spec(ctx, delivery_kind, expect)
+        })
+    }
+
+    fn spec(&self, ctx: &Ctx, delivery_kind: Option<&'static str>, expect: Expect) -> ReadSpec {
+        ReadSpec {
             run: ctx.run.clone(),
             delivery_kind,
             expect,
@@ -108,7 +131,9 @@ impl Traffic {
             clock: ctx.clock,
             live: self.live.clone(),
             deadline: self.read_deadline,
-        })
+            own_latest: None,
+            updates: None,
+        }
     }
 
     /// Reads `socket` for the whole phase.
@@ -131,14 +156,19 @@ impl Traffic {
             recipient,
             give_up_at: self.give_up_at,
             live: self.live.clone(),
+            changes: None,
         }
     }
 
-    /// Sends `plan` as frames on `ws`, whose acks and errors a reader counts.
+    /// Sends `plan` as frames on `ws`, whose acks and errors a reader
+    /// counts (and, with changes, whose acks name the latest message).
     pub fn add_ws_sender(&mut self, ctx: &Ctx, ws: Ws, plan: SendPlan) {
         let (sink, stream) = ws.split();
-        let spec = self.read_spec(ctx, None, Expect::NOTHING);
-        self.add_reader(stream, spec);
+        let spec = ReadSpec {
+            own_latest: plan.changes.as_ref().map(|c| c.latest.clone()),
+            ..self.spec(ctx, None, Expect::NOTHING)
+        };
+        self.add_reader(stream, Arc::new(spec));
         self.senders.push(tokio::spawn(ws_sender(sink, plan)));
     }
 
@@ -177,6 +207,8 @@ impl Traffic {
             drained,
             persist_latency: self.live.persist_latency.summary(),
             delivery_latency: self.live.delivery_latency.summary(),
+            change_latency: self.live.change_latency.summary(),
+            update_latency: self.live.update_latency.summary(),
         }
     }
 }

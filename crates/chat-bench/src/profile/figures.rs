@@ -148,6 +148,53 @@ pub(super) const DM: &[Figure] = &[
         "/delivery_latency/max_ms",
         Better::Lower,
     ),
+    fig(
+        "changes (edits, reactions) sent",
+        "/changes/sent",
+        Better::Higher,
+    ),
+    fig("changes applied (2xx)", "/changes/stored", Better::Higher),
+    fig(
+        "changes unsent (sender fell behind)",
+        "/changes/unsent",
+        Better::Lower,
+    ),
+    fig(
+        "updates received (message_updated)",
+        "/changes/delivered",
+        Better::Higher,
+    ),
+    fig("updates lost", "/changes/lost", Better::Lower),
+    fig(
+        "updates not showing their change",
+        "/changes/mismatched",
+        Better::Lower,
+    ),
+    fig(
+        "updates with no change pending",
+        "/changes/unexpected",
+        Better::Lower,
+    ),
+    fig(
+        "messages and changes stored per second",
+        "/changes/operations_per_s",
+        Better::Higher,
+    ),
+    fig(
+        "change applied p99 (ms)",
+        "/changes/persist_latency/p99_ms",
+        Better::Lower,
+    ),
+    fig(
+        "update delivery p50 (ms)",
+        "/changes/delivery_latency/p50_ms",
+        Better::Lower,
+    ),
+    fig(
+        "update delivery p99 (ms)",
+        "/changes/delivery_latency/p99_ms",
+        Better::Lower,
+    ),
 ];
 
 pub(super) const HTTP: &[Figure] = &[
@@ -183,13 +230,19 @@ pub(super) const SECTIONS: &[(&str, &str, &str, &[Figure])] = &[
     (
         "dm",
         "Direct messages",
-        "Pairs of users exchange direct messages over WebSocket at a fixed total rate; ack is stored (due time to ack), delivery is due time to arrival at the recipient.",
+        "Pairs of users exchange direct messages over WebSocket at a fixed total rate; ack is stored (due time to ack), delivery is due time to arrival at the recipient. In the run with edits and reactions, that share of the operations change the sender's own latest messages over HTTP instead (edit, react, take the reaction back, in turn), and the recipient must get each as a `message_updated` frame; update delivery is due time to that frame.",
         DM,
     ),
     (
         "http",
         "POST /api/messages",
         "Clients post global messages back to back, one request at a time each.",
+        HTTP,
+    ),
+    (
+        "conversations",
+        "GET /api/conversations: a user in 1,000 conversations, 1,000,000 messages",
+        "Clients of one user read its conversation list (50 per page, unread counts) back to back, one request at a time each, on a database seeded by scripts/bench/read-state-seed.sql.",
         HTTP,
     ),
     (

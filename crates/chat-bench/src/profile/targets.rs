@@ -61,6 +61,16 @@ pub(super) const TARGETS: &[Target] = &[
         judge: judge_dm,
     },
     Target {
+        text: "The same 500 pairs and 10,000 operations/s on PostgreSQL with 10 % of them edits and reactions: every message and every change delivered (0 lost), delivery p99 < 25 ms for messages and for updates",
+        run: "dm.postgres.changes",
+        judge: judge_dm_changes,
+    },
+    Target {
+        text: "The same on the memory store (for comparison)",
+        run: "dm.memory.changes",
+        judge: judge_dm_changes,
+    },
+    Target {
         text: "One connection sending 2,000 msg/s on PostgreSQL: all stored and acked in the order sent, ack p99 < 50 ms",
         run: "sender.postgres",
         judge: judge_sender,
@@ -79,6 +89,11 @@ pub(super) const TARGETS: &[Target] = &[
         text: "POST /api/messages on PostgreSQL, 64 clients: req/s and p99",
         run: "http.postgres.c64",
         judge: judge_http,
+    },
+    Target {
+        text: "GET /api/conversations for a user in 1,000 conversations with 1,000,000 messages on PostgreSQL, 8 clients: req/s and p99",
+        run: "reads.postgres.c8",
+        judge: judge_conversations,
     },
 ];
 
@@ -215,6 +230,65 @@ pub(super) fn judge_dm(run: &Run) -> (String, Verdict) {
         Verdict::Met
     } else {
         Verdict::NotMet
+    };
+    (summary, verdict)
+}
+
+/// Direct messages with a share of changes: the messages as [`judge_dm`]
+/// asks, and every change applied and received as an update within the
+/// same p99.
+pub(super) fn judge_dm_changes(run: &Run) -> (String, Verdict) {
+    let (messages, messages_verdict) = judge_dm(run);
+    let percent = count(run, "/changes/percent");
+    let (planned, stored) = (
+        count(run, "/changes/planned"),
+        count(run, "/changes/stored"),
+    );
+    let (delivered, lost) = (
+        count(run, "/changes/delivered"),
+        count(run, "/changes/lost"),
+    );
+    let wrong = count(run, "/changes/mismatched") + count(run, "/changes/unexpected");
+    let p99 = run.number("/changes/delivery_latency/p99_ms");
+    let summary = format!(
+        "messages: {messages}; changes: {} of {} applied, {} updates received, lost {}, update p99 {} ms",
+        number(stored as f64),
+        number(planned as f64),
+        number(delivered as f64),
+        number(lost as f64),
+        opt(p99)
+    );
+    let verdict = match messages_verdict {
+        Verdict::NotComparable(why) => Verdict::NotComparable(why),
+        _ if percent != 10 => Verdict::NotComparable(format!("{percent} % changes")),
+        Verdict::Met
+            if planned > 0
+                && stored == planned
+                && delivered == planned
+                && lost == 0
+                && wrong == 0
+                && p99.is_some_and(|ms| ms < 25.0) =>
+        {
+            Verdict::Met
+        }
+        _ => Verdict::NotMet,
+    };
+    (summary, verdict)
+}
+
+pub(super) fn judge_conversations(run: &Run) -> (String, Verdict) {
+    let clients = count(run, "/clients");
+    let summary = format!(
+        "{} req/s, p99 {} ms, {} conversations on the first page{}",
+        opt(run.number("/req_per_s")),
+        opt(run.number("/latency/p99_ms")),
+        number(count(run, "/first_page") as f64),
+        if is_ok(run) { "" } else { ", with errors" }
+    );
+    let verdict = if clients == 8 {
+        Verdict::Reported
+    } else {
+        Verdict::NotComparable(format!("ran {clients} clients"))
     };
     (summary, verdict)
 }

@@ -181,6 +181,83 @@ fn the_fast_sender_target_needs_every_message_in_order_and_acks_in_time() {
 }
 
 #[test]
+fn the_changes_target_needs_every_message_and_every_update_in_time() {
+    let run = |result: Value| Run {
+        id: "dm.postgres.changes".into(),
+        result,
+        ..Run::default()
+    };
+    let good = json!({"mode": "dm", "ok": true, "rate_target": 10000,
+                      "planned": 90_000, "persisted": 90_000, "delivered": 90_000,
+                      "persisted_per_s": 8_999.0, "delivered_per_s": 8_998.0,
+                      "delivery_latency": {"p99_ms": 12.0},
+                      "changes": {"percent": 10, "planned": 10_000, "stored": 10_000,
+                                  "delivered": 10_000, "lost": 0, "mismatched": 0,
+                                  "unexpected": 0, "delivery_latency": {"p99_ms": 14.5}}});
+    let (summary, verdict) = judge_dm_changes(&run(good.clone()));
+    assert_eq!(verdict, Verdict::Met, "{summary}");
+    assert_eq!(
+        summary,
+        "messages: 8,999 stored/s, 8,998 delivered/s (90,000 of 90,000 delivered), delivery p99 12.0 ms; \
+         changes: 10,000 of 10,000 applied, 10,000 updates received, lost 0, update p99 14.5 ms"
+    );
+    for (pointer, bad) in [
+        ("/changes/lost", json!(1)),
+        ("/changes/delivered", json!(9_999)),
+        ("/changes/stored", json!(9_999)),
+        ("/changes/mismatched", json!(1)),
+        ("/changes/unexpected", json!(1)),
+        ("/changes/delivery_latency/p99_ms", json!(25.0)),
+        ("/delivery_latency/p99_ms", json!(25.0)),
+        ("/delivered", json!(89_999)),
+    ] {
+        let mut result = good.clone();
+        *result.pointer_mut(pointer).expect("a field") = bad;
+        assert_eq!(
+            judge_dm_changes(&run(result)).1,
+            Verdict::NotMet,
+            "{pointer}"
+        );
+    }
+    let mut without = good.clone();
+    without["changes"] = Value::Null;
+    assert_eq!(
+        judge_dm_changes(&run(without)).1,
+        Verdict::NotComparable("0 % changes".into())
+    );
+    let mut quick = good;
+    quick["rate_target"] = json!(1000);
+    assert!(matches!(
+        judge_dm_changes(&run(quick)).1,
+        Verdict::NotComparable(_)
+    ));
+}
+
+#[test]
+fn the_conversation_list_is_reported_at_eight_clients() {
+    let run = |clients: u64, ok: bool| Run {
+        id: "reads.postgres.c8".into(),
+        result: json!({"mode": "conversations", "ok": ok, "clients": clients,
+                       "first_page": 50, "req_per_s": 812.5,
+                       "latency": {"p50_ms": 9.1, "p99_ms": 31.0}}),
+        ..Run::default()
+    };
+    let (summary, verdict) = judge_conversations(&run(8, true));
+    assert_eq!(verdict, Verdict::Reported);
+    assert_eq!(
+        summary,
+        "812 req/s, p99 31.0 ms, 50 conversations on the first page"
+    );
+    assert!(judge_conversations(&run(8, false))
+        .0
+        .ends_with(", with errors"));
+    assert_eq!(
+        judge_conversations(&run(2, true)).1,
+        Verdict::NotComparable("ran 2 clients".into())
+    );
+}
+
+#[test]
 fn a_lost_message_fails_the_fanout_target_whatever_the_latency() {
     let mut r = results("d", 7.5, 10.0, 20.0, 1.0);
     r.runs[1].result["lost"] = json!(3);
