@@ -277,7 +277,8 @@ bench() {
   before=$(bench_load1)
   if "$bench_bin" "${args[@]}" >"$out/$id.json" 2>"$out/$id.log"; then
     after=$(bench_load1)
-    bench_record "$runs_file" "$id" "$label" "$store" "$bench_cmd ${args[*]}" \
+    # Quoted for the shell, so a recorded command can be pasted as it is.
+    bench_record "$runs_file" "$id" "$label" "$store" "$bench_cmd$(printf ' %q' "${args[@]}")" \
       "$before" "$after" "$out/$id.json"
     info "    $(bench_summary "$out/$id.json")"
   else
