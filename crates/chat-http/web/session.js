@@ -117,6 +117,7 @@ function resetSession() {
   state.editing = null;
   closeThread();
   clearTimeout(state.readTimer);
+  state.seen.clear();
   clearTimeout(state.listTimer);
   $("conv-list").replaceChildren();
   $("online-list").replaceChildren();

@@ -37,7 +37,11 @@ export const state = {
   // A resync (close 4001) named no cursor: reload the history once the
   // next socket is live.
   reloadOnConnect: false,
-  readTimer: null, // moves the open conversation's marker, debounced
+  readTimer: null, // moves the markers of what was seen, debounced
+  // Conversation key -> the newest message it showed while the user was
+  // looking at it, not yet sent as a read (leaving a conversation before
+  // the timer fires must not lose that it was read).
+  seen: new Map(),
   listTimer: null, // reloads the conversation list, debounced
   lastTypingSent: 0,
   lastTypingKey: null,

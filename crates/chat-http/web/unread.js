@@ -185,18 +185,35 @@ function unreadAfter(conv, key) {
   return n;
 }
 
-/** Moves the marker of the open conversation to its newest message, soon, if the user is looking. */
+/**
+ * Notes what the user is looking at now and moves its marker soon: what
+ * is seen is decided at once, the request waits for reading to settle.
+ */
 export function scheduleMarkRead() {
+  noteSeen();
   clearTimeout(state.readTimer);
-  state.readTimer = setTimeout(markRead, MARK_READ_AFTER_MS);
+  state.readTimer = setTimeout(markSeenRead, MARK_READ_AFTER_MS);
 }
 
-async function markRead() {
-  if (!state.me) return;
+/** Remembers the open conversation's newest message if the user is looking at it. */
+function noteSeen() {
   const conv = currentConversation();
   if (!beingRead(conv)) return;
   const newest = newestMessage(conv);
-  if (!newest || newest.id === conv.readId) return;
+  if (newest) state.seen.set(conv.key, newest);
+}
+
+/** Moves the marker of every conversation seen since the last time. */
+async function markSeenRead() {
+  if (!state.me) return;
+  noteSeen();
+  const seen = [...state.seen];
+  state.seen.clear();
+  for (const [key, newest] of seen) await markRead(conversation(key), newest);
+}
+
+async function markRead(conv, newest) {
+  if (newest.id === conv.readId) return;
   const key = timeKey(newest);
   if (conv.readKey && key <= conv.readKey) return;
   // Taken at once, so that a second call meanwhile asks nothing.
