@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 use uuid::Uuid;
 
-use crate::entities::Message;
+use crate::entities::{Message, MessageTarget};
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{MessageId, RoomId};
 use crate::values::Username;
@@ -47,6 +47,20 @@ impl ConversationRef {
             Self::Global => "global".to_owned(),
             Self::Direct(user) => user.as_str().to_owned(),
             Self::Room(room) => room.to_string(),
+        }
+    }
+
+    /// Whether `message` belongs to this conversation of `viewer`'s.
+    pub fn holds(&self, message: &Message, viewer: &Username) -> bool {
+        match (self, &message.target) {
+            (Self::Global, MessageTarget::Global) => true,
+            (Self::Room(room), MessageTarget::Room(of)) => room == of,
+            (Self::Direct(peer), MessageTarget::Direct(recipient)) => {
+                let sender = &message.sender;
+                (sender.same_account(viewer) && recipient.same_account(peer))
+                    || (sender.same_account(peer) && recipient.same_account(viewer))
+            }
+            _ => false,
         }
     }
 

@@ -6,7 +6,6 @@
 //! replayed by `?since=` like them).
 
 use crate::auth::Caller;
-use crate::entities::MessageTarget;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{MessageId, UserId};
 use crate::pagination::PageRequest;
@@ -70,17 +69,7 @@ impl ChatService {
             .message_by_id(message)
             .await?
             .ok_or(DomainError::MessageNotFound)?;
-        let inside = match (&reachable.conversation, &found.target) {
-            (ConversationRef::Global, MessageTarget::Global) => true,
-            (ConversationRef::Room(room), MessageTarget::Room(of)) => room == of,
-            (ConversationRef::Direct(peer), MessageTarget::Direct(recipient)) => {
-                let me = &caller.username;
-                (found.sender.same_account(me) && recipient.same_account(peer))
-                    || (found.sender.same_account(peer) && recipient.same_account(me))
-            }
-            _ => false,
-        };
-        if !inside {
+        if !reachable.conversation.holds(&found, &caller.username) {
             return Err(DomainError::MessageNotFound);
         }
         let ticket = self.publish_order.ticket();
@@ -88,13 +77,9 @@ impl ChatService {
             .stores
             .reads
             .mark_read(caller.user_id, &reachable.conversation, message)
-            .await;
-        let publish = match moved {
-            Ok(moved) => {
-                moved.map(|position| (position, read_events(caller, &reachable, message, position)))
-            }
-            Err(err) => return Err(err),
-        };
+            .await?;
+        let publish =
+            moved.map(|position| (position, read_events(caller, &reachable, message, position)));
         self.publish_order
             .answered_with(ticket, publish, &*self.notifier)
             .await;
