@@ -152,24 +152,31 @@ fn stored_name(name: String) -> DomainResult<Username> {
         .map_err(|err| DomainError::internal(format!("invalid stored username: {err}")))
 }
 
-/// The other party (if direct) and the room (if a room) of a conversation
-/// as `reader` names it; `UserNotFound` for a direct one with nobody.
-async fn parts_of(
-    conn: &mut AsyncPgConnection,
-    conversation: &ConversationRef,
-) -> DomainResult<(Option<Uuid>, Option<Uuid>)> {
-    Ok(match conversation {
-        ConversationRef::Global => (None, None),
-        ConversationRef::Room(room) => (None, Some(room.as_uuid())),
-        ConversationRef::Direct(peer) => (
-            Some(
-                account_id(conn, peer)
-                    .await?
-                    .ok_or(DomainError::UserNotFound)?,
-            ),
-            None,
-        ),
-    })
+impl PgStore {
+    /// The other party (if direct) and the room (if a room) of a
+    /// conversation as its reader names it; `UserNotFound` for a direct one
+    /// with nobody. The other party is usually in the account cache: the
+    /// use case has just looked them up by name.
+    async fn parts_of(
+        &self,
+        conn: &mut AsyncPgConnection,
+        conversation: &ConversationRef,
+    ) -> DomainResult<(Option<Uuid>, Option<Uuid>)> {
+        Ok(match conversation {
+            ConversationRef::Global => (None, None),
+            ConversationRef::Room(room) => (None, Some(room.as_uuid())),
+            ConversationRef::Direct(peer) => {
+                let cached = self.accounts().get(&peer.as_str().to_ascii_lowercase());
+                let id = match cached {
+                    Some(account) => account.id.as_uuid(),
+                    None => account_id(conn, peer)
+                        .await?
+                        .ok_or(DomainError::UserNotFound)?,
+                };
+                (Some(id), None)
+            }
+        })
+    }
 }
 
 /// The rows as conversations of `viewer`, with their last messages
@@ -290,7 +297,7 @@ impl ReadStore for PgStore {
     ) -> DomainResult<Option<u64>> {
         self.within(async {
             let mut conn = self.conn().await?;
-            let (peer, room) = parts_of(&mut conn, conversation).await?;
+            let (peer, room) = self.parts_of(&mut conn, conversation).await?;
             let moved: Moved = diesel::sql_query(
                 "SELECT read_markers_move($1, conversation_key($2, $1, $3), $4, $2, $3) AS moved",
             )
@@ -321,7 +328,7 @@ impl ReadStore for PgStore {
     ) -> DomainResult<Option<Conversation>> {
         self.within(async {
             let mut conn = self.conn().await?;
-            let (peer, room) = match parts_of(&mut conn, conversation).await {
+            let (peer, room) = match self.parts_of(&mut conn, conversation).await {
                 Ok(parts) => parts,
                 Err(DomainError::UserNotFound) => return Ok(None),
                 Err(err) => return Err(err),
