@@ -5,6 +5,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 use futures_util::{stream, StreamExt};
+use reqwest::header::HeaderMap;
 use reqwest::{Client, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
@@ -188,6 +189,15 @@ impl Api {
     /// How many entries the JSON list at `GET path` holds, as the holder of
     /// `token`.
     pub async fn list_len(&self, token: &str, path: &str) -> BenchResult<usize> {
+        let (_, text) = self.get_ok(token, path).await?;
+        let items: Vec<serde_json::Value> =
+            serde_json::from_str(&text).context(&format!("the list of GET {path}"))?;
+        Ok(items.len())
+    }
+
+    /// `GET path` as the holder of `token`: the headers and body of a 200,
+    /// any other status an error naming it.
+    async fn get_ok(&self, token: &str, path: &str) -> BenchResult<(HeaderMap, String)> {
         let response = self
             .client
             .get(self.target.http(path))
@@ -196,15 +206,14 @@ impl Api {
             .await
             .context(&format!("GET {path}"))?;
         let status = response.status();
+        let headers = response.headers().clone();
         let text = response.text().await.context(&format!("GET {path}"))?;
         if status != StatusCode::OK {
             return Err(BenchError::new(format!(
                 "GET {path}: HTTP {status}: {text}"
             )));
         }
-        let items: Vec<serde_json::Value> =
-            serde_json::from_str(&text).context(&format!("the list of GET {path}"))?;
-        Ok(items.len())
+        Ok((headers, text))
     }
 
     /// POSTs a message as the holder of `token`; the status, or the
@@ -319,29 +328,14 @@ impl Api {
 
     /// `GET path` (a message list) as the holder of `token`.
     pub async fn message_page(&self, token: &str, path: &str) -> BenchResult<MessagePage> {
-        let response = self
-            .client
-            .get(self.target.http(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .context(&format!("GET {path}"))?;
-        let status = response.status();
-        let links: Vec<String> = response
-            .headers()
+        let (headers, text) = self.get_ok(token, path).await?;
+        let links: Vec<&str> = headers
             .get_all(reqwest::header::LINK)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .map(str::to_owned)
             .collect();
         let linked = |rel: &str| links.iter().any(|v| v.contains(&format!("rel=\"{rel}\"")));
         let (has_next, has_prev) = (linked("next"), linked("prev"));
-        let text = response.text().await.context(&format!("GET {path}"))?;
-        if status != StatusCode::OK {
-            return Err(BenchError::new(format!(
-                "GET {path}: HTTP {status}: {text}"
-            )));
-        }
         let items: Vec<Listed> =
             serde_json::from_str(&text).context(&format!("the page of GET {path}"))?;
         let (ids, contents) = items.into_iter().map(|m| (m.id, m.content)).unzip();
