@@ -1,7 +1,9 @@
 //! [`ReadStore`] on `read_markers` and `conversations` (see the
-//! `read_state` migration): the triggers keep each conversation's latest
-//! message and count, each message's place in its conversation and the
-//! sender's marker as messages are stored, and start markers on
+//! `read_state` and `direct_own_places` migrations): the triggers keep
+//! each conversation's latest message and count, each message's place in
+//! its conversation and what the sender has read (their marker in a room
+//! or the global conversation, their latest own message on a direct
+//! conversation's row) as messages are stored, and start markers on
 //! registration and on joining a room. A conversation's unread count is
 //! read from two primary-key rows and the partial index of deleted
 //! messages after the marker, never from its history.
@@ -53,22 +55,28 @@ struct ConversationRow {
 /// of `conversations`, found by either party), their rooms, and the
 /// global one, before the cursor `($2, $3)`, at most `$4`. The direct
 /// conversations' rows are read once, by the parties' indexes; rooms and
-/// the global one by primary key.
+/// the global one by primary key. `own_*` and `peer_own_*` are the
+/// user's and the other party's latest own message in a direct one.
 const LIST_HEAD: &str = "\
     WITH mine AS ( \
-        SELECT key, NULL::uuid AS room_id, user_b AS peer, last_seq, last_place, last_message_id \
+        SELECT key, NULL::uuid AS room_id, user_b AS peer, last_seq, last_place, last_message_id, \
+               user_a_place AS own_place, user_a_message_id AS own_message_id, \
+               user_b_place AS peer_own_place, user_b_message_id AS peer_own_message_id \
         FROM conversations WHERE user_a = $1 \
         UNION ALL \
-        SELECT key, NULL, user_a, last_seq, last_place, last_message_id \
+        SELECT key, NULL, user_a, last_seq, last_place, last_message_id, \
+               user_b_place, user_b_message_id, user_a_place, user_a_message_id \
         FROM conversations WHERE user_b = $1 AND user_a <> $1 \
         UNION ALL \
         SELECT rm.room_id, rm.room_id, NULL, \
-               coalesce(c.last_seq, 0), coalesce(c.last_place, 0), c.last_message_id \
+               coalesce(c.last_seq, 0), coalesce(c.last_place, 0), c.last_message_id, \
+               NULL, NULL, NULL, NULL \
         FROM room_members rm LEFT JOIN conversations c ON c.key = rm.room_id \
         WHERE rm.user_id = $1 \
         UNION ALL \
         SELECT '00000000-0000-0000-0000-000000000000'::uuid, NULL, NULL, \
-               coalesce(c.last_seq, 0), coalesce(c.last_place, 0), c.last_message_id \
+               coalesce(c.last_seq, 0), coalesce(c.last_place, 0), c.last_message_id, \
+               NULL, NULL, NULL, NULL \
         FROM (SELECT 1) AS one \
         LEFT JOIN conversations c ON c.key = '00000000-0000-0000-0000-000000000000'::uuid \
     ), listed AS ( \
@@ -84,26 +92,41 @@ const ONE_HEAD: &str = "\
     WITH listed AS ( \
         SELECT one.key, $3::uuid AS room_id, $2::uuid AS peer, \
                coalesce(c.last_seq, 0) AS last_seq, coalesce(c.last_place, 0) AS last_place, \
-               c.last_message_id \
+               c.last_message_id, \
+               CASE WHEN c.user_a = $1 THEN c.user_a_place \
+                    WHEN c.user_b = $1 THEN c.user_b_place END AS own_place, \
+               CASE WHEN c.user_a = $1 THEN c.user_a_message_id \
+                    WHEN c.user_b = $1 THEN c.user_b_message_id END AS own_message_id, \
+               CASE WHEN c.user_a = $1 THEN c.user_b_place \
+                    WHEN c.user_b = $1 THEN c.user_a_place END AS peer_own_place, \
+               CASE WHEN c.user_a = $1 THEN c.user_b_message_id \
+                    WHEN c.user_b = $1 THEN c.user_a_message_id END AS peer_own_message_id \
         FROM (SELECT conversation_key($2, $1, $3) AS key) AS one \
         LEFT JOIN conversations c ON c.key = one.key \
     ) ";
 
-/// Each listed conversation with the user's marker, the other party's,
-/// its name, and the unread count: messages after the marker less the
-/// deleted ones of others (own messages never lie after the marker).
+/// Each listed conversation with the user's effective marker, the other
+/// party's, its name, and the unread count: messages after the effective
+/// marker less the deleted ones of others. A direct conversation's
+/// effective marker is the further of the marker (moved by reads) and the
+/// user's own latest message there, so no own message lies after it; in a
+/// room or the global conversation sending moves the marker itself.
 const LIST_TAIL: &str = "\
     SELECT l.key, l.room_id, l.peer, l.last_seq, l.last_message_id, \
-           m.message_id AS last_read_id, p.message_id AS peer_last_read_id, \
+           CASE WHEN l.own_place > coalesce(m.place, 0) THEN l.own_message_id \
+                ELSE m.message_id END AS last_read_id, \
+           CASE WHEN l.peer_own_place > coalesce(p.place, 0) THEN l.peer_own_message_id \
+                ELSE p.message_id END AS peer_last_read_id, \
            r.name AS room_name, u.username AS peer_name, \
-           l.last_place - coalesce(m.place, 0) - ( \
+           l.last_place - e.place - ( \
                SELECT count(*) FROM messages d \
-               WHERE d.conv_key = l.key AND d.place > coalesce(m.place, 0) \
+               WHERE d.conv_key = l.key AND d.place > e.place \
                  AND d.deleted_at IS NOT NULL AND d.sender_id <> $1 \
            ) AS unread \
     FROM listed l \
     LEFT JOIN read_markers m ON m.user_id = $1 AND m.conv_key = l.key \
     LEFT JOIN read_markers p ON l.peer <> $1 AND p.user_id = l.peer AND p.conv_key = l.key \
+    CROSS JOIN LATERAL (SELECT greatest(m.place, l.own_place, 0) AS place) e \
     LEFT JOIN rooms r ON r.id = l.room_id \
     LEFT JOIN users u ON u.id = l.peer \
     ORDER BY l.last_seq DESC, l.key DESC";

@@ -29,6 +29,10 @@ diesel::table! {
         last_place -> Int8,
         last_seq -> Int8,
         last_message_id -> Uuid,
+        user_a_place -> Nullable<Int8>,
+        user_a_message_id -> Nullable<Uuid>,
+        user_b_place -> Nullable<Int8>,
+        user_b_message_id -> Nullable<Uuid>,
     }
 }
 

@@ -5,17 +5,19 @@
 
 use std::time::{Duration, Instant};
 
+use chat_domain::{ConversationRef, MessageStore, ReadStore, RoomStore};
 use chat_domain::{DomainError, MessageTarget, PageRequest, StoreHealth, UserId, UserStore};
-use chat_domain::{MessageStore, RoomStore};
-use chat_store_postgres::schema::{messages, users};
+use chat_store_postgres::schema::{messages, read_markers, users};
 use chat_store_postgres::{build_pool, run_migrations, PgStore, StartupError, MIGRATIONS};
 use chat_test_support::pg::{admin_url, PgTestStore, TestDatabase};
-use chat_test_support::{new_message, room, seed_user, username};
+use chat_test_support::{new_message, room, seed_user, to, username};
 use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::ExpressionMethods;
+use diesel::{ExpressionMethods, QueryDsl};
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_migrations::MigrationHarness;
 use uuid::Uuid;
 
 /// The kind and constraint of a database error, or a panic saying what came
@@ -376,4 +378,145 @@ async fn an_account_registered_elsewhere_is_found_after_a_miss() {
         let dm = new_message(&alice, MessageTarget::Direct(username(to)), "hi");
         here.insert_message(&dm).await.expect("stored");
     }
+}
+
+/// A direct message writes no marker row: what its sender has read is
+/// their latest own message, kept on the conversation's row, which the
+/// batch writes anyway. Rooms and the global conversation still move the
+/// sender's marker row.
+#[tokio::test]
+async fn direct_messages_move_no_marker_rows() {
+    let store = PgTestStore::create().await;
+    let alice = seed_user(&*store, "alice").await;
+    let bob = seed_user(&*store, "bob").await;
+    let batch: Vec<_> = (0..4)
+        .map(|i| new_message(&alice, to(&bob), &format!("m{i}")))
+        .chain([new_message(&bob, to(&alice), "reply")])
+        .collect();
+    for stored in store.insert_messages(&batch).await {
+        stored.expect("stores");
+    }
+    store
+        .insert_message(&new_message(&alice, MessageTarget::Global, "hello"))
+        .await
+        .expect("stores");
+    let mut conn = AsyncPgConnection::establish(&store.database.url)
+        .await
+        .expect("connects");
+    let direct_markers: i64 = read_markers::table
+        .filter(read_markers::peer_id.is_not_null())
+        .count()
+        .get_result(&mut conn)
+        .await
+        .expect("counts");
+    assert_eq!(direct_markers, 0);
+    let alices_global: Option<Uuid> = read_markers::table
+        .filter(read_markers::user_id.eq(alice.id.as_uuid()))
+        .filter(read_markers::conv_key.eq(Uuid::nil()))
+        .select(read_markers::message_id)
+        .first(&mut conn)
+        .await
+        .expect("alice's global marker");
+    assert!(alices_global.is_some(), "sending moved it");
+    let alices = store
+        .conversation(alice.id, &ConversationRef::Direct(bob.username.clone()))
+        .await
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(alices.unread_count, 1, "bob's reply");
+}
+
+/// `direct_own_places` carries what senders of direct messages have read
+/// over from the marker rows to the conversations' rows, and back when
+/// reverted.
+#[tokio::test]
+async fn migrating_direct_own_places_up_and_down_keeps_what_was_read() {
+    let db = TestDatabase::create().await;
+    let migrate = |url: String, revert: bool| {
+        tokio::task::spawn_blocking(move || {
+            let mut conn =
+                <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
+                    .expect("connects");
+            if revert {
+                conn.revert_last_migration(MIGRATIONS).expect("reverts");
+            } else {
+                conn.run_pending_migrations(MIGRATIONS).expect("migrates");
+            }
+        })
+    };
+    migrate(db.url.clone(), true).await.expect("reverted");
+    let store = db.store().await;
+    let alice = seed_user(&store, "alice").await;
+    let bob = seed_user(&store, "bob").await;
+    let mut sent = Vec::new();
+    for (from, to_user, text) in [
+        (&alice, &bob, "a1"),
+        (&alice, &bob, "a2"),
+        (&bob, &alice, "b1"),
+    ] {
+        let stored = store
+            .insert_message(&new_message(from, to(to_user), text))
+            .await
+            .expect("stores");
+        sent.push(stored.message().id);
+    }
+    migrate(db.url.clone(), false).await.expect("migrated");
+    let view = |user: UserId, peer: &chat_domain::Username| {
+        let store = &store;
+        let conversation = ConversationRef::Direct(peer.clone());
+        async move {
+            let seen = store
+                .conversation(user, &conversation)
+                .await
+                .expect("reads")
+                .expect("exists");
+            (seen.unread_count, seen.last_read_id, seen.peer_last_read_id)
+        }
+    };
+    assert_eq!(
+        view(alice.id, &bob.username).await,
+        (1, Some(sent[1]), Some(sent[2]))
+    );
+    assert_eq!(
+        view(bob.id, &alice.username).await,
+        (0, Some(sent[2]), Some(sent[1]))
+    );
+    let a3 = store
+        .insert_message(&new_message(&alice, to(&bob), "a3"))
+        .await
+        .expect("stores")
+        .message()
+        .id;
+    migrate(db.url.clone(), true).await.expect("reverted");
+    let mut conn = AsyncPgConnection::establish(&db.url)
+        .await
+        .expect("connects");
+    let mut markers: Vec<(Uuid, Option<Uuid>, Option<Uuid>)> = read_markers::table
+        .filter(read_markers::peer_id.is_not_null())
+        .select((
+            read_markers::user_id,
+            read_markers::message_id,
+            read_markers::peer_id,
+        ))
+        .load(&mut conn)
+        .await
+        .expect("reads");
+    markers.sort();
+    let mut expected = vec![
+        (
+            alice.id.as_uuid(),
+            Some(a3.as_uuid()),
+            Some(bob.id.as_uuid()),
+        ),
+        (
+            bob.id.as_uuid(),
+            Some(sent[2].as_uuid()),
+            Some(alice.id.as_uuid()),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(
+        markers, expected,
+        "each sender's marker on their latest own"
+    );
 }

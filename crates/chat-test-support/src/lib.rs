@@ -141,6 +141,7 @@ macro_rules! store_contract_tests {
             deleted_messages_are_not_unread,
             joining_a_room_starts_at_its_latest_message,
             a_new_direct_conversation_is_unread_for_the_recipient,
+            in_a_direct_conversation_sending_reads_up_to_ones_own_message,
             markers_never_move_back,
             a_read_names_a_message_of_its_conversation,
             the_conversation_list_is_ordered_by_activity_and_paged,

@@ -1,7 +1,7 @@
 //! `ReadStore`: read markers, unread counts, the conversation list, and
 //! marker moves in the stream of changes.
 
-use chat_domain::{Conversation, ConversationRef, ReadMarker, UserAccount};
+use chat_domain::{Conversation, ConversationPage, ConversationRef, ReadMarker, UserAccount};
 
 use super::*;
 
@@ -181,6 +181,98 @@ pub async fn a_new_direct_conversation_is_unread_for_the_recipient<S: FullStore>
         .expect("marks");
     let alices = seen(&*store, &alice, &direct(&bob)).await;
     assert_eq!(alices.peer_last_read_id, Some(first.id), "the receipt");
+}
+
+/// In a direct conversation each party has read up to their own latest
+/// message, as far as their reads go: a read behind it moves nothing, a
+/// read past it moves the marker; the other party's receipt is whichever
+/// of the two is further, in the list as in the one conversation.
+pub async fn in_a_direct_conversation_sending_reads_up_to_ones_own_message<S: FullStore>(
+    store: Arc<S>,
+) {
+    let alice = seed_user(&*store, "alice").await;
+    let bob = seed_user(&*store, "bob").await;
+    let a1 = post(&*store, &new_message(&alice, to(&bob), "a1")).await;
+    let a2 = post(&*store, &new_message(&alice, to(&bob), "a2")).await;
+    let b1 = post(&*store, &new_message(&bob, to(&alice), "b1")).await;
+    let in_list = |list: ConversationPage, with: &UserAccount| {
+        list.items
+            .into_iter()
+            .find(|c| c.conversation == direct(with))
+            .expect("listed")
+    };
+    for alices in [
+        seen(&*store, &alice, &direct(&bob)).await,
+        in_list(
+            store
+                .conversations(alice.id, 50, None)
+                .await
+                .expect("lists"),
+            &bob,
+        ),
+    ] {
+        assert_eq!(
+            (
+                alices.unread_count,
+                alices.last_read_id,
+                alices.peer_last_read_id
+            ),
+            (1, Some(a2.id), Some(b1.id)),
+            "alice has read her own, bob replied after them"
+        );
+    }
+    let dm = direct(&bob);
+    assert_eq!(store.mark_read(alice.id, &dm, a1.id).await, Ok(None));
+    assert_eq!(store.mark_read(alice.id, &dm, a2.id).await, Ok(None));
+    assert!(store
+        .mark_read(alice.id, &dm, b1.id)
+        .await
+        .expect("marks")
+        .is_some());
+    let alices = seen(&*store, &alice, &dm).await;
+    assert_eq!((alices.unread_count, alices.last_read_id), (0, Some(b1.id)));
+    // Bob's own message after alice's read is his receipt again, and a
+    // read behind it moves nothing.
+    let b2 = post(&*store, &new_message(&bob, to(&alice), "b2")).await;
+    assert_eq!(
+        store.mark_read(bob.id, &direct(&alice), a2.id).await,
+        Ok(None)
+    );
+    for bobs in [
+        seen(&*store, &bob, &direct(&alice)).await,
+        in_list(
+            store.conversations(bob.id, 50, None).await.expect("lists"),
+            &alice,
+        ),
+    ] {
+        assert_eq!(
+            (bobs.unread_count, bobs.last_read_id, bobs.peer_last_read_id),
+            (0, Some(b2.id), Some(b1.id))
+        );
+    }
+    let alices = seen(&*store, &alice, &dm).await;
+    assert_eq!(
+        (
+            alices.unread_count,
+            alices.last_read_id,
+            alices.peer_last_read_id
+        ),
+        (1, Some(b1.id), Some(b2.id))
+    );
+    // Alice's reply reads bob's message; bob's read of it moves his marker.
+    let a3 = post(&*store, &new_message(&alice, to(&bob), "a3")).await;
+    assert_eq!(seen(&*store, &alice, &dm).await.unread_count, 0);
+    assert_eq!(unread(&*store, &bob, &direct(&alice)).await, 1);
+    assert!(store
+        .mark_read(bob.id, &direct(&alice), a3.id)
+        .await
+        .expect("marks")
+        .is_some());
+    let bobs = seen(&*store, &bob, &direct(&alice)).await;
+    assert_eq!(
+        (bobs.unread_count, bobs.last_read_id, bobs.peer_last_read_id),
+        (0, Some(a3.id), Some(a3.id))
+    );
 }
 
 /// A marker only moves forward: reading an older message, or the same
