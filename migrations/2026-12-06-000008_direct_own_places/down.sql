@@ -46,7 +46,6 @@ BEGIN
 END
 $$;
 DROP FUNCTION read_markers_own_reaches(uuid, uuid, bigint);
-DROP FUNCTION messages_places(uuid[], uuid[], uuid[], text[]);
 
 CREATE OR REPLACE FUNCTION messages_move_sender_markers() RETURNS trigger
 LANGUAGE plpgsql AS $$

@@ -12,18 +12,13 @@
 --
 --    Rooms and the global conversation keep the sender's marker row moved
 --    by the statement trigger: a batch there has few senders.
--- 2. The group-commit writer's statement draws the conversations and
---    places of its whole batch in one call of `messages_places` (under the
---    ordering lock, before any row is stored), which also leaves out
---    resends of stored client ids there, so a place is never drawn for a
---    row that ON CONFLICT would skip. The insert trigger keeps what the
---    call gave and only draws `seq`; any other insert gets its place from
---    the trigger as before, now without the probe for a resent client id:
---    ON CONFLICT (sender_id, client_id) DO NOTHING runs after the BEFORE
---    trigger, under the lock, and a skipped row is never stored, so the
---    next place (read from the stored rows) leaves no hole; an insert
---    without ON CONFLICT fails on the unique index and stores nothing. A
---    skipped row still draws a `seq` (gaps in `seq` are normal).
+-- 2. The insert trigger no longer probes for a resent client id. The
+--    writer's INSERT carries ON CONFLICT (sender_id, client_id) DO
+--    NOTHING, whose check runs after the BEFORE trigger, under the lock: a
+--    skipped row draws a seq (gaps in seq are normal) but is never stored,
+--    and the next place is read from the stored rows, so places stay
+--    without holes. An insert without ON CONFLICT fails on the unique
+--    index and stores nothing.
 
 -- The place and id of user_a's and user_b's latest own message in a
 -- direct conversation (NULL for rooms, the global conversation, and a
@@ -49,55 +44,8 @@ WITH own AS (
 UPDATE conversations c SET user_b_place = own.place, user_b_message_id = own.id
 FROM own WHERE own.conv_key = c.key AND own.sender_id = c.user_b;
 
--- The batch of a writer's statement, under the ordering lock: for each
--- row (by its ordinal `n` in the arrays) that is not a resend, its
--- conversation and place. A resend is a row whose (sender, client id) is
--- stored already or used by an earlier row of the batch: it gets no row
--- here, so the statement leaves it out. Called once per statement, before
--- any of its rows is stored; its queries run after the lock is taken, so
--- they see every message committed before (a VOLATILE function takes a
--- fresh snapshot per query, the calling statement's is older). The
--- insert trigger keeps the places given until the end of the statement
--- (`chat.placed`, cleared by the statement trigger).
-CREATE FUNCTION messages_places(senders uuid[], recipients uuid[], rooms uuid[], client_ids text[])
-RETURNS TABLE (n bigint, conv_key uuid, place bigint)
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_advisory_xact_lock(7163082360046642290);
-    PERFORM set_config('chat.placed', 'on', true);
-    RETURN QUERY
-    WITH batch AS (
-        SELECT r.n, r.sender, r.client_id,
-               CASE
-                   WHEN r.room IS NOT NULL THEN r.room
-                   WHEN r.recipient IS NOT NULL THEN
-                       md5(least(r.sender, r.recipient)::text
-                           || greatest(r.sender, r.recipient)::text)::uuid
-                   ELSE '00000000-0000-0000-0000-000000000000'::uuid
-               END AS key,
-               row_number() OVER (PARTITION BY r.sender, r.client_id ORDER BY r.n) AS use
-        FROM unnest(senders, recipients, rooms, client_ids)
-             WITH ORDINALITY AS r(sender, recipient, room, client_id, n)
-    ), fresh AS (
-        SELECT b.n, b.key FROM batch b
-        WHERE b.client_id IS NULL
-           OR (b.use = 1 AND NOT EXISTS (
-                   SELECT 1 FROM messages m
-                   WHERE m.sender_id = b.sender AND m.client_id = b.client_id))
-    ), latest AS (
-        SELECT k.key,
-               coalesce((SELECT m.place FROM messages m WHERE m.conv_key = k.key
-                         ORDER BY m.place DESC LIMIT 1), 0) AS place
-        FROM (SELECT DISTINCT f.key FROM fresh f) AS k
-    )
-    SELECT f.n, f.key, l.place + row_number() OVER (PARTITION BY f.key ORDER BY f.n)
-    FROM fresh f JOIN latest l ON l.key = f.key;
-END
-$$;
-
 -- Every new message, under the ordering lock (see message_commit_order):
--- its position, then, unless `messages_places` gave them for this
--- statement, its conversation and the next place in it. Rows stored
+-- its position, then its conversation and the next place in it. Rows stored
 -- earlier by the same statement are visible here (a VOLATILE trigger
 -- function sees them), so two messages of one conversation in one batch
 -- take consecutive places.
@@ -106,9 +54,6 @@ LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(7163082360046642290);
     NEW.seq := nextval('messages_seq_seq');
-    IF NEW.place IS NOT NULL AND current_setting('chat.placed', true) = 'on' THEN
-        RETURN NEW;
-    END IF;
     -- conversation_key(), spelled out: a function call per row costs more
     -- than the branch.
     IF NEW.room_id IS NOT NULL THEN
@@ -136,8 +81,6 @@ $$;
 CREATE OR REPLACE FUNCTION messages_move_sender_markers() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    -- The places messages_places gave hold for this statement only.
-    PERFORM set_config('chat.placed', '', true);
     -- One sort of the batch by conversation and place, latest first: the
     -- conversation's latest message is the first row, each party's latest
     -- own one the first of theirs.

@@ -1,15 +1,13 @@
 -- A group-commit batch of 256 direct messages over 50 pairs (pgbench_u1..50
--- to pgbench_u51..100) as the server's writer sends it since
--- `direct_own_places`: one statement over column arrays, each message
--- with a client id (as chat-bench sends them), conversations and places
--- drawn for the whole batch by `messages_places`, resends skipped by ON
--- CONFLICT (after pgbench-batch-setup.sql). Fewer messages per batch:
--- change 256. On a schema before that migration use
--- pgbench-batch-direct.sql with a client id column instead.
+-- to pgbench_u51..100) in the shape of the server's writer statement
+-- (src/unnest.rs): one INSERT over column arrays, each message with a
+-- client id (chat-bench sends one with every message), resends skipped by
+-- ON CONFLICT (after pgbench-batch-setup.sql). Runs on any schema since
+-- message_changes. Other batch sizes: change 256.
 INSERT INTO messages (id, sender_id, sender, recipient_id, recipient, room_id, content,
-                      client_id, created_at, reply_to, conv_key, place)
+                      client_id, created_at, reply_to)
 SELECT r.id, r.sender_id, r.sender, r.recipient_id, r.recipient, r.room_id, r.content,
-       r.client_id, r.created_at, r.reply_to, p.conv_key, p.place
+       r.client_id, r.created_at, r.reply_to
 FROM (
     SELECT array_agg((lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0')
                       || '7' || substr(md5(random()::text), 1, 19))::uuid ORDER BY g) AS ids,
@@ -29,7 +27,6 @@ unnest(a.ids, a.senders, a.sender_names, a.recipients, a.recipient_names, a.room
        a.contents, a.client_ids, a.times, a.rooms)
     WITH ORDINALITY AS r(id, sender_id, sender, recipient_id, recipient, room_id, content,
                          client_id, created_at, reply_to, n)
-JOIN messages_places(a.senders, a.recipients, a.rooms, a.client_ids) AS p USING (n)
 ORDER BY n
 ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
 RETURNING id, sender, recipient, room_id, content, created_at, seq;

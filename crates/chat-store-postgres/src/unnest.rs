@@ -9,24 +9,17 @@
 //! prepared per connection:
 //!
 //! ```sql
-//! INSERT INTO messages (id, sender_id, …, reply_to, conv_key, place)
-//! SELECT id, sender_id, …, reply_to, p.conv_key, p.place
-//! FROM unnest($1::uuid[], $2::uuid[], …) WITH ORDINALITY AS r(id, …, reply_to, n)
-//! JOIN messages_places($2, $4, $6, $8) AS p USING (n)
+//! INSERT INTO messages (id, sender_id, …, created_at)
+//! SELECT id, sender_id, …, created_at
+//! FROM unnest($1::uuid[], $2::uuid[], …) WITH ORDINALITY AS r(id, …, created_at, n)
 //! ORDER BY n
 //! ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
-//! RETURNING id, sender, recipient, room_id, content, created_at, seq, …
+//! RETURNING id, sender, recipient, room_id, content, created_at, seq
 //! ```
 //!
 //! `ORDER BY n` inserts the rows in the order given, so the insert trigger
-//! numbers them (`seq`) in that order. `messages_places` (see the
-//! `direct_own_places` migration) takes the ordering lock and draws the
-//! conversation and place of every row of the batch in one call, instead
-//! of the trigger's index probe per row; it leaves out resends of stored
-//! client ids, which are then not returned, as `ON CONFLICT` would skip
-//! them. It reads the sender, recipient, room and client id arrays again
-//! by their parameter numbers. Like `merge.rs`, a small [`QueryFragment`];
-//! the returned columns are [`MessageRow`]'s.
+//! numbers them (`seq`) in that order. Like `merge.rs`, a small
+//! [`QueryFragment`]; the returned columns are [`MessageRow`]'s.
 
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
@@ -105,9 +98,9 @@ impl QueryFragment<Pg> for MessageBatch<'_> {
              reply_to";
         out.push_sql("INSERT INTO messages (");
         out.push_sql(COLUMNS);
-        out.push_sql(", conv_key, place) SELECT ");
+        out.push_sql(") SELECT ");
         out.push_sql(COLUMNS);
-        out.push_sql(", p.conv_key, p.place FROM unnest(");
+        out.push_sql(" FROM unnest(");
         out.push_bind_param::<Array<SqlUuid>, _>(&self.id)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<SqlUuid>, _>(&self.sender_id)?;
@@ -129,10 +122,8 @@ impl QueryFragment<Pg> for MessageBatch<'_> {
         out.push_bind_param::<Array<Nullable<SqlUuid>>, _>(&self.reply_to)?;
         out.push_sql(") WITH ORDINALITY AS r(");
         out.push_sql(COLUMNS);
-        // The sender, recipient, room and client id arrays: the 2nd, 4th,
-        // 6th and 8th parameters bound above.
         out.push_sql(
-            ", n) JOIN messages_places($2, $4, $6, $8) AS p USING (n) ORDER BY n \
+            ", n) ORDER BY n \
              ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING \
              RETURNING id, sender, recipient, room_id, content, created_at, seq, \
              reply_to, edited_at, deleted_at",
