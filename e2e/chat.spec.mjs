@@ -1,7 +1,8 @@
 // End-to-end test of the browser client, the way two people use it: the
 // real chat-server binary, Debian's Chromium driven by playwright-core, two
 // browser contexts (two people, two cookie jars) chatting globally, directly
-// and in a room, editing, deleting, reacting and replying in threads, unread
+// and in a room, editing, deleting (a room's creator any message of it),
+// reacting and replying in threads, unread
 // badges and read markers across tabs and devices with "Seen" receipts, one
 // of them dropping off the network and coming back. Then two instances on
 // PostgreSQL and a private Redis that is killed while one person writes:
@@ -467,6 +468,27 @@ test("two people chat in the browser client", { timeout: 120000 }, async (t) => 
       );
       assert.ok(await byTestId(alice.page, "load-older").isHidden());
       await open(alice, "global");
+    });
+
+    await step("alice, who created the room, deletes bob's message there; both see the tombstone live", async () => {
+      // Since the reload alice's page knows the room from the conversation
+      // list, which does not name its creator.
+      await open(bob, "room", "Team");
+      await say(bob, "bob's message for the creator to delete");
+      const target = await idOf(bob, "bob's message for the creator to delete");
+      const welcome = await idOf(bob, "Welcome to Team, bob");
+      await open(alice, "room", "Team");
+      await seesMessage(alice, "bob's message for the creator to delete");
+      // Deleting, never editing, someone else's message; bob created nothing.
+      const remove = messageById(alice.page, target).getByRole("button", { name: "Delete message" });
+      await remove.waitFor();
+      assert.equal(await messageById(alice.page, target).locator('[data-testid="message-edit"]').count(), 0);
+      assert.equal(await messageById(bob.page, welcome).locator('[data-testid="message-delete"]').count(), 0);
+      await remove.click();
+      for (const p of [alice, bob]) await showsContent(p, target, "This message was deleted");
+      assert.equal(await messageById(alice.page, target).locator('[data-testid="message-delete"]').count(), 0);
+      await open(alice, "global");
+      await open(bob, "global");
     });
 
     await step("bob drops off the network, comes back and sees exactly what he missed", async () => {

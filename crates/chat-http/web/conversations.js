@@ -46,7 +46,7 @@ function redraw(conv, stickToBottom) {
 export function receive(msg, live) {
   const key = keyOfMessage(msg);
   const conv = conversation(key);
-  if (conv.kind === "room" && conv.title === "Room") discoverRoom(conv);
+  if (conv.kind === "room" && conv.title === "Room") learnRoom(conv);
   if (conv.messages.has(msg.id)) return;
   conv.messages.set(msg.id, msg);
   if (msg.reply_to) {
@@ -230,20 +230,29 @@ export function showTyping(frame) {
 function setRoom(room) {
   const conv = conversation(`room:${room.id}`);
   conv.title = room.name;
+  conv.creatorId = room.created_by || null;
   renderConversationList();
-  if (conv.key === state.current) $("conv-title").textContent = conv.title;
+  if (conv.key === state.current) {
+    $("conv-title").textContent = conv.title;
+    // Its creator may now be offered Delete on every message.
+    redraw(conv, false);
+  }
   return conv;
 }
 
-/** A message from a room we did not know yet (someone added us). */
-async function discoverRoom(conv) {
-  if (conv.discovering) return;
-  conv.discovering = true;
+/**
+ * Reads a room the client knows only by id: one it learned of from a
+ * message (someone added us), or from the conversation list, which names
+ * no creator. Once is enough; a failed read is tried again next time.
+ */
+async function learnRoom(conv) {
+  if (conv.learning) return;
+  conv.learning = true;
   try {
     const { data } = await api("GET", `api/rooms/${encodeURIComponent(conv.roomId)}`);
     setRoom(data);
   } catch {
-    conv.discovering = false;
+    conv.learning = false;
   }
 }
 
@@ -372,6 +381,7 @@ export function selectConversation(key) {
   renderMessages(true);
   renderTyping();
   if (!conv.loaded) loadLatest(conv);
+  if (conv.kind === "room" && !conv.creatorId) learnRoom(conv);
   scheduleMarkRead();
 }
 
