@@ -19,7 +19,10 @@ export { currentConversation };
 const PAGE_SIZE = 50;
 const GLOBAL_FILL = 30; // global messages wanted on screen when opening
 const FILL_MAX_PAGES = 10;
+// A thread is read whole up to this many pages; replies older than that
+// still show once the conversation's history reaches them.
 const THREAD_PAGE = 200;
+const THREAD_MAX_PAGES = 25;
 const TYPING_SHOW_MS = 4000;
 // Presence: how many users the client follows at most and how many names
 // one subscribe frame carries.
@@ -180,7 +183,11 @@ export function reloadHistory() {
 
 // -------------------------------------------------------------- threads
 
-/** Opens the thread of a message of the current conversation. */
+/**
+ * Opens the thread of a message of the current conversation with all its
+ * replies, walked back page by page (a few pages at most) as the other
+ * lists are.
+ */
 export async function openThread(id) {
   const conv = currentConversation();
   if (!conv.messages.has(id)) return;
@@ -188,8 +195,14 @@ export async function openThread(id) {
   $("thread").hidden = false;
   renderThread();
   try {
-    const { data } = await api("GET", `api/messages/${encodeURIComponent(id)}/replies?limit=${THREAD_PAGE}`);
-    for (const reply of data) conv.messages.set(reply.id, reply);
+    let before = null;
+    for (let page = 0; page < THREAD_MAX_PAGES; page++) {
+      const query = before ? `&before=${encodeURIComponent(before)}` : "";
+      const { data, link } = await api("GET", `api/messages/${encodeURIComponent(id)}/replies?limit=${THREAD_PAGE}${query}`);
+      for (const reply of data) conv.messages.set(reply.id, reply);
+      before = olderCursorFrom(link);
+      if (!before || data.length === 0 || state.thread !== id) break;
+    }
     const parent = conv.messages.get(id);
     const known = [...conv.messages.values()].filter((m) => m.reply_to === id).length;
     if (parent && known > (parent.reply_count || 0)) conv.messages.set(id, { ...parent, reply_count: known });
