@@ -1,7 +1,8 @@
 // End-to-end test of the browser client, the way two people use it: the
 // real chat-server binary, Debian's Chromium driven by playwright-core, two
 // browser contexts (two people, two cookie jars) chatting globally, directly
-// and in a room, editing, deleting, reacting and replying in threads, unread
+// and in a room, editing, deleting (a room's creator any message of it),
+// reacting and replying in threads (a long one read page by page), unread
 // badges and read markers across tabs and devices with "Seen" receipts, one
 // of them dropping off the network and coming back. Then two instances on
 // PostgreSQL and a private Redis that is killed while one person writes:
@@ -466,6 +467,81 @@ test("two people chat in the browser client", { timeout: 120000 }, async (t) => 
         Array.from({ length: 60 }, (_, i) => `history ${i + 1}`),
       );
       assert.ok(await byTestId(alice.page, "load-older").isHidden());
+      await open(alice, "global");
+    });
+
+    await step("alice, who created the room, deletes bob's message there; both see the tombstone live", async () => {
+      // Since the reload alice's page knows the room from the conversation
+      // list, which does not name its creator.
+      await open(bob, "room", "Team");
+      await say(bob, "bob's message for the creator to delete");
+      const target = await idOf(bob, "bob's message for the creator to delete");
+      const welcome = await idOf(bob, "Welcome to Team, bob");
+      await open(alice, "room", "Team");
+      await seesMessage(alice, "bob's message for the creator to delete");
+      // Deleting, never editing, someone else's message; bob created nothing.
+      const remove = messageById(alice.page, target).getByRole("button", { name: "Delete message" });
+      await remove.waitFor();
+      assert.equal(await messageById(alice.page, target).locator('[data-testid="message-edit"]').count(), 0);
+      assert.equal(await messageById(bob.page, welcome).locator('[data-testid="message-delete"]').count(), 0);
+      await remove.click();
+      for (const p of [alice, bob]) await showsContent(p, target, "This message was deleted");
+      assert.equal(await messageById(alice.page, target).locator('[data-testid="message-delete"]').count(), 0);
+      await open(alice, "global");
+      await open(bob, "global");
+    });
+
+    await step("a thread longer than a page: the panel reads it back page by page and shows every reply", async () => {
+      // More replies than the client asks for in one page of a thread,
+      // posted through the API from alice's page.
+      const replies = 205;
+      await alice.page.evaluate(async (count) => {
+        const post = async (path, body) => {
+          const res = await fetch(path, {
+            method: "POST",
+            credentials: "same-origin",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify(body),
+          });
+          if (!res.ok) throw new Error(`${path}: ${res.status}`);
+          return res.json();
+        };
+        const room = await post("api/rooms", { name: "Long thread" });
+        const root = await post("api/messages", { room_id: room.id, content: "a long thread" });
+        for (let i = 1; i <= count; i++) await post("api/messages", { room_id: room.id, reply_to: root.id, content: `reply ${i}` });
+      }, replies);
+      // Alice's page got them all live (and history pages hold replies
+      // too, back to their root), so the thread shows them either way:
+      // what tells is that the panel follows the thread's own cursor back
+      // to its start.
+      const pages = [];
+      const onRequest = (request) => {
+        if (/\/replies\?/.test(request.url())) pages.push(new URL(request.url()).searchParams.get("before"));
+      };
+      alice.page.on("request", onRequest);
+      try {
+        await open(alice, "room", "Long thread");
+        const root = await idOf(alice, "a long thread");
+        const earlier = alice.page.waitForResponse((res) => /\/replies\?.*before=/.test(res.url()));
+        await messageById(alice.page, root).locator(`[data-testid="thread-open"][data-count="${replies}"]`).click();
+        const thread = byTestId(alice.page, "thread-messages");
+        await thread.getByText(`reply ${replies}`, { exact: true }).waitFor();
+        await earlier;
+        const expected = ["a long thread", ...Array.from({ length: replies }, (_, i) => `reply ${i + 1}`)];
+        assert.deepEqual(await thread.locator('[data-testid="message-content"]').allTextContents(), expected);
+        // A reply sent now still goes last.
+        await byTestId(alice.page, "thread-input").fill("a live reply");
+        await byTestId(alice.page, "thread-send").click();
+        await thread.getByText("a live reply", { exact: true }).waitFor();
+        assert.deepEqual(await thread.locator('[data-testid="message-content"]').allTextContents(), [...expected, "a live reply"]);
+        // By now a third page would have been asked for.
+        assert.equal(pages.length, 2, `the newest page, then the one before it: ${pages.join(", ")}`);
+        assert.equal(pages[0], null);
+        assert.ok(pages[1]);
+      } finally {
+        alice.page.off("request", onRequest);
+      }
+      await byTestId(alice.page, "thread-close").click();
       await open(alice, "global");
     });
 

@@ -19,7 +19,10 @@ export { currentConversation };
 const PAGE_SIZE = 50;
 const GLOBAL_FILL = 30; // global messages wanted on screen when opening
 const FILL_MAX_PAGES = 10;
+// A thread is read whole up to this many pages; replies older than that
+// still show once the conversation's history reaches them.
 const THREAD_PAGE = 200;
+const THREAD_MAX_PAGES = 25;
 const TYPING_SHOW_MS = 4000;
 // Presence: how many users the client follows at most and how many names
 // one subscribe frame carries.
@@ -46,7 +49,7 @@ function redraw(conv, stickToBottom) {
 export function receive(msg, live) {
   const key = keyOfMessage(msg);
   const conv = conversation(key);
-  if (conv.kind === "room" && conv.title === "Room") discoverRoom(conv);
+  if (conv.kind === "room" && conv.title === "Room") learnRoom(conv);
   if (conv.messages.has(msg.id)) return;
   conv.messages.set(msg.id, msg);
   if (msg.reply_to) {
@@ -180,7 +183,11 @@ export function reloadHistory() {
 
 // -------------------------------------------------------------- threads
 
-/** Opens the thread of a message of the current conversation. */
+/**
+ * Opens the thread of a message of the current conversation with all its
+ * replies, walked back page by page (a few pages at most) as the other
+ * lists are.
+ */
 export async function openThread(id) {
   const conv = currentConversation();
   if (!conv.messages.has(id)) return;
@@ -188,8 +195,14 @@ export async function openThread(id) {
   $("thread").hidden = false;
   renderThread();
   try {
-    const { data } = await api("GET", `api/messages/${encodeURIComponent(id)}/replies?limit=${THREAD_PAGE}`);
-    for (const reply of data) conv.messages.set(reply.id, reply);
+    let before = null;
+    for (let page = 0; page < THREAD_MAX_PAGES; page++) {
+      const query = before ? `&before=${encodeURIComponent(before)}` : "";
+      const { data, link } = await api("GET", `api/messages/${encodeURIComponent(id)}/replies?limit=${THREAD_PAGE}${query}`);
+      for (const reply of data) conv.messages.set(reply.id, reply);
+      before = olderCursorFrom(link);
+      if (!before || data.length === 0 || state.thread !== id) break;
+    }
     const parent = conv.messages.get(id);
     const known = [...conv.messages.values()].filter((m) => m.reply_to === id).length;
     if (parent && known > (parent.reply_count || 0)) conv.messages.set(id, { ...parent, reply_count: known });
@@ -230,20 +243,29 @@ export function showTyping(frame) {
 function setRoom(room) {
   const conv = conversation(`room:${room.id}`);
   conv.title = room.name;
+  conv.creatorId = room.created_by || null;
   renderConversationList();
-  if (conv.key === state.current) $("conv-title").textContent = conv.title;
+  if (conv.key === state.current) {
+    $("conv-title").textContent = conv.title;
+    // Its creator may now be offered Delete on every message.
+    redraw(conv, false);
+  }
   return conv;
 }
 
-/** A message from a room we did not know yet (someone added us). */
-async function discoverRoom(conv) {
-  if (conv.discovering) return;
-  conv.discovering = true;
+/**
+ * Reads a room the client knows only by id: one it learned of from a
+ * message (someone added us), or from the conversation list, which names
+ * no creator. Once is enough; a failed read is tried again next time.
+ */
+async function learnRoom(conv) {
+  if (conv.learning) return;
+  conv.learning = true;
   try {
     const { data } = await api("GET", `api/rooms/${encodeURIComponent(conv.roomId)}`);
     setRoom(data);
   } catch {
-    conv.discovering = false;
+    conv.learning = false;
   }
 }
 
@@ -372,6 +394,7 @@ export function selectConversation(key) {
   renderMessages(true);
   renderTyping();
   if (!conv.loaded) loadLatest(conv);
+  if (conv.kind === "room" && !conv.creatorId) learnRoom(conv);
   scheduleMarkRead();
 }
 

@@ -108,8 +108,11 @@ export function renderMessages(stickToBottom) {
   for (const m of all) if (m.reply_to && !m.deleted_at) known.set(m.reply_to, (known.get(m.reply_to) || 0) + 1);
   const sorted = all.filter((m) => !m.reply_to).sort(byTime);
   const seen = seenMessageId(conv);
+  const moderator = createdByMe(conv);
   keepingEditFocus(() =>
-    $("messages").replaceChildren(...sorted.map((m) => messageItem(m, false, known.get(m.id) || 0, m.id === seen))),
+    $("messages").replaceChildren(
+      ...sorted.map((m) => messageItem(m, { moderator, knownReplies: known.get(m.id) || 0, seen: m.id === seen })),
+    ),
   );
   $("load-older").hidden = !conv.olderCursor;
   if (stickToBottom || atBottom) box.scrollTop = box.scrollHeight;
@@ -123,8 +126,9 @@ export function renderThread() {
   const replies = [...conv.messages.values()].filter((m) => m.reply_to === parent.id).sort(byTime);
   // The server refuses replies to a deleted message.
   $("thread-form").hidden = Boolean(parent.deleted_at);
+  const options = { inThread: true, moderator: createdByMe(conv) };
   keepingEditFocus(() =>
-    $("thread-messages").replaceChildren(messageItem(parent, true), ...replies.map((m) => messageItem(m, true))),
+    $("thread-messages").replaceChildren(messageItem(parent, options), ...replies.map((m) => messageItem(m, options))),
   );
   const box = $("thread-messages");
   box.scrollTop = box.scrollHeight;
@@ -144,7 +148,17 @@ function keepingEditFocus(draw) {
   }
 }
 
-function messageItem(msg, inThread, knownReplies = 0, seen = false) {
+/** Whether this conversation is a room the user created: they may delete any of its messages. */
+function createdByMe(conv) {
+  return conv.kind === "room" && Boolean(state.me && conv.creatorId && conv.creatorId === state.me.id);
+}
+
+/**
+ * One message. `inThread`: drawn in the thread panel (no thread button);
+ * `moderator`: the user may delete it whoever sent it; `knownReplies`: the
+ * replies the client holds; `seen`: the other party read up to it.
+ */
+function messageItem(msg, { inThread = false, moderator = false, knownReplies = 0, seen = false } = {}) {
   const mine = state.me && msg.sender === state.me.username;
   const deleted = Boolean(msg.deleted_at);
   const when = new Date(msg.created_at);
@@ -179,7 +193,7 @@ function messageItem(msg, inThread, knownReplies = 0, seen = false) {
           deleted ? "This message was deleted" : msg.content,
         ),
     deleted ? null : reactionBar(msg),
-    actions(msg, mine, deleted, inThread, Math.max(deleted ? 0 : msg.reply_count || 0, knownReplies)),
+    actions(msg, mine, moderator, deleted, inThread, Math.max(deleted ? 0 : msg.reply_count || 0, knownReplies)),
     seen ? el("p", { class: "seen hint", "data-testid": "seen" }, "Seen") : null,
   );
 }
@@ -246,7 +260,7 @@ function reactionBar(msg) {
   );
 }
 
-function actions(msg, mine, deleted, inThread, n) {
+function actions(msg, mine, moderator, deleted, inThread, n) {
   const buttons = [];
   if (!inThread && (!deleted || n)) {
     buttons.push(
@@ -265,6 +279,7 @@ function actions(msg, mine, deleted, inThread, n) {
       ),
     );
   }
+  // Only the sender edits; the sender or the room's creator deletes.
   if (mine && !deleted && state.editing !== msg.id) {
     buttons.push(
       el(
@@ -272,6 +287,10 @@ function actions(msg, mine, deleted, inThread, n) {
         { type: "button", class: "link", "data-action": "edit", "data-id": msg.id, "data-testid": "message-edit", "aria-label": "Edit message" },
         "Edit",
       ),
+    );
+  }
+  if ((mine || moderator) && !deleted && state.editing !== msg.id) {
+    buttons.push(
       el(
         "button",
         { type: "button", class: "link", "data-action": "delete", "data-id": msg.id, "data-testid": "message-delete", "aria-label": "Delete message" },

@@ -58,6 +58,9 @@ export function conversation(key) {
       peer: kind === "dm" ? rest : null,
       roomId: kind === "room" ? rest : null,
       title: kind === "global" ? "Everyone" : kind === "dm" ? rest : "Room",
+      // A room's `created_by` (a user id), once the room itself was read:
+      // its creator may delete any message of it.
+      creatorId: null,
       messages: new Map(), // id -> message, replies included
       loaded: false,
       loading: false,

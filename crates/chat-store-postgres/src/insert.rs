@@ -1,6 +1,7 @@
-//! Storing messages: a whole batch (what the group-commit writer takes off
-//! its queue) as one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING`
-//! (`unnest.rs`), which is one statement, one transaction and one commit.
+//! Storing messages: the messages of a batch (what the group-commit writer
+//! takes off its queue) as one multi-row `INSERT … ON CONFLICT DO NOTHING
+//! RETURNING` (`unnest.rs`): one statement, committed on its own or with
+//! the batch's changes to stored messages (`sink.rs`).
 //!
 //! Why ordering still holds: the insert trigger takes the ordering lock on
 //! the first row (re-entrant for the following rows of the same
@@ -11,9 +12,6 @@
 //! readable. A batch is to readers what a single message was before.
 
 use std::collections::{HashMap, HashSet};
-
-use std::sync::Arc;
-use std::time::Duration;
 
 use chat_domain::{DomainError, DomainResult, Message, NewMessage, Stored, UserAccount, Username};
 use diesel::prelude::*;
@@ -26,35 +24,11 @@ use crate::error::{check_violation, db_error, foreign_key_violation, pool_error}
 use crate::rows::{MessageRow, NewMessageRow, UserRow};
 use crate::schema::{messages, users};
 use crate::sql::lower;
-use crate::store::within_deadline;
 use crate::unnest::MessageBatch;
-use crate::writer::{BatchSink, Placed};
 
-/// The writer task's sink: each batch on a pooled connection.
-pub(crate) struct PgBatchSink {
-    pub pool: Pool<AsyncPgConnection>,
-    /// The store's accounts read by name: the recipients of a batch's
-    /// direct messages are usually there, and then the batch is one
-    /// statement (the insert) instead of two.
-    pub accounts: Arc<AccountCache>,
-    /// How long one batch may take, checkout included.
-    pub deadline: Duration,
-}
-
-impl BatchSink for PgBatchSink {
-    /// A batch cut short by the deadline fails every message of it with
-    /// `StoreUnavailable`, committed or not (as when the connection
-    /// breaks): the writer goes on with the next batch instead of waiting
-    /// for a database that does not answer.
-    async fn write(&self, batch: Vec<NewMessage>) -> Vec<DomainResult<Placed>> {
-        let count = batch.len();
-        let written = within_deadline(&self.pool, self.deadline, async {
-            Ok(write_on_pool(&self.pool, &self.accounts, &batch).await)
-        })
-        .await;
-        written.unwrap_or_else(|err| vec![Err(err); count])
-    }
-}
+/// What storing one message did, and for a new message its position in
+/// commit order (`seq`), which the service publishes in.
+pub(crate) type Placed = (Stored, Option<u64>);
 
 /// Stores `batch` on a connection of `pool`: one result per message, in
 /// order. A pool that has no connection to give fails every message with
@@ -70,32 +44,56 @@ pub(crate) async fn write_on_pool(
     }
 }
 
-/// One result per message of `batch`, in order. The first message of each
-/// `(sender, client id)` is written; a later one in the same batch is a
-/// resend of it and gets its message as a `Duplicate` (or, if the first
-/// failed, is tried on its own).
-async fn write_batch(
+/// One result per message of `batch`, in order, each message that a
+/// failed statement left unwritten written on its own (one bad row, a room
+/// deleted meanwhile, must not fail the others).
+pub(crate) async fn write_batch(
     conn: &mut AsyncPgConnection,
     accounts: &AccountCache,
     batch: &[NewMessage],
 ) -> Vec<DomainResult<Placed>> {
+    match try_write_batch(conn, accounts, batch).await {
+        Ok(results) => results,
+        Err(DomainError::StoreUnavailable) => vec![Err(DomainError::StoreUnavailable); batch.len()],
+        Err(err) => {
+            tracing::warn!(error = %err, messages = batch.len(), "batch insert failed; writing its messages one by one");
+            let mut results = Vec::with_capacity(batch.len());
+            for new in batch {
+                results.push(insert_one(conn, accounts, new).await);
+            }
+            results
+        }
+    }
+}
+
+/// One result per message of `batch`, in order, or the error of a
+/// statement that failed (after which nothing of the batch is written, and
+/// a transaction holding it is aborted). The first message of each
+/// `(sender, client id)` is written; a later one in the same batch is a
+/// resend of it and gets its message as a `Duplicate`, or its error.
+pub(crate) async fn try_write_batch(
+    conn: &mut AsyncPgConnection,
+    accounts: &AccountCache,
+    batch: &[NewMessage],
+) -> DomainResult<Vec<DomainResult<Placed>>> {
     let leader_of = leaders(batch);
     let leading: Vec<usize> = (0..batch.len()).filter(|&i| leader_of[i] == i).collect();
     let mut results: Vec<Option<DomainResult<Placed>>> = vec![None; batch.len()];
-    for (i, result) in write_distinct(conn, accounts, batch, &leading).await {
+    for (i, result) in write_distinct(conn, accounts, batch, &leading).await? {
         results[i] = Some(result);
     }
     for i in (0..batch.len()).filter(|&i| leader_of[i] != i) {
         let result = match &results[leader_of[i]] {
             Some(Ok((stored, _))) => Ok((Stored::Duplicate(stored.message().clone()), None)),
-            _ => insert_one(conn, accounts, &batch[i]).await,
+            Some(Err(err)) => Err(err.clone()),
+            None => Err(DomainError::internal("message not written")),
         };
         results[i] = Some(result);
     }
-    results
+    Ok(results
         .into_iter()
         .map(|result| result.unwrap_or_else(|| Err(DomainError::internal("message not written"))))
-        .collect()
+        .collect())
 }
 
 /// For each message, the index of the first message of the batch with the
@@ -116,15 +114,14 @@ pub(crate) fn leaders(batch: &[NewMessage]) -> Vec<usize> {
 }
 
 /// Writes the messages at `indices` (no two with the same sender and
-/// client id) in one statement. When that statement fails for any reason
-/// but a lost database, one bad row (a room deleted meanwhile) must not
-/// fail the others: each message is then written on its own.
+/// client id) in one statement: one result per message, or the error of
+/// a statement that failed.
 async fn write_distinct(
     conn: &mut AsyncPgConnection,
     cache: &AccountCache,
     batch: &[NewMessage],
     indices: &[usize],
-) -> Vec<(usize, DomainResult<Placed>)> {
+) -> DomainResult<Vec<(usize, DomainResult<Placed>)>> {
     let names: Vec<String> = indices
         .iter()
         .filter_map(|&i| batch[i].message.recipient())
@@ -132,10 +129,7 @@ async fn write_distinct(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let accounts = match recipients(conn, cache, names).await {
-        Ok(accounts) => accounts,
-        Err(err) => return indices.iter().map(|&i| (i, Err(err.clone()))).collect(),
-    };
+    let accounts = recipients(conn, cache, names).await?;
     let mut results = Vec::with_capacity(indices.len());
     let mut rows = Vec::with_capacity(indices.len());
     let mut written = Vec::with_capacity(indices.len());
@@ -149,23 +143,11 @@ async fn write_distinct(
         }
     }
     if rows.is_empty() {
-        return results;
+        return Ok(results);
     }
-    match insert_rows(conn, &rows).await {
-        Ok(created) => results.extend(sort_out(conn, batch, &written, created).await),
-        Err(DomainError::StoreUnavailable) => results.extend(
-            written
-                .iter()
-                .map(|&i| (i, Err(DomainError::StoreUnavailable))),
-        ),
-        Err(err) => {
-            tracing::warn!(error = %err, rows = rows.len(), "batch insert failed; writing its messages one by one");
-            for &i in &written {
-                results.push((i, insert_one(conn, cache, &batch[i]).await));
-            }
-        }
-    }
-    results
+    let created = insert_rows(conn, &rows).await?;
+    results.extend(sort_out(conn, batch, &written, created).await?);
+    Ok(results)
 }
 
 /// The row for `new`; a direct message takes its recipient's id and stored
@@ -210,7 +192,7 @@ async fn sort_out(
     batch: &[NewMessage],
     written: &[usize],
     created: Vec<MessageRow>,
-) -> Vec<(usize, DomainResult<Placed>)> {
+) -> DomainResult<Vec<(usize, DomainResult<Placed>)>> {
     let mut created: HashMap<Uuid, MessageRow> =
         created.into_iter().map(|row| (row.id, row)).collect();
     let mut results = Vec::with_capacity(written.len());
@@ -222,18 +204,16 @@ async fn sort_out(
         }
     }
     if resent.is_empty() {
-        return results;
+        return Ok(results);
     }
-    match originals(conn, batch, &resent).await {
-        Ok(mut found) => results.extend(resent.iter().map(|&i| {
-            let original = key_of(&batch[i])
-                .and_then(|key| found.remove(&key))
-                .ok_or_else(|| DomainError::internal("a skipped message has no original"));
-            (i, original.and_then(duplicate))
-        })),
-        Err(err) => results.extend(resent.iter().map(|&i| (i, Err(err.clone())))),
-    }
-    results
+    let mut found = originals(conn, batch, &resent).await?;
+    results.extend(resent.iter().map(|&i| {
+        let original = key_of(&batch[i])
+            .and_then(|key| found.remove(&key))
+            .ok_or_else(|| DomainError::internal("a skipped message has no original"));
+        (i, original.and_then(duplicate))
+    }));
+    Ok(results)
 }
 
 /// The idempotency key of a message, if it has one.

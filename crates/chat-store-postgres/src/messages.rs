@@ -21,12 +21,14 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::error::{db_error, foreign_key_violation};
+use crate::changes::Change;
+use crate::error::db_error;
 use crate::merge::MergedPages;
 use crate::paging::{paged, probe_limit};
 use crate::reads::reads_after;
 use crate::rows::MessageRow;
 use crate::schema::{message_reactions, messages, read_markers, room_members, users};
+use crate::sink::Write;
 use crate::sql::{greatest, least, lower};
 use crate::store::{within_deadline, PgStore};
 
@@ -49,10 +51,8 @@ impl MessageStore for PgStore {
     /// else is waiting in one statement; answered after that commit.
     async fn insert_message(&self, new: &NewMessage) -> DomainResult<Stored> {
         self.within(async {
-            self.writer()
-                .write(new.clone())
-                .await
-                .map(|(stored, _)| stored)
+            let written = self.writer().write(Write::Message(new.clone())).await?;
+            written.placed().map(|(stored, _)| stored)
         })
         .await
     }
@@ -64,8 +64,11 @@ impl MessageStore for PgStore {
         &self,
         new: &NewMessage,
     ) -> DomainResult<(Stored, Option<u64>)> {
-        self.within(async { self.writer().write(new.clone()).await })
-            .await
+        self.within(async {
+            let written = self.writer().write(Write::Message(new.clone())).await?;
+            written.placed()
+        })
+        .await
     }
 
     /// Queued for the group-commit writer: answered as soon as the message
@@ -78,11 +81,15 @@ impl MessageStore for PgStore {
     /// runs from this call to the answer, as for `insert_message`.
     async fn queue_message(&self, new: &NewMessage) -> DomainResult<InsertInFlight> {
         let started = Instant::now();
-        let queued = self.within(self.writer().queue(new.clone())).await?;
+        let queued = self
+            .within(self.writer().queue(Write::Message(new.clone())))
+            .await?;
         let (pool, deadline) = (self.pool().clone(), self.deadline());
         Ok(Box::pin(async move {
             let left = deadline.saturating_sub(started.elapsed());
-            within_deadline(&pool, left, queued.answer()).await
+            within_deadline(&pool, left, queued.answer())
+                .await?
+                .placed()
         }))
     }
 
@@ -226,73 +233,24 @@ impl MessageStore for PgStore {
         .await
     }
 
-    /// One `UPDATE … WHERE deleted_at IS NULL`: an edit and a deletion
-    /// cannot both win.
+    /// One `UPDATE … WHERE deleted_at IS NULL`, through the writer: an
+    /// edit and a deletion cannot both win.
     async fn edit_message(
         &self,
         id: MessageId,
         content: &MessageContent,
         at: OffsetDateTime,
     ) -> DomainResult<Changed> {
-        self.within(async {
-            let mut conn = self.conn().await?;
-            let updated: Option<(MessageRow, Option<i64>)> = diesel::update(
-                messages::table
-                    .filter(messages::id.eq(id.as_uuid()))
-                    .filter(messages::deleted_at.is_null()),
-            )
-            .set((
-                messages::content.eq(content.as_str()),
-                messages::edited_at.eq(Some(at)),
-            ))
-            .returning((MessageRow::as_returning(), messages::changed_seq))
-            .get_result(&mut conn)
-            .await
-            .optional()
-            .map_err(db_error)?;
-            match updated {
-                Some((row, seq)) => {
-                    let position = changed_position(&row, seq)?;
-                    changed(&mut conn, row, Some(position)).await
-                }
-                None => unchanged(&mut conn, id, true).await,
-            }
-        })
-        .await
+        let edit = Change::Edit {
+            id,
+            content: content.clone(),
+            at,
+        };
+        self.change(edit, true).await
     }
 
-    /// The text goes with the deletion (the row keeps `''`), and so do
-    /// the reactions.
     async fn delete_message(&self, id: MessageId, at: OffsetDateTime) -> DomainResult<Changed> {
-        self.within(async {
-            let mut conn = self.conn().await?;
-            let updated: Option<(MessageRow, Option<i64>)> = diesel::update(
-                messages::table
-                    .filter(messages::id.eq(id.as_uuid()))
-                    .filter(messages::deleted_at.is_null()),
-            )
-            .set((messages::content.eq(""), messages::deleted_at.eq(Some(at))))
-            .returning((MessageRow::as_returning(), messages::changed_seq))
-            .get_result(&mut conn)
-            .await
-            .optional()
-            .map_err(db_error)?;
-            match updated {
-                Some((row, seq)) => {
-                    let position = changed_position(&row, seq)?;
-                    diesel::delete(
-                        message_reactions::table
-                            .filter(message_reactions::message_id.eq(id.as_uuid())),
-                    )
-                    .execute(&mut conn)
-                    .await
-                    .map_err(db_error)?;
-                    changed(&mut conn, row, Some(position)).await
-                }
-                None => unchanged(&mut conn, id, false).await,
-            }
-        })
-        .await
+        self.change(Change::Delete { id, at }, false).await
     }
 
     async fn add_reaction(
@@ -301,11 +259,9 @@ impl MessageStore for PgStore {
         user: UserId,
         emoji: &Emoji,
     ) -> DomainResult<Changed> {
-        self.within(async {
-            let mut conn = self.conn().await?;
-            react(&mut conn, ADD_REACTION, id, user, emoji).await
-        })
-        .await
+        let emoji = emoji.clone();
+        self.change(Change::AddReaction { id, user, emoji }, true)
+            .await
     }
 
     async fn remove_reaction(
@@ -314,11 +270,9 @@ impl MessageStore for PgStore {
         user: UserId,
         emoji: &Emoji,
     ) -> DomainResult<Changed> {
-        self.within(async {
-            let mut conn = self.conn().await?;
-            react(&mut conn, REMOVE_REACTION, id, user, emoji).await
-        })
-        .await
+        let emoji = emoji.clone();
+        self.change(Change::RemoveReaction { id, user, emoji }, true)
+            .await
     }
 
     async fn replies(
@@ -645,70 +599,29 @@ async fn changed(
     Ok(Changed { message, position })
 }
 
-/// `(position, row)` of a message just changed: the trigger gave the row
-/// its `changed_seq`.
-fn changed_position(row: &MessageRow, changed_seq: Option<i64>) -> DomainResult<i64> {
-    changed_seq.ok_or_else(|| {
-        DomainError::internal(format!("message {} changed without a position", row.id))
-    })
-}
-
-/// A reaction added or removed: one statement that changes the reaction
-/// and, only if it did, touches the message (which gives the change its
-/// position, see the `message_changes` migration). Answers the new
-/// `changed_seq`, or nothing when nothing changed or the message is
-/// deleted or unknown.
-#[derive(QueryableByName)]
-struct Touched {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    changed_seq: i64,
-}
-
-const ADD_REACTION: &str = "\
-    WITH added AS ( \
-        INSERT INTO message_reactions (message_id, user_id, emoji) \
-        SELECT id, $2, $3 FROM messages WHERE id = $1 AND deleted_at IS NULL \
-        ON CONFLICT DO NOTHING RETURNING message_id) \
-    UPDATE messages SET changed_seq = NULL WHERE id IN (SELECT message_id FROM added) \
-    RETURNING changed_seq";
-
-const REMOVE_REACTION: &str = "\
-    WITH removed AS ( \
-        DELETE FROM message_reactions r USING messages m \
-        WHERE r.message_id = $1 AND r.user_id = $2 AND r.emoji = $3 \
-          AND m.id = r.message_id AND m.deleted_at IS NULL \
-        RETURNING r.message_id) \
-    UPDATE messages SET changed_seq = NULL WHERE id IN (SELECT message_id FROM removed) \
-    RETURNING changed_seq";
-
-async fn react(
-    conn: &mut AsyncPgConnection,
-    statement: &'static str,
-    id: MessageId,
-    user: UserId,
-    emoji: &Emoji,
-) -> DomainResult<Changed> {
-    use diesel::sql_types::{Text, Uuid as SqlUuid};
-    let touched: Option<Touched> = diesel::sql_query(statement)
-        .bind::<SqlUuid, _>(id.as_uuid())
-        .bind::<SqlUuid, _>(user.as_uuid())
-        .bind::<Text, _>(emoji.as_str())
-        .get_result(conn)
+impl PgStore {
+    /// Applies `change` through the group-commit writer, then reads the
+    /// message as it is now, with the change's position; a change that
+    /// changed nothing answers the message as it is (`MessageNotFound` if
+    /// there is none, `MessageDeleted` for a deleted one when
+    /// `deleted_is_error`).
+    async fn change(&self, change: Change, deleted_is_error: bool) -> DomainResult<Changed> {
+        let id = change.message();
+        self.within(async {
+            let position = self.writer().write(Write::Change(change)).await?.moved()?;
+            let mut conn = self.conn().await?;
+            match position {
+                Some(position) => {
+                    let row = select_messages()
+                        .filter(messages::id.eq(id.as_uuid()))
+                        .first::<MessageRow>(&mut conn)
+                        .await
+                        .map_err(db_error)?;
+                    changed(&mut conn, row, Some(position)).await
+                }
+                None => unchanged(&mut conn, id, deleted_is_error).await,
+            }
+        })
         .await
-        .optional()
-        .map_err(|err| match foreign_key_violation(&err) {
-            Some("message_reactions_user_id_fkey") => DomainError::UserNotFound,
-            _ => db_error(err),
-        })?;
-    match touched {
-        Some(touched) => {
-            let row = select_messages()
-                .filter(messages::id.eq(id.as_uuid()))
-                .first::<MessageRow>(conn)
-                .await
-                .map_err(db_error)?;
-            changed(conn, row, Some(touched.changed_seq)).await
-        }
-        None => unchanged(conn, id, true).await,
     }
 }

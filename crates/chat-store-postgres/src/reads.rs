@@ -20,10 +20,12 @@ use diesel::sql_types::{BigInt, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use crate::changes::ReadMove;
 use crate::error::db_error;
 use crate::messages::{account_id, decorate, select_messages};
 use crate::rows::MessageRow;
 use crate::schema::messages;
+use crate::sink::Write;
 use crate::store::PgStore;
 
 /// One conversation of a user's list, as the list query answers it.
@@ -131,12 +133,22 @@ const LIST_TAIL: &str = "\
     LEFT JOIN users u ON u.id = l.peer \
     ORDER BY l.last_seq DESC, l.key DESC";
 
-/// What `read_markers_move` answered.
+/// The place of a message in a conversation (none if it is not in it) and
+/// the place of a reader's marker there.
 #[derive(QueryableByName)]
-struct Moved {
+struct Places {
     #[diesel(sql_type = Nullable<BigInt>)]
-    moved: Option<i64>,
+    message: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    marker: Option<i64>,
 }
+
+/// Where message `$4` lies in the conversation of reader `$1` with other
+/// party `$2` or room `$3`, and where the reader's marker is.
+const PLACES: &str = "\
+    SELECT (SELECT place FROM messages WHERE id = $4 AND conv_key = c.key) AS message, \
+           (SELECT place FROM read_markers WHERE user_id = $1 AND conv_key = c.key) AS marker \
+    FROM (SELECT conversation_key($2, $1, $3) AS key) AS c";
 
 /// A marker move of a user's stream of changes.
 #[derive(QueryableByName)]
@@ -308,10 +320,11 @@ pub(crate) async fn reads_after(
 
 #[async_trait]
 impl ReadStore for PgStore {
-    /// One statement: `read_markers_move` checks that the message is in
-    /// the conversation and moves the marker forward under the ordering
-    /// lock, drawing the move's position (see the `read_state`
-    /// migration).
+    /// Most reads move nothing (the marker is there already): answered
+    /// from one look-up. A read that moves goes through the group-commit
+    /// writer, where `read_markers_move` checks again and moves the marker
+    /// forward under the ordering lock, drawing the move's position (see
+    /// the `read_state` migration).
     async fn mark_read(
         &self,
         reader: UserId,
@@ -321,17 +334,28 @@ impl ReadStore for PgStore {
         self.within(async {
             let mut conn = self.conn().await?;
             let (peer, room) = self.parts_of(&mut conn, conversation).await?;
-            let moved: Moved = diesel::sql_query(
-                "SELECT read_markers_move($1, conversation_key($2, $1, $3), $4, $2, $3) AS moved",
-            )
-            .bind::<SqlUuid, _>(reader.as_uuid())
-            .bind::<Nullable<SqlUuid>, _>(peer)
-            .bind::<Nullable<SqlUuid>, _>(room)
-            .bind::<SqlUuid, _>(message.as_uuid())
-            .get_result(&mut conn)
-            .await
-            .map_err(db_error)?;
-            match moved.moved {
+            let places: Places = diesel::sql_query(PLACES)
+                .bind::<SqlUuid, _>(reader.as_uuid())
+                .bind::<Nullable<SqlUuid>, _>(peer)
+                .bind::<Nullable<SqlUuid>, _>(room)
+                .bind::<SqlUuid, _>(message.as_uuid())
+                .get_result(&mut conn)
+                .await
+                .map_err(db_error)?;
+            drop(conn);
+            let Some(at) = places.message else {
+                return Err(DomainError::MessageNotFound);
+            };
+            if places.marker.is_some_and(|marker| marker >= at) {
+                return Ok(None);
+            }
+            let read = ReadMove {
+                reader: reader.as_uuid(),
+                peer,
+                room,
+                message: message.as_uuid(),
+            };
+            match self.writer().write(Write::Read(read)).await?.moved()? {
                 None => Ok(None),
                 // The function's answer for a message of another
                 // conversation (or none).

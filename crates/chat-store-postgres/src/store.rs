@@ -24,7 +24,8 @@ use futures_util::FutureExt as _;
 use crate::account_cache::AccountCache;
 use crate::connector::{driver_url, Connector};
 use crate::error::{pool_error, StartupError};
-use crate::insert::{write_on_pool, PgBatchSink};
+use crate::insert::write_on_pool;
+use crate::sink::PgBatchSink;
 use crate::sql::{pg_advisory_lock, pg_advisory_unlock};
 use crate::writer::{BatchWriter, Limits};
 

@@ -1,53 +1,55 @@
-//! Group commit: concurrent `insert_message` calls are queued and written
-//! by one task, whatever is queued at once in one statement (one
-//! transaction, one commit, one WAL flush), and each caller is answered
-//! only after that commit. A caller may also queue a message and take its
-//! answer later ([`BatchWriter::queue`]): the queue is first in, first
-//! out, so one caller's successive messages are written in the order it
-//! queued them, and share commits instead of waiting one commit each.
+//! Group commit: concurrent writes (new messages, and changes to stored
+//! ones: edits, deletions, reactions, read-marker moves) are queued and
+//! written by one task, whatever is queued at once in one transaction (one
+//! commit, one WAL flush), and each caller is answered only after that
+//! commit. A caller may also queue a write and take its answer later
+//! ([`BatchWriter::queue`]): the queue is first in, first out, so one
+//! caller's successive messages are written in the order it queued them,
+//! and share commits instead of waiting one commit each.
 //!
-//! Why one task: message inserts commit one at a time anyway (the ordering
-//! lock of the insert trigger is held across each commit), so the write
-//! path's capacity is commits per second times rows per commit. The task
-//! does not wait to fill a batch: when it is idle a message is written at
-//! once (a batch of one, the same round trips as before), and while a
-//! commit is in flight the next callers queue up and become the next batch.
+//! Why one task: every write that takes a position commits one at a time
+//! anyway (the ordering lock is held across each commit), so the write
+//! path's capacity is commits per second times writes per commit. The task
+//! does not wait to fill a batch: when it is idle a write goes at once (a
+//! batch of one, the same round trips as before), and while a commit is in
+//! flight the next callers queue up and become the next batch.
 //!
 //! The queue is bounded, so under overload callers wait for a slot instead
 //! of piling up memory. The task runs on a thread of its own (see
-//! [`start`]), started with the first message, and ends when the last
+//! [`start`]), started with the first write, and ends when the last
 //! handle is dropped; it survives failed and even panicking batches, and is
-//! started again if it is gone when the next message comes.
+//! started again if it is gone when the next write comes.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Mutex, PoisonError};
 
-use chat_domain::{DomainError, DomainResult, NewMessage, Stored};
+use chat_domain::{DomainError, DomainResult};
 use futures_util::FutureExt as _;
 use tokio::sync::{mpsc, oneshot};
 
-/// What storing one message did, and for a new message its position in
-/// commit order (`seq`), which the service publishes in.
-pub(crate) type Placed = (Stored, Option<u64>);
-
-/// Writes one batch of messages. The writer task's only dependency, so that
-/// the queueing can be tested without a database.
+/// Writes one batch. The writer task's only dependency, so that the
+/// queueing can be tested without a database.
 pub(crate) trait BatchSink: Send + Sync + 'static {
-    /// Stores `batch` and returns one result per message, in order. Every
+    /// One write.
+    type Item: Send + 'static;
+    /// What one write did.
+    type Output: Send + 'static;
+
+    /// Stores `batch` and returns one result per write, in order. Every
     /// `Ok` must be durable (committed) when the future completes.
     fn write(
         &self,
-        batch: Vec<NewMessage>,
-    ) -> impl Future<Output = Vec<DomainResult<Placed>>> + Send;
+        batch: Vec<Self::Item>,
+    ) -> impl Future<Output = Vec<DomainResult<Self::Output>>> + Send;
 }
 
-/// How many messages may wait and how many go in one statement.
+/// How many writes may wait and how many go in one batch.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
-    /// Most messages written in one statement.
+    /// Most writes in one batch.
     pub max_batch: usize,
-    /// Most messages waiting for the writer; more callers wait for a slot.
+    /// Most writes waiting for the writer; more callers wait for a slot.
     pub queue: usize,
 }
 
@@ -61,14 +63,14 @@ impl Limits {
     };
 }
 
-/// A message in the writer's queue: its answer comes once the batch
-/// holding it has committed (or failed).
+/// A write in the writer's queue: its answer comes once the batch holding
+/// it has committed (or failed).
 #[derive(Debug)]
-pub(crate) struct Queued(oneshot::Receiver<DomainResult<Placed>>);
+pub(crate) struct Queued<T>(oneshot::Receiver<DomainResult<T>>);
 
-impl Queued {
-    /// What storing the message did.
-    pub async fn answer(self) -> DomainResult<Placed> {
+impl<T> Queued<T> {
+    /// What the write did.
+    pub async fn answer(self) -> DomainResult<T> {
         self.0.await.unwrap_or_else(|_| {
             Err(DomainError::internal(
                 "the message writer stopped before answering",
@@ -77,21 +79,21 @@ impl Queued {
     }
 }
 
-/// One queued message and where its answer goes.
-struct Job {
-    new: NewMessage,
-    reply: oneshot::Sender<DomainResult<Placed>>,
+/// One queued write and where its answer goes.
+struct Job<S: BatchSink> {
+    item: S::Item,
+    reply: oneshot::Sender<DomainResult<S::Output>>,
 }
 
 /// The handle callers go through; owns the queue's sending side, so
 /// dropping it ends the task.
-pub(crate) struct BatchWriter<S> {
+pub(crate) struct BatchWriter<S: BatchSink> {
     sink: std::sync::Arc<S>,
     limits: Limits,
-    queue: Mutex<Option<mpsc::Sender<Job>>>,
+    queue: Mutex<Option<mpsc::Sender<Job<S>>>>,
 }
 
-impl<S> std::fmt::Debug for BatchWriter<S> {
+impl<S: BatchSink> std::fmt::Debug for BatchWriter<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BatchWriter")
             .field("limits", &self.limits)
@@ -100,7 +102,7 @@ impl<S> std::fmt::Debug for BatchWriter<S> {
 }
 
 impl<S: BatchSink> BatchWriter<S> {
-    /// A writer; its task starts with the first message.
+    /// A writer; its task starts with the first write.
     pub fn new(sink: S, limits: Limits) -> Self {
         Self {
             sink: std::sync::Arc::new(sink),
@@ -112,20 +114,20 @@ impl<S: BatchSink> BatchWriter<S> {
         }
     }
 
-    /// Queues `new` (waiting for a slot when the queue is full) and
+    /// Queues `item` (waiting for a slot when the queue is full) and
     /// returns its result once the batch holding it has committed.
-    pub async fn write(&self, new: NewMessage) -> DomainResult<Placed> {
-        self.queue(new).await?.answer().await
+    pub async fn write(&self, item: S::Item) -> DomainResult<S::Output> {
+        self.queue(item).await?.answer().await
     }
 
-    /// Queues `new`, waiting for a slot when the queue is full, and
-    /// returns once it is in the queue: messages queued one after the
-    /// other are written in that order (the queue is first in, first out,
-    /// and the task writes its batches one after the other, each in queue
-    /// order). The answer comes later, from [`Queued::answer`].
-    pub async fn queue(&self, new: NewMessage) -> DomainResult<Queued> {
+    /// Queues `item`, waiting for a slot when the queue is full, and
+    /// returns once it is in the queue: writes queued one after the other
+    /// are taken in that order (the queue is first in, first out, and the
+    /// task writes its batches one after the other). The answer comes
+    /// later, from [`Queued::answer`].
+    pub async fn queue(&self, item: S::Item) -> DomainResult<Queued<S::Output>> {
         let (reply, answer) = oneshot::channel();
-        let mut job = Job { new, reply };
+        let mut job = Job { item, reply };
         // A second try only if the task vanished between taking the sender
         // and sending: the retry starts a new one.
         for _ in 0..2 {
@@ -141,7 +143,7 @@ impl<S: BatchSink> BatchWriter<S> {
     }
 
     /// The queue of the running task, starting one if there is none.
-    fn sender(&self) -> DomainResult<mpsc::Sender<Job>> {
+    fn sender(&self) -> DomainResult<mpsc::Sender<Job<S>>> {
         let mut slot = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(queue) = slot.as_ref().filter(|queue| !queue.is_closed()) {
             return Ok(queue.clone());
@@ -157,14 +159,14 @@ impl<S: BatchSink> BatchWriter<S> {
 }
 
 /// Runs the writer task on a thread of its own, on a single-threaded
-/// runtime. Every message waits for this one task, so it must not queue
+/// runtime. Every write waits for this one task, so it must not queue
 /// behind the request handlers of a busy executor (an actix worker runs
 /// hundreds of connection tasks in turn): on its own thread it resumes as
 /// soon as the database answers, and so does the driver of a connection
 /// it opens. The thread ends with the task.
 fn start<S: BatchSink>(
     sink: std::sync::Arc<S>,
-    jobs: mpsc::Receiver<Job>,
+    jobs: mpsc::Receiver<Job<S>>,
     max_batch: usize,
 ) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -176,31 +178,33 @@ fn start<S: BatchSink>(
         .map(drop)
 }
 
-/// The writer task: takes whatever is queued (at least one message, at
-/// most `max_batch`), writes it, answers, and goes on until every sender
-/// is gone and the queue is empty.
+/// The writer task: takes whatever is queued (at least one write, at most
+/// `max_batch`), writes it, answers, and goes on until every sender is
+/// gone and the queue is empty.
 async fn run<S: BatchSink>(
     sink: std::sync::Arc<S>,
-    mut jobs: mpsc::Receiver<Job>,
+    mut jobs: mpsc::Receiver<Job<S>>,
     max_batch: usize,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while jobs.recv_many(&mut batch, max_batch).await > 0 {
-        let (messages, replies): (Vec<_>, Vec<_>) =
-            batch.drain(..).map(|job| (job.new, job.reply)).unzip();
-        let count = messages.len();
+        let (items, replies): (Vec<_>, Vec<_>) =
+            batch.drain(..).map(|job| (job.item, job.reply)).unzip();
+        let count = items.len();
         let started = std::time::Instant::now();
-        let results = AssertUnwindSafe(sink.write(messages))
+        let results = AssertUnwindSafe(sink.write(items))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| {
-                tracing::error!(count, "writing a batch of messages panicked");
-                vec![Err(DomainError::internal("writing the message panicked")); count]
+                tracing::error!(count, "writing a batch panicked");
+                (0..count)
+                    .map(|_| Err(DomainError::internal("writing the batch panicked")))
+                    .collect()
             });
         tracing::trace!(
-            messages = count,
+            writes = count,
             micros = started.elapsed().as_micros(),
-            "message batch written"
+            "batch written"
         );
         answer(replies, results);
     }
@@ -208,7 +212,7 @@ async fn run<S: BatchSink>(
 
 /// Sends each caller its result; a caller that went away (its request was
 /// cancelled) just misses it.
-fn answer(replies: Vec<oneshot::Sender<DomainResult<Placed>>>, results: Vec<DomainResult<Placed>>) {
+fn answer<T>(replies: Vec<oneshot::Sender<DomainResult<T>>>, results: Vec<DomainResult<T>>) {
     let mut results = results.into_iter();
     for reply in replies {
         let result = results
@@ -224,7 +228,9 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use chat_domain::{Message, MessageContent, MessageId, MessageTarget, UserId, Username};
+    use chat_domain::{
+        Message, MessageContent, MessageId, MessageTarget, NewMessage, Stored, UserId, Username,
+    };
     use time::OffsetDateTime;
 
     use super::*;
@@ -241,7 +247,13 @@ mod tests {
         order: Mutex<Vec<String>>,
     }
 
+    /// What the fake stores: a message, answered as created at position 1.
+    type Placed = (Stored, Option<u64>);
+
     impl BatchSink for Arc<FakeSink> {
+        type Item = NewMessage;
+        type Output = Placed;
+
         async fn write(&self, batch: Vec<NewMessage>) -> Vec<DomainResult<Placed>> {
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_in_flight.fetch_max(now, Ordering::SeqCst);

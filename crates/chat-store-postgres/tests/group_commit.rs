@@ -6,7 +6,8 @@
 //! To make batches form deterministically, a test can hold the message
 //! ordering lock from another session: the writer's statement then waits in
 //! the insert trigger, and every message sent meanwhile queues up behind it
-//! and goes into the next statement.
+//! and goes into the next statement (or transaction, with the changes and
+//! reads queued meanwhile).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chat_domain::{
-    DomainError, DomainResult, MessageStore, MessageTarget, RoomId, RoomStore, Stored,
+    ConversationRef, DomainError, DomainResult, Emoji, MessageContent, MessageStore, MessageTarget,
+    ReadStore, RoomId, RoomStore, Stored, UserId,
 };
 use chat_store_postgres::{build_pool, PgStore};
 use chat_test_support::pg::PgTestStore;
@@ -550,4 +552,132 @@ async fn positions_of_racing_inserts_follow_the_order_lists_use() {
     assert!(!listed.has_older, "one page holds all 192");
     let listed: Vec<_> = listed.items.iter().map(|m| m.id).collect();
     assert_eq!(listed, by_position);
+}
+
+/// Edits, deletions, reactions and read-marker moves take their positions
+/// under the same ordering lock as messages: queued together with
+/// messages, they are written in the same transaction and commit, instead
+/// of one commit each holding up the messages behind it.
+#[tokio::test]
+async fn changes_and_reads_share_the_batch_and_commit_of_messages() {
+    let store = Arc::new(PgTestStore::create().await);
+    let alice = seed_user(&**store, "alice").await;
+    let bob = seed_user(&**store, "bob").await;
+    let (edited, deleted, direct) = (
+        new_message(&alice, MessageTarget::Global, "typo"),
+        new_message(&alice, MessageTarget::Global, "oops"),
+        new_message(&alice, to(&bob), "hi bob"),
+    );
+    for new in [&edited, &deleted, &direct] {
+        store.insert_message(new).await.expect("stored");
+    }
+    let mut lock = OrderingLock::take(&store.database.url).await;
+    let first = new_message(&bob, MessageTarget::Global, "first");
+    let first_insert = {
+        let store = store.clone();
+        tokio::spawn(async move { store.insert_message(&first).await })
+    };
+    lock.wait_for_a_waiter().await;
+
+    let now = time::OffsetDateTime::now_utc();
+    let thumbs = Emoji::parse("👍").expect("an emoji");
+    let fixed = MessageContent::parse("fixed").expect("valid content");
+    let later = new_message(&bob, MessageTarget::Global, "later");
+    let (e, d, m) = (edited.message.id, deleted.message.id, direct.message.id);
+    let peer = ConversationRef::Direct(alice.username.clone());
+    let (s1, s2, s3, s4, s5) = (
+        store.clone(),
+        store.clone(),
+        store.clone(),
+        store.clone(),
+        store.clone(),
+    );
+    let (content, emoji, queued) = (fixed.clone(), thumbs.clone(), later.clone());
+    let edit = tokio::spawn(async move { s1.edit_message(e, &content, now).await });
+    let delete = tokio::spawn(async move { s2.delete_message(d, now).await });
+    let react = tokio::spawn(async move { s3.add_reaction(e, bob.id, &emoji).await });
+    let read = tokio::spawn(async move { s4.mark_read(bob.id, &peer, m).await });
+    let insert = tokio::spawn(async move { s5.insert_message(&queued).await });
+    // Let every call reach the queue behind the blocked statement.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock.release().await;
+    first_insert.await.expect("ran").expect("first stored");
+
+    let edit = edit.await.expect("ran").expect("edited");
+    let delete = delete.await.expect("ran").expect("deleted");
+    let react = react.await.expect("ran").expect("reacted");
+    let read = read.await.expect("ran").expect("read");
+    insert.await.expect("ran").expect("later stored");
+    assert_eq!(edit.message.content, fixed);
+    assert!(delete.message.deleted_at.is_some());
+    let positions = [edit.position, delete.position, react.position, read];
+    assert!(
+        positions.iter().all(Option::is_some),
+        "each took a position: {positions:?}"
+    );
+
+    let mut conn = AsyncPgConnection::establish(&store.database.url)
+        .await
+        .expect("a second session");
+    let transactions = count(
+        &mut conn,
+        &format!(
+            "SELECT count(DISTINCT x) AS n FROM ( \
+                 SELECT xmin::text AS x FROM messages WHERE id IN ('{}', '{}', '{}') \
+                 UNION ALL SELECT xmin::text FROM message_reactions WHERE message_id = '{}' \
+                 UNION ALL SELECT xmin::text FROM read_markers \
+                     WHERE user_id = '{}' AND read_seq IS NOT NULL) AS written",
+            edited.message.id.as_uuid(),
+            deleted.message.id.as_uuid(),
+            later.message.id.as_uuid(),
+            edited.message.id.as_uuid(),
+            bob.id.as_uuid(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        transactions, 1,
+        "a message, an edit, a deletion, a reaction and a read queued together commit together"
+    );
+}
+
+/// A change that fails in the database (a reaction by a user that does not
+/// exist) rolls back its batch's transaction: the batch is written again
+/// one write at a time, and only that change fails.
+#[tokio::test]
+async fn a_failing_change_fails_alone_in_its_batch() {
+    let store = Arc::new(PgTestStore::create().await);
+    let alice = seed_user(&**store, "alice").await;
+    let target = new_message(&alice, MessageTarget::Global, "react to me");
+    store.insert_message(&target).await.expect("stored");
+    let mut lock = OrderingLock::take(&store.database.url).await;
+    let first = new_message(&alice, MessageTarget::Global, "first");
+    let first_insert = {
+        let store = store.clone();
+        tokio::spawn(async move { store.insert_message(&first).await })
+    };
+    lock.wait_for_a_waiter().await;
+
+    let thumbs = Emoji::parse("👍").expect("an emoji");
+    let id = target.message.id;
+    let message = new_message(&alice, MessageTarget::Global, "in the batch");
+    let (ghost, good, insert) = {
+        let (s1, s2, s3) = (store.clone(), store.clone(), store.clone());
+        let (t1, t2) = (thumbs.clone(), thumbs.clone());
+        let message = message.clone();
+        (
+            tokio::spawn(async move { s1.add_reaction(id, UserId::generate(), &t1).await }),
+            tokio::spawn(async move { s2.add_reaction(id, alice.id, &t2).await }),
+            tokio::spawn(async move { s3.insert_message(&message).await }),
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock.release().await;
+    first_insert.await.expect("ran").expect("first stored");
+
+    assert_eq!(ghost.await.expect("ran"), Err(DomainError::UserNotFound));
+    let good = good.await.expect("ran").expect("reacted");
+    assert!(good.position.is_some());
+    assert_eq!(good.message.reactions.len(), 1);
+    assert!(insert.await.expect("ran").expect("stored").is_new());
 }
