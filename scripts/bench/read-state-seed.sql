@@ -73,7 +73,9 @@ UPDATE messages SET deleted_at = created_at + interval '1 minute', content = ''
   WHERE seq % 100 = 42;
 ALTER TABLE messages ENABLE TRIGGER messages_assign_changed_seq;
 
--- The reader has read the first half of each conversation.
+-- The reader has read the first half of each conversation (in a direct
+-- one, their own latest message counts too: the effective marker is the
+-- further of the two).
 INSERT INTO read_markers AS m (user_id, conv_key, place, message_id, peer_id, room_id)
 SELECT u.id, c.key, c.last_place / 2,
        (SELECT id FROM messages WHERE conv_key = c.key AND place = c.last_place / 2),
