@@ -438,7 +438,9 @@ async fn migrating_direct_own_places_up_and_down_keeps_what_was_read() {
                 <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
                     .expect("connects");
             if revert {
-                conn.revert_last_migration(MIGRATIONS).expect("reverts");
+                let reverted = conn.revert_last_migration(MIGRATIONS).expect("reverts");
+                // A later migration must revert to this one's up state first.
+                assert_eq!(reverted.to_string(), "20261206000008");
             } else {
                 conn.run_pending_migrations(MIGRATIONS).expect("migrates");
             }
