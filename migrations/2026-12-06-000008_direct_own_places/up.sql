@@ -144,9 +144,9 @@ $$;
 -- Answers -1 when the message is not in that conversation, NULL when the
 -- effective marker (the marker, or in a direct conversation the reader's
 -- own latest message if further) is there or further already, else the
--- move's position (drawn under the ordering lock, like a message's). Its
--- own transaction (autocommit), as a message insert: the lock is held
--- until the commit.
+-- move's position (drawn under the ordering lock, like a message's). The
+-- store calls it in a batch of its group-commit writer, whose transaction
+-- holds the lock until its commit.
 CREATE OR REPLACE FUNCTION read_markers_move(reader uuid, key uuid, message uuid, peer uuid, room uuid)
 RETURNS bigint
 LANGUAGE plpgsql AS $$

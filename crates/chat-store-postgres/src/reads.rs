@@ -134,7 +134,7 @@ const LIST_TAIL: &str = "\
     ORDER BY l.last_seq DESC, l.key DESC";
 
 /// The place of a message in a conversation (none if it is not in it) and
-/// the place of a reader's marker there.
+/// the place of a reader's effective marker there.
 #[derive(QueryableByName)]
 struct Places {
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -144,10 +144,16 @@ struct Places {
 }
 
 /// Where message `$4` lies in the conversation of reader `$1` with other
-/// party `$2` or room `$3`, and where the reader's marker is.
+/// party `$2` or room `$3`, and where the reader's effective marker is:
+/// their marker, or in a direct conversation their own latest message if
+/// further (`greatest` skips what is missing).
 const PLACES: &str = "\
     SELECT (SELECT place FROM messages WHERE id = $4 AND conv_key = c.key) AS message, \
-           (SELECT place FROM read_markers WHERE user_id = $1 AND conv_key = c.key) AS marker \
+           greatest( \
+               (SELECT place FROM read_markers WHERE user_id = $1 AND conv_key = c.key), \
+               (SELECT CASE WHEN user_a = $1 THEN user_a_place \
+                            WHEN user_b = $1 THEN user_b_place END \
+                FROM conversations WHERE key = c.key)) AS marker \
     FROM (SELECT conversation_key($2, $1, $3) AS key) AS c";
 
 /// A marker move of a user's stream of changes.
@@ -320,8 +326,8 @@ pub(crate) async fn reads_after(
 
 #[async_trait]
 impl ReadStore for PgStore {
-    /// Most reads move nothing (the marker is there already): answered
-    /// from one look-up. A read that moves goes through the group-commit
+    /// Most reads move nothing (the effective marker is there already):
+    /// answered from one look-up. A read that moves goes through the group-commit
     /// writer, where `read_markers_move` checks again and moves the marker
     /// forward under the ordering lock, drawing the move's position (see
     /// the `read_state` migration).
