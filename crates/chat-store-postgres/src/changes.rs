@@ -10,6 +10,8 @@ use chat_domain::{DomainError, Emoji, MessageContent, MessageId, UserId};
 use diesel::sql_types::{BigInt, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::{OptionalExtension as _, QueryResult, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt as _;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -103,35 +105,33 @@ impl Change {
         }
     }
 
-    /// Applies the change: the position it took, or `None` when it changed
-    /// nothing (an unknown or deleted message, a reaction already there or
-    /// not there).
-    pub async fn apply(&self, conn: &mut AsyncPgConnection) -> QueryResult<Option<i64>> {
-        let touched: Option<Touched> = match self {
-            Change::Edit { id, content, at } => {
-                diesel::sql_query(EDIT)
-                    .bind::<SqlUuid, _>(id.as_uuid())
-                    .bind::<Text, _>(content.as_str())
-                    .bind::<Timestamptz, _>(at)
-                    .get_result(conn)
-                    .await
-            }
-            Change::Delete { id, at } => {
-                diesel::sql_query(DELETE)
-                    .bind::<SqlUuid, _>(id.as_uuid())
-                    .bind::<Timestamptz, _>(at)
-                    .get_result(conn)
-                    .await
-            }
-            Change::AddReaction { id, user, emoji } => {
-                react(conn, ADD_REACTION, *id, *user, emoji).await
-            }
+    /// Sends the change's statement: the future answers the position it
+    /// took, or `None` when it changed nothing (an unknown or deleted
+    /// message, a reaction already there or not there). The future does
+    /// not hold the connection: the statements of several changes started
+    /// one after the other are pipelined (sent at once, run in that order).
+    pub fn start<'a>(
+        &'a self,
+        conn: &mut AsyncPgConnection,
+    ) -> BoxFuture<'a, QueryResult<Option<i64>>> {
+        let touched = match self {
+            Change::Edit { id, content, at } => diesel::sql_query(EDIT)
+                .bind::<SqlUuid, _>(id.as_uuid())
+                .bind::<Text, _>(content.as_str())
+                .bind::<Timestamptz, _>(at)
+                .get_result::<Touched>(conn)
+                .boxed(),
+            Change::Delete { id, at } => diesel::sql_query(DELETE)
+                .bind::<SqlUuid, _>(id.as_uuid())
+                .bind::<Timestamptz, _>(at)
+                .get_result::<Touched>(conn)
+                .boxed(),
+            Change::AddReaction { id, user, emoji } => react(conn, ADD_REACTION, *id, *user, emoji),
             Change::RemoveReaction { id, user, emoji } => {
-                react(conn, REMOVE_REACTION, *id, *user, emoji).await
+                react(conn, REMOVE_REACTION, *id, *user, emoji)
             }
-        }
-        .optional()?;
-        Ok(touched.map(|touched| touched.changed_seq))
+        };
+        async move { Ok(touched.await.optional()?.map(|touched| touched.changed_seq)) }.boxed()
     }
 
     /// The error a change's failed statement means.
@@ -143,35 +143,38 @@ impl Change {
     }
 }
 
-async fn react(
+fn react<'a>(
     conn: &mut AsyncPgConnection,
     statement: &'static str,
     id: MessageId,
     user: UserId,
-    emoji: &Emoji,
-) -> QueryResult<Touched> {
+    emoji: &'a Emoji,
+) -> BoxFuture<'a, QueryResult<Touched>> {
     diesel::sql_query(statement)
         .bind::<SqlUuid, _>(id.as_uuid())
         .bind::<SqlUuid, _>(user.as_uuid())
         .bind::<Text, _>(emoji.as_str())
         .get_result(conn)
-        .await
+        .boxed()
 }
 
 impl ReadMove {
-    /// Moves the marker forward under the ordering lock: the position the
-    /// move took, `None` when the marker is there or further already, and
-    /// `-1` when the message is not in the conversation.
-    pub async fn apply(&self, conn: &mut AsyncPgConnection) -> QueryResult<Option<i64>> {
-        let moved: Moved = diesel::sql_query(
+    /// Sends the move (pipelined, as [`Change::start`]): the marker moves
+    /// forward under the ordering lock; the future answers the position
+    /// the move took, `None` when the marker is there or further already,
+    /// and `-1` when the message is not in the conversation.
+    pub fn start(
+        &self,
+        conn: &mut AsyncPgConnection,
+    ) -> BoxFuture<'static, QueryResult<Option<i64>>> {
+        let moved = diesel::sql_query(
             "SELECT read_markers_move($1, conversation_key($2, $1, $3), $4, $2, $3) AS moved",
         )
         .bind::<SqlUuid, _>(self.reader)
         .bind::<diesel::sql_types::Nullable<SqlUuid>, _>(self.peer)
         .bind::<diesel::sql_types::Nullable<SqlUuid>, _>(self.room)
         .bind::<SqlUuid, _>(self.message)
-        .get_result(conn)
-        .await?;
-        Ok(moved.moved)
+        .get_result::<Moved>(conn);
+        async move { Ok(moved.await?.moved) }.boxed()
     }
 }

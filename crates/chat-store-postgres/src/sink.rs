@@ -1,11 +1,15 @@
 //! What the group-commit writer does with a batch: the new messages in one
 //! statement (`insert.rs`), then each change to a stored message and each
-//! read-marker move (`changes.rs`), all in one transaction and one commit.
+//! read-marker move (`changes.rs`), their statements pipelined, all in one
+//! transaction and one commit.
 //!
 //! Why the changes go with the messages: a change takes its position under
 //! the same ordering lock as a message, held until its commit, so a change
 //! committed on its own would hold up every message behind one more WAL
-//! flush. In one batch the lock is taken once and flushed once.
+//! flush. In one batch the lock is taken once and flushed once, and the
+//! changes' statements are sent at once: one statement after the other,
+//! each waiting for its answer, would hold the lock through a round trip
+//! each, and a round trip is long on a busy machine.
 //!
 //! Messages are written before the batch's changes, whatever their order
 //! in the queue: a change names a message whose insert was answered before
@@ -22,9 +26,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_domain::{DomainError, DomainResult, NewMessage};
+use diesel::QueryResult;
 use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::scoped_futures::ScopedFutureExt as _;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use futures_util::future::{try_join_all, BoxFuture};
 
 use crate::account_cache::AccountCache;
 use crate::changes::{Change, ReadMove};
@@ -80,16 +86,21 @@ enum Step {
 }
 
 impl Step {
-    async fn apply(&self, conn: &mut AsyncPgConnection) -> diesel::QueryResult<Option<i64>> {
+    /// Sends the step's statement; pipelined with the steps started after
+    /// it (see [`Change::start`]).
+    fn start<'a>(
+        &'a self,
+        conn: &mut AsyncPgConnection,
+    ) -> BoxFuture<'a, QueryResult<Option<i64>>> {
         match self {
-            Step::Change(change) => change.apply(conn).await,
-            Step::Read(read) => read.apply(conn).await,
+            Step::Change(change) => change.start(conn),
+            Step::Read(read) => read.start(conn),
         }
     }
 
     /// The step in a transaction of its own, its failure its own.
     async fn apply_alone(&self, conn: &mut AsyncPgConnection) -> DomainResult<Option<i64>> {
-        self.apply(conn).await.map_err(|err| match self {
+        self.start(conn).await.map_err(|err| match self {
             Step::Change(_) => Change::error(err),
             Step::Read(_) => db_error(err),
         })
@@ -175,10 +186,8 @@ impl PgBatchSink {
                         [] => Vec::new(),
                         _ => try_write_batch(conn, accounts, messages).await?,
                     };
-                    let mut moved = Vec::with_capacity(steps.len());
-                    for step in steps {
-                        moved.push(Ok(step.apply(conn).await?));
-                    }
+                    let started: Vec<_> = steps.iter().map(|step| step.start(conn)).collect();
+                    let moved = try_join_all(started).await?.into_iter().map(Ok).collect();
                     Ok((placed, moved))
                 }
                 .scope_boxed()
