@@ -88,10 +88,7 @@ enum Step {
 impl Step {
     /// Sends the step's statement; pipelined with the steps started after
     /// it (see [`Change::start`]).
-    fn start<'a>(
-        &'a self,
-        conn: &mut AsyncPgConnection,
-    ) -> BoxFuture<'a, QueryResult<Option<i64>>> {
+    fn start(&self, conn: &mut AsyncPgConnection) -> BoxFuture<'static, QueryResult<Option<i64>>> {
         match self {
             Step::Change(change) => change.start(conn),
             Step::Read(read) => read.start(conn),
