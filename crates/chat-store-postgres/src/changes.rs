@@ -21,7 +21,7 @@ use crate::sql::{
 };
 
 /// One change to a stored message.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) enum Change {
     Edit {
         id: MessageId,
@@ -45,7 +45,7 @@ pub(crate) enum Change {
 
 /// A read marker moved by a read: `read_markers_move` (see the
 /// `read_state` migration) with its conversation's parts.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct ReadMove {
     pub reader: Uuid,
     /// The other party of a direct conversation.

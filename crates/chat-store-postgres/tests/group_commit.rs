@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use chat_domain::{
     ConversationRef, DomainError, DomainResult, Emoji, MessageContent, MessageStore, MessageTarget,
-    ReadStore, RoomId, RoomStore, Stored, UserId,
+    ReadStore, RoomId, RoomStore, Stored, UserAccount, UserId,
 };
 use chat_store_postgres::{build_pool, PgStore};
 use chat_test_support::pg::PgTestStore;
@@ -89,6 +89,38 @@ impl OrderingLock {
     }
 }
 
+/// The writer held busy: the ordering lock taken from another session and
+/// one message (`first`) sent, whose statement waits for it; whatever is
+/// sent meanwhile queues up and becomes the next batch.
+struct HeldWriter {
+    lock: OrderingLock,
+    first: tokio::task::JoinHandle<DomainResult<Stored>>,
+}
+
+impl HeldWriter {
+    async fn hold(store: &Arc<PgTestStore>, sender: &UserAccount) -> Self {
+        let mut lock = OrderingLock::take(&store.database.url).await;
+        let first = {
+            let store = store.clone();
+            let new = new_message(sender, MessageTarget::Global, "first");
+            tokio::spawn(async move { store.insert_message(&new).await })
+        };
+        lock.wait_for_a_waiter().await;
+        Self { lock, first }
+    }
+
+    /// Lets every call reach the queue (`settle`), releases the lock and
+    /// waits for the first message.
+    async fn release(self, settle: Duration) {
+        tokio::time::sleep(settle).await;
+        self.lock.release().await;
+        self.first
+            .await
+            .expect("first caller ran")
+            .expect("first stored");
+    }
+}
+
 /// The results without their positions.
 fn stored(results: &[DomainResult<(Stored, Option<u64>)>]) -> Vec<DomainResult<Stored>> {
     results
@@ -125,13 +157,7 @@ async fn two_hundred_concurrent_inserts_each_get_their_own_reply() {
     let bob = seed_user(&**store, "bob").await;
     let general = room("general", alice.id, &[bob.id]);
     store.create_room(&general).await.expect("room stored");
-    let mut lock = OrderingLock::take(&store.database.url).await;
-    let first = new_message(&alice, MessageTarget::Global, "first");
-    let first_insert = {
-        let store = store.clone();
-        tokio::spawn(async move { store.insert_message(&first).await })
-    };
-    lock.wait_for_a_waiter().await;
+    let held = HeldWriter::hold(&store, &alice).await;
 
     let mut calls = JoinSet::new();
     for i in 0..200 {
@@ -149,14 +175,8 @@ async fn two_hundred_concurrent_inserts_each_get_their_own_reply() {
         let store = store.clone();
         calls.spawn(async move { (new.message.clone(), store.insert_message(&new).await) });
     }
-    // Let every call reach the queue behind the blocked statement.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    lock.release().await;
+    held.release(Duration::from_millis(300)).await;
 
-    first_insert
-        .await
-        .expect("first caller ran")
-        .expect("first stored");
     let mut ids = HashSet::new();
     while let Some(joined) = calls.join_next().await {
         let (sent, stored) = joined.expect("caller ran");
@@ -216,22 +236,14 @@ async fn resends_queued_together_get_one_created_and_one_duplicate() {
     let store = Arc::new(PgTestStore::create().await);
     let alice = seed_user(&**store, "alice").await;
     let bob = seed_user(&**store, "bob").await;
-    let mut lock = OrderingLock::take(&store.database.url).await;
-    let blocker = {
-        let store = store.clone();
-        let new = new_message(&alice, MessageTarget::Global, "blocked");
-        tokio::spawn(async move { store.insert_message(&new).await })
-    };
-    lock.wait_for_a_waiter().await;
+    let held = HeldWriter::hold(&store, &alice).await;
     let mut calls = JoinSet::new();
     for n in 0..2 {
         let new = new_message_with_client_id(&alice, to(&bob), &format!("try {n}"), "retry");
         let store = store.clone();
         calls.spawn(async move { store.insert_message(&new).await });
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    lock.release().await;
-    blocker.await.expect("ran").expect("stored");
+    held.release(Duration::from_millis(200)).await;
     let mut created = Vec::new();
     let mut duplicates = Vec::new();
     while let Some(joined) = calls.join_next().await {
@@ -571,13 +583,7 @@ async fn changes_and_reads_share_the_batch_and_commit_of_messages() {
     for new in [&edited, &deleted, &direct] {
         store.insert_message(new).await.expect("stored");
     }
-    let mut lock = OrderingLock::take(&store.database.url).await;
-    let first = new_message(&bob, MessageTarget::Global, "first");
-    let first_insert = {
-        let store = store.clone();
-        tokio::spawn(async move { store.insert_message(&first).await })
-    };
-    lock.wait_for_a_waiter().await;
+    let held = HeldWriter::hold(&store, &bob).await;
 
     let now = time::OffsetDateTime::now_utc();
     let thumbs = Emoji::parse("👍").expect("an emoji");
@@ -598,10 +604,7 @@ async fn changes_and_reads_share_the_batch_and_commit_of_messages() {
     let react = tokio::spawn(async move { s3.add_reaction(e, bob.id, &emoji).await });
     let read = tokio::spawn(async move { s4.mark_read(bob.id, &peer, m).await });
     let insert = tokio::spawn(async move { s5.insert_message(&queued).await });
-    // Let every call reach the queue behind the blocked statement.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    lock.release().await;
-    first_insert.await.expect("ran").expect("first stored");
+    held.release(Duration::from_millis(300)).await;
 
     let edit = edit.await.expect("ran").expect("edited");
     let delete = delete.await.expect("ran").expect("deleted");
@@ -650,13 +653,7 @@ async fn a_failing_change_fails_alone_in_its_batch() {
     let alice = seed_user(&**store, "alice").await;
     let target = new_message(&alice, MessageTarget::Global, "react to me");
     store.insert_message(&target).await.expect("stored");
-    let mut lock = OrderingLock::take(&store.database.url).await;
-    let first = new_message(&alice, MessageTarget::Global, "first");
-    let first_insert = {
-        let store = store.clone();
-        tokio::spawn(async move { store.insert_message(&first).await })
-    };
-    lock.wait_for_a_waiter().await;
+    let held = HeldWriter::hold(&store, &alice).await;
 
     let thumbs = Emoji::parse("👍").expect("an emoji");
     let id = target.message.id;
@@ -671,9 +668,7 @@ async fn a_failing_change_fails_alone_in_its_batch() {
             tokio::spawn(async move { s3.insert_message(&message).await }),
         )
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    lock.release().await;
-    first_insert.await.expect("ran").expect("first stored");
+    held.release(Duration::from_millis(300)).await;
 
     assert_eq!(ghost.await.expect("ran"), Err(DomainError::UserNotFound));
     let good = good.await.expect("ran").expect("reacted");
