@@ -164,6 +164,23 @@ async function tab(context, base, name) {
 
 const byTestId = (page, id) => page.locator(`[data-testid="${id}"]`);
 
+/** POSTs JSON from `page` (with its session cookie); answers the body. */
+function postFrom(page, path, body) {
+  return page.evaluate(
+    async ([path, body]) => {
+      const res = await fetch(path, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      if (!res.ok) throw new Error(`${path}: ${res.status}`);
+      return res.json();
+    },
+    [path, body],
+  );
+}
+
 function exactly(text) {
   return new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
 }
@@ -438,20 +455,8 @@ test("two people chat in the browser client", { timeout: 120000 }, async (t) => 
     await step("history pages back with Load older", async () => {
       // Sixty messages in a new room, sent through the API from alice's page
       // (her cookie), then seen after a reload.
-      await alice.page.evaluate(async () => {
-        const post = async (path, body) => {
-          const res = await fetch(path, {
-            method: "POST",
-            credentials: "same-origin",
-            headers: { "Content-Type": "application/json" },
-            body: JSON.stringify(body),
-          });
-          if (!res.ok) throw new Error(`${path}: ${res.status}`);
-          return res.json();
-        };
-        const room = await post("api/rooms", { name: "History" });
-        for (let i = 1; i <= 60; i++) await post("api/messages", { room_id: room.id, content: `history ${i}` });
-      });
+      const room = await postFrom(alice.page, "api/rooms", { name: "History" });
+      for (let i = 1; i <= 60; i++) await postFrom(alice.page, "api/messages", { room_id: room.id, content: `history ${i}` });
       await alice.page.reload();
       await connected(alice);
       await open(alice, "room", "History");
@@ -495,21 +500,11 @@ test("two people chat in the browser client", { timeout: 120000 }, async (t) => 
       // More replies than the client asks for in one page of a thread,
       // posted through the API from alice's page.
       const replies = 205;
-      await alice.page.evaluate(async (count) => {
-        const post = async (path, body) => {
-          const res = await fetch(path, {
-            method: "POST",
-            credentials: "same-origin",
-            headers: { "Content-Type": "application/json" },
-            body: JSON.stringify(body),
-          });
-          if (!res.ok) throw new Error(`${path}: ${res.status}`);
-          return res.json();
-        };
-        const room = await post("api/rooms", { name: "Long thread" });
-        const root = await post("api/messages", { room_id: room.id, content: "a long thread" });
-        for (let i = 1; i <= count; i++) await post("api/messages", { room_id: room.id, reply_to: root.id, content: `reply ${i}` });
-      }, replies);
+      const room = await postFrom(alice.page, "api/rooms", { name: "Long thread" });
+      const root = await postFrom(alice.page, "api/messages", { room_id: room.id, content: "a long thread" });
+      for (let i = 1; i <= replies; i++) {
+        await postFrom(alice.page, "api/messages", { room_id: room.id, reply_to: root.id, content: `reply ${i}` });
+      }
       // Alice's page got them all live (and history pages hold replies
       // too, back to their root), so the thread shows them either way:
       // what tells is that the panel follows the thread's own cursor back
