@@ -50,11 +50,9 @@ impl MessageStore for PgStore {
     /// Queued for the group-commit writer, which stores it with whatever
     /// else is waiting in one statement; answered after that commit.
     async fn insert_message(&self, new: &NewMessage) -> DomainResult<Stored> {
-        self.within(async {
-            let written = self.writer().write(Write::Message(new.clone())).await?;
-            written.placed().map(|(stored, _)| stored)
-        })
-        .await
+        self.insert_message_positioned(new)
+            .await
+            .map(|(stored, _)| stored)
     }
 
     /// The position of a new message is its `seq`: commit order, the
@@ -565,26 +563,6 @@ fn to_position(seq: i64) -> DomainResult<u64> {
     u64::try_from(seq).map_err(|_| DomainError::internal("negative position"))
 }
 
-/// The message after a change statement that changed nothing: unknown,
-/// deleted (`MessageDeleted` when `deleted_is_error`), or as it was.
-async fn unchanged(
-    conn: &mut AsyncPgConnection,
-    id: MessageId,
-    deleted_is_error: bool,
-) -> DomainResult<Changed> {
-    let row = select_messages()
-        .filter(messages::id.eq(id.as_uuid()))
-        .first::<MessageRow>(conn)
-        .await
-        .optional()
-        .map_err(db_error)?
-        .ok_or(DomainError::MessageNotFound)?;
-    if deleted_is_error && row.deleted_at.is_some() {
-        return Err(DomainError::MessageDeleted);
-    }
-    changed(conn, row, None).await
-}
-
 /// The message of `row`, decorated, with the change's position.
 async fn changed(
     conn: &mut AsyncPgConnection,
@@ -610,17 +588,17 @@ impl PgStore {
         self.within(async {
             let position = self.writer().write(Write::Change(change)).await?.moved()?;
             let mut conn = self.conn().await?;
-            match position {
-                Some(position) => {
-                    let row = select_messages()
-                        .filter(messages::id.eq(id.as_uuid()))
-                        .first::<MessageRow>(&mut conn)
-                        .await
-                        .map_err(db_error)?;
-                    changed(&mut conn, row, Some(position)).await
-                }
-                None => unchanged(&mut conn, id, deleted_is_error).await,
+            let row = select_messages()
+                .filter(messages::id.eq(id.as_uuid()))
+                .first::<MessageRow>(&mut conn)
+                .await
+                .optional()
+                .map_err(db_error)?
+                .ok_or(DomainError::MessageNotFound)?;
+            if position.is_none() && deleted_is_error && row.deleted_at.is_some() {
+                return Err(DomainError::MessageDeleted);
             }
+            changed(&mut conn, row, position).await
         })
         .await
     }
