@@ -1,15 +1,13 @@
 //! Storing messages: the messages of a batch (what the group-commit writer
-//! takes off its queue) as one multi-row `INSERT … ON CONFLICT DO NOTHING
-//! RETURNING` (`unnest.rs`): one statement, committed on its own or with
-//! the batch's changes to stored messages (`sink.rs`).
+//! takes off its queue) as one call of `messages_insert_batch` (`unnest.rs`):
+//! one statement, committed on its own or with the batch's changes to
+//! stored messages (`sink.rs`).
 //!
-//! Why ordering still holds: the insert trigger takes the ordering lock on
-//! the first row (re-entrant for the following rows of the same
-//! transaction) and draws `seq` row by row in the order given (the
-//! statement's `ORDER BY n`), that is queue order; every row of
-//! the batch becomes visible at the one commit, before the lock is
-//! released, so the next batch draws larger numbers only once this one is
-//! readable. A batch is to readers what a single message was before.
+//! Why ordering still holds: the function takes the ordering lock first
+//! and draws `seq` row by row in the order given, that is queue order;
+//! every row of the batch becomes visible at the one commit, before the
+//! lock is released, so the next batch draws larger numbers only once this
+//! one is readable. A batch is to readers what a single message was before.
 
 use std::collections::{HashMap, HashSet};
 
@@ -172,8 +170,8 @@ fn row_for<'a>(
 
 /// One insert of all `rows`: the rows that were new come back; a row whose
 /// sender already used its client id (committed by an earlier batch or
-/// another instance) is skipped by the `(sender_id, client_id)` index, as is
-/// a later row of the same statement with the same key. One statement of
+/// another instance) is left out. Two rows with the same sender and client
+/// id fail the statement (`leaders` keeps them apart). One statement of
 /// fixed text for any number of rows, kept prepared: one round trip.
 async fn insert_rows(
     conn: &mut AsyncPgConnection,

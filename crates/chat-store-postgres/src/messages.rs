@@ -29,7 +29,7 @@ use crate::reads::reads_after;
 use crate::rows::MessageRow;
 use crate::schema::{message_reactions, messages, read_markers, room_members, users};
 use crate::sink::Write;
-use crate::sql::{greatest, least, lower};
+use crate::sql::{conversation_key, lower};
 use crate::store::{within_deadline, PgStore};
 
 /// A boxed `SELECT <message columns> FROM messages`, to add filters to.
@@ -196,14 +196,11 @@ impl MessageStore for PgStore {
             ) else {
                 return Ok(Page::from_probe(Vec::new(), &page));
             };
-            // Same expressions as the messages_direct_pair_seq_idx index, so the
-            // whole conversation is one index range in seq order. Rust and
-            // PostgreSQL both order UUIDs by their bytes.
-            let (low, high) = if a <= b { (a, b) } else { (b, a) };
+            // The conversation's key, on the messages_direct_conv_key_seq_idx
+            // index: the whole conversation is one index range in seq order.
             let query = select_messages()
                 .filter(messages::recipient_id.is_not_null())
-                .filter(least(messages::sender_id.nullable(), messages::recipient_id).eq(low))
-                .filter(greatest(messages::sender_id.nullable(), messages::recipient_id).eq(high));
+                .filter(messages::conv_key.eq(conversation_key(Some(a), b, None::<Uuid>)));
             let rows = paged!(query, messages::seq, &page, position)
                 .load(&mut conn)
                 .await

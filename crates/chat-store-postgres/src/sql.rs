@@ -11,17 +11,6 @@ define_sql_function! {
 }
 
 define_sql_function! {
-    /// `least(a, b)`: the smaller id of a direct-message pair, matching the
-    /// `messages_direct_pair_id_idx` expression index.
-    fn least(a: Nullable<Uuid>, b: Nullable<Uuid>) -> Nullable<Uuid>;
-}
-
-define_sql_function! {
-    /// `greatest(a, b)`: the larger id of a direct-message pair.
-    fn greatest(a: Nullable<Uuid>, b: Nullable<Uuid>) -> Nullable<Uuid>;
-}
-
-define_sql_function! {
     /// Takes a session-level advisory lock, waiting for it. Returns `void`
     /// in SQL; only ever executed, never loaded.
     fn pg_advisory_lock(key: BigInt) -> Nullable<Text>;

@@ -9,17 +9,15 @@
 //! prepared per connection:
 //!
 //! ```sql
-//! INSERT INTO messages (id, sender_id, …, created_at)
-//! SELECT id, sender_id, …, created_at
-//! FROM unnest($1::uuid[], $2::uuid[], …) WITH ORDINALITY AS r(id, …, created_at, n)
-//! ORDER BY n
-//! ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
-//! RETURNING id, sender, recipient, room_id, content, created_at, seq
+//! SELECT id, sender, recipient, room_id, content, created_at, seq, …
+//! FROM messages_insert_batch($1, $2, …)
 //! ```
 //!
-//! `ORDER BY n` inserts the rows in the order given, so the insert trigger
-//! numbers them (`seq`) in that order. Like `merge.rs`, a small
-//! [`QueryFragment`]; the returned columns are [`MessageRow`]'s.
+//! `messages_insert_batch` (the `batch_insert` migration) stores the rows
+//! in the order given, under the ordering lock, and returns those it
+//! stored: a row whose sender already stored its client id is left out.
+//! Like `merge.rs`, a small [`QueryFragment`]; the returned columns are
+//! [`MessageRow`]'s.
 
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
@@ -93,14 +91,10 @@ impl QueryId for MessageBatch<'_> {
 
 impl QueryFragment<Pg> for MessageBatch<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        const COLUMNS: &str =
-            "id, sender_id, sender, recipient_id, recipient, room_id, content, client_id, created_at, \
-             reply_to";
-        out.push_sql("INSERT INTO messages (");
-        out.push_sql(COLUMNS);
-        out.push_sql(") SELECT ");
-        out.push_sql(COLUMNS);
-        out.push_sql(" FROM unnest(");
+        out.push_sql(
+            "SELECT id, sender, recipient, room_id, content, created_at, seq, reply_to, \
+             edited_at, deleted_at FROM messages_insert_batch(",
+        );
         out.push_bind_param::<Array<SqlUuid>, _>(&self.id)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<SqlUuid>, _>(&self.sender_id)?;
@@ -120,14 +114,7 @@ impl QueryFragment<Pg> for MessageBatch<'_> {
         out.push_bind_param::<Array<Timestamptz>, _>(&self.created_at)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Nullable<SqlUuid>>, _>(&self.reply_to)?;
-        out.push_sql(") WITH ORDINALITY AS r(");
-        out.push_sql(COLUMNS);
-        out.push_sql(
-            ", n) ORDER BY n \
-             ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING \
-             RETURNING id, sender, recipient, room_id, content, created_at, seq, \
-             reply_to, edited_at, deleted_at",
-        );
+        out.push_sql(")");
         Ok(())
     }
 }

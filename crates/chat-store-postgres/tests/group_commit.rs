@@ -231,6 +231,85 @@ async fn resends_within_one_batch_store_one_message() {
     );
 }
 
+/// A conversation's places count its messages: each new message takes the
+/// next one, whether it came in a batch or by a plain INSERT (the
+/// trigger's way), and a resend takes none.
+#[tokio::test]
+async fn places_have_no_holes_whichever_way_messages_come_in() {
+    let store = PgTestStore::create().await;
+    let alice = seed_user(&*store, "alice").await;
+    let bob = seed_user(&*store, "bob").await;
+    let first = new_message_with_client_id(&alice, to(&bob), "one", "p-1");
+    store
+        .insert_messages(&[
+            first.clone(),
+            new_message(&alice, MessageTarget::Global, "elsewhere"),
+            new_message(&bob, to(&alice), "two"),
+        ])
+        .await;
+    let mut conn = AsyncPgConnection::establish(&store.database.url)
+        .await
+        .expect("connects");
+    diesel::sql_query(format!(
+        "INSERT INTO messages (id, sender_id, sender, recipient_id, recipient, content) \
+         VALUES (gen_random_uuid(), '{}', 'bob', '{}', 'alice', 'three')",
+        bob.id.as_uuid(),
+        alice.id.as_uuid()
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("a plain insert");
+    let resend = new_message_with_client_id(&alice, to(&bob), "one again", "p-1");
+    let results = store
+        .insert_messages(&[resend, new_message(&alice, to(&bob), "four")])
+        .await;
+    assert_eq!(
+        stored(&results)[0],
+        Ok(Stored::Duplicate(first.message.clone()))
+    );
+    let direct = "FROM messages WHERE recipient_id IS NOT NULL";
+    assert_eq!(
+        count(&mut conn, &format!("SELECT count(*) AS n {direct}")).await,
+        4
+    );
+    let numbered = format!(
+        "SELECT count(*) AS n FROM (SELECT place, row_number() OVER (ORDER BY seq) AS k {direct}) \
+         AS p WHERE place = k"
+    );
+    assert_eq!(
+        count(&mut conn, &numbered).await,
+        4,
+        "places 1 to 4 in order"
+    );
+    let last = "SELECT last_place AS n FROM conversations WHERE user_a IS NOT NULL";
+    assert_eq!(count(&mut conn, last).await, 4);
+}
+
+/// One call naming a sender's client id twice fails whole and stores
+/// nothing: leaving the second row out would leave a hole in the places.
+#[tokio::test]
+async fn a_batch_naming_one_client_id_twice_stores_nothing() {
+    let store = PgTestStore::create().await;
+    let alice = seed_user(&*store, "alice").await;
+    let mut conn = AsyncPgConnection::establish(&store.database.url)
+        .await
+        .expect("connects");
+    let sender = alice.id.as_uuid();
+    let call = format!(
+        "SELECT * FROM messages_insert_batch(\
+         ARRAY[gen_random_uuid(), gen_random_uuid()], ARRAY['{sender}', '{sender}']::uuid[], \
+         ARRAY['alice', 'alice'], ARRAY[NULL, NULL]::uuid[], ARRAY[NULL, NULL]::text[], \
+         ARRAY[NULL, NULL]::uuid[], ARRAY['a', 'b'], ARRAY['same', 'same'], \
+         ARRAY[now(), now()], ARRAY[NULL, NULL]::uuid[])"
+    );
+    let failed = diesel::sql_query(call).execute(&mut conn).await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM messages").await,
+        0
+    );
+}
+
 #[tokio::test]
 async fn resends_queued_together_get_one_created_and_one_duplicate() {
     let store = Arc::new(PgTestStore::create().await);
