@@ -69,13 +69,25 @@ CREATE TRIGGER messages_assign_seq BEFORE INSERT ON messages
 -- A batch of new messages, one array per column, in queue order: stores
 -- those whose sender has not stored their client id yet, and returns
 -- them. conversation_key() is spelled out: a call per row costs more.
+--
+-- Its plan is made once per connection (a generic plan) and must stay
+-- right as the tables grow: planned on a new, near-empty database, the
+-- look-ups of used client ids and of the conversations' rows came out as
+-- scans of the whole table, and each batch then took longer than the one
+-- before. With sequential scans, hash and merge joins off, every look-up
+-- is a probe of its index, whatever the statistics say.
 CREATE FUNCTION messages_insert_batch(
     ids uuid[], sender_ids uuid[], senders text[], recipient_ids uuid[], recipients text[],
     room_ids uuid[], contents text[], client_ids text[], created timestamptz[], reply_tos uuid[])
 RETURNS TABLE (id uuid, sender text, recipient text, room_id uuid, content text,
                created_at timestamptz, seq bigint, reply_to uuid,
                edited_at timestamptz, deleted_at timestamptz)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+SET plan_cache_mode = force_generic_plan
+AS $$
 #variable_conflict use_column
 BEGIN
     PERFORM pg_advisory_xact_lock(7163082360046642290);
