@@ -107,11 +107,21 @@ BEGIN
             SELECT 1 FROM messages m
             WHERE m.sender_id = r.sender_id AND m.client_id = r.client_id
         )
+    ), numbered AS (
+        SELECT b.*, row_number() OVER (PARTITION BY b.conv_key ORDER BY b.n) AS k
+        FROM batch b
+    ), based AS (
+        -- A conversation's row is read once, on its first row of the
+        -- batch: the row is updated by every batch that writes to the
+        -- conversation, and a look-up walks its chain of versions.
+        SELECT nb.*,
+               CASE WHEN nb.k = 1 THEN coalesce(
+                   (SELECT c.last_place FROM conversations c WHERE c.key = nb.conv_key), 0)
+               END AS base
+        FROM numbered nb
     ), placed AS (
-        SELECT b.*,
-               coalesce(c.last_place, 0)
-                   + row_number() OVER (PARTITION BY b.conv_key ORDER BY b.n) AS place
-        FROM batch b LEFT JOIN conversations c ON c.key = b.conv_key
+        SELECT bb.*, max(bb.base) OVER (PARTITION BY bb.conv_key) + bb.k AS place
+        FROM based bb
     )
     -- nextval() after the sort (the planner evaluates a volatile output
     -- column after ORDER BY): positions in the order given.

@@ -1,9 +1,11 @@
--- A group-commit batch of 256 direct messages over 50 pairs (pgbench_u1..50
--- to pgbench_u51..100) in the shape of the server's writer statement
--- (src/unnest.rs): one INSERT over column arrays, each message with a
--- client id (chat-bench sends one with every message), resends skipped by
--- ON CONFLICT (after pgbench-batch-setup.sql). Runs on any schema since
--- message_changes. Other batch sizes: change 256.
+-- A group-commit batch of :batch direct messages over 50 pairs
+-- (pgbench_u1..50 to pgbench_u51..100) in the shape of the server's writer
+-- statement before the batch_insert migration: one INSERT over column
+-- arrays, each message with a client id (chat-bench sends one with every
+-- message), resends skipped by ON CONFLICT (after
+-- pgbench-batch-setup.sql). Runs on any schema since message_changes:
+-- `pgbench -D batch=256 -f pgbench-batch-writer.sql`. The shape since:
+-- pgbench-batch-call.sql.
 INSERT INTO messages (id, sender_id, sender, recipient_id, recipient, room_id, content,
                       client_id, created_at, reply_to)
 SELECT r.id, r.sender_id, r.sender, r.recipient_id, r.recipient, r.room_id, r.content,
@@ -21,7 +23,7 @@ FROM (
            array_agg('bench:pgbench:' || g ORDER BY g) AS contents,
            array_agg(md5(random()::text) ORDER BY g) AS client_ids,
            array_agg(now()) AS times
-    FROM generate_series(1, 256) AS g
+    FROM generate_series(1, :batch) AS g
 ) AS a,
 unnest(a.ids, a.senders, a.sender_names, a.recipients, a.recipient_names, a.rooms,
        a.contents, a.client_ids, a.times, a.rooms)
