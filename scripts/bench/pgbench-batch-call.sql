@@ -1,8 +1,8 @@
 -- pgbench-batch-writer.sql's batch in the writer's shape since the
 -- batch_insert migration: one call of messages_insert_batch over column
--- arrays (src/unnest.rs). :batch direct messages over 50 pairs
+-- arrays (src/unnest.rs). N direct messages over 50 pairs
 -- (pgbench_u1..50 to pgbench_u51..100, after pgbench-batch-setup.sql),
--- each with a client id: `pgbench -D batch=32 -f pgbench-batch-call.sql`.
+-- each with a client id: `pgbench -D batch=N -f pgbench-batch-call.sql`.
 SELECT f.*
 FROM (
     SELECT array_agg((lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0')
@@ -14,10 +14,10 @@ FROM (
                      ORDER BY g) AS recipients,
            array_agg('pgbench_u' || (51 + g % 50) ORDER BY g) AS recipient_names,
            array_agg(NULL::uuid) AS rooms,
-           array_agg('bench:pgbench:' || g ORDER BY g) AS contents,
+           array_agg('bench pgbench ' || g ORDER BY g) AS contents,
            array_agg(md5(random()::text) ORDER BY g) AS client_ids,
            array_agg(now()) AS times
-    FROM generate_series(1, :batch) AS g
+    FROM generate_series(1, :batch::int) AS g
 ) AS a,
 messages_insert_batch(a.ids, a.senders, a.sender_names, a.recipients, a.recipient_names, a.rooms,
                       a.contents, a.client_ids, a.times, a.rooms) AS f;

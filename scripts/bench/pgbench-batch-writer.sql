@@ -1,4 +1,4 @@
--- A group-commit batch of :batch direct messages over 50 pairs
+-- A group-commit batch of direct messages (pgbench -D batch=N) over 50 pairs
 -- (pgbench_u1..50 to pgbench_u51..100) in the shape of the server's writer
 -- statement before the batch_insert migration: one INSERT over column
 -- arrays, each message with a client id (chat-bench sends one with every
@@ -20,10 +20,10 @@ FROM (
                      ORDER BY g) AS recipients,
            array_agg('pgbench_u' || (51 + g % 50) ORDER BY g) AS recipient_names,
            array_agg(NULL::uuid) AS rooms,
-           array_agg('bench:pgbench:' || g ORDER BY g) AS contents,
+           array_agg('bench pgbench ' || g ORDER BY g) AS contents,
            array_agg(md5(random()::text) ORDER BY g) AS client_ids,
            array_agg(now()) AS times
-    FROM generate_series(1, :batch) AS g
+    FROM generate_series(1, :batch::int) AS g
 ) AS a,
 unnest(a.ids, a.senders, a.sender_names, a.recipients, a.recipient_names, a.rooms,
        a.contents, a.client_ids, a.times, a.rooms)
