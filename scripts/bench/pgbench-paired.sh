@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Several databases under the same pgbench script, one client each, in
 # short turns (A B C A B C ...), and each one's latency as a ratio to the
-# first one's in the same round: the median of those ratios holds still
-# where single runs on a shared machine wander by a fifth.
+# first one's in the same round: the median of those ratios varies far
+# less than single runs on a shared machine, though load elsewhere on the
+# machine still moves it, so compare ratios from one invocation.
 #
 #   scripts/bench/pgbench-paired.sh ROUNDS SECONDS BATCH DB:SCRIPT...
 #
