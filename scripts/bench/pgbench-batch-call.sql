@@ -2,7 +2,9 @@
 -- batch_insert migration: one call of messages_insert_batch over column
 -- arrays (src/unnest.rs). N direct messages over 50 pairs
 -- (pgbench_u1..50 to pgbench_u51..100, after pgbench-batch-setup.sql),
--- each with a client id: `pgbench -D batch=N -f pgbench-batch-call.sql`.
+-- each with a client id, and no pair to register (the writer's batch
+-- once it has registered its pairs):
+-- `pgbench -D batch=N -f pgbench-batch-call.sql`.
 SELECT f.*
 FROM (
     SELECT array_agg((lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0')
@@ -20,4 +22,5 @@ FROM (
     FROM generate_series(1, :batch::int) AS g
 ) AS a,
 messages_insert_batch(a.ids, a.senders, a.sender_names, a.recipients, a.recipient_names, a.rooms,
-                      a.contents, a.client_ids, a.times, a.rooms) AS f;
+                      a.contents, a.client_ids, a.times, a.rooms,
+                      ARRAY[]::uuid[], ARRAY[]::uuid[]) AS f;

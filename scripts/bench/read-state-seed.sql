@@ -10,7 +10,7 @@
 -- "correct horse battery"); `user0000`, the reader, is in 500 rooms of 20
 -- members and has 499 direct conversations (with user0001..user0499), so
 -- 1 + 500 + 499 = 1,000 conversations. 1,000,000 messages over 30 days,
--- through the insert trigger (places, conversation rows, sender markers):
+-- through the insert triggers (places, conversation rows, sender markers):
 -- 400,000 global, 300,000 in the 500 rooms, 300,000 direct (half of them
 -- in the reader's conversations); 1 % deleted. The reader has read the
 -- first half of each of their conversations.
@@ -76,15 +76,23 @@ ALTER TABLE messages ENABLE TRIGGER messages_assign_changed_seq;
 -- The reader has read the first half of each conversation (in a direct
 -- one, their own latest message counts too: the effective marker is the
 -- further of the two).
+WITH mine AS (
+  SELECT c.key, c.user_a, c.user_b, u.id AS reader
+  FROM conversations c JOIN u ON u.n = 0
+  WHERE c.key = '00000000-0000-0000-0000-000000000000'
+     OR c.user_a = u.id OR c.user_b = u.id
+     OR c.key IN (SELECT room_id FROM room_members WHERE user_id = u.id)
+), numbered AS (
+  SELECT conv_key, place, id,
+         row_number() OVER (PARTITION BY conv_key ORDER BY seq) AS k,
+         count(*) OVER (PARTITION BY conv_key) AS total
+  FROM messages WHERE conv_key IN (SELECT key FROM mine)
+)
 INSERT INTO read_markers AS m (user_id, conv_key, place, message_id, peer_id, room_id)
-SELECT u.id, c.key, c.last_place / 2,
-       (SELECT id FROM messages WHERE conv_key = c.key AND place = c.last_place / 2),
-       CASE WHEN c.user_a = u.id THEN c.user_b WHEN c.user_b = u.id THEN c.user_a END,
+SELECT c.reader, c.key, n.place, n.id,
+       CASE WHEN c.user_a = c.reader THEN c.user_b WHEN c.user_b = c.reader THEN c.user_a END,
        CASE WHEN EXISTS (SELECT 1 FROM rooms WHERE id = c.key) THEN c.key END
-FROM conversations c JOIN u ON u.n = 0
-WHERE c.key = '00000000-0000-0000-0000-000000000000'
-   OR c.user_a = u.id OR c.user_b = u.id
-   OR c.key IN (SELECT room_id FROM room_members WHERE user_id = u.id)
+FROM mine c JOIN numbered n ON n.conv_key = c.key AND n.k = n.total / 2
 ON CONFLICT (user_id, conv_key) DO UPDATE
   SET place = EXCLUDED.place, message_id = EXCLUDED.message_id;
 

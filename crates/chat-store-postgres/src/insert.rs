@@ -18,6 +18,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::account_cache::AccountCache;
+use crate::direct_pairs::{DirectPairs, NewPairs};
 use crate::error::{check_violation, db_error, foreign_key_violation, pool_error};
 use crate::rows::{MessageRow, NewMessageRow, UserRow};
 use crate::schema::{messages, users};
@@ -34,10 +35,11 @@ pub(crate) type Placed = (Stored, Option<u64>);
 pub(crate) async fn write_on_pool(
     pool: &Pool<AsyncPgConnection>,
     accounts: &AccountCache,
+    pairs: &DirectPairs,
     batch: &[NewMessage],
 ) -> Vec<DomainResult<Placed>> {
     match pool.get().await {
-        Ok(mut conn) => write_batch(&mut conn, accounts, batch).await,
+        Ok(mut conn) => write_batch(&mut conn, accounts, pairs, batch).await,
         Err(err) => vec![Err(pool_error(err)); batch.len()],
     }
 }
@@ -48,12 +50,21 @@ pub(crate) async fn write_on_pool(
 pub(crate) async fn write_batch(
     conn: &mut AsyncPgConnection,
     accounts: &AccountCache,
+    pairs: &DirectPairs,
     batch: &[NewMessage],
 ) -> Vec<DomainResult<Placed>> {
-    match try_write_batch(conn, accounts, batch).await {
-        Ok(results) => results,
-        Err(DomainError::StoreUnavailable) => vec![Err(DomainError::StoreUnavailable); batch.len()],
-        Err(err) => {
+    let failed = match try_write_batch(conn, accounts, pairs, batch).await {
+        Ok((results, registered)) => {
+            // One statement, committed on its own.
+            pairs.remember(&registered);
+            return results;
+        }
+        Err(err) => err,
+    };
+    pairs.forget();
+    match failed {
+        DomainError::StoreUnavailable => vec![Err(DomainError::StoreUnavailable); batch.len()],
+        err => {
             tracing::warn!(error = %err, messages = batch.len(), "batch insert failed; writing its messages one by one");
             let mut results = Vec::with_capacity(batch.len());
             for new in batch {
@@ -69,15 +80,20 @@ pub(crate) async fn write_batch(
 /// a transaction holding it is aborted). The first message of each
 /// `(sender, client id)` is written; a later one in the same batch is a
 /// resend of it and gets its message as a `Duplicate`, or its error.
+/// With the results, the direct pairs it registered: whoever commits the
+/// statement tells `pairs` to remember them, and whoever sees it fail, to
+/// forget.
 pub(crate) async fn try_write_batch(
     conn: &mut AsyncPgConnection,
     accounts: &AccountCache,
+    pairs: &DirectPairs,
     batch: &[NewMessage],
-) -> DomainResult<Vec<DomainResult<Placed>>> {
+) -> DomainResult<(Vec<DomainResult<Placed>>, NewPairs)> {
     let leader_of = leaders(batch);
     let leading: Vec<usize> = (0..batch.len()).filter(|&i| leader_of[i] == i).collect();
     let mut results: Vec<Option<DomainResult<Placed>>> = vec![None; batch.len()];
-    for (i, result) in write_distinct(conn, accounts, batch, &leading).await? {
+    let (written, registered) = write_distinct(conn, accounts, pairs, batch, &leading).await?;
+    for (i, result) in written {
         results[i] = Some(result);
     }
     for i in (0..batch.len()).filter(|&i| leader_of[i] != i) {
@@ -88,10 +104,11 @@ pub(crate) async fn try_write_batch(
         };
         results[i] = Some(result);
     }
-    Ok(results
+    let results = results
         .into_iter()
         .map(|result| result.unwrap_or_else(|| Err(DomainError::internal("message not written"))))
-        .collect())
+        .collect();
+    Ok((results, registered))
 }
 
 /// For each message, the index of the first message of the batch with the
@@ -112,14 +129,16 @@ pub(crate) fn leaders(batch: &[NewMessage]) -> Vec<usize> {
 }
 
 /// Writes the messages at `indices` (no two with the same sender and
-/// client id) in one statement: one result per message, or the error of
+/// client id) in one statement, registering the direct pairs `pairs` has
+/// not: one result per message and the pairs registered, or the error of
 /// a statement that failed.
 async fn write_distinct(
     conn: &mut AsyncPgConnection,
     cache: &AccountCache,
+    pairs: &DirectPairs,
     batch: &[NewMessage],
     indices: &[usize],
-) -> DomainResult<Vec<(usize, DomainResult<Placed>)>> {
+) -> DomainResult<(Vec<(usize, DomainResult<Placed>)>, NewPairs)> {
     let names: Vec<String> = indices
         .iter()
         .filter_map(|&i| batch[i].message.recipient())
@@ -141,11 +160,15 @@ async fn write_distinct(
         }
     }
     if rows.is_empty() {
-        return Ok(results);
+        return Ok((results, NewPairs::default()));
     }
-    let created = insert_rows(conn, &rows).await?;
+    let registered = pairs.unregistered(
+        rows.iter()
+            .filter_map(|row| row.recipient_id.map(|to| (row.sender_id, to))),
+    );
+    let created = insert_rows(conn, &rows, registered.clone()).await?;
     results.extend(sort_out(conn, batch, &written, created).await?);
-    Ok(results)
+    Ok((results, registered))
 }
 
 /// The row for `new`; a direct message takes its recipient's id and stored
@@ -168,7 +191,8 @@ fn row_for<'a>(
     Ok(row)
 }
 
-/// One insert of all `rows`: the rows that were new come back; a row whose
+/// One insert of all `rows`, registering the direct pairs `register`
+/// first: the rows that were new come back; a row whose
 /// sender already used its client id (committed by an earlier batch or
 /// another instance) is left out. Two rows with the same sender and client
 /// id fail the statement (`leaders` keeps them apart). One statement of
@@ -176,8 +200,9 @@ fn row_for<'a>(
 async fn insert_rows(
     conn: &mut AsyncPgConnection,
     rows: &[NewMessageRow<'_>],
+    register: NewPairs,
 ) -> DomainResult<Vec<MessageRow>> {
-    MessageBatch::new(rows)
+    MessageBatch::new(rows, register)
         .load(conn)
         .await
         .map_err(message_error)
@@ -287,7 +312,9 @@ async fn recipients(
 }
 
 /// Stores one message in a statement of its own: the fallback when a batch
-/// fails, and for a resend whose first copy in the batch failed.
+/// fails, and for a resend whose first copy in the batch failed. A direct
+/// message registers its pair whatever the cache says: rare, and right
+/// after a failure.
 async fn insert_one(
     conn: &mut AsyncPgConnection,
     cache: &AccountCache,
@@ -299,7 +326,14 @@ async fn insert_one(
     };
     let mut row = NewMessageRow::new(new, recipient.as_ref().map(|(id, _)| *id));
     row.recipient = recipient.as_ref().map(|(_, name)| name.as_str());
-    let mut created = insert_rows(conn, std::slice::from_ref(&row)).await?;
+    let register = match row.recipient_id {
+        Some(to) => NewPairs {
+            a: vec![row.sender_id],
+            b: vec![to],
+        },
+        None => NewPairs::default(),
+    };
+    let mut created = insert_rows(conn, std::slice::from_ref(&row), register).await?;
     if let Some(row) = created.pop() {
         return placed_new(row);
     }

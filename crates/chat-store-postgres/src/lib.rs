@@ -72,6 +72,7 @@
 mod account_cache;
 mod changes;
 mod connector;
+mod direct_pairs;
 mod error;
 mod insert;
 mod merge;

@@ -1,12 +1,14 @@
 //! [`ReadStore`] on `read_markers` and `conversations` (see the
-//! `read_state` and `direct_own_places` migrations): the triggers keep
-//! each conversation's latest message and count, each message's place in
-//! its conversation and what the sender has read (their marker in a room
-//! or the global conversation, their latest own message on a direct
-//! conversation's row) as messages are stored, and start markers on
-//! registration and on joining a room. A conversation's unread count is
-//! read from two primary-key rows and the partial index of deleted
-//! messages after the marker, never from its history.
+//! `read_state`, `direct_own_places` and `direct_counts_on_read`
+//! migrations). Rooms and the global conversation are counted as messages
+//! are stored: the triggers keep each one's latest message and place, and
+//! each sender's marker, so their unread count is read from two
+//! primary-key rows and the partial index of deleted messages after the
+//! marker, never from their history. A direct conversation is counted
+//! when read: its row only names the two parties, and its latest message,
+//! each party's latest own message and its unread messages are read from
+//! its history index, one entry per unread message. Markers start on
+//! registration and on joining a room.
 
 use std::collections::HashMap;
 
@@ -16,7 +18,7 @@ use chat_domain::{
     MessageId, ReadMarker, ReadStore, RoomId, StreamItem, UserId, Username,
 };
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Bool, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -54,31 +56,33 @@ struct ConversationRow {
 }
 
 /// A user's conversations (`$1`): their direct conversations (each a row
-/// of `conversations`, found by either party), their rooms, and the
-/// global one, before the cursor `($2, $3)`, at most `$4`. The direct
-/// conversations' rows are read once, by the parties' indexes; rooms and
-/// the global one by primary key. `own_*` and `peer_own_*` are the
-/// user's and the other party's latest own message in a direct one.
+/// of `conversations`, found by either party, with its latest message
+/// read from the conversation's history index), their rooms, and the
+/// global one, before the cursor `($2, $3)`, at most `$4`. Rooms and the
+/// global one are read by primary key, with their latest place
+/// (`last_place`, NULL for a direct one: it is counted in the tail).
 const LIST_HEAD: &str = "\
-    WITH mine AS ( \
-        SELECT key, NULL::uuid AS room_id, user_b AS peer, last_seq, last_place, last_message_id, \
-               user_a_place AS own_place, user_a_message_id AS own_message_id, \
-               user_b_place AS peer_own_place, user_b_message_id AS peer_own_message_id \
-        FROM conversations WHERE user_a = $1 \
+    WITH direct AS ( \
+        SELECT key, user_b AS peer FROM conversations WHERE user_a = $1 \
         UNION ALL \
-        SELECT key, NULL, user_a, last_seq, last_place, last_message_id, \
-               user_b_place, user_b_message_id, user_a_place, user_a_message_id \
-        FROM conversations WHERE user_b = $1 AND user_a <> $1 \
+        SELECT key, user_a FROM conversations WHERE user_b = $1 AND user_a <> $1 \
+    ), mine AS ( \
+        SELECT d.key, NULL::uuid AS room_id, d.peer, latest.seq AS last_seq, \
+               NULL::bigint AS last_place, latest.id AS last_message_id \
+        FROM direct d \
+        CROSS JOIN LATERAL ( \
+            SELECT h.seq, h.id FROM messages h \
+            WHERE h.conv_key = d.key AND h.recipient_id IS NOT NULL \
+            ORDER BY h.seq DESC LIMIT 1 \
+        ) latest \
         UNION ALL \
         SELECT rm.room_id, rm.room_id, NULL, \
-               coalesce(c.last_seq, 0), coalesce(c.last_place, 0), c.last_message_id, \
-               NULL, NULL, NULL, NULL \
+               coalesce(c.last_seq, 0), coalesce(c.last_place, 0), c.last_message_id \
         FROM room_members rm LEFT JOIN conversations c ON c.key = rm.room_id \
         WHERE rm.user_id = $1 \
         UNION ALL \
         SELECT '00000000-0000-0000-0000-000000000000'::uuid, NULL, NULL, \
-               coalesce(c.last_seq, 0), coalesce(c.last_place, 0), c.last_message_id, \
-               NULL, NULL, NULL, NULL \
+               coalesce(c.last_seq, 0), coalesce(c.last_place, 0), c.last_message_id \
         FROM (SELECT 1) AS one \
         LEFT JOIN conversations c ON c.key = '00000000-0000-0000-0000-000000000000'::uuid \
     ), listed AS ( \
@@ -93,34 +97,36 @@ const LIST_HEAD: &str = "\
 const ONE_HEAD: &str = "\
     WITH listed AS ( \
         SELECT one.key, $3::uuid AS room_id, $2::uuid AS peer, \
-               coalesce(c.last_seq, 0) AS last_seq, coalesce(c.last_place, 0) AS last_place, \
-               c.last_message_id, \
-               CASE WHEN c.user_a = $1 THEN c.user_a_place \
-                    WHEN c.user_b = $1 THEN c.user_b_place END AS own_place, \
-               CASE WHEN c.user_a = $1 THEN c.user_a_message_id \
-                    WHEN c.user_b = $1 THEN c.user_b_message_id END AS own_message_id, \
-               CASE WHEN c.user_a = $1 THEN c.user_b_place \
-                    WHEN c.user_b = $1 THEN c.user_a_place END AS peer_own_place, \
-               CASE WHEN c.user_a = $1 THEN c.user_b_message_id \
-                    WHEN c.user_b = $1 THEN c.user_a_message_id END AS peer_own_message_id \
+               coalesce(c.last_seq, latest.seq, 0) AS last_seq, \
+               CASE WHEN $2::uuid IS NULL THEN coalesce(c.last_place, 0) END AS last_place, \
+               coalesce(c.last_message_id, latest.id) AS last_message_id \
         FROM (SELECT conversation_key($2, $1, $3) AS key) AS one \
         LEFT JOIN conversations c ON c.key = one.key \
+        LEFT JOIN LATERAL ( \
+            SELECT h.seq, h.id FROM messages h \
+            WHERE $2::uuid IS NOT NULL AND h.conv_key = one.key AND h.recipient_id IS NOT NULL \
+            ORDER BY h.seq DESC LIMIT 1 \
+        ) latest ON true \
     ) ";
 
 /// Each listed conversation with the user's effective marker, the other
-/// party's, its name, and the unread count: messages after the effective
-/// marker less the deleted ones of others. A direct conversation's
-/// effective marker is the further of the marker (moved by reads) and the
-/// user's own latest message there, so no own message lies after it; in a
-/// room or the global conversation sending moves the marker itself.
+/// party's, its name, and the unread count. In a room or the global
+/// conversation sending moves the marker itself, and the count is the
+/// places after it less the deleted messages of others. In a direct one
+/// the effective marker is the further of the marker (moved by reads) and
+/// the user's own latest message (found walking back from the latest
+/// message, no further than the marker), so no own message lies after it,
+/// and the count is the messages after it, one index entry each, less the
+/// deleted ones; the other party's for "seen" alike.
 const LIST_TAIL: &str = "\
     SELECT l.key, l.room_id, l.peer, l.last_seq, l.last_message_id, \
-           CASE WHEN l.own_place > coalesce(m.place, 0) THEN l.own_message_id \
-                ELSE m.message_id END AS last_read_id, \
-           CASE WHEN l.peer_own_place > coalesce(p.place, 0) THEN l.peer_own_message_id \
-                ELSE p.message_id END AS peer_last_read_id, \
+           coalesce(own.id, m.message_id) AS last_read_id, \
+           coalesce(peer_own.id, p.message_id) AS peer_last_read_id, \
            r.name AS room_name, u.username AS peer_name, \
-           l.last_place - e.place - ( \
+           coalesce(l.last_place - e.place, ( \
+               SELECT count(*) FROM messages a \
+               WHERE a.conv_key = l.key AND a.recipient_id IS NOT NULL AND a.seq > e.place \
+           )) - ( \
                SELECT count(*) FROM messages d \
                WHERE d.conv_key = l.key AND d.place > e.place \
                  AND d.deleted_at IS NOT NULL AND d.sender_id <> $1 \
@@ -128,33 +134,45 @@ const LIST_TAIL: &str = "\
     FROM listed l \
     LEFT JOIN read_markers m ON m.user_id = $1 AND m.conv_key = l.key \
     LEFT JOIN read_markers p ON l.peer <> $1 AND p.user_id = l.peer AND p.conv_key = l.key \
-    CROSS JOIN LATERAL (SELECT greatest(m.place, l.own_place, 0) AS place) e \
+    LEFT JOIN LATERAL ( \
+        SELECT o.place, o.id FROM messages o \
+        WHERE l.peer IS NOT NULL AND o.conv_key = l.key AND o.recipient_id IS NOT NULL \
+          AND o.seq > coalesce(m.place, 0) AND o.sender_id = $1 \
+        ORDER BY o.seq DESC LIMIT 1 \
+    ) own ON true \
+    LEFT JOIN LATERAL ( \
+        SELECT o.id FROM messages o \
+        WHERE l.peer <> $1 AND o.conv_key = l.key AND o.recipient_id IS NOT NULL \
+          AND o.seq > coalesce(p.place, 0) AND o.sender_id = l.peer \
+        ORDER BY o.seq DESC LIMIT 1 \
+    ) peer_own ON true \
+    CROSS JOIN LATERAL (SELECT greatest(m.place, own.place, 0) AS place) e \
     LEFT JOIN rooms r ON r.id = l.room_id \
     LEFT JOIN users u ON u.id = l.peer \
     ORDER BY l.last_seq DESC, l.key DESC";
 
 /// The place of a message in a conversation (none if it is not in it) and
-/// the place of a reader's effective marker there.
+/// whether a reader's effective marker there is at it or further.
 #[derive(QueryableByName)]
 struct Places {
     #[diesel(sql_type = Nullable<BigInt>)]
     message: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    marker: Option<i64>,
+    #[diesel(sql_type = Bool)]
+    read: bool,
 }
 
 /// Where message `$4` lies in the conversation of reader `$1` with other
-/// party `$2` or room `$3`, and where the reader's effective marker is:
-/// their marker, or in a direct conversation their own latest message if
-/// further (`greatest` skips what is missing).
+/// party `$2` or room `$3`, and whether the reader has read it: their
+/// marker is there or further, or in a direct conversation they sent a
+/// message there or after it (`read_markers_own_reaches`, which walks the
+/// messages after it).
 const PLACES: &str = "\
-    SELECT (SELECT place FROM messages WHERE id = $4 AND conv_key = c.key) AS message, \
-           greatest( \
-               (SELECT place FROM read_markers WHERE user_id = $1 AND conv_key = c.key), \
-               (SELECT CASE WHEN user_a = $1 THEN user_a_place \
-                            WHEN user_b = $1 THEN user_b_place END \
-                FROM conversations WHERE key = c.key)) AS marker \
-    FROM (SELECT conversation_key($2, $1, $3) AS key) AS c";
+    SELECT a.place AS message, \
+           coalesce(mk.place >= a.place, false) \
+           OR coalesce(read_markers_own_reaches($1, c.key, a.place), false) AS read \
+    FROM (SELECT conversation_key($2, $1, $3) AS key) AS c \
+    LEFT JOIN messages a ON a.id = $4 AND a.conv_key = c.key \
+    LEFT JOIN read_markers mk ON mk.user_id = $1 AND mk.conv_key = c.key";
 
 /// A marker move of a user's stream of changes.
 #[derive(QueryableByName)]
@@ -349,10 +367,10 @@ impl ReadStore for PgStore {
                 .await
                 .map_err(db_error)?;
             drop(conn);
-            let Some(at) = places.message else {
+            if places.message.is_none() {
                 return Err(DomainError::MessageNotFound);
-            };
-            if places.marker.is_some_and(|marker| marker >= at) {
+            }
+            if places.read {
                 return Ok(None);
             }
             let read = ReadMove {

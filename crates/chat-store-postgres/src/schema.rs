@@ -26,13 +26,9 @@ diesel::table! {
         key -> Uuid,
         user_a -> Nullable<Uuid>,
         user_b -> Nullable<Uuid>,
-        last_place -> Int8,
-        last_seq -> Int8,
-        last_message_id -> Uuid,
-        user_a_place -> Nullable<Int8>,
-        user_a_message_id -> Nullable<Uuid>,
-        user_b_place -> Nullable<Int8>,
-        user_b_message_id -> Nullable<Uuid>,
+        last_place -> Nullable<Int8>,
+        last_seq -> Nullable<Int8>,
+        last_message_id -> Nullable<Uuid>,
     }
 }
 

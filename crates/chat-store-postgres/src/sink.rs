@@ -34,6 +34,7 @@ use futures_util::future::{try_join_all, BoxFuture};
 
 use crate::account_cache::AccountCache;
 use crate::changes::{Change, ReadMove};
+use crate::direct_pairs::{DirectPairs, NewPairs};
 use crate::error::{db_error, pool_error};
 use crate::insert::{try_write_batch, write_batch, Placed};
 use crate::store::within_deadline;
@@ -126,6 +127,9 @@ pub(crate) struct PgBatchSink {
     /// direct messages are usually there, and then the batch's messages
     /// are one statement (the insert) instead of two.
     pub accounts: Arc<AccountCache>,
+    /// The direct pairs the store has registered: a batch registers only
+    /// the others.
+    pub pairs: Arc<DirectPairs>,
     /// How long one batch may take, checkout included.
     pub deadline: Duration,
 }
@@ -158,7 +162,7 @@ impl PgBatchSink {
         let (messages, steps, kinds) = split(batch);
         let (placed, moved) = if steps.is_empty() {
             (
-                write_batch(&mut conn, &self.accounts, &messages).await,
+                write_batch(&mut conn, &self.accounts, &self.pairs, &messages).await,
                 Vec::new(),
             )
         } else {
@@ -175,30 +179,37 @@ impl PgBatchSink {
         messages: &[NewMessage],
         steps: &[Step],
     ) -> (Vec<DomainResult<Placed>>, Vec<DomainResult<Option<i64>>>) {
-        let accounts = &self.accounts;
+        let (accounts, pairs) = (&self.accounts, &self.pairs);
         let together = conn
             .transaction::<_, Aborted, _>(|conn| {
                 async move {
-                    let placed = match messages {
-                        [] => Vec::new(),
-                        _ => try_write_batch(conn, accounts, messages).await?,
+                    let (placed, registered) = match messages {
+                        [] => (Vec::new(), NewPairs::default()),
+                        _ => try_write_batch(conn, accounts, pairs, messages).await?,
                     };
                     let started: Vec<_> = steps.iter().map(|step| step.start(conn)).collect();
                     let moved = try_join_all(started).await?.into_iter().map(Ok).collect();
-                    Ok((placed, moved))
+                    Ok((placed, moved, registered))
                 }
                 .scope_boxed()
             })
             .await;
         match together {
-            Ok(written) => written,
-            Err(Aborted(DomainError::StoreUnavailable)) => (
-                vec![Err(DomainError::StoreUnavailable); messages.len()],
-                vec![Err(DomainError::StoreUnavailable); steps.len()],
-            ),
+            Ok((placed, moved, registered)) => {
+                pairs.remember(&registered);
+                (placed, moved)
+            }
+            Err(Aborted(DomainError::StoreUnavailable)) => {
+                pairs.forget();
+                (
+                    vec![Err(DomainError::StoreUnavailable); messages.len()],
+                    vec![Err(DomainError::StoreUnavailable); steps.len()],
+                )
+            }
             Err(Aborted(err)) => {
+                pairs.forget();
                 tracing::warn!(error = %err, writes = messages.len() + steps.len(), "batch failed; writing it one write at a time");
-                let placed = write_batch(conn, accounts, messages).await;
+                let placed = write_batch(conn, accounts, pairs, messages).await;
                 let mut moved = Vec::with_capacity(steps.len());
                 for step in steps {
                     moved.push(step.apply_alone(conn).await);

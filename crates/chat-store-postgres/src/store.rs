@@ -23,6 +23,7 @@ use futures_util::FutureExt as _;
 
 use crate::account_cache::AccountCache;
 use crate::connector::{driver_url, Connector};
+use crate::direct_pairs::DirectPairs;
 use crate::error::{pool_error, StartupError};
 use crate::insert::write_on_pool;
 use crate::sink::PgBatchSink;
@@ -58,6 +59,8 @@ pub struct PgStore {
     writer: Arc<BatchWriter<PgBatchSink>>,
     /// Accounts already read by name and id (see `account_cache.rs`).
     accounts: Arc<AccountCache>,
+    /// The direct pairs this store has registered (`direct_pairs.rs`).
+    pairs: Arc<DirectPairs>,
     /// How long one call of a store port may take, checkout included.
     deadline: Duration,
 }
@@ -129,15 +132,18 @@ impl PgStore {
         deadline: Duration,
     ) -> Self {
         let accounts = Arc::new(AccountCache::default());
+        let pairs = Arc::new(DirectPairs::default());
         let sink = PgBatchSink {
             pool: writer_pool,
             accounts: Arc::clone(&accounts),
+            pairs: Arc::clone(&pairs),
             deadline,
         };
         Self {
             pool,
             writer: Arc::new(BatchWriter::new(sink, Limits::DEFAULT)),
             accounts,
+            pairs,
             deadline,
         }
     }
@@ -156,7 +162,7 @@ impl PgStore {
         &self,
         batch: &[NewMessage],
     ) -> Vec<DomainResult<(Stored, Option<u64>)>> {
-        write_on_pool(&self.pool, &self.accounts, batch).await
+        write_on_pool(&self.pool, &self.accounts, &self.pairs, batch).await
     }
 
     /// The underlying pool (for metrics or ad-hoc queries in tests).

@@ -13,9 +13,10 @@
 //! FROM messages_insert_batch($1, $2, …)
 //! ```
 //!
-//! `messages_insert_batch` (the `batch_insert` migration) stores the rows
-//! in the order given, under the ordering lock, and returns those it
-//! stored: a row whose sender already stored its client id is left out.
+//! `messages_insert_batch` (the `batch_insert` and `direct_counts_on_read`
+//! migrations) registers the direct pairs it is given, stores the rows in
+//! the order given, under the ordering lock, and returns those it stored:
+//! a row whose sender already stored its client id is left out.
 //! Like `merge.rs`, a small [`QueryFragment`]; the returned columns are
 //! [`MessageRow`]'s.
 
@@ -26,6 +27,7 @@ use diesel::QueryResult;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::direct_pairs::NewPairs;
 use crate::rows::NewMessageRow;
 
 /// The rows of a batch, column by column.
@@ -41,12 +43,17 @@ pub(crate) struct MessageBatch<'a> {
     client_id: Vec<Option<&'a str>>,
     created_at: Vec<OffsetDateTime>,
     reply_to: Vec<Option<Uuid>>,
+    /// The direct pairs to register.
+    pairs: NewPairs,
 }
 
 impl<'a> MessageBatch<'a> {
-    /// The batch of `rows`, in that order.
-    pub fn new(rows: &[NewMessageRow<'a>]) -> Self {
-        let mut batch = Self::default();
+    /// The batch of `rows`, in that order, registering `pairs`.
+    pub fn new(rows: &[NewMessageRow<'a>], pairs: NewPairs) -> Self {
+        let mut batch = Self {
+            pairs,
+            ..Self::default()
+        };
         for row in rows {
             batch.id.push(row.id);
             batch.sender_id.push(row.sender_id);
@@ -114,6 +121,10 @@ impl QueryFragment<Pg> for MessageBatch<'_> {
         out.push_bind_param::<Array<Timestamptz>, _>(&self.created_at)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Nullable<SqlUuid>>, _>(&self.reply_to)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<SqlUuid>, _>(&self.pairs.a)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<SqlUuid>, _>(&self.pairs.b)?;
         out.push_sql(")");
         Ok(())
     }

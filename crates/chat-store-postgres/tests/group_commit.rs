@@ -231,49 +231,55 @@ async fn resends_within_one_batch_store_one_message() {
     );
 }
 
-/// A conversation's places count its messages: each new message takes the
-/// next one, whether it came in a batch or by a plain INSERT (the
-/// trigger's way), and a resend takes none.
+/// A counted conversation's places count its messages: each new message
+/// takes the next one, whether it came in a batch or by a plain INSERT
+/// (the trigger's way), and a resend takes none. A direct message's place
+/// is its position, and its conversation's row, which only names the two
+/// parties, is written once whichever way its messages came in.
 #[tokio::test]
 async fn places_have_no_holes_whichever_way_messages_come_in() {
     let store = PgTestStore::create().await;
     let alice = seed_user(&*store, "alice").await;
     let bob = seed_user(&*store, "bob").await;
-    let first = new_message_with_client_id(&alice, to(&bob), "one", "p-1");
+    let first = new_message_with_client_id(&alice, MessageTarget::Global, "one", "p-1");
     store
         .insert_messages(&[
             first.clone(),
-            new_message(&alice, MessageTarget::Global, "elsewhere"),
-            new_message(&bob, to(&alice), "two"),
+            new_message(&alice, to(&bob), "elsewhere"),
+            new_message(&bob, MessageTarget::Global, "two"),
         ])
         .await;
     let mut conn = AsyncPgConnection::establish(&store.database.url)
         .await
         .expect("connects");
-    diesel::sql_query(format!(
-        "INSERT INTO messages (id, sender_id, sender, recipient_id, recipient, content) \
-         VALUES (gen_random_uuid(), '{}', 'bob', '{}', 'alice', 'three')",
-        bob.id.as_uuid(),
-        alice.id.as_uuid()
-    ))
-    .execute(&mut conn)
-    .await
-    .expect("a plain insert");
-    let resend = new_message_with_client_id(&alice, to(&bob), "one again", "p-1");
+    for (recipient, content) in [
+        ("NULL, NULL", "three"),
+        (&*format!("'{}', 'alice'", alice.id.as_uuid()), "to alice"),
+    ] {
+        diesel::sql_query(format!(
+            "INSERT INTO messages (id, sender_id, sender, recipient_id, recipient, content) \
+             VALUES (gen_random_uuid(), '{}', 'bob', {recipient}, '{content}')",
+            bob.id.as_uuid(),
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("a plain insert");
+    }
+    let resend = new_message_with_client_id(&alice, MessageTarget::Global, "one again", "p-1");
     let results = store
-        .insert_messages(&[resend, new_message(&alice, to(&bob), "four")])
+        .insert_messages(&[resend, new_message(&alice, MessageTarget::Global, "four")])
         .await;
     assert_eq!(
         stored(&results)[0],
         Ok(Stored::Duplicate(first.message.clone()))
     );
-    let direct = "FROM messages WHERE recipient_id IS NOT NULL";
+    let global = "FROM messages WHERE recipient_id IS NULL AND room_id IS NULL";
     assert_eq!(
-        count(&mut conn, &format!("SELECT count(*) AS n {direct}")).await,
+        count(&mut conn, &format!("SELECT count(*) AS n {global}")).await,
         4
     );
     let numbered = format!(
-        "SELECT count(*) AS n FROM (SELECT place, row_number() OVER (ORDER BY seq) AS k {direct}) \
+        "SELECT count(*) AS n FROM (SELECT place, row_number() OVER (ORDER BY seq) AS k {global}) \
          AS p WHERE place = k"
     );
     assert_eq!(
@@ -281,8 +287,24 @@ async fn places_have_no_holes_whichever_way_messages_come_in() {
         4,
         "places 1 to 4 in order"
     );
-    let last = "SELECT last_place AS n FROM conversations WHERE user_a IS NOT NULL";
+    let last = "SELECT last_place AS n FROM conversations WHERE user_a IS NULL";
     assert_eq!(count(&mut conn, last).await, 4);
+    let sent = new_message_with_client_id(&bob, to(&alice), "direct", "d-1");
+    store.insert_messages(std::slice::from_ref(&sent)).await;
+    let resend = new_message_with_client_id(&bob, to(&alice), "direct again", "d-1");
+    let results = store
+        .insert_messages(&[resend, new_message(&alice, to(&bob), "direct too")])
+        .await;
+    assert_eq!(
+        stored(&results)[0],
+        Ok(Stored::Duplicate(sent.message.clone())),
+        "a batch of direct messages only leaves resends out too"
+    );
+    let direct =
+        "SELECT count(*) AS n FROM messages WHERE recipient_id IS NOT NULL AND place = seq";
+    assert_eq!(count(&mut conn, direct).await, 4);
+    let pairs = "SELECT count(*) AS n FROM conversations WHERE user_a IS NOT NULL";
+    assert_eq!(count(&mut conn, pairs).await, 1);
 }
 
 /// One call naming a sender's client id twice fails whole and stores
@@ -300,7 +322,7 @@ async fn a_batch_naming_one_client_id_twice_stores_nothing() {
          ARRAY[gen_random_uuid(), gen_random_uuid()], ARRAY['{sender}', '{sender}']::uuid[], \
          ARRAY['alice', 'alice'], ARRAY[NULL, NULL]::uuid[], ARRAY[NULL, NULL]::text[], \
          ARRAY[NULL, NULL]::uuid[], ARRAY['a', 'b'], ARRAY['same', 'same'], \
-         ARRAY[now(), now()], ARRAY[NULL, NULL]::uuid[])"
+         ARRAY[now(), now()], ARRAY[NULL, NULL]::uuid[], ARRAY[]::uuid[], ARRAY[]::uuid[])"
     );
     let failed = diesel::sql_query(call).execute(&mut conn).await;
     assert!(failed.is_err(), "{failed:?}");
