@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
-pub(crate) use crate::account_cache::{CAPACITY, FRESH_FOR};
+use crate::account_cache::{CAPACITY, FRESH_FOR};
 
 /// Two users, the smaller id first.
 type Pair = (Uuid, Uuid);
@@ -35,7 +35,7 @@ fn pair(one: Uuid, other: Uuid) -> Pair {
 
 /// Pairs to register, as the two columns the batch function takes:
 /// `a[i]` with `b[i]`.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Debug, Default, PartialEq)]
 pub(crate) struct NewPairs {
     pub a: Vec<Uuid>,
     pub b: Vec<Uuid>,

@@ -166,7 +166,7 @@ async fn write_distinct(
         rows.iter()
             .filter_map(|row| row.recipient_id.map(|to| (row.sender_id, to))),
     );
-    let created = insert_rows(conn, &rows, registered.clone()).await?;
+    let created = insert_rows(conn, &rows, &registered).await?;
     results.extend(sort_out(conn, batch, &written, created).await?);
     Ok((results, registered))
 }
@@ -200,7 +200,7 @@ fn row_for<'a>(
 async fn insert_rows(
     conn: &mut AsyncPgConnection,
     rows: &[NewMessageRow<'_>],
-    register: NewPairs,
+    register: &NewPairs,
 ) -> DomainResult<Vec<MessageRow>> {
     MessageBatch::new(rows, register)
         .load(conn)
@@ -333,7 +333,7 @@ async fn insert_one(
         },
         None => NewPairs::default(),
     };
-    let mut created = insert_rows(conn, std::slice::from_ref(&row), register).await?;
+    let mut created = insert_rows(conn, std::slice::from_ref(&row), &register).await?;
     if let Some(row) = created.pop() {
         return placed_new(row);
     }

@@ -31,7 +31,6 @@ use crate::direct_pairs::NewPairs;
 use crate::rows::NewMessageRow;
 
 /// The rows of a batch, column by column.
-#[derive(Default)]
 pub(crate) struct MessageBatch<'a> {
     id: Vec<Uuid>,
     sender_id: Vec<Uuid>,
@@ -44,15 +43,25 @@ pub(crate) struct MessageBatch<'a> {
     created_at: Vec<OffsetDateTime>,
     reply_to: Vec<Option<Uuid>>,
     /// The direct pairs to register.
-    pairs: NewPairs,
+    pairs: &'a NewPairs,
 }
 
 impl<'a> MessageBatch<'a> {
     /// The batch of `rows`, in that order, registering `pairs`.
-    pub fn new(rows: &[NewMessageRow<'a>], pairs: NewPairs) -> Self {
+    pub fn new(rows: &[NewMessageRow<'a>], pairs: &'a NewPairs) -> Self {
+        let n = rows.len();
         let mut batch = Self {
+            id: Vec::with_capacity(n),
+            sender_id: Vec::with_capacity(n),
+            sender: Vec::with_capacity(n),
+            recipient_id: Vec::with_capacity(n),
+            recipient: Vec::with_capacity(n),
+            room_id: Vec::with_capacity(n),
+            content: Vec::with_capacity(n),
+            client_id: Vec::with_capacity(n),
+            created_at: Vec::with_capacity(n),
+            reply_to: Vec::with_capacity(n),
             pairs,
-            ..Self::default()
         };
         for row in rows {
             batch.id.push(row.id);
